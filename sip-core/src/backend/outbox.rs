@@ -1,0 +1,245 @@
+//! The status outbox: per provider, the latest status wins, one report in flight at a
+//! time, retried with backoff until delivered or superseded. Nothing is lost through a
+//! backend outage, and an older status never overwrites a newer one.
+
+use crate::io::StatusReport;
+use crate::time::Backoff;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What the outbox asks the controller to do next for one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxStep {
+    /// Send this report now.
+    Send(StatusReport),
+    /// Try again at this instant.
+    RetryAt(Instant),
+    /// Nothing to do.
+    Idle,
+}
+
+#[derive(Debug)]
+struct Entry {
+    provider_id: String,
+    /// The newest status the controller wants the backend to hold.
+    desired: Option<StatusReport>,
+    /// The last status the backend acknowledged.
+    delivered: Option<StatusReport>,
+    /// What is on the wire now.
+    in_flight: Option<StatusReport>,
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+}
+
+/// Per-provider report queues, addressed by a small index (for timer keys).
+#[derive(Debug)]
+pub struct Outbox {
+    entries: Vec<Option<Entry>>,
+    by_id: BTreeMap<String, u32>,
+    free: Vec<u32>,
+    initial: Duration,
+    cap: Duration,
+}
+
+impl Outbox {
+    /// An outbox retrying from `initial` up to `cap`.
+    pub fn new(initial: Duration, cap: Duration) -> Self {
+        Self {
+            entries: Vec::new(),
+            by_id: BTreeMap::new(),
+            free: Vec::new(),
+            initial,
+            cap,
+        }
+    }
+
+    fn entry_mut(&mut self, idx: u32) -> Option<&mut Entry> {
+        self.entries.get_mut(idx as usize).and_then(Option::as_mut)
+    }
+
+    /// The provider id of an entry.
+    pub fn provider_id(&self, idx: u32) -> Option<&str> {
+        self.entries
+            .get(idx as usize)
+            .and_then(Option::as_ref)
+            .map(|e| e.provider_id.as_str())
+    }
+
+    /// Records the newest status of `provider_id`; returns its index and what to do now.
+    pub fn push(&mut self, provider_id: &str, report: StatusReport) -> (u32, OutboxStep) {
+        let idx = match self.by_id.get(provider_id) {
+            Some(&i) => i,
+            None => {
+                let entry = Entry {
+                    provider_id: provider_id.to_owned(),
+                    desired: None,
+                    delivered: None,
+                    in_flight: None,
+                    retry_at: None,
+                    backoff: Backoff::new(self.initial, self.cap),
+                };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        if let Some(slot) = self.entries.get_mut(i as usize) {
+                            *slot = Some(entry);
+                        }
+                        i
+                    }
+                    None => {
+                        self.entries.push(Some(entry));
+                        u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
+                    }
+                };
+                self.by_id.insert(provider_id.to_owned(), i);
+                i
+            }
+        };
+        let step = match self.entry_mut(idx) {
+            Some(e) => {
+                e.desired = Some(report);
+                Self::next_step(e)
+            }
+            None => OutboxStep::Idle,
+        };
+        (idx, step)
+    }
+
+    fn next_step(e: &mut Entry) -> OutboxStep {
+        if e.in_flight.is_some() {
+            return OutboxStep::Idle;
+        }
+        if let Some(at) = e.retry_at {
+            return OutboxStep::RetryAt(at);
+        }
+        match &e.desired {
+            Some(d) if e.delivered.as_ref() != Some(d) => {
+                e.in_flight = Some(d.clone());
+                OutboxStep::Send(d.clone())
+            }
+            _ => OutboxStep::Idle,
+        }
+    }
+
+    /// The in-flight report was stored.
+    pub fn delivered(&mut self, idx: u32) -> OutboxStep {
+        let Some(e) = self.entry_mut(idx) else {
+            return OutboxStep::Idle;
+        };
+        e.delivered = e.in_flight.take();
+        e.backoff.reset();
+        Self::next_step(e)
+    }
+
+    /// The in-flight report failed; returns the retry delay (from `unit_draw` jitter).
+    pub fn failed(&mut self, idx: u32, now: Instant, unit_draw: f64) -> Option<Duration> {
+        let e = self.entry_mut(idx)?;
+        e.in_flight = None;
+        let delay = e.backoff.next_delay(unit_draw);
+        e.retry_at = Some(now + delay);
+        Some(delay)
+    }
+
+    /// Like [`Outbox::failed`] but with a fixed minimum delay (API key rejected).
+    pub fn failed_slowly(
+        &mut self,
+        idx: u32,
+        now: Instant,
+        min_delay: Duration,
+        unit_draw: f64,
+    ) -> Option<Duration> {
+        let e = self.entry_mut(idx)?;
+        e.in_flight = None;
+        let delay = e.backoff.next_delay(unit_draw).max(min_delay);
+        e.retry_at = Some(now + delay);
+        Some(delay)
+    }
+
+    /// The retry time of an entry came.
+    pub fn retry_due(&mut self, idx: u32) -> OutboxStep {
+        let Some(e) = self.entry_mut(idx) else {
+            return OutboxStep::Idle;
+        };
+        e.retry_at = None;
+        Self::next_step(e)
+    }
+
+    /// Forgets a provider (the backend no longer has it).
+    pub fn forget(&mut self, idx: u32) {
+        if let Some(slot) = self.entries.get_mut(idx as usize) {
+            if let Some(e) = slot.take() {
+                self.by_id.remove(&e.provider_id);
+                self.free.push(idx);
+            }
+        }
+    }
+
+    /// Forgets a provider by id; returns its index if it had one.
+    pub fn forget_id(&mut self, provider_id: &str) -> Option<u32> {
+        let idx = *self.by_id.get(provider_id)?;
+        self.forget(idx);
+        Some(idx)
+    }
+
+    /// Whether every provider's latest status is delivered and nothing is in flight.
+    pub fn is_settled(&self) -> bool {
+        self.entries.iter().flatten().all(|e| {
+            e.in_flight.is_none() && (e.desired.is_none() || e.desired == e.delivered)
+        })
+    }
+
+    /// Reports not yet delivered (for metrics and the shutdown log).
+    pub fn undelivered(&self) -> usize {
+        self.entries
+            .iter()
+            .flatten()
+            .filter(|e| e.desired.is_some() && e.desired != e.delivered)
+            .count()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::io::RegisterStatus;
+
+    fn rep(s: RegisterStatus, at: Option<&str>) -> StatusReport {
+        StatusReport {
+            register_status: s,
+            register_error: None,
+            last_register_at: at.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn latest_wins_one_in_flight() {
+        let now = Instant::now();
+        let mut o = Outbox::new(Duration::from_secs(1), Duration::from_secs(60));
+        let (i, step) = o.push("p1", rep(RegisterStatus::Pending, None));
+        assert_eq!(step, OutboxStep::Send(rep(RegisterStatus::Pending, None)));
+        // Two newer statuses while the first is in flight: only the newest goes next.
+        assert_eq!(o.push("p1", rep(RegisterStatus::Failed, None)).1, OutboxStep::Idle);
+        let newest = rep(RegisterStatus::Registered, Some("t1"));
+        assert_eq!(o.push("p1", newest.clone()).1, OutboxStep::Idle);
+        assert_eq!(o.delivered(i), OutboxStep::Send(newest.clone()));
+        assert!(!o.is_settled());
+        assert_eq!(o.delivered(i), OutboxStep::Idle);
+        assert!(o.is_settled());
+        // Unchanged status: no new report.
+        assert_eq!(o.push("p1", newest).1, OutboxStep::Idle);
+        let _ = now;
+    }
+
+    #[test]
+    fn failure_retries_the_newest_after_backoff() {
+        let now = Instant::now();
+        let mut o = Outbox::new(Duration::from_secs(1), Duration::from_secs(60));
+        let (i, _) = o.push("p1", rep(RegisterStatus::Pending, None));
+        let d = o.failed(i, now, 0.0).unwrap();
+        assert_eq!(d, Duration::from_millis(500));
+        let newer = rep(RegisterStatus::Registered, Some("t"));
+        assert_eq!(o.push("p1", newer.clone()).1, OutboxStep::RetryAt(now + d));
+        assert_eq!(o.retry_due(i), OutboxStep::Send(newer));
+        assert_eq!(o.undelivered(), 1);
+    }
+}

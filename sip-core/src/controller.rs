@@ -1,0 +1,720 @@
+//! The controller: owns every registration, the timers, the transactions and the backend
+//! work, and implements the drive loop described in the crate docs.
+
+use crate::backend::outbox::{Outbox, OutboxStep};
+use crate::config::Config;
+use crate::dns::Dns;
+use crate::io::{
+    BackendOp, BackendReply, BackendRequest, Command, Event, Input, Output, RegisterOutcome,
+    RegisterStatus, RegistrationView, RequestId, StatusReport, Transmit,
+};
+use crate::message::{self, Message, Request};
+use crate::provider::ProviderSpec;
+use crate::rate::Pacer;
+use crate::registration::{Goal, Phase, Registration};
+use crate::rng::IdGen;
+use crate::stats::Stats;
+use crate::time::{Backoff, TimerKey, TimerTable};
+use crate::transaction::{Owner, TxnAction, Transactions};
+use crate::wallclock::WallClock;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A backend request the core is waiting for.
+#[derive(Debug, Clone)]
+enum PendingRequest {
+    Fetch,
+    Report { outbox_idx: u32 },
+}
+
+/// Everything a registration needs to act, apart from the registrations themselves.
+#[derive(Debug)]
+pub struct Ctx {
+    pub cfg: Config,
+    pub ids: IdGen,
+    pub timers: TimerTable,
+    pub txns: Transactions,
+    pub pacer: Pacer,
+    pub dns: Dns,
+    pub clock: WallClock,
+    pub out: VecDeque<Output>,
+    pub next_query: u64,
+    pub stats: Stats,
+    outbox: Outbox,
+    pending: BTreeMap<RequestId, PendingRequest>,
+    next_request: u64,
+    /// Slots whose registration stopped during the current step.
+    stopped: Vec<u32>,
+    /// Set once a shutdown is complete: nothing more is emitted.
+    finished: bool,
+}
+
+impl Ctx {
+    /// Queues a datagram.
+    pub fn transmit(&mut self, remote: SocketAddr, payload: Vec<u8>) {
+        self.stats.sip_out += 1;
+        self.out.push_back(Output::Transmit(Transmit { remote, payload }));
+    }
+
+    /// Counts and announces the outcome of a REGISTER transaction.
+    pub fn outcome(&mut self, provider_id: &str, outcome: RegisterOutcome) {
+        *self.stats.register_outcomes.entry(outcome.as_str()).or_default() += 1;
+        self.out.push_back(Output::Event(Event::RegisterOutcome {
+            provider_id: provider_id.to_owned(),
+            outcome,
+        }));
+    }
+
+    /// Announces a registration's status and queues its report to the backend.
+    pub fn report(&mut self, now: Instant, reg: &Registration) {
+        let view = reg.view(self);
+        self.out
+            .push_back(Output::Event(Event::RegistrationChanged(view)));
+        let report = StatusReport {
+            register_status: reg.status,
+            register_error: reg.error.clone(),
+            last_register_at: reg.last_register_at.clone(),
+        };
+        self.push_report(now, &reg.provider.id, report);
+    }
+
+    fn push_report(&mut self, now: Instant, provider_id: &str, report: StatusReport) {
+        let (idx, step) = self.outbox.push(provider_id, report);
+        self.outbox_step(now, idx, step);
+    }
+
+    fn outbox_step(&mut self, now: Instant, idx: u32, step: OutboxStep) {
+        match step {
+            OutboxStep::Send(report) => {
+                let Some(provider_id) = self.outbox.provider_id(idx).map(str::to_owned) else {
+                    return;
+                };
+                self.backend_request(
+                    now,
+                    BackendOp::ReportStatus {
+                        provider_id,
+                        report,
+                    },
+                    PendingRequest::Report { outbox_idx: idx },
+                );
+            }
+            OutboxStep::RetryAt(at) => self.timers.set(TimerKey::OutboxRetry(idx), at),
+            OutboxStep::Idle => {}
+        }
+    }
+
+    fn backend_request(&mut self, now: Instant, op: BackendOp, pending: PendingRequest) {
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        self.pending.insert(id, pending);
+        // The core owns the deadline; the driver's own timeout is only a safety net.
+        self.timers.set(
+            TimerKey::BackendDeadline(id.0),
+            now + self.cfg.backend_timeout + Duration::from_secs(1),
+        );
+        self.out
+            .push_back(Output::Backend(BackendRequest { id, op }));
+    }
+
+    /// A registration reached [`Phase::Stopped`].
+    pub fn stopped(&mut self, slot: u32) {
+        self.stopped.push(slot);
+    }
+}
+
+/// A provider that is known but not running: invalid, or disabled.
+#[derive(Debug, Clone)]
+struct Inactive {
+    spec: ProviderSpec,
+    view: RegistrationView,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    in_flight: bool,
+    backoff: Backoff,
+    applied_once: bool,
+}
+
+/// trunkline's sans-IO core. See the crate docs for the drive loop.
+#[derive(Debug)]
+pub struct Controller {
+    ctx: Ctx,
+    regs: Vec<Option<Registration>>,
+    free: Vec<u32>,
+    /// Running registrations by provider id (a slot that is un-registering after the
+    /// provider was removed or changed is no longer in here).
+    by_id: BTreeMap<String, u32>,
+    specs: BTreeMap<String, ProviderSpec>,
+    inactive: BTreeMap<String, Inactive>,
+    sync: SyncState,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl Controller {
+    /// A controller that starts by fetching the provider list. `seed` feeds every random
+    /// choice; `now`/`wall_now` anchor wall time (for `lastRegisterAt`).
+    pub fn new(cfg: Config, seed: u64, now: Instant, wall_now: SystemTime) -> Self {
+        let pacer = Pacer::new(cfg.register_rate);
+        let outbox = Outbox::new(cfg.backend_retry_initial, cfg.backend_retry_cap);
+        let sync_backoff = Backoff::new(cfg.backend_retry_initial, cfg.backend_retry_cap);
+        let mut ctl = Self {
+            ctx: Ctx {
+                cfg,
+                ids: IdGen::new(seed),
+                timers: TimerTable::default(),
+                txns: Transactions::default(),
+                pacer,
+                dns: Dns::default(),
+                clock: WallClock::new(now, wall_now),
+                out: VecDeque::new(),
+                next_query: 0,
+                stats: Stats::default(),
+                outbox,
+                pending: BTreeMap::new(),
+                next_request: 0,
+                stopped: Vec::new(),
+                finished: false,
+            },
+            regs: Vec::new(),
+            free: Vec::new(),
+            by_id: BTreeMap::new(),
+            specs: BTreeMap::new(),
+            inactive: BTreeMap::new(),
+            sync: SyncState {
+                in_flight: false,
+                backoff: sync_backoff,
+                applied_once: false,
+            },
+            shutdown_deadline: None,
+        };
+        ctl.start_fetch(now);
+        ctl
+    }
+
+    /// The next output. Drain until [`Output::Timeout`] after every `handle_*` call.
+    pub fn poll_output(&mut self) -> Output {
+        match self.ctx.out.pop_front() {
+            Some(o) => o,
+            None if self.ctx.finished => Output::Timeout(None),
+            None => Output::Timeout(self.ctx.timers.next_deadline()),
+        }
+    }
+
+    /// The next deadline, if any (the same value [`Output::Timeout`] carries).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.ctx.finished {
+            return None;
+        }
+        self.ctx.timers.next_deadline()
+    }
+
+    /// Feeds one input. Peer garbage is counted and dropped, never an error.
+    pub fn handle_input(&mut self, now: Instant, input: Input) {
+        if self.ctx.finished {
+            return;
+        }
+        match input {
+            Input::Datagram {
+                local: _,
+                remote,
+                payload,
+            } => self.on_datagram(now, remote, &payload),
+            Input::Backend { id, reply } => self.on_backend(now, id, reply),
+            Input::Resolved { id, result } => {
+                for (slot, res) in self.ctx.dns.answer(id, result, now) {
+                    if let Some(reg) = self.reg_mut(slot) {
+                        let (reg, ctx) = reg;
+                        reg.on_resolved(now, ctx, res);
+                    }
+                }
+            }
+            Input::Command(cmd) => self.on_command(now, cmd),
+        }
+        self.settle(now);
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ctx.finished {
+            return;
+        }
+        while let Some(key) = self.ctx.timers.pop_expired(now) {
+            match key {
+                TimerKey::Registration(slot) => {
+                    if let Some((reg, ctx)) = self.reg_mut(slot) {
+                        reg.on_timer(now, ctx);
+                    }
+                }
+                TimerKey::Transaction(id) => {
+                    let cfg_timers = self.ctx.cfg.timers;
+                    let action = self
+                        .ctx
+                        .txns
+                        .on_timer(id, now, &cfg_timers, &mut self.ctx.timers);
+                    self.on_txn_action(now, action);
+                }
+                TimerKey::BackendDeadline(id) => {
+                    let secs = self.ctx.cfg.backend_timeout.as_secs_f64();
+                    self.on_backend(
+                        now,
+                        RequestId(id),
+                        BackendReply::Failed(format!("backend did not answer within {secs}s")),
+                    );
+                }
+                TimerKey::OutboxRetry(idx) => {
+                    let step = self.ctx.outbox.retry_due(idx);
+                    self.ctx.outbox_step(now, idx, step);
+                }
+                TimerKey::Sync => self.start_fetch(now),
+                TimerKey::RateLimit => {}
+                TimerKey::Shutdown => self.finish_shutdown(),
+            }
+            if self.ctx.finished {
+                return;
+            }
+            self.settle(now);
+        }
+        self.settle(now);
+    }
+
+    /// Every provider's registration, invalid and disabled ones included, by id.
+    pub fn registrations(&self) -> Vec<RegistrationView> {
+        let mut all: Vec<RegistrationView> = self
+            .by_id
+            .values()
+            .filter_map(|&s| self.regs.get(s as usize).and_then(Option::as_ref))
+            .map(|r| r.view(&self.ctx))
+            .chain(self.inactive.values().map(|i| i.view.clone()))
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.ctx.stats
+    }
+
+    /// Whether the first provider list has been applied.
+    pub fn synced(&self) -> bool {
+        self.sync.applied_once
+    }
+
+    /// Armed timers (bounded by registrations + transactions + requests in flight).
+    pub fn timer_count(&self) -> usize {
+        self.ctx.timers.len()
+    }
+
+    fn reg_mut(&mut self, slot: u32) -> Option<(&mut Registration, &mut Ctx)> {
+        let reg = self.regs.get_mut(slot as usize)?.as_mut()?;
+        Some((reg, &mut self.ctx))
+    }
+
+    /// After every mutation: release paced sends, free stopped slots, finish a shutdown.
+    fn settle(&mut self, now: Instant) {
+        if self.ctx.finished {
+            return;
+        }
+        while let Some(slot) = self.ctx.pacer.pop_ready(now) {
+            if let Some((reg, ctx)) = self.reg_mut(slot) {
+                reg.send(now, ctx);
+            }
+        }
+        match self.ctx.pacer.next_deadline(now) {
+            Some(at) => self.ctx.timers.set(TimerKey::RateLimit, at),
+            None => self.ctx.timers.cancel(TimerKey::RateLimit),
+        }
+        for slot in std::mem::take(&mut self.ctx.stopped) {
+            let removed = self
+                .regs
+                .get(slot as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|r| self.by_id.get(&r.provider.id) != Some(&slot));
+            if removed {
+                self.free_slot(slot);
+            }
+        }
+        if self.shutdown_deadline.is_some() {
+            let all_stopped = self
+                .regs
+                .iter()
+                .flatten()
+                .all(|r| r.phase == Phase::Stopped);
+            if all_stopped && self.ctx.outbox.is_settled() {
+                self.finish_shutdown();
+            }
+        }
+    }
+
+    fn finish_shutdown(&mut self) {
+        if self.ctx.finished {
+            return;
+        }
+        self.ctx.out.push_back(Output::Event(Event::ShutdownComplete));
+        self.ctx.finished = true;
+    }
+
+    fn free_slot(&mut self, slot: u32) {
+        if let Some(s) = self.regs.get_mut(slot as usize) {
+            *s = None;
+            self.ctx.timers.cancel(TimerKey::Registration(slot));
+            self.ctx.pacer.remove(slot);
+            self.free.push(slot);
+        }
+    }
+
+    fn on_datagram(&mut self, now: Instant, remote: SocketAddr, payload: &[u8]) {
+        self.ctx.stats.sip_in += 1;
+        match message::parse(payload) {
+            Err(e) => {
+                self.ctx.stats.parse_errors += 1;
+                self.ctx.out.push_back(Output::Event(Event::MessageDropped {
+                    remote,
+                    reason: e.to_string(),
+                }));
+            }
+            Ok(Message::Response(resp)) => {
+                let timers = self.ctx.cfg.timers;
+                match self
+                    .ctx
+                    .txns
+                    .on_response(now, &timers, &mut self.ctx.timers, resp)
+                {
+                    Some(action) => self.on_txn_action(now, Some(action)),
+                    None => self.ctx.stats.stray_responses += 1,
+                }
+            }
+            Ok(Message::Request(req)) => self.on_request(remote, &req),
+        }
+    }
+
+    /// Requests to us. Calls are the B2BUA's (a later module); until then we answer what
+    /// a registered UA must: OPTIONS keep-alives with 200, the rest as not available.
+    fn on_request(&mut self, remote: SocketAddr, req: &Request) {
+        let (status, reason) = match req.method.as_str() {
+            "ACK" => return,
+            "OPTIONS" => (200, "OK"),
+            "INVITE" => (480, "Temporarily Unavailable"),
+            "BYE" | "CANCEL" => (481, "Call/Transaction Does Not Exist"),
+            _ => (501, "Not Implemented"),
+        };
+        let tag = self.ctx.ids.tag();
+        let mut resp = message::response_to(req, status, reason, Some(&tag));
+        if status == 200 {
+            resp = resp
+                .header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
+                .header("Accept", "application/sdp");
+        }
+        let bytes = resp
+            .header("User-Agent", self.ctx.cfg.user_agent.clone())
+            .to_bytes();
+        // Responses go back to the source address and port (RFC 3581 symmetric response).
+        self.ctx.transmit(remote, bytes);
+    }
+
+    fn on_txn_action(&mut self, now: Instant, action: Option<TxnAction>) {
+        match action {
+            Some(TxnAction::Send { remote, payload }) => self.ctx.transmit(remote, payload),
+            Some(TxnAction::Notify {
+                owner: Owner::Registration(slot),
+                id,
+                event,
+            }) => {
+                if let Some((reg, ctx)) = self.reg_mut(slot) {
+                    reg.on_transaction(now, ctx, id, event);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn on_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Shutdown { grace } => self.start_shutdown(now, grace),
+            Command::Resync => {
+                if self.shutdown_deadline.is_none() {
+                    self.start_fetch(now);
+                }
+            }
+            Command::Reregister { id } => {
+                if self.shutdown_deadline.is_some() {
+                    return;
+                }
+                if let Some(&slot) = self.by_id.get(&id) {
+                    if let Some((reg, ctx)) = self.reg_mut(slot) {
+                        if reg.goal == Goal::Registered {
+                            reg.start(now, ctx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_shutdown(&mut self, now: Instant, grace: Duration) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(now + grace);
+        self.ctx.timers.cancel(TimerKey::Sync);
+        self.ctx.timers.set(TimerKey::Shutdown, now + grace);
+        let slots: Vec<u32> = self.by_id.values().copied().collect();
+        if let Ok(n) = u32::try_from(slots.len()) {
+            if n > 0 {
+                // Leave half the grace for answers and final reports.
+                self.ctx.pacer.speed_up_to(grace / 2 / n);
+            }
+        }
+        for slot in slots {
+            if let Some((reg, ctx)) = self.reg_mut(slot) {
+                reg.unregister(now, ctx, true);
+            }
+        }
+    }
+
+    fn start_fetch(&mut self, now: Instant) {
+        if self.sync.in_flight || self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.sync.in_flight = true;
+        self.ctx.timers.cancel(TimerKey::Sync);
+        self.ctx
+            .backend_request(now, BackendOp::FetchProviders, PendingRequest::Fetch);
+    }
+
+    fn on_backend(&mut self, now: Instant, id: RequestId, reply: BackendReply) {
+        let Some(pending) = self.ctx.pending.remove(&id) else {
+            // Late reply after its deadline, or unknown: already handled as a timeout.
+            return;
+        };
+        self.ctx.timers.cancel(TimerKey::BackendDeadline(id.0));
+        let label = match &reply {
+            BackendReply::Providers(_) | BackendReply::Delivered => "ok",
+            BackendReply::NotFound => "not_found",
+            BackendReply::Unauthorized { .. } => "unauthorized",
+            BackendReply::Failed(_) => "failed",
+        };
+        match pending {
+            PendingRequest::Fetch => {
+                *self
+                    .ctx
+                    .stats
+                    .backend_requests
+                    .entry(("fetch_providers", label))
+                    .or_default() += 1;
+                self.sync.in_flight = false;
+                self.on_fetch_reply(now, reply);
+            }
+            PendingRequest::Report { outbox_idx } => {
+                *self
+                    .ctx
+                    .stats
+                    .backend_requests
+                    .entry(("report_status", label))
+                    .or_default() += 1;
+                self.on_report_reply(now, outbox_idx, reply);
+            }
+        }
+    }
+
+    fn on_fetch_reply(&mut self, now: Instant, reply: BackendReply) {
+        let failure = match reply {
+            BackendReply::Providers(list) => {
+                self.sync.backoff.reset();
+                self.apply_providers(now, list);
+                if let Some(every) = self.ctx.cfg.sync_interval {
+                    if self.shutdown_deadline.is_none() {
+                        self.ctx.timers.set(TimerKey::Sync, now + every);
+                    }
+                }
+                return;
+            }
+            BackendReply::Unauthorized { status } => {
+                self.ctx
+                    .out
+                    .push_back(Output::Event(Event::ApiKeyRejected { status }));
+                (format!("backend rejected the API key (HTTP {status})"), true)
+            }
+            BackendReply::NotFound => (
+                "backend answered 404 for the provider list: check BACKEND_URL".to_owned(),
+                false,
+            ),
+            BackendReply::Delivered => ("unexpected reply to a provider fetch".to_owned(), false),
+            BackendReply::Failed(e) => (e, false),
+        };
+        let (error, slow) = failure;
+        let mut retry_in = self.sync.backoff.next_delay(self.ctx.ids.unit());
+        if slow {
+            retry_in = retry_in.max(Duration::from_secs(60));
+        }
+        self.ctx
+            .out
+            .push_back(Output::Event(Event::ProvidersFetchFailed { error, retry_in }));
+        if self.shutdown_deadline.is_none() {
+            self.ctx.timers.set(TimerKey::Sync, now + retry_in);
+        }
+    }
+
+    fn on_report_reply(&mut self, now: Instant, idx: u32, reply: BackendReply) {
+        match reply {
+            BackendReply::Delivered | BackendReply::Providers(_) => {
+                let step = self.ctx.outbox.delivered(idx);
+                self.ctx.outbox_step(now, idx, step);
+            }
+            BackendReply::NotFound => {
+                // The provider no longer exists: stop reporting it, and resync.
+                self.ctx.outbox.forget(idx);
+                self.ctx.timers.cancel(TimerKey::OutboxRetry(idx));
+                self.start_fetch(now);
+            }
+            BackendReply::Unauthorized { status } => {
+                self.ctx
+                    .out
+                    .push_back(Output::Event(Event::ApiKeyRejected { status }));
+                let draw = self.ctx.ids.unit();
+                if let Some(d) = self
+                    .ctx
+                    .outbox
+                    .failed_slowly(idx, now, Duration::from_secs(60), draw)
+                {
+                    self.ctx.timers.set(TimerKey::OutboxRetry(idx), now + d);
+                }
+            }
+            BackendReply::Failed(error) => {
+                let draw = self.ctx.ids.unit();
+                if let Some(d) = self.ctx.outbox.failed(idx, now, draw) {
+                    self.ctx.timers.set(TimerKey::OutboxRetry(idx), now + d);
+                    let provider_id = self.ctx.outbox.provider_id(idx).unwrap_or("").to_owned();
+                    self.ctx.out.push_back(Output::Event(Event::ReportFailed {
+                        provider_id,
+                        error,
+                        retry_in: d,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Diffs a provider list against the running set by id: new → register; removed →
+    /// un-register and forget; disabled → un-register; changed → un-register the old
+    /// binding and register anew; unchanged → untouched (no REGISTER, no new timer).
+    fn apply_providers(&mut self, now: Instant, list: Vec<ProviderSpec>) {
+        let (mut added, mut removed, mut changed, mut invalid) = (0, 0, 0, 0);
+        let mut seen = BTreeSet::new();
+        let total = list.len();
+        for spec in list {
+            if !seen.insert(spec.id.clone()) {
+                // A duplicate id: the first entry wins.
+                invalid += 1;
+                continue;
+            }
+            let running_same = self.specs.get(&spec.id) == Some(&spec);
+            let inactive_same = self
+                .inactive
+                .get(&spec.id)
+                .is_some_and(|i| i.spec == spec);
+            if running_same || inactive_same {
+                continue;
+            }
+            let was_running = self.by_id.contains_key(&spec.id);
+            if was_running {
+                self.stop_running(now, &spec.id);
+                changed += 1;
+            }
+            self.inactive.remove(&spec.id);
+            match spec.validate() {
+                Err(e) => {
+                    invalid += 1;
+                    self.set_inactive(now, spec, RegisterStatus::Failed, e.to_string());
+                }
+                Ok(p) if !p.enabled => {
+                    self.set_inactive(
+                        now,
+                        spec,
+                        RegisterStatus::Pending,
+                        "disabled: not registered while `enabled` is false".to_owned(),
+                    );
+                }
+                Ok(p) => {
+                    if !was_running {
+                        added += 1;
+                    }
+                    let slot = self.alloc_slot();
+                    let mut reg = Registration::new(slot, p, &mut self.ctx);
+                    self.ctx.report(now, &reg);
+                    reg.start(now, &mut self.ctx);
+                    self.by_id.insert(spec.id.clone(), slot);
+                    self.specs.insert(spec.id.clone(), spec);
+                    if let Some(s) = self.regs.get_mut(slot as usize) {
+                        *s = Some(reg);
+                    }
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .by_id
+            .keys()
+            .filter(|id| !seen.contains(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.stop_running(now, &id);
+            self.ctx.outbox.forget_id(&id);
+            removed += 1;
+        }
+        self.inactive.retain(|id, _| seen.contains(id));
+        self.sync.applied_once = true;
+        self.ctx.out.push_back(Output::Event(Event::ProvidersApplied {
+            total,
+            added,
+            removed,
+            changed,
+            invalid,
+        }));
+    }
+
+    fn stop_running(&mut self, now: Instant, id: &str) {
+        self.specs.remove(id);
+        if let Some(slot) = self.by_id.remove(id) {
+            if let Some((reg, ctx)) = self.reg_mut(slot) {
+                reg.unregister(now, ctx, false);
+            }
+        }
+    }
+
+    fn set_inactive(&mut self, now: Instant, spec: ProviderSpec, status: RegisterStatus, error: String) {
+        let view = RegistrationView {
+            id: spec.id.clone(),
+            name: spec.name.clone(),
+            status,
+            error: Some(error.clone()),
+            last_register_at: None,
+            expires_at: None,
+            next_refresh_at: None,
+            registrar: format!("{}:{}", spec.host, spec.port.unwrap_or(5060)),
+        };
+        self.ctx
+            .out
+            .push_back(Output::Event(Event::RegistrationChanged(view.clone())));
+        self.ctx.push_report(
+            now,
+            &spec.id,
+            StatusReport {
+                register_status: status,
+                register_error: Some(error),
+                last_register_at: None,
+            },
+        );
+        self.inactive.insert(spec.id.clone(), Inactive { spec, view });
+    }
+
+    fn alloc_slot(&mut self) -> u32 {
+        if let Some(s) = self.free.pop() {
+            return s;
+        }
+        self.regs.push(None);
+        u32::try_from(self.regs.len() - 1).unwrap_or(u32::MAX)
+    }
+}

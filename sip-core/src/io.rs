@@ -1,0 +1,248 @@
+//! What goes into the core and what comes out of it.
+
+use crate::provider::ProviderSpec;
+use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Correlates a backend request with its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// Correlates a DNS query with its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueryId(pub u64);
+
+/// Something that happened outside the core.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A UDP datagram arrived on our SIP socket.
+    Datagram {
+        /// Where it arrived (our address).
+        local: SocketAddr,
+        /// Who sent it.
+        remote: SocketAddr,
+        /// Its bytes.
+        payload: Vec<u8>,
+    },
+    /// The reply to an [`Output::Backend`] request.
+    Backend { id: RequestId, reply: BackendReply },
+    /// The answer to an [`Output::Resolve`] query.
+    Resolved {
+        id: QueryId,
+        result: Result<Resolution, String>,
+    },
+    /// An operator or the process asks for something.
+    Command(Command),
+}
+
+/// Addresses found for a name, and the local address the OS would use towards them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    /// A/AAAA results in the resolver's order.
+    pub addrs: Vec<IpAddr>,
+    /// Our source address towards the first of `addrs`, used in Contact/Via when no
+    /// public address is configured.
+    pub local_ip: Option<IpAddr>,
+}
+
+/// Operator and process commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Un-register everything, deliver final statuses, then emit
+    /// [`Event::ShutdownComplete`] (at the latest when `grace` has passed).
+    Shutdown { grace: Duration },
+    /// Fetch the provider list now.
+    Resync,
+    /// Register this provider again now.
+    Reregister { id: String },
+}
+
+/// Something the driver must do, or learn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send a datagram.
+    Transmit(Transmit),
+    /// Start a backend request; reply with [`Input::Backend`] and the same id.
+    Backend(BackendRequest),
+    /// Resolve a host name; reply with [`Input::Resolved`] and the same id.
+    Resolve(ResolveQuery),
+    /// Something to log, count or show.
+    Event(Event),
+    /// Nothing more to do now: call `handle_timeout` at this instant (or never, when
+    /// `None`), or earlier when an input arrives.
+    Timeout(Option<Instant>),
+}
+
+/// A datagram to send from our SIP socket.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub remote: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for Transmit {
+    // Payloads are long; show their first line only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = self.payload.split(|b| *b == b'\r').next().unwrap_or_default();
+        f.debug_struct("Transmit")
+            .field("remote", &self.remote)
+            .field("first_line", &String::from_utf8_lossy(first))
+            .field("len", &self.payload.len())
+            .finish()
+    }
+}
+
+/// A DNS lookup (A/AAAA now; SRV/NAPTR will be further [`QueryKind`]s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveQuery {
+    pub id: QueryId,
+    pub host: String,
+    pub kind: QueryKind,
+}
+
+/// What to look up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    /// A and AAAA records.
+    Address,
+}
+
+/// A backend request, as meaning; [`crate::backend::http`] maps it onto HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendRequest {
+    pub id: RequestId,
+    pub op: BackendOp,
+}
+
+/// What the core wants from the backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendOp {
+    /// The list of provider accounts.
+    FetchProviders,
+    /// Store the registration status of one provider.
+    ReportStatus {
+        provider_id: String,
+        report: StatusReport,
+    },
+}
+
+/// The body of a status report: exactly the three keys of CONTRACT.md §3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    pub register_status: RegisterStatus,
+    pub register_error: Option<String>,
+    pub last_register_at: Option<String>,
+}
+
+/// A registration's status as the backend knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegisterStatus {
+    Pending,
+    Registered,
+    Failed,
+}
+
+impl RegisterStatus {
+    /// The contract's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Registered => "registered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The outcome of a backend request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendReply {
+    /// The provider list.
+    Providers(Vec<ProviderSpec>),
+    /// The status report was stored.
+    Delivered,
+    /// The backend does not know the provider (404).
+    NotFound,
+    /// The backend refused our API key (401/403).
+    Unauthorized { status: u16 },
+    /// A failure worth retrying: timeout, connection error, 5xx, unreadable body.
+    Failed(String),
+}
+
+/// Something that happened inside the core, for logs, metrics and the admin view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A registration's status, error or expiry changed.
+    RegistrationChanged(RegistrationView),
+    /// The provider list was applied.
+    ProvidersApplied {
+        total: usize,
+        added: usize,
+        removed: usize,
+        changed: usize,
+        invalid: usize,
+    },
+    /// A provider-list fetch failed; the running set is kept.
+    ProvidersFetchFailed { error: String, retry_in: Duration },
+    /// A status report could not be delivered yet.
+    ReportFailed {
+        provider_id: String,
+        error: String,
+        retry_in: Duration,
+    },
+    /// The backend refused our API key.
+    ApiKeyRejected { status: u16 },
+    /// A datagram was not usable SIP and was dropped.
+    MessageDropped { remote: SocketAddr, reason: String },
+    /// A REGISTER transaction ended.
+    RegisterOutcome {
+        provider_id: String,
+        outcome: RegisterOutcome,
+    },
+    /// All registrations are un-registered and reports delivered (or grace ran out).
+    ShutdownComplete,
+}
+
+/// How a REGISTER transaction ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterOutcome {
+    Success,
+    Challenged,
+    IntervalTooBrief,
+    Rejected,
+    Failed,
+    Timeout,
+}
+
+impl RegisterOutcome {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Challenged => "challenged",
+            Self::IntervalTooBrief => "interval_too_brief",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+/// What an operator sees of one registration. Never holds a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationView {
+    pub id: String,
+    pub name: String,
+    pub status: RegisterStatus,
+    pub error: Option<String>,
+    /// RFC 3339 UTC.
+    pub last_register_at: Option<String>,
+    /// When the granted binding lapses, RFC 3339 UTC.
+    pub expires_at: Option<String>,
+    /// When the next REGISTER is due, RFC 3339 UTC.
+    pub next_refresh_at: Option<String>,
+    /// `host:port` of the registrar.
+    pub registrar: String,
+}

@@ -1,0 +1,271 @@
+//! Provider accounts: the raw form every source hands in, and validation into the form
+//! the registration machine uses.
+
+use crate::message::is_safe_header_value;
+use crate::secret::Secret;
+use thiserror::Error;
+
+/// Transport towards a provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    /// The token used in Via and in `;transport=`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Udp => "UDP",
+            Self::Tcp => "TCP",
+            Self::Tls => "TLS",
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Self::Tls => 5061,
+            Self::Udp | Self::Tcp => 5060,
+        }
+    }
+}
+
+/// A provider account as a source gives it (backend JSON or the config file), before
+/// validation: every field is what the source said, so that a bad entry can be reported
+/// precisely instead of failing the whole list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderSpec {
+    pub id: String,
+    pub name: String,
+    pub host: String,
+    /// As given; validated to 1..=65535.
+    pub port: Option<i64>,
+    /// As given: `udp`/`tcp`/`tls` (file) or `SIP_TRANSPORT_UDP`/… (backend), any case.
+    pub transport: Option<String>,
+    pub username: String,
+    pub password: Secret,
+    pub auth_username: Option<String>,
+    pub realm: Option<String>,
+    /// Requested expiry in seconds.
+    pub expires: Option<i64>,
+    pub outbound_proxy: Option<String>,
+    pub enabled: Option<bool>,
+    /// Set by the source when a field could not be read (wrong JSON type, …): the
+    /// provider is then reported as failed with this text.
+    pub problem: Option<String>,
+}
+
+/// A validated provider account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    pub id: String,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    pub username: String,
+    pub password: Secret,
+    pub auth_username: String,
+    pub realm: Option<String>,
+    pub expires: u32,
+    /// Where requests are sent instead of `host:port`, as `(host, port)`.
+    pub outbound_proxy: Option<(String, u16)>,
+    pub enabled: bool,
+}
+
+/// Requested expiry when the source gives none.
+pub const DEFAULT_EXPIRES: u32 = 3600;
+
+/// Why a provider entry cannot be registered; its text is the provider's `registerError`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InvalidProvider {
+    #[error("invalid provider: `id` is empty")]
+    EmptyId,
+    #[error("invalid provider: `{field}` is empty")]
+    Empty { field: &'static str },
+    #[error("invalid provider: `{field}` contains CR, LF or another control character")]
+    ControlCharacter { field: &'static str },
+    #[error("invalid provider: `{field}` contains `{ch}`, which cannot appear there unescaped")]
+    BadCharacter { field: &'static str, ch: char },
+    #[error("invalid provider: `port` {0} is out of range (1-65535)")]
+    Port(i64),
+    #[error("invalid provider: `transport` {0:?} is unknown (udp, tcp or tls)")]
+    UnknownTransport(String),
+    #[error("invalid provider: `transport` {0} is not supported by this version of trunkline (use udp)")]
+    UnsupportedTransport(&'static str),
+    #[error("invalid provider: `expires` {0} is out of range (1-4294967295 seconds)")]
+    Expires(i64),
+    #[error("invalid provider: `host` {0:?} is not a host name or IP address")]
+    Host(String),
+    #[error("invalid provider: `outbound_proxy` {0:?} is not a SIP URI like sip:proxy.example:5060")]
+    OutboundProxy(String),
+    #[error("invalid provider: {0}")]
+    Unreadable(String),
+}
+
+fn check_text(field: &'static str, value: &str) -> Result<(), InvalidProvider> {
+    if !is_safe_header_value(value) {
+        return Err(InvalidProvider::ControlCharacter { field });
+    }
+    Ok(())
+}
+
+fn check_nonempty(field: &'static str, value: &str) -> Result<(), InvalidProvider> {
+    if value.trim().is_empty() {
+        return Err(InvalidProvider::Empty { field });
+    }
+    check_text(field, value)
+}
+
+/// Characters that would break the SIP URI or header a user name is put in.
+fn check_user(field: &'static str, value: &str) -> Result<(), InvalidProvider> {
+    check_nonempty(field, value)?;
+    if let Some(ch) = value
+        .chars()
+        .find(|c| matches!(c, '<' | '>' | '@' | ':' | ';' | '"' | ' ' | ',' | '\\' | '?'))
+    {
+        return Err(InvalidProvider::BadCharacter { field, ch });
+    }
+    Ok(())
+}
+
+fn valid_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let h = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    if let Some(inner) = h {
+        return inner.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn parse_transport(raw: Option<&str>) -> Result<Transport, InvalidProvider> {
+    let Some(raw) = raw else {
+        return Ok(Transport::Udp);
+    };
+    let t = raw.trim().to_ascii_lowercase();
+    let t = t.strip_prefix("sip_transport_").unwrap_or(&t);
+    match t {
+        "" | "udp" => Ok(Transport::Udp),
+        "tcp" => Ok(Transport::Tcp),
+        "tls" => Ok(Transport::Tls),
+        _ => Err(InvalidProvider::UnknownTransport(raw.to_owned())),
+    }
+}
+
+fn parse_proxy(raw: &str) -> Result<(String, u16), InvalidProvider> {
+    let bad = || InvalidProvider::OutboundProxy(raw.to_owned());
+    check_text("outbound_proxy", raw)?;
+    let rest = raw
+        .trim()
+        .strip_prefix("sip:")
+        .or_else(|| raw.trim().strip_prefix("sips:"))
+        .unwrap_or(raw.trim());
+    let rest = rest.trim_start_matches('<');
+    let hostport = rest.split([';', '>', '?']).next().unwrap_or("");
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse::<u16>().map_err(|_| bad())?,
+            None if after.is_empty() => 5060,
+            None => return Err(bad()),
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), p.parse::<u16>().map_err(|_| bad())?),
+            None => (hostport.to_owned(), 5060),
+        }
+    };
+    if port == 0 || !valid_host(&host) {
+        return Err(bad());
+    }
+    Ok((host, port))
+}
+
+impl ProviderSpec {
+    /// Validates every field that goes into a SIP header or decides where we send.
+    pub fn validate(&self) -> Result<Provider, InvalidProvider> {
+        if self.id.trim().is_empty() {
+            return Err(InvalidProvider::EmptyId);
+        }
+        if let Some(problem) = &self.problem {
+            return Err(InvalidProvider::Unreadable(problem.clone()));
+        }
+        check_text("id", &self.id)?;
+        check_text("name", &self.name)?;
+        let host = self.host.trim();
+        check_nonempty("host", host)?;
+        if !valid_host(host) {
+            return Err(InvalidProvider::Host(host.to_owned()));
+        }
+        check_user("username", &self.username)?;
+        if self.password.expose().chars().any(char::is_control) {
+            return Err(InvalidProvider::ControlCharacter { field: "password" });
+        }
+        let auth_username = match &self.auth_username {
+            Some(a) if !a.trim().is_empty() => {
+                check_text("auth_username", a)?;
+                if a.contains('"') || a.contains('\\') {
+                    return Err(InvalidProvider::BadCharacter {
+                        field: "auth_username",
+                        ch: if a.contains('"') { '"' } else { '\\' },
+                    });
+                }
+                a.clone()
+            }
+            _ => self.username.clone(),
+        };
+        let realm = match &self.realm {
+            Some(r) if !r.trim().is_empty() => {
+                check_text("realm", r)?;
+                Some(r.trim().to_owned())
+            }
+            _ => None,
+        };
+        let transport = parse_transport(self.transport.as_deref())?;
+        if transport != Transport::Udp {
+            return Err(InvalidProvider::UnsupportedTransport(match transport {
+                Transport::Tcp => "tcp",
+                _ => "tls",
+            }));
+        }
+        let port = match self.port {
+            None | Some(0) => transport.default_port(),
+            Some(p) => u16::try_from(p)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or(InvalidProvider::Port(p))?,
+        };
+        let expires = match self.expires {
+            None | Some(0) => DEFAULT_EXPIRES,
+            Some(e) => u32::try_from(e).map_err(|_| InvalidProvider::Expires(e))?,
+        };
+        let outbound_proxy = match &self.outbound_proxy {
+            Some(p) if !p.trim().is_empty() => Some(parse_proxy(p)?),
+            _ => None,
+        };
+        Ok(Provider {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            host: host.to_owned(),
+            port,
+            transport,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            auth_username,
+            realm,
+            expires,
+            outbound_proxy,
+            enabled: self.enabled.unwrap_or(true),
+        })
+    }
+}

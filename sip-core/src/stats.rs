@@ -1,0 +1,20 @@
+//! Counters for metrics, kept by the core so every driver reports the same numbers.
+
+use std::collections::BTreeMap;
+
+/// Monotonic counters since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// SIP datagrams received.
+    pub sip_in: u64,
+    /// SIP datagrams sent (retransmissions included).
+    pub sip_out: u64,
+    /// Datagrams that were not usable SIP.
+    pub parse_errors: u64,
+    /// Responses that matched no transaction.
+    pub stray_responses: u64,
+    /// REGISTER transactions by outcome label.
+    pub register_outcomes: BTreeMap<&'static str, u64>,
+    /// Backend requests by operation and outcome label, e.g. `("report", "delivered")`.
+    pub backend_requests: BTreeMap<(&'static str, &'static str), u64>,
+}

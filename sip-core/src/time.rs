@@ -1,0 +1,175 @@
+//! Timers and backoff without a clock: one deadline table for the whole core.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// What a timer is for. Each key has at most one deadline at a time, so re-arming a key
+/// replaces its deadline: no timer can pile up (the bug of the service we replace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimerKey {
+    /// The registration's next action: refresh, retry after a failure, or a queued send.
+    Registration(u32),
+    /// Retransmission/timeout timer of a client transaction (Timers E, F and K).
+    Transaction(u64),
+    /// The deadline of a backend request.
+    BackendDeadline(u64),
+    /// When the status outbox may retry the report of one provider.
+    OutboxRetry(u32),
+    /// When the provider list is fetched again.
+    Sync,
+    /// When the global REGISTER rate limiter releases the next send.
+    RateLimit,
+    /// The end of the shutdown grace period.
+    Shutdown,
+}
+
+/// The one deadline structure of the core: ordered by `(deadline, insertion sequence)`,
+/// so equal deadlines fire in the order they were set, deterministically.
+#[derive(Debug, Default)]
+pub struct TimerTable {
+    by_deadline: BTreeSet<(Instant, u64, TimerKey)>,
+    by_key: BTreeMap<TimerKey, (Instant, u64)>,
+    seq: u64,
+}
+
+impl TimerTable {
+    /// Arms `key` at `at`, replacing any deadline it had.
+    pub fn set(&mut self, key: TimerKey, at: Instant) {
+        self.cancel(key);
+        self.seq += 1;
+        self.by_deadline.insert((at, self.seq, key));
+        self.by_key.insert(key, (at, self.seq));
+    }
+
+    /// Disarms `key`; no effect if it was not armed.
+    pub fn cancel(&mut self, key: TimerKey) {
+        if let Some((at, seq)) = self.by_key.remove(&key) {
+            self.by_deadline.remove(&(at, seq, key));
+        }
+    }
+
+    /// The deadline of `key`, if armed.
+    pub fn get(&self, key: TimerKey) -> Option<Instant> {
+        self.by_key.get(&key).map(|(at, _)| *at)
+    }
+
+    /// The earliest deadline of all.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.by_deadline.first().map(|(at, _, _)| *at)
+    }
+
+    /// Removes and returns the earliest key whose deadline is at or before `now`.
+    pub fn pop_expired(&mut self, now: Instant) -> Option<TimerKey> {
+        let &(at, seq, key) = self.by_deadline.first()?;
+        if at > now {
+            return None;
+        }
+        self.by_deadline.remove(&(at, seq, key));
+        self.by_key.remove(&key);
+        Some(key)
+    }
+
+    /// How many timers are armed (bounded by the number of registrations, transactions
+    /// and requests in flight: the simulator checks it).
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether no timer is armed.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+/// Exponential backoff with jitter and a cap, as a value: it never reads a clock; the
+/// caller asks it for the next delay given a uniform draw in `[0, 1)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first failure.
+    pub initial: Duration,
+    /// The delay never exceeds this.
+    pub cap: Duration,
+    /// Failures so far in this run of failures.
+    pub attempts: u32,
+}
+
+impl Backoff {
+    /// A backoff starting at `initial`, doubling up to `cap`.
+    pub const fn new(initial: Duration, cap: Duration) -> Self {
+        Self {
+            initial,
+            cap,
+            attempts: 0,
+        }
+    }
+
+    /// Records one more failure and returns the delay before the next try: "equal jitter",
+    /// uniformly within `[d/2, d)` where `d = min(cap, initial * 2^attempts)`, so that
+    /// many registrations failing together spread out and never retry in lockstep.
+    pub fn next_delay(&mut self, unit_draw: f64) -> Duration {
+        let exp = self.attempts.min(20);
+        self.attempts = self.attempts.saturating_add(1);
+        let base = self
+            .initial
+            .saturating_mul(1u32 << exp)
+            .min(self.cap)
+            .max(Duration::from_millis(1));
+        let half = base / 2;
+        half + half.mul_f64(unit_draw.clamp(0.0, 1.0))
+    }
+
+    /// Forgets past failures (after a success).
+    pub fn reset(&mut self) {
+        self.attempts = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_first_and_ties_in_insertion_order() {
+        let t0 = Instant::now();
+        let mut t = TimerTable::default();
+        t.set(TimerKey::Registration(2), t0 + Duration::from_secs(5));
+        t.set(TimerKey::Registration(1), t0 + Duration::from_secs(5));
+        t.set(TimerKey::Sync, t0 + Duration::from_secs(1));
+        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(t.pop_expired(t0), None);
+        let now = t0 + Duration::from_secs(10);
+        assert_eq!(t.pop_expired(now), Some(TimerKey::Sync));
+        assert_eq!(t.pop_expired(now), Some(TimerKey::Registration(2)));
+        assert_eq!(t.pop_expired(now), Some(TimerKey::Registration(1)));
+        assert_eq!(t.pop_expired(now), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn rearming_replaces_never_adds() {
+        let t0 = Instant::now();
+        let mut t = TimerTable::default();
+        for i in 0..100 {
+            t.set(TimerKey::Registration(7), t0 + Duration::from_secs(i));
+        }
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(TimerKey::Registration(7)), Some(t0 + Duration::from_secs(99)));
+        t.cancel(TimerKey::Registration(7));
+        assert!(t.is_empty());
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_caps() {
+        let mut b = Backoff::new(Duration::from_secs(2), Duration::from_secs(60));
+        let d1 = b.next_delay(0.0);
+        assert_eq!(d1, Duration::from_secs(1));
+        let d2 = b.next_delay(0.999);
+        assert!(d2 >= Duration::from_secs(2) && d2 < Duration::from_secs(4));
+        for _ in 0..40 {
+            assert!(b.next_delay(0.5) <= Duration::from_secs(60));
+        }
+        b.reset();
+        assert_eq!(b.next_delay(0.0), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,71 @@
+//! Wall time without reading a clock: an anchor pair given by the driver.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Maps the driver's monotonic `now` to UTC: `wall = anchor_wall + (now - anchor)`.
+#[derive(Debug, Clone, Copy)]
+pub struct WallClock {
+    anchor: Instant,
+    anchor_wall: SystemTime,
+}
+
+impl WallClock {
+    /// Anchors monotonic `now` to wall time `wall_now`.
+    pub fn new(now: Instant, wall_now: SystemTime) -> Self {
+        Self {
+            anchor: now,
+            anchor_wall: wall_now,
+        }
+    }
+
+    /// Wall time at `now`.
+    pub fn at(&self, now: Instant) -> SystemTime {
+        match now.checked_duration_since(self.anchor) {
+            Some(d) => self.anchor_wall + d,
+            None => self.anchor_wall - self.anchor.saturating_duration_since(now),
+        }
+    }
+
+    /// `now` as an RFC 3339 UTC timestamp with millisecond precision.
+    pub fn rfc3339(&self, now: Instant) -> String {
+        rfc3339(self.at(now))
+    }
+}
+
+/// Formats a wall time as RFC 3339 UTC with milliseconds, e.g. `2026-11-24T14:43:51.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let millis = Duration::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
+    let dt = OffsetDateTime::UNIX_EPOCH + millis;
+    let mut s = dt
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"));
+    // `time` prints fractional seconds only when non-zero; keep a fixed shape.
+    if !s.contains('.') {
+        s.insert_str(s.len() - 1, ".000");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_fixed_width_utc() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_877_031_123);
+        assert_eq!(rfc3339(t), "2026-11-28T10:43:51.123Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_877_031);
+        assert_eq!(rfc3339(t), "2026-11-28T10:43:51.000Z");
+    }
+
+    #[test]
+    fn wall_follows_monotonic() {
+        let now = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_secs(1000);
+        let c = WallClock::new(now, wall);
+        assert_eq!(c.at(now + Duration::from_secs(5)), wall + Duration::from_secs(5));
+    }
+}
