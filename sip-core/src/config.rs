@@ -56,6 +56,8 @@ pub struct Config {
     pub backend_retry_initial: Duration,
     /// See [`Config::backend_retry_initial`].
     pub backend_retry_cap: Duration,
+    /// Status reports in flight at once; more wait their turn (latest status wins).
+    pub max_reports_in_flight: usize,
     /// The longest `Retry-After` we honour as given; longer values are capped.
     pub max_retry_after: Duration,
 }
@@ -76,6 +78,7 @@ impl Default for Config {
             rejected_retry_cap: Duration::from_secs(3600),
             backend_retry_initial: Duration::from_secs(1),
             backend_retry_cap: Duration::from_secs(60),
+            max_reports_in_flight: 32,
             max_retry_after: Duration::from_secs(3600),
         }
     }

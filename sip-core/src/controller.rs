@@ -15,7 +15,7 @@ use crate::registration::{Goal, Phase, Registration};
 use crate::rng::IdGen;
 use crate::stats::Stats;
 use crate::time::{Backoff, TimerKey, TimerTable};
-use crate::transaction::{Owner, TxnAction, Transactions};
+use crate::transaction::{Owner, Transactions, TxnAction};
 use crate::wallclock::WallClock;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -44,6 +44,10 @@ pub struct Ctx {
     outbox: Outbox,
     pending: BTreeMap<RequestId, PendingRequest>,
     next_request: u64,
+    /// Status reports in flight, and outbox entries waiting for a free slot: a burst of
+    /// ten thousand status changes must not become ten thousand concurrent requests.
+    reports_in_flight: usize,
+    report_wait: VecDeque<u32>,
     /// Slots whose registration stopped during the current step.
     stopped: Vec<u32>,
     /// Set once a shutdown is complete: nothing more is emitted.
@@ -54,12 +58,17 @@ impl Ctx {
     /// Queues a datagram.
     pub fn transmit(&mut self, remote: SocketAddr, payload: Vec<u8>) {
         self.stats.sip_out += 1;
-        self.out.push_back(Output::Transmit(Transmit { remote, payload }));
+        self.out
+            .push_back(Output::Transmit(Transmit { remote, payload }));
     }
 
     /// Counts and announces the outcome of a REGISTER transaction.
     pub fn outcome(&mut self, provider_id: &str, outcome: RegisterOutcome) {
-        *self.stats.register_outcomes.entry(outcome.as_str()).or_default() += 1;
+        *self
+            .stats
+            .register_outcomes
+            .entry(outcome.as_str())
+            .or_default() += 1;
         self.out.push_back(Output::Event(Event::RegisterOutcome {
             provider_id: provider_id.to_owned(),
             outcome,
@@ -86,6 +95,10 @@ impl Ctx {
 
     fn outbox_step(&mut self, now: Instant, idx: u32, step: OutboxStep) {
         match step {
+            OutboxStep::Send(_) if self.reports_in_flight >= self.cfg.max_reports_in_flight => {
+                self.outbox.defer(idx);
+                self.report_wait.push_back(idx);
+            }
             OutboxStep::Send(report) => {
                 let Some(provider_id) = self.outbox.provider_id(idx).map(str::to_owned) else {
                     return;
@@ -98,6 +111,7 @@ impl Ctx {
                     },
                     PendingRequest::Report { outbox_idx: idx },
                 );
+                self.reports_in_flight += 1;
             }
             OutboxStep::RetryAt(at) => self.timers.set(TimerKey::OutboxRetry(idx), at),
             OutboxStep::Idle => {}
@@ -115,6 +129,18 @@ impl Ctx {
         );
         self.out
             .push_back(Output::Backend(BackendRequest { id, op }));
+    }
+
+    /// A report finished: let a waiting entry use the slot.
+    fn report_done(&mut self, now: Instant) {
+        self.reports_in_flight = self.reports_in_flight.saturating_sub(1);
+        while let Some(idx) = self.report_wait.pop_front() {
+            let step = self.outbox.resume(idx);
+            if step != OutboxStep::Idle {
+                self.outbox_step(now, idx, step);
+                break;
+            }
+        }
     }
 
     /// A registration reached [`Phase::Stopped`].
@@ -174,6 +200,8 @@ impl Controller {
                 outbox,
                 pending: BTreeMap::new(),
                 next_request: 0,
+                reports_in_flight: 0,
+                report_wait: VecDeque::new(),
                 stopped: Vec::new(),
                 finished: false,
             },
@@ -352,7 +380,9 @@ impl Controller {
         if self.ctx.finished {
             return;
         }
-        self.ctx.out.push_back(Output::Event(Event::ShutdownComplete));
+        self.ctx
+            .out
+            .push_back(Output::Event(Event::ShutdownComplete));
         self.ctx.finished = true;
     }
 
@@ -515,6 +545,7 @@ impl Controller {
                     .entry(("report_status", label))
                     .or_default() += 1;
                 self.on_report_reply(now, outbox_idx, reply);
+                self.ctx.report_done(now);
             }
         }
     }
@@ -535,7 +566,10 @@ impl Controller {
                 self.ctx
                     .out
                     .push_back(Output::Event(Event::ApiKeyRejected { status }));
-                (format!("backend rejected the API key (HTTP {status})"), true)
+                (
+                    format!("backend rejected the API key (HTTP {status})"),
+                    true,
+                )
             }
             BackendReply::NotFound => (
                 "backend answered 404 for the provider list: check BACKEND_URL".to_owned(),
@@ -551,7 +585,10 @@ impl Controller {
         }
         self.ctx
             .out
-            .push_back(Output::Event(Event::ProvidersFetchFailed { error, retry_in }));
+            .push_back(Output::Event(Event::ProvidersFetchFailed {
+                error,
+                retry_in,
+            }));
         if self.shutdown_deadline.is_none() {
             self.ctx.timers.set(TimerKey::Sync, now + retry_in);
         }
@@ -574,10 +611,10 @@ impl Controller {
                     .out
                     .push_back(Output::Event(Event::ApiKeyRejected { status }));
                 let draw = self.ctx.ids.unit();
-                if let Some(d) = self
-                    .ctx
-                    .outbox
-                    .failed_slowly(idx, now, Duration::from_secs(60), draw)
+                if let Some(d) =
+                    self.ctx
+                        .outbox
+                        .failed_slowly(idx, now, Duration::from_secs(60), draw)
                 {
                     self.ctx.timers.set(TimerKey::OutboxRetry(idx), now + d);
                 }
@@ -611,10 +648,7 @@ impl Controller {
                 continue;
             }
             let running_same = self.specs.get(&spec.id) == Some(&spec);
-            let inactive_same = self
-                .inactive
-                .get(&spec.id)
-                .is_some_and(|i| i.spec == spec);
+            let inactive_same = self.inactive.get(&spec.id).is_some_and(|i| i.spec == spec);
             if running_same || inactive_same {
                 continue;
             }
@@ -666,13 +700,15 @@ impl Controller {
         }
         self.inactive.retain(|id, _| seen.contains(id));
         self.sync.applied_once = true;
-        self.ctx.out.push_back(Output::Event(Event::ProvidersApplied {
-            total,
-            added,
-            removed,
-            changed,
-            invalid,
-        }));
+        self.ctx
+            .out
+            .push_back(Output::Event(Event::ProvidersApplied {
+                total,
+                added,
+                removed,
+                changed,
+                invalid,
+            }));
     }
 
     fn stop_running(&mut self, now: Instant, id: &str) {
@@ -684,7 +720,13 @@ impl Controller {
         }
     }
 
-    fn set_inactive(&mut self, now: Instant, spec: ProviderSpec, status: RegisterStatus, error: String) {
+    fn set_inactive(
+        &mut self,
+        now: Instant,
+        spec: ProviderSpec,
+        status: RegisterStatus,
+        error: String,
+    ) {
         let view = RegistrationView {
             id: spec.id.clone(),
             name: spec.name.clone(),
@@ -707,7 +749,8 @@ impl Controller {
                 last_register_at: None,
             },
         );
-        self.inactive.insert(spec.id.clone(), Inactive { spec, view });
+        self.inactive
+            .insert(spec.id.clone(), Inactive { spec, view });
     }
 
     fn alloc_slot(&mut self) -> u32 {

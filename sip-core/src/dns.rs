@@ -24,8 +24,14 @@ pub enum Lookup {
 
 #[derive(Debug)]
 enum Entry {
-    Resolving { id: QueryId, waiting: Vec<u32> },
-    Done { result: Result<Resolution, String>, until: Instant },
+    Resolving {
+        id: QueryId,
+        waiting: Vec<u32>,
+    },
+    Done {
+        result: Result<Resolution, String>,
+        until: Instant,
+    },
 }
 
 /// The per-host cache and the queries in flight.

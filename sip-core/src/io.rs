@@ -84,7 +84,11 @@ pub struct Transmit {
 impl std::fmt::Debug for Transmit {
     // Payloads are long; show their first line only.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let first = self.payload.split(|b| *b == b'\r').next().unwrap_or_default();
+        let first = self
+            .payload
+            .split(|b| *b == b'\r')
+            .next()
+            .unwrap_or_default();
         f.debug_struct("Transmit")
             .field("remote", &self.remote)
             .field("first_line", &String::from_utf8_lossy(first))

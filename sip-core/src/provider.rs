@@ -92,13 +92,17 @@ pub enum InvalidProvider {
     Port(i64),
     #[error("invalid provider: `transport` {0:?} is unknown (udp, tcp or tls)")]
     UnknownTransport(String),
-    #[error("invalid provider: `transport` {0} is not supported by this version of trunkline (use udp)")]
+    #[error(
+        "invalid provider: `transport` {0} is not supported by this version of trunkline (use udp)"
+    )]
     UnsupportedTransport(&'static str),
     #[error("invalid provider: `expires` {0} is out of range (1-4294967295 seconds)")]
     Expires(i64),
     #[error("invalid provider: `host` {0:?} is not a host name or IP address")]
     Host(String),
-    #[error("invalid provider: `outbound_proxy` {0:?} is not a SIP URI like sip:proxy.example:5060")]
+    #[error(
+        "invalid provider: `outbound_proxy` {0:?} is not a SIP URI like sip:proxy.example:5060"
+    )]
     OutboundProxy(String),
     #[error("invalid provider: {0}")]
     Unreadable(String),
@@ -121,10 +125,12 @@ fn check_nonempty(field: &'static str, value: &str) -> Result<(), InvalidProvide
 /// Characters that would break the SIP URI or header a user name is put in.
 fn check_user(field: &'static str, value: &str) -> Result<(), InvalidProvider> {
     check_nonempty(field, value)?;
-    if let Some(ch) = value
-        .chars()
-        .find(|c| matches!(c, '<' | '>' | '@' | ':' | ';' | '"' | ' ' | ',' | '\\' | '?'))
-    {
+    if let Some(ch) = value.chars().find(|c| {
+        matches!(
+            c,
+            '<' | '>' | '@' | ':' | ';' | '"' | ' ' | ',' | '\\' | '?'
+        )
+    }) {
         return Err(InvalidProvider::BadCharacter { field, ch });
     }
     Ok(())
@@ -143,7 +149,9 @@ fn valid_host(host: &str) -> bool {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 

@@ -84,6 +84,7 @@ impl Pacer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests anchor virtual time once
 mod tests {
     use super::*;
 

@@ -207,7 +207,8 @@ impl Registration {
             }
             crate::dns::Lookup::Pending => {
                 self.phase = Phase::Resolving;
-                ctx.dns.wait(&host, self.slot, now, &mut ctx.out, &mut ctx.next_query);
+                ctx.dns
+                    .wait(&host, self.slot, now, &mut ctx.out, &mut ctx.next_query);
             }
         }
     }
@@ -220,7 +221,12 @@ impl Registration {
     }
 
     /// The registrar's address is known (or not).
-    pub fn on_resolved(&mut self, now: Instant, ctx: &mut Ctx, result: Result<crate::io::Resolution, String>) {
+    pub fn on_resolved(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        result: Result<crate::io::Resolution, String>,
+    ) {
         if self.phase != Phase::Resolving {
             return;
         }
@@ -293,7 +299,13 @@ impl Registration {
         }
     }
 
-    fn build_request(&mut self, ctx: &mut Ctx, contact_host: &str, branch: &str, expires: u32) -> Vec<u8> {
+    fn build_request(
+        &mut self,
+        ctx: &mut Ctx,
+        contact_host: &str,
+        branch: &str,
+        expires: u32,
+    ) -> Vec<u8> {
         let p = &self.provider;
         let ruri = self.request_uri();
         let aor = format!("sip:{}@{}", p.username, uri_host(&p.host));
@@ -330,7 +342,11 @@ impl Registration {
                     body: &[],
                 },
             );
-            let name = if cache.proxy { "Proxy-Authorization" } else { "Authorization" };
+            let name = if cache.proxy {
+                "Proxy-Authorization"
+            } else {
+                "Authorization"
+            };
             msg = msg.header(name, value);
             self.answered_nonce = Some(cache.challenge.nonce.clone());
         }
@@ -412,8 +428,15 @@ impl Registration {
             }
             _ => {
                 ctx.outcome(&self.provider.id, RegisterOutcome::Failed);
-                let retry_after = resp.headers.retry_after().map(|s| Duration::from_secs(u64::from(s)));
-                let class_text = if resp.status >= 500 { "temporary failure" } else { "request refused" };
+                let retry_after = resp
+                    .headers
+                    .retry_after()
+                    .map(|s| Duration::from_secs(u64::from(s)));
+                let class_text = if resp.status >= 500 {
+                    "temporary failure"
+                } else {
+                    "request refused"
+                };
                 self.fail(
                     now,
                     ctx,
@@ -461,7 +484,9 @@ impl Registration {
                 now,
                 ctx,
                 FailureClass::Temporary,
-                format!("temporary failure: {registrar} accepted the REGISTER but granted 0 seconds"),
+                format!(
+                    "temporary failure: {registrar} accepted the REGISTER but granted 0 seconds"
+                ),
                 None,
             );
             return;
@@ -483,7 +508,10 @@ impl Registration {
     fn refresh_delay(&self, granted: u32, ctx: &mut Ctx) -> Duration {
         let g = Duration::from_secs(u64::from(granted));
         let half = g / 2;
-        let base = g.mul_f64(0.8).min(g.saturating_sub(TRANSACTION_SPAN)).max(half);
+        let base = g
+            .mul_f64(0.8)
+            .min(g.saturating_sub(TRANSACTION_SPAN))
+            .max(half);
         let room = base.saturating_sub(half).min(g / 10);
         base.saturating_sub(room.mul_f64(ctx.ids.unit()))
     }
@@ -491,23 +519,28 @@ impl Registration {
     fn on_challenge(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
         ctx.outcome(&self.provider.id, RegisterOutcome::Challenged);
         let proxy = resp.status == 407;
-        let header = if proxy { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+        let header = if proxy {
+            "Proxy-Authenticate"
+        } else {
+            "WWW-Authenticate"
+        };
         let realm_filter = self.provider.realm.clone();
         let registrar = self.registrar();
-        let challenge = match auth::select_challenge(resp.headers.get_all(header), realm_filter.as_deref()) {
-            Ok(c) => c,
-            Err(e) => {
-                self.auth = None;
-                self.fail(
-                    now,
-                    ctx,
-                    FailureClass::Rejected,
-                    format!("authentication impossible: {registrar}: {e}"),
-                    None,
-                );
-                return;
-            }
-        };
+        let challenge =
+            match auth::select_challenge(resp.headers.get_all(header), realm_filter.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.auth = None;
+                    self.fail(
+                        now,
+                        ctx,
+                        FailureClass::Rejected,
+                        format!("authentication impossible: {registrar}: {e}"),
+                        None,
+                    );
+                    return;
+                }
+            };
         let answered = self.answered_nonce.take();
         let rejected = match &answered {
             // We sent no credentials: this is the normal first challenge.
@@ -565,7 +598,12 @@ impl Registration {
             // Un-registering is best effort: the binding lapses at the registrar anyway.
             self.phase = Phase::Stopped;
             if report {
-                self.set_status(ctx, now, RegisterStatus::Failed, Some(format!("un-register failed: {error}")));
+                self.set_status(
+                    ctx,
+                    now,
+                    RegisterStatus::Failed,
+                    Some(format!("un-register failed: {error}")),
+                );
             }
             ctx.stopped(self.slot);
             return;
@@ -582,7 +620,13 @@ impl Registration {
         self.set_status(ctx, now, RegisterStatus::Failed, Some(error));
     }
 
-    fn set_status(&mut self, ctx: &mut Ctx, now: Instant, status: RegisterStatus, error: Option<String>) {
+    fn set_status(
+        &mut self,
+        ctx: &mut Ctx,
+        now: Instant,
+        status: RegisterStatus,
+        error: Option<String>,
+    ) {
         self.status = status;
         self.error = error;
         ctx.report(now, self);
@@ -591,8 +635,8 @@ impl Registration {
     /// Switches to un-registering: send `Expires: 0` when a binding may exist, else stop.
     pub fn unregister(&mut self, now: Instant, ctx: &mut Ctx, report: bool) {
         self.goal = Goal::Unregistered { report };
-        let may_be_bound = self.bound_until.is_some_and(|t| t > now)
-            || matches!(self.phase, Phase::InFlight(_));
+        let may_be_bound =
+            self.bound_until.is_some_and(|t| t > now) || matches!(self.phase, Phase::InFlight(_));
         ctx.timers.cancel(TimerKey::Registration(self.slot));
         ctx.pacer.remove(self.slot);
         if let Phase::InFlight(txn) = self.phase {

@@ -125,6 +125,7 @@ impl Backoff {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests anchor virtual time once
 mod tests {
     use super::*;
 
@@ -153,7 +154,10 @@ mod tests {
             t.set(TimerKey::Registration(7), t0 + Duration::from_secs(i));
         }
         assert_eq!(t.len(), 1);
-        assert_eq!(t.get(TimerKey::Registration(7)), Some(t0 + Duration::from_secs(99)));
+        assert_eq!(
+            t.get(TimerKey::Registration(7)),
+            Some(t0 + Duration::from_secs(99))
+        );
         t.cancel(TimerKey::Registration(7));
         assert!(t.is_empty());
         assert_eq!(t.next_deadline(), None);

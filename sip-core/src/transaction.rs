@@ -56,7 +56,10 @@ pub enum TxnEvent {
 #[derive(Debug)]
 pub enum TxnAction {
     /// Send (or resend) these bytes.
-    Send { remote: SocketAddr, payload: Vec<u8> },
+    Send {
+        remote: SocketAddr,
+        payload: Vec<u8>,
+    },
     /// Tell the owner how transaction `id` ended.
     Notify {
         owner: Owner,
@@ -102,7 +105,10 @@ impl Transactions {
             timeout_at: now + timers.t1 * 64,
             linger_until: None,
         };
-        table.set(TimerKey::Transaction(id), txn.retransmit_at.min(txn.timeout_at));
+        table.set(
+            TimerKey::Transaction(id),
+            txn.retransmit_at.min(txn.timeout_at),
+        );
         self.by_branch.insert(branch, id);
         self.by_id.insert(id, txn);
         id

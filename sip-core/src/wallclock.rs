@@ -50,15 +50,16 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests anchor virtual time once
 mod tests {
     use super::*;
 
     #[test]
     fn formats_fixed_width_utc() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_877_031_123);
-        assert_eq!(rfc3339(t), "2026-11-28T10:43:51.123Z");
+        assert_eq!(rfc3339(t), "2026-11-28T14:43:51.123Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_795_877_031);
-        assert_eq!(rfc3339(t), "2026-11-28T10:43:51.000Z");
+        assert_eq!(rfc3339(t), "2026-11-28T14:43:51.000Z");
     }
 
     #[test]
@@ -66,6 +67,9 @@ mod tests {
         let now = Instant::now();
         let wall = UNIX_EPOCH + Duration::from_secs(1000);
         let c = WallClock::new(now, wall);
-        assert_eq!(c.at(now + Duration::from_secs(5)), wall + Duration::from_secs(5));
+        assert_eq!(
+            c.at(now + Duration::from_secs(5)),
+            wall + Duration::from_secs(5)
+        );
     }
 }

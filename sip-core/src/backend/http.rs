@@ -98,7 +98,10 @@ fn boolean(v: &Value, key: &str) -> Result<Option<bool>, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(other) => Err(format!("`{key}` should be true or false, got {}", kind(other))),
+        Some(other) => Err(format!(
+            "`{key}` should be true or false, got {}",
+            kind(other)
+        )),
     }
 }
 
@@ -218,10 +221,16 @@ mod tests {
     #[test]
     fn status_codes_map_to_outcomes() {
         let op = BackendOp::FetchProviders;
-        assert_eq!(http_reply(&op, 401, b""), BackendReply::Unauthorized { status: 401 });
+        assert_eq!(
+            http_reply(&op, 401, b""),
+            BackendReply::Unauthorized { status: 401 }
+        );
         assert_eq!(http_reply(&op, 404, b""), BackendReply::NotFound);
         assert!(matches!(http_reply(&op, 503, b""), BackendReply::Failed(_)));
-        assert!(matches!(http_reply(&op, 200, b"{}"), BackendReply::Failed(_)));
+        assert!(matches!(
+            http_reply(&op, 200, b"{}"),
+            BackendReply::Failed(_)
+        ));
         assert_eq!(http_reply(&op, 200, b"[]"), BackendReply::Providers(vec![]));
     }
 }

@@ -28,6 +28,8 @@ struct Entry {
     /// What is on the wire now.
     in_flight: Option<StatusReport>,
     retry_at: Option<Instant>,
+    /// Waiting for a free request slot (the controller limits reports in flight).
+    deferred: bool,
     backoff: Backoff,
 }
 
@@ -76,6 +78,7 @@ impl Outbox {
                     delivered: None,
                     in_flight: None,
                     retry_at: None,
+                    deferred: false,
                     backoff: Backoff::new(self.initial, self.cap),
                 };
                 let i = match self.free.pop() {
@@ -105,7 +108,7 @@ impl Outbox {
     }
 
     fn next_step(e: &mut Entry) -> OutboxStep {
-        if e.in_flight.is_some() {
+        if e.in_flight.is_some() || e.deferred {
             return OutboxStep::Idle;
         }
         if let Some(at) = e.retry_at {
@@ -154,6 +157,24 @@ impl Outbox {
         Some(delay)
     }
 
+    /// The report chosen by the last [`OutboxStep::Send`] cannot go now: keep the entry
+    /// waiting until [`Outbox::resume`].
+    pub fn defer(&mut self, idx: u32) {
+        if let Some(e) = self.entry_mut(idx) {
+            e.in_flight = None;
+            e.deferred = true;
+        }
+    }
+
+    /// A request slot is free for a deferred entry: what to send (the newest status).
+    pub fn resume(&mut self, idx: u32) -> OutboxStep {
+        let Some(e) = self.entry_mut(idx) else {
+            return OutboxStep::Idle;
+        };
+        e.deferred = false;
+        Self::next_step(e)
+    }
+
     /// The retry time of an entry came.
     pub fn retry_due(&mut self, idx: u32) -> OutboxStep {
         let Some(e) = self.entry_mut(idx) else {
@@ -182,9 +203,10 @@ impl Outbox {
 
     /// Whether every provider's latest status is delivered and nothing is in flight.
     pub fn is_settled(&self) -> bool {
-        self.entries.iter().flatten().all(|e| {
-            e.in_flight.is_none() && (e.desired.is_none() || e.desired == e.delivered)
-        })
+        self.entries
+            .iter()
+            .flatten()
+            .all(|e| e.in_flight.is_none() && (e.desired.is_none() || e.desired == e.delivered))
     }
 
     /// Reports not yet delivered (for metrics and the shutdown log).
@@ -198,7 +220,7 @@ impl Outbox {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::disallowed_methods, clippy::unwrap_used)] // tests anchor virtual time once
 mod tests {
     use super::*;
     use crate::io::RegisterStatus;
@@ -218,7 +240,10 @@ mod tests {
         let (i, step) = o.push("p1", rep(RegisterStatus::Pending, None));
         assert_eq!(step, OutboxStep::Send(rep(RegisterStatus::Pending, None)));
         // Two newer statuses while the first is in flight: only the newest goes next.
-        assert_eq!(o.push("p1", rep(RegisterStatus::Failed, None)).1, OutboxStep::Idle);
+        assert_eq!(
+            o.push("p1", rep(RegisterStatus::Failed, None)).1,
+            OutboxStep::Idle
+        );
         let newest = rep(RegisterStatus::Registered, Some("t1"));
         assert_eq!(o.push("p1", newest.clone()).1, OutboxStep::Idle);
         assert_eq!(o.delivered(i), OutboxStep::Send(newest.clone()));

@@ -1,10 +1,49 @@
-//! SIP messages: the only module that names `rsip`.
+//! SIP messages: parsing, reading and building — the only module that names `rsip`.
 //!
-//! STUB — the interface below is fixed; the bodies are being written.
+//! `rsip` 0.4.0 parses a well-formed message envelope but mishandles much of what real
+//! peers send (see `DESIGN.md`, "rsip: use it behind a facade"). This module is the
+//! wall around it:
+//!
+//! * [`parse()`] normalizes the bytes first — leading CRLFs skipped, LF-only line endings
+//!   accepted, folded lines joined, whitespace before `:` dropped, compact header names
+//!   expanded — and only then asks `rsip` to accept the envelope. Where `rsip` rejects a
+//!   start line that SIP allows (an unknown method the core must answer with 501, a
+//!   `tel:`, GRUU or IPv6 Request-URI) our own start-line grammar decides.
+//!   The body is framed by `Content-Length`, which `rsip` ignores.
+//! * [`Headers`] keeps every header line as an owned `(name, value)` string pair, so
+//!   the B2BUA can relay what it does not own byte-for-byte, and offers small readers of
+//!   our own (Via, Contact, CSeq, tags, Expires …) instead of `rsip`'s typed headers,
+//!   which fail on multi-binding Contact, quoted parameters and IPv6 Via.
+//! * [`MessageBuilder`] writes messages itself and always computes `Content-Length`.
+//!
+//! Nothing here calls `rsip`'s random `Default`s; ids come from the core's seeded
+//! generator.
+
+mod build;
+mod contact;
+mod headers;
+mod names;
+mod normalize;
+mod parse;
+mod syntax;
+mod via;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod proptests;
 
 use thiserror::Error;
 
+pub use build::{response_to, BuildError, MessageBuilder};
+pub use contact::ContactBinding;
+pub use names::canonical_name;
+pub use parse::parse;
+pub use via::Via;
+
 /// The largest message we accept or build, in bytes.
+///
+/// 64 KiB is the largest UDP payload; RFC 3261 §18.1.1 needs no more, and the cap bounds
+/// the work a peer can make us do per datagram.
 pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
 /// Why bytes from the network are not a SIP message we can use.
@@ -12,151 +51,98 @@ pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
 pub enum ParseError {
     /// The datagram is larger than [`MAX_MESSAGE_SIZE`].
     #[error("message of {size} bytes exceeds the {limit}-byte limit")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// Size of the input.
+        size: usize,
+        /// The limit, [`MAX_MESSAGE_SIZE`].
+        limit: usize,
+    },
     /// The bytes are not a SIP message.
     #[error("malformed SIP message: {0}")]
     Malformed(String),
+    /// `Content-Length` is not a decimal number, or several disagree.
+    #[error("invalid Content-Length: {0}")]
+    InvalidContentLength(String),
+    /// `Content-Length` announces more body bytes than arrived.
+    #[error("Content-Length announces {declared} body bytes but only {available} are present")]
+    Truncated {
+        /// The `Content-Length` value.
+        declared: usize,
+        /// Body bytes actually present after the header section.
+        available: usize,
+    },
 }
 
 /// Header fields in order, names in their canonical long form (`v` → `Via`).
+///
+/// One entry per header line: a line that carries several comma-separated values (two
+/// Via, two Contact bindings) stays one entry, because a naive comma split breaks
+/// values such as `WWW-Authenticate`. The readers split where the grammar allows it.
+/// Values are trimmed, unfolded and free of control characters other than HTAB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(pub Vec<(String, String)>);
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The method exactly as sent (methods are case-sensitive, RFC 3261 §7.1); may be
+    /// one the core does not know, so that it can answer 501.
     pub method: String,
+    /// The Request-URI exactly as sent; never re-serialized through `rsip`, which
+    /// corrupts GRUUs and IPv6 hosts.
     pub uri: String,
+    /// The header fields.
     pub headers: Headers,
+    /// The body: exactly `Content-Length` bytes when that header is present.
     pub body: Vec<u8>,
 }
 
 /// A parsed response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The status code, 100 to 699.
     pub status: u16,
+    /// The reason phrase as sent (may be empty).
     pub reason: String,
+    /// The header fields.
     pub headers: Headers,
+    /// The body: exactly `Content-Length` bytes when that header is present.
     pub body: Vec<u8>,
 }
 
 /// A parsed message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A request.
     Request(Request),
+    /// A response.
     Response(Response),
 }
 
-/// The fields of a Via header value that the core reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Via {
-    pub transport: String,
-    pub host: String,
-    pub port: Option<u16>,
-    pub branch: Option<String>,
-    pub received: Option<String>,
-    pub rport: Option<u16>,
-}
-
-/// One binding of a Contact header.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContactBinding {
-    pub uri: String,
-    pub params: Vec<(String, Option<String>)>,
-    pub expires: Option<u32>,
-}
-
-impl ContactBinding {
-    /// A parameter of the URI itself (inside `<>`), e.g. `line`.
-    pub fn uri_param(&self, _name: &str) -> Option<&str> {
-        todo!()
-    }
-}
-
-impl Headers {
-    pub fn get(&self, _name: &str) -> Option<&str> {
-        todo!()
-    }
-    pub fn get_all<'a>(&'a self, _name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        std::iter::empty()
-    }
-    pub fn top_via(&self) -> Option<Via> {
-        todo!()
-    }
-    pub fn call_id(&self) -> Option<&str> {
-        todo!()
-    }
-    pub fn cseq(&self) -> Option<(u32, &str)> {
-        todo!()
-    }
-    pub fn from_tag(&self) -> Option<&str> {
-        todo!()
-    }
-    pub fn to_tag(&self) -> Option<&str> {
-        todo!()
-    }
-    pub fn contacts(&self) -> Vec<ContactBinding> {
-        todo!()
-    }
-    pub fn expires(&self) -> Option<u32> {
-        todo!()
-    }
-    pub fn min_expires(&self) -> Option<u32> {
-        todo!()
-    }
-    pub fn retry_after(&self) -> Option<u32> {
-        todo!()
-    }
-}
-
-/// Parses one datagram.
-pub fn parse(_bytes: &[u8]) -> Result<Message, ParseError> {
-    todo!()
-}
-
-/// Whether `value` may be put in a header: no CR, LF or other control characters.
-pub fn is_safe_header_value(_value: &str) -> bool {
-    todo!()
-}
-
-/// Builds a message; `to_bytes` writes `Content-Length` itself.
-#[derive(Debug, Clone)]
-pub struct MessageBuilder {
-    start_line: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl MessageBuilder {
-    pub fn request(method: &str, uri: &str) -> Self {
-        Self {
-            start_line: format!("{method} {uri} SIP/2.0"),
-            headers: Vec::new(),
-            body: Vec::new(),
+impl Message {
+    /// The header fields, whichever kind of message this is.
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Self::Request(r) => &r.headers,
+            Self::Response(r) => &r.headers,
         }
     }
-    pub fn response(status: u16, reason: &str) -> Self {
-        Self {
-            start_line: format!("SIP/2.0 {status} {reason}"),
-            headers: Vec::new(),
-            body: Vec::new(),
+
+    /// The body, whichever kind of message this is.
+    pub fn body(&self) -> &[u8] {
+        match self {
+            Self::Request(r) => &r.body,
+            Self::Response(r) => &r.body,
         }
-    }
-    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
-        self.headers.push((name.to_owned(), value.into()));
-        self
-    }
-    pub fn body(mut self, body: Vec<u8>) -> Self {
-        self.body = body;
-        self
-    }
-    pub fn to_bytes(&self) -> Vec<u8> {
-        todo!()
     }
 }
 
-/// A response to `req` that copies Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6),
-/// adding `;tag=to_tag` to To when given and To has no tag yet.
-pub fn response_to(_req: &Request, _status: u16, _reason: &str, _to_tag: Option<&str>) -> MessageBuilder {
-    todo!()
+/// Whether `value` may be put in a header: no CR, LF, NUL or other control characters
+/// (HTAB is allowed).
+///
+/// `rsip` and [`MessageBuilder::to_bytes`] write values verbatim, so a CR or LF from
+/// configuration or from a backend would inject headers; check every value that did not
+/// come from a parsed message (parsed values already pass).
+pub fn is_safe_header_value(value: &str) -> bool {
+    value.chars().all(|c| c == '\t' || !c.is_control())
 }

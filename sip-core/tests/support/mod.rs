@@ -1,0 +1,248 @@
+//! A small world for driving the controller in virtual time against a scripted
+//! registrar and an always-answering backend.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+pub mod registrar;
+
+use registrar::Registrar;
+use sip_core::{
+    BackendOp, BackendReply, Config, Controller, Event, Input, Output, ProviderSpec, Resolution,
+    StatusReport,
+};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+pub const REGISTRAR: &str = "192.0.2.10";
+pub const LOCAL: &str = "198.51.100.1:5070";
+
+/// What the backend model does with requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendMode {
+    Up,
+    Down,
+}
+
+pub struct World {
+    pub core: Controller,
+    pub t0: Instant,
+    pub now: Instant,
+    pub registrar: Registrar,
+    pub providers: Vec<ProviderSpec>,
+    /// Every datagram the core sent, with its time.
+    pub sent: Vec<(Duration, SocketAddr, String)>,
+    /// Every PATCH the backend accepted, in order.
+    pub reports: Vec<(Duration, String, StatusReport)>,
+    pub attempted_reports: usize,
+    pub events: Vec<(Duration, Event)>,
+    pub backend: BackendMode,
+    pub fetches: usize,
+    /// Datagrams in flight to the core: (deliver at, from, bytes).
+    inbound: Vec<(Instant, SocketAddr, Vec<u8>)>,
+    backend_queue: Vec<(Instant, sip_core::RequestId, BackendReply)>,
+}
+
+pub fn provider(id: &str, user: &str, password: &str) -> ProviderSpec {
+    ProviderSpec {
+        id: id.into(),
+        name: format!("Provider {id}"),
+        host: REGISTRAR.into(),
+        port: Some(5060),
+        transport: Some("udp".into()),
+        username: user.into(),
+        password: password.into(),
+        expires: Some(3600),
+        ..ProviderSpec::default()
+    }
+}
+
+pub fn config() -> Config {
+    Config {
+        local_port: 5070,
+        contact_host: Some("198.51.100.1".into()),
+        sync_interval: None,
+        ..Config::default()
+    }
+}
+
+impl World {
+    pub fn new(cfg: Config, registrar: Registrar, providers: Vec<ProviderSpec>) -> Self {
+        let t0 = Instant::now();
+        let wall = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let core = Controller::new(cfg, 42, t0, wall);
+        let mut w = Self {
+            core,
+            t0,
+            now: t0,
+            registrar,
+            providers,
+            sent: Vec::new(),
+            reports: Vec::new(),
+            attempted_reports: 0,
+            events: Vec::new(),
+            backend: BackendMode::Up,
+            fetches: 0,
+            inbound: Vec::new(),
+            backend_queue: Vec::new(),
+        };
+        w.drain();
+        w
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    fn drain(&mut self) {
+        loop {
+            match self.core.poll_output() {
+                Output::Transmit(t) => {
+                    let text = String::from_utf8_lossy(&t.payload).into_owned();
+                    self.sent.push((self.elapsed(), t.remote, text));
+                    if t.remote.ip() == REGISTRAR.parse::<IpAddr>().unwrap() {
+                        for resp in self.registrar.handle(&t.payload, self.elapsed()) {
+                            self.inbound.push((
+                                self.now + Duration::from_millis(10),
+                                t.remote,
+                                resp,
+                            ));
+                        }
+                    }
+                }
+                Output::Backend(req) => {
+                    let reply = match (&req.op, self.backend) {
+                        (_, BackendMode::Down) => {
+                            if let BackendOp::ReportStatus { .. } = req.op {
+                                self.attempted_reports += 1;
+                            }
+                            BackendReply::Failed("connection refused".into())
+                        }
+                        (BackendOp::FetchProviders, BackendMode::Up) => {
+                            self.fetches += 1;
+                            BackendReply::Providers(self.providers.clone())
+                        }
+                        (
+                            BackendOp::ReportStatus {
+                                provider_id,
+                                report,
+                            },
+                            BackendMode::Up,
+                        ) => {
+                            self.attempted_reports += 1;
+                            self.reports.push((
+                                self.elapsed(),
+                                provider_id.clone(),
+                                report.clone(),
+                            ));
+                            BackendReply::Delivered
+                        }
+                    };
+                    self.backend_queue
+                        .push((self.now + Duration::from_millis(5), req.id, reply));
+                }
+                Output::Resolve(q) => {
+                    let ip: IpAddr = q.host.parse().unwrap_or(REGISTRAR.parse().unwrap());
+                    self.core.handle_input(
+                        self.now,
+                        Input::Resolved {
+                            id: q.id,
+                            result: Ok(Resolution {
+                                addrs: vec![ip],
+                                local_ip: None,
+                            }),
+                        },
+                    );
+                }
+                Output::Event(e) => self.events.push((self.elapsed(), e)),
+                Output::Timeout(_) => break,
+            }
+        }
+    }
+
+    /// Runs the world until `until` (relative to start), one event at a time.
+    pub fn run_for(&mut self, span: Duration) {
+        let end = self.now + span;
+        loop {
+            let next_in = self.inbound.iter().map(|(t, _, _)| *t).min();
+            let next_be = self.backend_queue.iter().map(|(t, _, _)| *t).min();
+            let next_timer = self.core.poll_timeout();
+            let next = [next_in, next_be, next_timer].into_iter().flatten().min();
+            let Some(next) = next.filter(|t| *t <= end) else {
+                self.now = end;
+                return;
+            };
+            self.now = self.now.max(next);
+            if next_in == Some(next) {
+                let i = self
+                    .inbound
+                    .iter()
+                    .position(|(t, _, _)| *t == next)
+                    .unwrap();
+                let (_, from, bytes) = self.inbound.remove(i);
+                self.core.handle_input(
+                    self.now,
+                    Input::Datagram {
+                        local: LOCAL.parse().unwrap(),
+                        remote: from,
+                        payload: bytes,
+                    },
+                );
+            } else if next_be == Some(next) {
+                let i = self
+                    .backend_queue
+                    .iter()
+                    .position(|(t, _, _)| *t == next)
+                    .unwrap();
+                let (_, id, reply) = self.backend_queue.remove(i);
+                self.core
+                    .handle_input(self.now, Input::Backend { id, reply });
+            } else {
+                self.core.handle_timeout(self.now);
+            }
+            self.drain();
+        }
+    }
+
+    pub fn input(&mut self, input: Input) {
+        self.core.handle_input(self.now, input);
+        self.drain();
+    }
+
+    /// REGISTER requests sent so far (retransmissions included).
+    pub fn registers(&self) -> Vec<&(Duration, SocketAddr, String)> {
+        self.sent
+            .iter()
+            .filter(|(_, _, m)| m.starts_with("REGISTER "))
+            .collect()
+    }
+
+    pub fn reports_for(&self, id: &str) -> Vec<&StatusReport> {
+        self.reports
+            .iter()
+            .filter(|(_, p, _)| p == id)
+            .map(|(_, _, r)| r)
+            .collect()
+    }
+
+    pub fn last_report(&self, id: &str) -> Option<&StatusReport> {
+        self.reports_for(id).last().copied()
+    }
+
+    pub fn shutdown_complete(&self) -> bool {
+        self.events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::ShutdownComplete))
+    }
+}
+
+/// The value of header `name` in a message's text (first occurrence).
+pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.split("\r\n").find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
