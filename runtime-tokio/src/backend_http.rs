@@ -78,14 +78,14 @@ impl HttpBackend {
     }
 }
 
-/// A short reason without the URL (which reqwest includes in its Display).
+/// A short reason, with the chain of causes.
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {
         "connection failed".to_owned()
     } else {
-        let mut msg = e.without_url().to_string();
+        let mut msg = e.to_string();
         let mut src = std::error::Error::source(e);
         while let Some(s) = src {
             msg = format!("{msg}: {s}");

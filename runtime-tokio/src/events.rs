@@ -39,7 +39,12 @@ impl EventLog {
                 changed,
                 invalid,
             } => tracing::info!(
-                total, added, removed, changed, invalid, "provider list applied"
+                total,
+                added,
+                removed,
+                changed,
+                invalid,
+                "provider list applied"
             ),
             Event::ProvidersFetchFailed { error, retry_in } => tracing::warn!(
                 error = %error, retry_in = ?retry_in, "fetching the provider list failed; keeping the running set"
@@ -53,7 +58,8 @@ impl EventLog {
                 "status report not delivered; will retry"
             ),
             Event::ApiKeyRejected { status } => tracing::error!(
-                status, "API key rejected by the backend: check API_KEY (backend.api_key)"
+                status,
+                "API key rejected by the backend: check API_KEY (backend.api_key)"
             ),
             Event::MessageDropped { remote, reason } => {
                 tracing::debug!(remote = %remote, reason = %reason, "dropped an unusable SIP message");

@@ -1,1 +1,66 @@
-fn main() {}
+//! `trunkline`: the SIP edge between SIP providers and LiveKit (CONTRACT.md §1).
+
+mod app;
+mod backend_http;
+mod cli;
+mod config;
+mod driver;
+mod events;
+mod logging;
+mod resolve;
+mod status_file;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let settings = match config::load(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("trunkline: configuration error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli.subcommand() {
+        cli::Command::CheckConfig => {
+            print!("{}", settings.redacted_toml());
+            let mut invalid = 0;
+            for p in &settings.providers {
+                if let Err(e) = p.validate() {
+                    invalid += 1;
+                    eprintln!("trunkline: provider {:?}: {e}", p.id);
+                }
+            }
+            if invalid > 0 {
+                eprintln!("trunkline: {invalid} provider(s) would be reported as failed");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        cli::Command::Status { .. } => {
+            eprintln!(
+                "trunkline: `status` needs the admin API, which this version does not serve yet"
+            );
+            ExitCode::from(2)
+        }
+        cli::Command::Demo => {
+            eprintln!("trunkline: `demo` is not built yet; try scripts/run-local.sh");
+            ExitCode::from(2)
+        }
+        cli::Command::Run => {
+            if let Err(e) = logging::init(&settings.log) {
+                eprintln!("trunkline: configuration error: {e}");
+                return ExitCode::from(1);
+            }
+            match app::run(settings) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "trunkline stopped");
+                    eprintln!("trunkline: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}

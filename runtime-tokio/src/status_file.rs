@@ -42,10 +42,7 @@ pub fn spawn_writer(
     tx
 }
 
-async fn write_atomically(
-    path: &Path,
-    all: &BTreeMap<String, StatusReport>,
-) -> Result<(), String> {
+async fn write_atomically(path: &Path, all: &BTreeMap<String, StatusReport>) -> Result<(), String> {
     let body = serde_json::to_vec_pretty(&serde_json::json!({ "providers": all }))
         .map_err(|e| e.to_string())?;
     let mut tmp = path.as_os_str().to_owned();

@@ -1,0 +1,561 @@
+//! trunkline's configuration: command-line flags > environment variables > config file
+//! (`--config FILE` or `TRUNKLINE_CONFIG`) > defaults (CONTRACT.md §2).
+//!
+//! Every setting is resolved the same way: the first source that has a non-empty value
+//! wins, and that value is checked by one parser whatever its source, so an error names
+//! the key as the user wrote it (flag, variable or config key) together with its other
+//! names. An empty value (`SIP_PUBLIC_ADDRESS=`) counts as unset, as it did for the
+//! Node.js deployment trunkline replaces. Relative paths are relative to the working
+//! directory, not to the config file.
+
+mod error;
+mod file;
+mod keys;
+mod parse;
+mod redact;
+#[cfg(test)]
+mod tests;
+
+pub use error::ConfigError;
+
+use crate::cli::Cli;
+use keys::{Key, Origin};
+use sip_core::provider::ProviderSpec;
+use sip_core::secret::Secret;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The effective configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `Some` when `BACKEND_URL`/`backend.url` is set: backend mode, providers come from
+    /// the backend. `None`: file mode, providers come from `[[providers]]`.
+    pub backend: Option<BackendSettings>,
+    /// SIP transport settings.
+    pub sip: SipSettings,
+    /// Where inbound calls go.
+    pub routing: RoutingSettings,
+    /// Media anchoring.
+    pub media: MediaSettings,
+    /// The admin HTTP API.
+    pub admin: AdminSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Where file mode persists status.
+    pub status: StatusSettings,
+    /// How long a graceful shutdown may take (`shutdown_grace`, `SHUTDOWN_GRACE`).
+    pub shutdown_grace: Duration,
+    /// `[[providers]]` from the config file (file mode), as written: sip-core validates
+    /// each one and reports a bad one as failed without stopping the others.
+    pub providers: Vec<ProviderSpec>,
+}
+
+/// Backend mode: the backend API trunkline fetches providers from and reports to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSettings {
+    /// Base URL (`BACKEND_URL`, `backend.url`): http(s), no trailing slash.
+    pub url: String,
+    /// Sent as `x-api-key` (`API_KEY`, `backend.api_key`).
+    pub api_key: Secret,
+    /// Provider-list resync period (`SYNC_INTERVAL`, `backend.sync_interval`).
+    pub sync_interval: Duration,
+    /// Timeout of each backend request (`BACKEND_TIMEOUT`, `backend.request_timeout`).
+    pub request_timeout: Duration,
+}
+
+/// SIP transport settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipSettings {
+    /// Bind address (`SIP_LISTEN_ADDRESS`, `sip.listen_address`, `--sip-listen-address`).
+    pub listen_address: IpAddr,
+    /// UDP and TCP port (`SIP_PORT`, `sip.port`, `--sip-port`).
+    pub port: u16,
+    /// TLS port (`SIP_TLS_PORT`, `sip.tls_port`).
+    pub tls_port: u16,
+    /// Host written in Contact and Via (`SIP_PUBLIC_ADDRESS`, `sip.public_address`);
+    /// `None`: learned.
+    pub public_address: Option<String>,
+    /// Receive/send buffer size of the SIP socket (`SIP_SOCKET_BUFFER`, `sip.socket_buffer`).
+    pub socket_buffer_bytes: usize,
+    /// New REGISTER transactions per second (`REGISTER_RATE`, `sip.register_rate`), > 0.
+    pub register_rate: u32,
+    /// The `User-Agent` header (`SIP_USER_AGENT`, `sip.user_agent`).
+    pub user_agent: String,
+}
+
+/// Where inbound calls go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RoutingSettings {
+    /// Default destination domain: `sip:{did}@{domain}` (`LIVEKIT_SIP_DOMAIN`,
+    /// `routing.default_domain`).
+    pub default_domain: Option<String>,
+    /// Per-DID destinations (`[routing.dids]`), DID → SIP URI.
+    pub dids: BTreeMap<String, String>,
+}
+
+/// Media anchoring.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MediaSettings {
+    /// rtpengine ng control address `host:port` (`RTP_ENGINE`, `media.rtpengine`);
+    /// `None`: no media anchoring.
+    pub rtpengine: Option<String>,
+}
+
+/// The admin HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// Listen address (`ADMIN_LISTEN`, `admin.listen`, `--admin-listen`).
+    pub listen: SocketAddr,
+    /// Bearer token required on mutating calls (`ADMIN_TOKEN`, `admin.token`).
+    pub token: Option<Secret>,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogSettings {
+    /// Level (`LOG_LEVEL`, `log.level`, `--log-level`).
+    pub level: LogLevel,
+    /// Format (`LOG_FORMAT`, `log.format`, `--log-format`); `None`: JSON when stdout is
+    /// not a terminal, pretty otherwise.
+    pub format: Option<LogFormat>,
+}
+
+/// Log level. Pino numbers map onto it: 10 trace, 20 debug, 30 info, 40 warn, 50 error,
+/// 60 (fatal) error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    /// Everything.
+    Trace,
+    /// Diagnostics.
+    Debug,
+    /// Normal operation (default).
+    #[default]
+    Info,
+    /// Something an operator may want to look at.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, pino field names.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+impl LogFormat {
+    /// `json` or `pretty`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Pretty => "pretty",
+        }
+    }
+}
+
+/// Where file mode persists status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSettings {
+    /// Status of every provider (`STATUS_FILE`, `status.file`).
+    pub file: PathBuf,
+    /// Optional state kept across restarts (`STATE_FILE`, `status.state_file`).
+    pub state_file: Option<PathBuf>,
+}
+
+/// Default resync period.
+const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(300);
+/// Default backend request timeout.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default graceful-shutdown bound.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Default SIP socket buffer: room for a burst of thousands of REGISTER answers.
+const DEFAULT_SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+/// Default REGISTER pacing.
+const DEFAULT_REGISTER_RATE: u32 = 200;
+/// Default admin listen address: loopback, so the API is not exposed by accident.
+const DEFAULT_ADMIN_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+/// Default status file.
+const DEFAULT_STATUS_FILE: &str = "trunkline-status.json";
+
+// Bounds keep values within what the timers and sockets can represent without
+// overflowing, and catch unit mistakes (`SYNC_INTERVAL=300000` meant as milliseconds).
+const SYNC_INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(86_400));
+const REQUEST_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(600));
+const SHUTDOWN_GRACE_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
+const SOCKET_BUFFER_RANGE: (usize, usize) = (1024, 1 << 30);
+const REGISTER_RATE_MAX: u64 = 1_000_000;
+
+impl Default for Settings {
+    /// File mode with no providers and every default of CONTRACT.md §2.
+    fn default() -> Self {
+        Self {
+            backend: None,
+            sip: SipSettings::default(),
+            routing: RoutingSettings::default(),
+            media: MediaSettings::default(),
+            admin: AdminSettings::default(),
+            log: LogSettings::default(),
+            status: StatusSettings::default(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            providers: Vec::new(),
+        }
+    }
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        Self {
+            listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 5060,
+            tls_port: 5061,
+            public_address: None,
+            socket_buffer_bytes: DEFAULT_SOCKET_BUFFER,
+            register_rate: DEFAULT_REGISTER_RATE,
+            user_agent: concat!("trunkline/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_ADMIN_LISTEN,
+            token: None,
+        }
+    }
+}
+
+impl Default for StatusSettings {
+    fn default() -> Self {
+        Self {
+            file: PathBuf::from(DEFAULT_STATUS_FILE),
+            state_file: None,
+        }
+    }
+}
+
+impl AdminSettings {
+    /// The URL a local client (`trunkline status`) reaches the admin API at: the listen
+    /// address, with a wildcard address (`0.0.0.0`, `::`) replaced by loopback.
+    pub fn local_url(&self) -> String {
+        let ip = match self.listen.ip() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.listen.port()))
+    }
+}
+
+impl Settings {
+    /// The effective configuration as TOML, secrets shown as `<redacted>`: what
+    /// `trunkline check-config` prints. Parsing it back as a config file gives the same
+    /// settings, secrets aside.
+    pub fn redacted_toml(&self) -> String {
+        redact::redacted_toml(self)
+    }
+}
+
+/// Loads the configuration from the command line, the process environment and the
+/// config file.
+pub fn load(cli: &Cli) -> Result<Settings, ConfigError> {
+    // Lossy conversion: a non-UTF-8 value then fails its parser with a message naming
+    // the variable, rather than being silently ignored.
+    load_from(cli, &|name| {
+        std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+    })
+}
+
+/// [`load`] with the environment given as a lookup function, for tests.
+pub fn load_from(cli: &Cli, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    let config_path = cli
+        .config
+        .clone()
+        .filter(|p| !p.as_os_str().is_empty())
+        .or_else(|| {
+            env("TRUNKLINE_CONFIG")
+                .filter(|s| !s.trim().is_empty())
+                .map(PathBuf::from)
+        });
+    let file = config_path.map(|p| file::read(&p)).transpose()?;
+    resolve(cli, env, file)
+}
+
+/// Applies precedence and checks every value.
+fn resolve(
+    cli: &Cli,
+    env: &dyn Fn(&str) -> Option<String>,
+    file: Option<file::FileConfig>,
+) -> Result<Settings, ConfigError> {
+    let flags: BTreeMap<&'static str, &str> = [
+        (keys::LOG_LEVEL, &cli.log_level),
+        (keys::LOG_FORMAT, &cli.log_format),
+        (keys::SIP_PORT, &cli.sip_port),
+        (keys::SIP_LISTEN_ADDRESS, &cli.sip_listen_address),
+        (keys::ADMIN_LISTEN, &cli.admin_listen),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key.file, value.as_deref()?)))
+    .collect();
+    let r = Resolver {
+        flags,
+        env,
+        file: file.as_ref(),
+    };
+
+    let backend_url = r.backend_url()?;
+    let api_key = r.secret(keys::API_KEY)?;
+    let (min, max) = SYNC_INTERVAL_RANGE;
+    let sync_interval = r
+        .parse(keys::SYNC_INTERVAL, |t| parse::duration(t, min, max))?
+        .unwrap_or(DEFAULT_SYNC_INTERVAL);
+    let (min, max) = REQUEST_TIMEOUT_RANGE;
+    let request_timeout = r
+        .parse(keys::BACKEND_TIMEOUT, |t| parse::duration(t, min, max))?
+        .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+    let backend = match backend_url {
+        Some(url) => Some(BackendSettings {
+            url,
+            api_key: api_key.ok_or(ConfigError::MissingApiKey)?,
+            sync_interval,
+            request_timeout,
+        }),
+        None => None,
+    };
+    if let (Some(_), Some(f)) = (&backend, &file) {
+        if !f.providers.is_empty() {
+            return Err(ConfigError::ProvidersInBackendMode {
+                path: f.path.clone(),
+            });
+        }
+    }
+
+    let defaults = SipSettings::default();
+    let (min_buf, max_buf) = SOCKET_BUFFER_RANGE;
+    let sip = SipSettings {
+        listen_address: r
+            .parse(keys::SIP_LISTEN_ADDRESS, parse::ip_addr)?
+            .unwrap_or(defaults.listen_address),
+        port: r
+            .parse(keys::SIP_PORT, parse::port)?
+            .unwrap_or(defaults.port),
+        tls_port: r
+            .parse(keys::SIP_TLS_PORT, parse::port)?
+            .unwrap_or(defaults.tls_port),
+        public_address: r.parse(keys::SIP_PUBLIC_ADDRESS, parse::host)?,
+        socket_buffer_bytes: r
+            .parse(keys::SIP_SOCKET_BUFFER, |t| {
+                parse::bytes(t, min_buf, max_buf)
+            })?
+            .unwrap_or(defaults.socket_buffer_bytes),
+        register_rate: r
+            .parse(keys::REGISTER_RATE, |t| {
+                parse::number_in(t, 1, REGISTER_RATE_MAX, "REGISTERs per second")
+                    .and_then(|n| u32::try_from(n).map_err(|e| e.to_string()))
+            })?
+            .unwrap_or(defaults.register_rate),
+        user_agent: r
+            .parse(keys::SIP_USER_AGENT, parse::header_text)?
+            .unwrap_or(defaults.user_agent),
+    };
+
+    let routing = RoutingSettings {
+        default_domain: r.parse(keys::DEFAULT_DOMAIN, parse::domain)?,
+        dids: file.as_ref().map(|f| f.dids.clone()).unwrap_or_default(),
+    };
+    let media = MediaSettings {
+        rtpengine: r.parse(keys::RTP_ENGINE, parse::host_port)?,
+    };
+    let admin = AdminSettings {
+        listen: r
+            .parse(keys::ADMIN_LISTEN, parse::socket_addr)?
+            .unwrap_or(DEFAULT_ADMIN_LISTEN),
+        token: r.secret(keys::ADMIN_TOKEN)?,
+    };
+    let log = LogSettings {
+        level: r
+            .parse(keys::LOG_LEVEL, parse::log_level)?
+            .unwrap_or_default(),
+        format: r.parse(keys::LOG_FORMAT, parse::log_format)?.flatten(),
+    };
+    let status = StatusSettings {
+        file: r
+            .parse(keys::STATUS_FILE, parse::path)?
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATUS_FILE)),
+        state_file: r.parse(keys::STATE_FILE, parse::path)?,
+    };
+    let (min, max) = SHUTDOWN_GRACE_RANGE;
+    let shutdown_grace = r
+        .parse(keys::SHUTDOWN_GRACE, |t| parse::duration(t, min, max))?
+        .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+
+    Ok(Settings {
+        backend,
+        sip,
+        routing,
+        media,
+        admin,
+        log,
+        status,
+        shutdown_grace,
+        providers: file.map(|f| f.providers).unwrap_or_default(),
+    })
+}
+
+/// A value and where it came from.
+struct Raw {
+    text: String,
+    origin: Origin,
+}
+
+/// Looks a setting up in the sources, highest precedence first.
+struct Resolver<'a> {
+    /// Flag values by config-file key.
+    flags: BTreeMap<&'static str, &'a str>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: Option<&'a file::FileConfig>,
+}
+
+impl Resolver<'_> {
+    /// The first non-empty value for `key`: flag, then environment, then file. `secret`
+    /// keeps a file value of the wrong TOML type out of the message.
+    fn raw(&self, key: Key, secret: bool) -> Result<Option<Raw>, ConfigError> {
+        if let Some(text) = self.flags.get(key.file).filter(|t| !t.trim().is_empty()) {
+            return Ok(Some(Raw {
+                text: (*text).to_owned(),
+                origin: Origin::Flag,
+            }));
+        }
+        if let Some(text) = key
+            .env
+            .and_then(|name| (self.env)(name))
+            .filter(|t| !t.trim().is_empty())
+        {
+            return Ok(Some(Raw {
+                text,
+                origin: Origin::Env,
+            }));
+        }
+        let Some(file) = self.file else {
+            return Ok(None);
+        };
+        let Some(value) = file.values.get(key.file) else {
+            return Ok(None);
+        };
+        // Numbers and booleans are accepted as their text so that `port = 5060` and
+        // `port = "5060"` both work, like the environment variable would.
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) if !secret => n.to_string(),
+            toml::Value::Float(f) if !secret => f.to_string(),
+            toml::Value::Boolean(b) if !secret => b.to_string(),
+            other => {
+                let expected = if secret {
+                    "a string"
+                } else {
+                    "a single value (string or number)"
+                };
+                return Err(file::wrong_type(
+                    &file.path,
+                    key.file.to_owned(),
+                    other,
+                    expected,
+                    !secret,
+                ));
+            }
+        };
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Raw {
+            text,
+            origin: Origin::File(file.path.clone()),
+        }))
+    }
+
+    /// The value of `key` checked by `parser`; `None` when no source sets it.
+    fn parse<T>(
+        &self,
+        key: Key,
+        parser: impl FnOnce(&str) -> Result<T, parse::Expected>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(raw) = self.raw(key, false)? else {
+            return Ok(None);
+        };
+        parser(&raw.text)
+            .map(Some)
+            .map_err(|expected| ConfigError::Invalid {
+                names: key.names(&raw.origin),
+                origin: raw.origin.describe(),
+                value: quote(&raw.text),
+                expected,
+            })
+    }
+
+    /// A secret: trimmed (a trailing newline from a secrets file is never meant), never
+    /// shown in a message.
+    fn secret(&self, key: Key) -> Result<Option<Secret>, ConfigError> {
+        let Some(raw) = self.raw(key, true)? else {
+            return Ok(None);
+        };
+        let value = raw.text.trim();
+        if value.chars().any(char::is_control) {
+            return Err(ConfigError::InvalidSecret {
+                names: key.names(&raw.origin),
+                origin: raw.origin.describe(),
+                problem: "contains a control character (a stray line break?); it is sent in \
+                          an HTTP header, so remove it"
+                    .to_owned(),
+            });
+        }
+        Ok(Some(Secret::new(value)))
+    }
+
+    /// `BACKEND_URL`, without repeating a URL that has credentials in it.
+    fn backend_url(&self) -> Result<Option<String>, ConfigError> {
+        let key = keys::BACKEND_URL;
+        if let Some(raw) = self.raw(key, false)? {
+            if parse::url_has_credentials(&raw.text) {
+                return Err(ConfigError::InvalidSecret {
+                    names: key.names(&raw.origin),
+                    origin: raw.origin.describe(),
+                    problem: "contains a user name or password: remove them from the URL \
+                              and put the backend's key in API_KEY (backend.api_key)"
+                        .to_owned(),
+                });
+            }
+        }
+        self.parse(key, parse::backend_url)
+    }
+}
+
+/// A value quoted for a message, cut short when long.
+fn quote(text: &str) -> String {
+    const MAX: usize = 100;
+    if text.chars().count() > MAX {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut:?}…")
+    } else {
+        format!("{text:?}")
+    }
+}

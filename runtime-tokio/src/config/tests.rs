@@ -1,0 +1,908 @@
+//! Tests of configuration loading: precedence, error messages, providers, redaction.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use super::*;
+use clap::Parser;
+use std::path::Path;
+
+const PASSWORD: &str = "hunter2-Pr0vider-PASSWORD";
+const API_KEY: &str = "ak-7f3e-BACKEND-API-KEY";
+const TOKEN: &str = "tok-91c2-ADMIN-TOKEN";
+
+fn cli(args: &[&str]) -> Cli {
+    Cli::try_parse_from(std::iter::once("trunkline").chain(args.iter().copied())).unwrap()
+}
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Loads with `args`, `env` and, when given, `toml` as the config file `test.toml`.
+fn load_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    toml: Option<&str>,
+) -> Result<Settings, ConfigError> {
+    let file = toml
+        .map(|t| file::parse_text(Path::new("test.toml"), t))
+        .transpose()?;
+    resolve(&cli(args), &env_of(env), file)
+}
+
+fn err(args: &[&str], env: &[(&str, &str)], toml: Option<&str>) -> String {
+    match load_with(args, env, toml) {
+        Ok(s) => panic!("expected an error, got {s:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_mentions(message: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(
+            message.contains(part),
+            "{message:?} should mention {part:?}"
+        );
+    }
+}
+
+/// A unique scratch file, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(contents: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "trunkline-config-test-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const CONTRACT_EXAMPLE: &str = r#"
+[sip]
+port = 5060
+public_address = "203.0.113.10"
+
+[[providers]]
+id = "wavoip-main"            # stable id, used in status and admin API
+name = "WaVoIP"
+host = "sipv2.wavoip.com"     # name or IP; DNS per RFC 3263 where it is a name
+port = 5060                   # optional
+transport = "udp"             # udp | tcp | tls
+username = "W81b8ea99dd62"
+password = "hunter2-Pr0vider-PASSWORD"
+auth_username = "W81b8ea99dd62" # optional, defaults to username
+realm = "sipv2.wavoip.com"     # optional, restricts which realm we answer
+expires = 3600                # requested; the registrar's answer wins
+outbound_proxy = "sip:proxy.example:5060" # optional
+enabled = true
+
+[routing]
+default_domain = "my-project.sip.livekit.cloud"
+[routing.dids]
+"+5511999990000" = "sip:+5511999990000@other.sip.livekit.cloud;transport=tcp"
+
+[status]
+file = "trunkline-status.json" # file mode: where status is persisted
+"#;
+
+// ---------------------------------------------------------------- defaults, precedence
+
+#[test]
+fn nothing_configured_gives_the_documented_defaults() {
+    let s = load_with(&[], &[], None).unwrap();
+    assert_eq!(s, Settings::default());
+    assert_eq!(s.backend, None);
+    assert_eq!(s.sip.listen_address.to_string(), "0.0.0.0");
+    assert_eq!(s.sip.port, 5060);
+    assert_eq!(s.sip.tls_port, 5061);
+    assert_eq!(s.sip.public_address, None);
+    assert_eq!(s.sip.socket_buffer_bytes, 4 * 1024 * 1024);
+    assert_eq!(s.sip.register_rate, 200);
+    assert!(s.sip.user_agent.starts_with("trunkline/"));
+    assert_eq!(s.admin.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(s.admin.token, None);
+    assert_eq!(s.log.level, LogLevel::Info);
+    assert_eq!(s.log.format, None);
+    assert_eq!(s.status.file, PathBuf::from("trunkline-status.json"));
+    assert_eq!(s.status.state_file, None);
+    assert_eq!(s.shutdown_grace, Duration::from_secs(5));
+    assert!(s.providers.is_empty());
+    assert!(s.routing.dids.is_empty());
+    assert_eq!(s.media.rtpengine, None);
+}
+
+#[test]
+fn flag_beats_env_beats_file_beats_default() {
+    let file = r#"
+        [sip]
+        port = 5070
+        listen_address = "10.0.0.1"
+        [admin]
+        listen = "127.0.0.1:7001"
+        [log]
+        level = "warn"
+        format = "pretty"
+    "#;
+    let env = [
+        ("SIP_PORT", "5080"),
+        ("SIP_LISTEN_ADDRESS", "10.0.0.2"),
+        ("ADMIN_LISTEN", "127.0.0.1:7002"),
+        ("LOG_LEVEL", "error"),
+        ("LOG_FORMAT", "json"),
+    ];
+    let flags = [
+        "--sip-port",
+        "5090",
+        "--sip-listen-address",
+        "10.0.0.3",
+        "--admin-listen",
+        "127.0.0.1:7003",
+        "--log-level",
+        "debug",
+        "--log-format",
+        "pretty",
+    ];
+
+    let s = load_with(&flags, &env, Some(file)).unwrap();
+    assert_eq!(s.sip.port, 5090);
+    assert_eq!(s.sip.listen_address.to_string(), "10.0.0.3");
+    assert_eq!(s.admin.listen.to_string(), "127.0.0.1:7003");
+    assert_eq!(s.log.level, LogLevel::Debug);
+    assert_eq!(s.log.format, Some(LogFormat::Pretty));
+
+    let s = load_with(&[], &env, Some(file)).unwrap();
+    assert_eq!(s.sip.port, 5080);
+    assert_eq!(s.sip.listen_address.to_string(), "10.0.0.2");
+    assert_eq!(s.admin.listen.to_string(), "127.0.0.1:7002");
+    assert_eq!(s.log.level, LogLevel::Error);
+    assert_eq!(s.log.format, Some(LogFormat::Json));
+
+    let s = load_with(&[], &[], Some(file)).unwrap();
+    assert_eq!(s.sip.port, 5070);
+    assert_eq!(s.sip.listen_address.to_string(), "10.0.0.1");
+    assert_eq!(s.admin.listen.to_string(), "127.0.0.1:7001");
+    assert_eq!(s.log.level, LogLevel::Warn);
+    assert_eq!(s.log.format, Some(LogFormat::Pretty));
+
+    let s = load_with(&[], &[], None).unwrap();
+    assert_eq!(s.sip.port, 5060);
+    assert_eq!(s.log.level, LogLevel::Info);
+}
+
+#[test]
+fn env_beats_file_for_env_only_keys() {
+    let file = r#"
+        shutdown_grace = "20s"
+        [backend]
+        url = "https://file.example"
+        api_key = "file-key"
+        sync_interval = "10m"
+        request_timeout = 2
+        [sip]
+        public_address = "198.51.100.1"
+        socket_buffer = 1048576
+        register_rate = 50
+        tls_port = 5071
+        user_agent = "file-agent"
+        [routing]
+        default_domain = "file.sip.livekit.cloud"
+        [media]
+        rtpengine = "127.0.0.1:22222"
+        [admin]
+        token = "file-token"
+        [status]
+        file = "/var/lib/trunkline/file-status.json"
+        state_file = "/var/lib/trunkline/file-state.json"
+    "#;
+    let s = load_with(&[], &[], Some(file)).unwrap();
+    let b = s.backend.clone().unwrap();
+    assert_eq!(b.url, "https://file.example");
+    assert_eq!(b.api_key.expose(), "file-key");
+    assert_eq!(b.sync_interval, Duration::from_secs(600));
+    assert_eq!(b.request_timeout, Duration::from_secs(2));
+    assert_eq!(s.shutdown_grace, Duration::from_secs(20));
+    assert_eq!(s.sip.public_address.as_deref(), Some("198.51.100.1"));
+    assert_eq!(s.sip.socket_buffer_bytes, 1_048_576);
+    assert_eq!(s.sip.register_rate, 50);
+    assert_eq!(s.sip.tls_port, 5071);
+    assert_eq!(s.sip.user_agent, "file-agent");
+    assert_eq!(
+        s.routing.default_domain.as_deref(),
+        Some("file.sip.livekit.cloud")
+    );
+    assert_eq!(s.media.rtpengine.as_deref(), Some("127.0.0.1:22222"));
+    assert_eq!(s.admin.token.as_ref().unwrap().expose(), "file-token");
+    assert_eq!(
+        s.status.file,
+        PathBuf::from("/var/lib/trunkline/file-status.json")
+    );
+
+    let env = [
+        ("BACKEND_URL", "https://env.example/"),
+        ("API_KEY", "env-key"),
+        ("SYNC_INTERVAL", "5m"),
+        ("BACKEND_TIMEOUT", "1500ms"),
+        ("SHUTDOWN_GRACE", "30"),
+        ("SIP_PUBLIC_ADDRESS", "sip.example.net"),
+        ("SIP_SOCKET_BUFFER", "8MiB"),
+        ("REGISTER_RATE", "1000"),
+        ("SIP_TLS_PORT", "5062"),
+        ("SIP_USER_AGENT", "env-agent"),
+        ("LIVEKIT_SIP_DOMAIN", "env.sip.livekit.cloud"),
+        ("RTP_ENGINE", "rtpengine:22222"),
+        ("ADMIN_TOKEN", "env-token"),
+        ("STATUS_FILE", "env-status.json"),
+        ("STATE_FILE", "env-state.json"),
+    ];
+    let s = load_with(&[], &env, Some(file)).unwrap();
+    let b = s.backend.clone().unwrap();
+    assert_eq!(b.url, "https://env.example", "trailing slash trimmed");
+    assert_eq!(b.api_key.expose(), "env-key");
+    assert_eq!(b.sync_interval, Duration::from_secs(300));
+    assert_eq!(b.request_timeout, Duration::from_millis(1500));
+    assert_eq!(s.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(s.sip.public_address.as_deref(), Some("sip.example.net"));
+    assert_eq!(s.sip.socket_buffer_bytes, 8 << 20);
+    assert_eq!(s.sip.register_rate, 1000);
+    assert_eq!(s.sip.tls_port, 5062);
+    assert_eq!(s.sip.user_agent, "env-agent");
+    assert_eq!(
+        s.routing.default_domain.as_deref(),
+        Some("env.sip.livekit.cloud")
+    );
+    assert_eq!(s.media.rtpengine.as_deref(), Some("rtpengine:22222"));
+    assert_eq!(s.admin.token.as_ref().unwrap().expose(), "env-token");
+    assert_eq!(s.status.file, PathBuf::from("env-status.json"));
+    assert_eq!(s.status.state_file, Some(PathBuf::from("env-state.json")));
+}
+
+#[test]
+fn empty_env_values_count_as_unset() {
+    let s = load_with(
+        &[],
+        &[("SIP_PORT", ""), ("BACKEND_URL", "  "), ("LOG_LEVEL", "")],
+        Some("[sip]\nport = 5070\n"),
+    )
+    .unwrap();
+    assert_eq!(s.sip.port, 5070);
+    assert_eq!(s.backend, None);
+    assert_eq!(s.log.level, LogLevel::Info);
+}
+
+#[test]
+fn numbers_may_be_written_as_strings_in_the_file() {
+    let s = load_with(
+        &[],
+        &[],
+        Some("[sip]\nport = \"5070\"\n[log]\nlevel = 40\n"),
+    )
+    .unwrap();
+    assert_eq!(s.sip.port, 5070);
+    assert_eq!(s.log.level, LogLevel::Warn);
+}
+
+#[test]
+fn durations_accept_humantime_and_plain_seconds() {
+    for (text, secs) in [("300s", 300), ("5m", 300), ("300", 300), ("1h", 3600)] {
+        let s = load_with(
+            &[],
+            &[
+                ("BACKEND_URL", "http://b"),
+                ("API_KEY", "k"),
+                ("SYNC_INTERVAL", text),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            s.backend.unwrap().sync_interval,
+            Duration::from_secs(secs),
+            "{text}"
+        );
+    }
+    let s = load_with(&[], &[], Some("shutdown_grace = 0\n")).unwrap();
+    assert_eq!(s.shutdown_grace, Duration::ZERO);
+}
+
+#[test]
+fn pino_level_numbers() {
+    for (n, level) in [
+        ("10", LogLevel::Trace),
+        ("20", LogLevel::Debug),
+        ("30", LogLevel::Info),
+        ("40", LogLevel::Warn),
+        ("50", LogLevel::Error),
+        ("60", LogLevel::Error),
+    ] {
+        let s = load_with(&[], &[("LOG_LEVEL", n)], None).unwrap();
+        assert_eq!(s.log.level, level, "{n}");
+    }
+    let s = load_with(&["--log-level", "20"], &[], None).unwrap();
+    assert_eq!(s.log.level, LogLevel::Debug);
+    let s = load_with(
+        &[],
+        &[("LOG_FORMAT", "auto")],
+        Some("[log]\nformat = \"json\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.log.format, None,
+        "auto from the environment beats the file"
+    );
+}
+
+#[test]
+fn config_path_comes_from_flag_or_trunkline_config() {
+    let f = TempFile::new("[sip]\nport = 5071\n");
+    let path = f.0.to_str().unwrap();
+    let s = load_from(&cli(&["--config", path]), &env_of(&[])).unwrap();
+    assert_eq!(s.sip.port, 5071);
+    let s = load_from(&cli(&[]), &env_of(&[("TRUNKLINE_CONFIG", path)])).unwrap();
+    assert_eq!(s.sip.port, 5071);
+    let s = load_from(
+        &cli(&["run", "--config", path]),
+        &env_of(&[("SIP_PORT", "5072")]),
+    )
+    .unwrap();
+    assert_eq!(s.sip.port, 5072);
+}
+
+// ---------------------------------------------------------------- errors name their key
+
+#[test]
+fn bad_port_names_the_key_from_every_source() {
+    let e = err(&["--sip-port", "70000"], &[], None);
+    assert_mentions(
+        &e,
+        &[
+            "--sip-port",
+            "SIP_PORT",
+            "sip.port",
+            "\"70000\"",
+            "1 to 65535",
+            "command line",
+        ],
+    );
+    let e = err(&[], &[("SIP_PORT", "70000")], None);
+    assert_mentions(
+        &e,
+        &[
+            "SIP_PORT",
+            "sip.port",
+            "\"70000\"",
+            "1 to 65535",
+            "environment",
+        ],
+    );
+    assert!(
+        e.starts_with("invalid value \"70000\" for SIP_PORT (sip.port, --sip-port)"),
+        "{e}"
+    );
+    let e = err(&[], &[], Some("[sip]\nport = 70000\n"));
+    assert_mentions(
+        &e,
+        &["sip.port", "SIP_PORT", "70000", "test.toml", "1 to 65535"],
+    );
+    let e = err(&[], &[("SIP_TLS_PORT", "0")], None);
+    assert_mentions(&e, &["SIP_TLS_PORT", "sip.tls_port"]);
+}
+
+#[test]
+fn bad_duration_names_the_key() {
+    let e = err(&[], &[("SYNC_INTERVAL", "soon")], None);
+    assert_mentions(
+        &e,
+        &[
+            "SYNC_INTERVAL",
+            "backend.sync_interval",
+            "\"soon\"",
+            "300s",
+            "5m",
+        ],
+    );
+    let e = err(&[], &[], Some("shutdown_grace = \"forever\"\n"));
+    assert_mentions(
+        &e,
+        &["shutdown_grace", "SHUTDOWN_GRACE", "test.toml", "duration"],
+    );
+    let e = err(&[], &[("BACKEND_TIMEOUT", "0")], None);
+    assert_mentions(
+        &e,
+        &["BACKEND_TIMEOUT", "backend.request_timeout", "from 10ms"],
+    );
+    let e = err(&[], &[("SYNC_INTERVAL", "300000")], None);
+    assert_mentions(&e, &["SYNC_INTERVAL", "1day"]);
+}
+
+#[test]
+fn bad_log_level_names_the_key() {
+    let e = err(&[], &[("LOG_LEVEL", "verbose")], None);
+    assert_mentions(
+        &e,
+        &[
+            "LOG_LEVEL",
+            "log.level",
+            "--log-level",
+            "\"verbose\"",
+            "trace",
+            "pino",
+        ],
+    );
+    let e = err(&["--log-level", "35"], &[], None);
+    assert_mentions(&e, &["--log-level", "LOG_LEVEL", "log.level", "\"35\""]);
+    let e = err(&[], &[("LOG_FORMAT", "xml")], None);
+    assert_mentions(&e, &["LOG_FORMAT", "log.format", "json, pretty or auto"]);
+}
+
+#[test]
+fn other_bad_values_name_their_key() {
+    for (env, key) in [
+        ("SIP_LISTEN_ADDRESS", "sip.listen_address"),
+        ("SIP_PUBLIC_ADDRESS", "sip.public_address"),
+        ("SIP_SOCKET_BUFFER", "sip.socket_buffer"),
+        ("REGISTER_RATE", "sip.register_rate"),
+        ("LIVEKIT_SIP_DOMAIN", "routing.default_domain"),
+        ("RTP_ENGINE", "media.rtpengine"),
+        ("ADMIN_LISTEN", "admin.listen"),
+    ] {
+        let e = err(&[], &[(env, "not valid!")], None);
+        assert_mentions(&e, &[env, key, "\"not valid!\"", "expected"]);
+    }
+    let e = err(&[], &[("REGISTER_RATE", "0")], None);
+    assert_mentions(&e, &["REGISTER_RATE", "from 1"]);
+    let e = err(&[], &[("SIP_USER_AGENT", "a\r\nVia: evil")], None);
+    assert_mentions(
+        &e,
+        &["SIP_USER_AGENT", "sip.user_agent", "control characters"],
+    );
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_named() {
+    let e = err(&[], &[], Some("[sip]\nprot = 5060\n"));
+    assert_mentions(
+        &e,
+        &[
+            "test.toml",
+            "unknown key `sip.prot`",
+            "did you mean `port`?",
+            "listen_address",
+        ],
+    );
+    let e = err(&[], &[], Some("[sipp]\nport = 5060\n"));
+    assert_mentions(&e, &["unknown key `sipp`", "did you mean `sip`?"]);
+    let e = err(&[], &[], Some("log_level = \"info\"\n"));
+    assert_mentions(&e, &["unknown key `log_level`", "valid keys here are"]);
+    let e = err(
+        &[],
+        &[],
+        Some("[[providers]]\nid = \"a\"\npasword = \"x\"\n"),
+    );
+    assert_mentions(
+        &e,
+        &[
+            "unknown key `providers[0].pasword`",
+            "did you mean `password`?",
+        ],
+    );
+    let e = err(&[], &[], Some("[routing]\ndid = {}\n"));
+    assert_mentions(&e, &["unknown key `routing.did`", "did you mean `dids`?"]);
+}
+
+#[test]
+fn wrong_toml_types_are_named() {
+    let e = err(&[], &[], Some("[sip]\nport = [5060]\n"));
+    assert_mentions(&e, &["test.toml", "sip.port: invalid type: array"]);
+    let e = err(&[], &[], Some("sip = 5\n"));
+    assert_mentions(&e, &["sip: invalid type: integer 5, expected a table"]);
+    let e = err(&[], &[], Some("providers = 1\n"));
+    assert_mentions(
+        &e,
+        &["providers: invalid type: integer 1, expected an array of tables"],
+    );
+    let e = err(&[], &[], Some("[routing.dids]\n\"+1\" = 5\n"));
+    assert_mentions(
+        &e,
+        &["routing.dids.\"+1\": invalid type: integer 5, expected a string"],
+    );
+}
+
+#[test]
+fn toml_syntax_errors_give_the_line() {
+    let e = err(&[], &[], Some("[sip]\nport = = 5\n"));
+    assert_mentions(&e, &["test.toml is not valid TOML", "line 2"]);
+}
+
+#[test]
+fn unreadable_config_file_is_named() {
+    let missing = std::env::temp_dir().join("trunkline-no-such-dir/none.toml");
+    let e = load_from(&cli(&["--config", missing.to_str().unwrap()]), &env_of(&[]))
+        .unwrap_err()
+        .to_string();
+    assert_mentions(
+        &e,
+        &[
+            "cannot read config file",
+            "none.toml",
+            "--config",
+            "TRUNKLINE_CONFIG",
+        ],
+    );
+}
+
+#[test]
+fn backend_url_needs_an_api_key() {
+    let e = err(&[], &[("BACKEND_URL", "https://api.example.com")], None);
+    assert_mentions(
+        &e,
+        &["API_KEY (backend.api_key) is required when BACKEND_URL is set"],
+    );
+    let e = err(
+        &[],
+        &[
+            ("BACKEND_URL", "https://api.example.com"),
+            ("API_KEY", "  "),
+        ],
+        None,
+    );
+    assert_mentions(
+        &e,
+        &["API_KEY (backend.api_key) is required when BACKEND_URL is set"],
+    );
+    let e = err(
+        &[],
+        &[],
+        Some("[backend]\nurl = \"https://api.example.com\"\n"),
+    );
+    assert_mentions(&e, &["API_KEY (backend.api_key) is required"]);
+    // An API key without a URL is simply unused: file mode.
+    let s = load_with(&[], &[("API_KEY", API_KEY)], None).unwrap();
+    assert_eq!(s.backend, None);
+}
+
+#[test]
+fn bad_backend_url_is_named() {
+    for url in [
+        "ftp://api.example.com",
+        "api.example.com",
+        "https://",
+        "https://a.example/?x=1",
+    ] {
+        let e = err(&[], &[("BACKEND_URL", url), ("API_KEY", "k")], None);
+        assert_mentions(&e, &["BACKEND_URL", "backend.url", "http://", "https://"]);
+    }
+    let e = err(
+        &[],
+        &[],
+        Some("[backend]\nurl = \"nope\"\napi_key = \"k\"\n"),
+    );
+    assert_mentions(&e, &["backend.url (BACKEND_URL)", "test.toml"]);
+    // Credentials in the URL are refused without repeating them.
+    let e = err(
+        &[],
+        &[
+            ("BACKEND_URL", "https://admin:s3cr3t-in-url@api.example.com"),
+            ("API_KEY", "k"),
+        ],
+        None,
+    );
+    assert_mentions(
+        &e,
+        &[
+            "BACKEND_URL",
+            "backend.url",
+            "user name or password",
+            "API_KEY",
+        ],
+    );
+    assert!(!e.contains("s3cr3t-in-url"), "{e}");
+}
+
+#[test]
+fn providers_in_backend_mode_are_refused() {
+    let e = err(
+        &[],
+        &[("BACKEND_URL", "https://api.example.com"), ("API_KEY", "k")],
+        Some(CONTRACT_EXAMPLE),
+    );
+    assert_mentions(&e, &["[[providers]]", "BACKEND_URL", "test.toml"]);
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    let e = err(&[], &[("API_KEY", "ak-with\nnewline-SECRETVALUE")], None);
+    assert_mentions(&e, &["API_KEY (backend.api_key)", "control character"]);
+    assert!(!e.contains("SECRETVALUE"), "{e}");
+    let e = err(&[], &[], Some("[admin]\ntoken = 123456789\n"));
+    assert_mentions(
+        &e,
+        &["admin.token: invalid type: integer, expected a string"],
+    );
+    assert!(!e.contains("123456789"), "{e}");
+    let e = err(
+        &[],
+        &[],
+        Some("[[providers]]\nid = \"p\"\npassword = 987654321\n"),
+    );
+    assert_mentions(
+        &e,
+        &["providers[0].password: invalid type: integer, expected a string"],
+    );
+    assert!(!e.contains("987654321"), "{e}");
+}
+
+#[test]
+fn secrets_are_trimmed() {
+    let s = load_with(
+        &[],
+        &[
+            ("BACKEND_URL", "https://api.example.com"),
+            ("API_KEY", "  key\n"),
+            ("ADMIN_TOKEN", "tok\n"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(s.backend.unwrap().api_key.expose(), "key");
+    assert_eq!(s.admin.token.unwrap().expose(), "tok");
+}
+
+// ---------------------------------------------------------------- providers, routing
+
+#[test]
+fn providers_are_read_from_the_contract_example() {
+    let s = load_with(&[], &[], Some(CONTRACT_EXAMPLE)).unwrap();
+    assert_eq!(s.backend, None);
+    assert_eq!(s.sip.public_address.as_deref(), Some("203.0.113.10"));
+    assert_eq!(
+        s.providers,
+        vec![ProviderSpec {
+            id: "wavoip-main".into(),
+            name: "WaVoIP".into(),
+            host: "sipv2.wavoip.com".into(),
+            port: Some(5060),
+            transport: Some("udp".into()),
+            username: "W81b8ea99dd62".into(),
+            password: Secret::new(PASSWORD),
+            auth_username: Some("W81b8ea99dd62".into()),
+            realm: Some("sipv2.wavoip.com".into()),
+            expires: Some(3600),
+            outbound_proxy: Some("sip:proxy.example:5060".into()),
+            enabled: Some(true),
+            problem: None,
+        }]
+    );
+    assert!(s.providers[0].validate().is_ok());
+    assert_eq!(
+        s.routing.default_domain.as_deref(),
+        Some("my-project.sip.livekit.cloud")
+    );
+    assert_eq!(
+        s.routing.dids.get("+5511999990000").map(String::as_str),
+        Some("sip:+5511999990000@other.sip.livekit.cloud;transport=tcp")
+    );
+}
+
+#[test]
+fn provider_semantics_are_left_to_sip_core() {
+    // Missing host, port out of range, unknown transport: loaded as written, so sip-core
+    // can report each bad provider as failed while the good ones register.
+    let toml = r#"
+        [[providers]]
+        id = "good"
+        host = "sip.example.com"
+        username = "u"
+        password = "p"
+
+        [[providers]]
+        id = "no-host"
+        username = "u"
+
+        [[providers]]
+        id = "bad-port"
+        host = "sip.example.com"
+        username = "u"
+        port = 70000
+        transport = "carrier-pigeon"
+    "#;
+    let s = load_with(&[], &[], Some(toml)).unwrap();
+    assert_eq!(s.providers.len(), 3);
+    assert_eq!(s.providers[1].host, "");
+    assert_eq!(s.providers[2].port, Some(70000));
+    assert_eq!(s.providers[2].transport.as_deref(), Some("carrier-pigeon"));
+    assert!(s.providers[0].validate().is_ok());
+    assert!(s.providers[1].validate().is_err());
+    assert!(s.providers[2].validate().is_err());
+}
+
+#[test]
+fn provider_type_errors_name_the_key() {
+    let toml = r#"
+        [[providers]]
+        id = "a"
+        [[providers]]
+        id = "b"
+        [[providers]]
+        id = "c"
+        port = "x"
+    "#;
+    let e = err(&[], &[], Some(toml));
+    assert_mentions(
+        &e,
+        &[
+            "test.toml",
+            "providers[2].port: invalid type: string \"x\", expected an integer",
+            "\"c\"",
+        ],
+    );
+    let e = err(&[], &[], Some("[[providers]]\nenabled = \"yes\"\n"));
+    assert_mentions(
+        &e,
+        &["providers[0].enabled: invalid type: string \"yes\", expected true or false"],
+    );
+    let e = err(&[], &[], Some("[[providers]]\nexpires = 1.5\n"));
+    assert_mentions(
+        &e,
+        &["providers[0].expires: invalid type: float 1.5, expected an integer"],
+    );
+    let e = err(&[], &[], Some("providers = [1]\n"));
+    assert_mentions(
+        &e,
+        &["providers[0]: invalid type: integer 1, expected a table"],
+    );
+}
+
+#[test]
+fn bad_did_destination_is_named() {
+    let e = err(&[], &[], Some("[routing.dids]\n\"+5511\" = \"http://x\"\n"));
+    assert_mentions(&e, &["routing.dids.\"+5511\"", "\"http://x\"", "SIP URI"]);
+}
+
+// ---------------------------------------------------------------- redaction, check-config
+
+fn everything_secret() -> Settings {
+    let toml = CONTRACT_EXAMPLE.replace("[sip]", &format!("[admin]\ntoken = \"{TOKEN}\"\n[sip]"));
+    let mut s = load_with(&[], &[], Some(&toml)).unwrap();
+    s.backend = Some(BackendSettings {
+        url: "https://api.example.com".into(),
+        api_key: Secret::new(API_KEY),
+        sync_interval: Duration::from_secs(300),
+        request_timeout: Duration::from_secs(5),
+    });
+    s
+}
+
+#[test]
+fn secrets_never_appear_in_debug_or_redacted_toml() {
+    let s = everything_secret();
+    for text in [format!("{s:?}"), format!("{s:#?}"), s.redacted_toml()] {
+        for secret in [PASSWORD, API_KEY, TOKEN] {
+            assert!(!text.contains(secret), "{secret} leaked into:\n{text}");
+        }
+    }
+    let out = s.redacted_toml();
+    assert_mentions(
+        &out,
+        &[
+            "api_key = \"<redacted>\"",
+            "token = \"<redacted>\"",
+            "password = \"<redacted>\"",
+        ],
+    );
+}
+
+#[test]
+fn check_config_output_shows_the_effective_configuration() {
+    let s = load_with(
+        &["--sip-port", "5090"],
+        &[("LOG_LEVEL", "30"), ("RTP_ENGINE", "127.0.0.1:22222")],
+        Some(CONTRACT_EXAMPLE),
+    )
+    .unwrap();
+    let out = s.redacted_toml();
+    assert!(
+        out.starts_with("# trunkline effective configuration (secrets redacted)\n"),
+        "{out}"
+    );
+    assert_mentions(
+        &out,
+        &[
+            "# mode: file, 1 provider(s) from [[providers]]",
+            "# admin API: http://127.0.0.1:8080",
+            "shutdown_grace = \"5s\"",
+            "[sip]",
+            "port = 5090",
+            "listen_address = \"0.0.0.0\"",
+            "public_address = \"203.0.113.10\"",
+            "socket_buffer = 4194304",
+            "[routing]",
+            "default_domain = \"my-project.sip.livekit.cloud\"",
+            "[routing.dids]",
+            "\"+5511999990000\" = \"sip:+5511999990000@other.sip.livekit.cloud;transport=tcp\"",
+            "[media]",
+            "rtpengine = \"127.0.0.1:22222\"",
+            "[admin]",
+            "listen = \"127.0.0.1:8080\"",
+            "[log]",
+            "level = \"info\"",
+            "format = \"auto\"",
+            "[status]",
+            "file = \"trunkline-status.json\"",
+            "[[providers]]",
+            "id = \"wavoip-main\"",
+            "password = \"<redacted>\"",
+            "outbound_proxy = \"sip:proxy.example:5060\"",
+        ],
+    );
+    assert!(!out.contains("[backend]"), "{out}");
+    assert!(!out.contains(PASSWORD), "{out}");
+
+    let backend = everything_secret().redacted_toml();
+    assert_mentions(
+        &backend,
+        &[
+            "# mode: backend, providers are fetched from https://api.example.com every 5m",
+            "[backend]",
+            "sync_interval = \"5m\"",
+        ],
+    );
+}
+
+#[test]
+fn redacted_toml_loads_back_to_the_same_settings() {
+    let mut s = load_with(
+        &[],
+        &[
+            ("SIP_SOCKET_BUFFER", "1MiB"),
+            ("LOG_FORMAT", "json"),
+            ("STATE_FILE", "state.json"),
+        ],
+        Some(CONTRACT_EXAMPLE),
+    )
+    .unwrap();
+    let again = load_with(&[], &[], Some(&s.redacted_toml())).unwrap();
+    for p in &mut s.providers {
+        p.password = Secret::new("<redacted>");
+    }
+    assert_eq!(again, s);
+
+    let mut b = everything_secret();
+    b.providers.clear();
+    let again = load_with(&[], &[], Some(&b.redacted_toml())).unwrap();
+    b.backend.as_mut().unwrap().api_key = Secret::new("<redacted>");
+    b.admin.token = Some(Secret::new("<redacted>"));
+    assert_eq!(again, b);
+}
+
+#[test]
+fn admin_local_url_replaces_wildcards_with_loopback() {
+    let mut a = AdminSettings::default();
+    assert_eq!(a.local_url(), "http://127.0.0.1:8080");
+    a.listen = "0.0.0.0:9000".parse().unwrap();
+    assert_eq!(a.local_url(), "http://127.0.0.1:9000");
+    a.listen = "[::]:9000".parse().unwrap();
+    assert_eq!(a.local_url(), "http://[::1]:9000");
+    a.listen = "10.1.2.3:9000".parse().unwrap();
+    assert_eq!(a.local_url(), "http://10.1.2.3:9000");
+}

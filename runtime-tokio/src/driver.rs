@@ -1,0 +1,221 @@
+//! The tokio driver: moves bytes, replies and time between the world and the sans-IO
+//! core. It makes no SIP decision; every `if` about SIP lives in `sip-core`.
+
+use crate::backend_http::HttpBackend;
+use crate::events::EventLog;
+use crate::status_file::{spawn_writer, StatusWrite};
+use sip_core::{BackendOp, BackendReply, Command, Controller, Input, Output, ProviderSpec};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Where providers come from and statuses go.
+pub enum Backend {
+    /// The backend HTTP API.
+    Http(HttpBackend),
+    /// File mode: providers from the config file, statuses to a file.
+    File {
+        providers: Vec<ProviderSpec>,
+        status_file: PathBuf,
+    },
+}
+
+/// What the driver needs besides the core's own config.
+pub struct DriverConfig {
+    pub bind: SocketAddr,
+    pub shutdown_grace: Duration,
+    /// `Some(bind ip)` when Contact/Via must use the OS's source address per route.
+    pub learn_local_ip: Option<IpAddr>,
+}
+
+/// How the driver ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// Shut down on a signal, after the core finished (or the grace ran out).
+    Clean,
+}
+
+/// Why the driver could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("cannot bind the SIP socket on udp {addr}: {source} (is another SIP server using the port? set SIP_PORT or sip.port)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install the signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Binds the SIP socket with the configured buffer sizes: a burst of registrar answers
+/// must not overflow the default buffer (that, not timers, limits Kamailio's uac).
+pub fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, DriverError> {
+    let err = |source| DriverError::Bind { addr, source };
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+        .map_err(err)?;
+    if buffer > 0 {
+        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+        let _ = sock.set_recv_buffer_size(buffer);
+        let _ = sock.set_send_buffer_size(buffer);
+    }
+    sock.set_nonblocking(true).map_err(err)?;
+    sock.bind(&addr.into()).map_err(err)?;
+    UdpSocket::from_std(sock.into()).map_err(err)
+}
+
+/// Runs the core until a signal has led to a complete shutdown.
+pub async fn run(
+    mut core: Controller,
+    socket: UdpSocket,
+    backend: Backend,
+    cfg: DriverConfig,
+    mut log: EventLog,
+) -> Result<Exit, DriverError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DriverError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DriverError::Signal)?;
+    let local = socket.local_addr().unwrap_or(cfg.bind);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
+    let file_writer = match &backend {
+        Backend::File { status_file, .. } => {
+            let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+            let writer = spawn_writer(status_file.clone(), ack_tx);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while let Some((id, result)) = ack_rx.recv().await {
+                    let reply = match result {
+                        Ok(()) => BackendReply::Delivered,
+                        Err(e) => BackendReply::Failed(e),
+                    };
+                    if tx.send(Input::Backend { id, reply }).is_err() {
+                        break;
+                    }
+                }
+            });
+            Some(writer)
+        }
+        Backend::Http(_) => None,
+    };
+    let mut buf = vec![0u8; 65_536];
+    let mut hard_deadline: Option<tokio::time::Instant> = None;
+    loop {
+        // Drain every output of the last mutation.
+        let deadline = loop {
+            match core.poll_output() {
+                Output::Transmit(t) => {
+                    if let Err(e) = socket.send_to(&t.payload, t.remote).await {
+                        tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
+                    }
+                }
+                Output::Backend(req) => match &backend {
+                    Backend::Http(http) => {
+                        let http = http.clone();
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let reply = http.perform(&req.op).await;
+                            let _ = tx.send(Input::Backend { id: req.id, reply });
+                        });
+                    }
+                    Backend::File { providers, .. } => match req.op {
+                        BackendOp::FetchProviders => {
+                            let _ = tx.send(Input::Backend {
+                                id: req.id,
+                                reply: BackendReply::Providers(providers.clone()),
+                            });
+                        }
+                        BackendOp::ReportStatus {
+                            provider_id,
+                            report,
+                        } => {
+                            if let Some(w) = &file_writer {
+                                let _ = w.send(StatusWrite {
+                                    id: req.id,
+                                    provider_id,
+                                    report,
+                                });
+                            }
+                        }
+                    },
+                },
+                Output::Resolve(q) => {
+                    let tx = tx.clone();
+                    let need_local = cfg.learn_local_ip;
+                    tokio::spawn(async move {
+                        let result = crate::resolve::resolve(q.host, need_local).await;
+                        let _ = tx.send(Input::Resolved { id: q.id, result });
+                    });
+                }
+                Output::Event(e) => {
+                    if log.record(&e) {
+                        return Ok(Exit::Clean);
+                    }
+                }
+                Output::Timeout(at) => break at,
+            }
+        };
+        // Check the clock before sleeping: an elapsed deadline is handled now.
+        if let Some(at) = deadline {
+            if at <= Instant::now() {
+                core.handle_timeout(Instant::now());
+                continue;
+            }
+        }
+        let sleep_until = deadline.map(tokio::time::Instant::from_std);
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, remote)) => {
+                    let payload = buf.get(..n).unwrap_or_default().to_vec();
+                    core.handle_input(Instant::now(), Input::Datagram { local, remote, payload });
+                }
+                Err(e) => {
+                    // ICMP port unreachable and friends surface here on some systems:
+                    // the transaction's own timers deal with the lost request.
+                    tracing::debug!(error = %e, "receiving on the SIP socket failed");
+                }
+            },
+            Some(input) = rx.recv() => core.handle_input(Instant::now(), input),
+            () = sleep_or_forever(sleep_until) => core.handle_timeout(Instant::now()),
+            _ = sigterm.recv() => shutdown(&mut core, &cfg, &mut hard_deadline, "SIGTERM"),
+            _ = sigint.recv() => shutdown(&mut core, &cfg, &mut hard_deadline, "SIGINT"),
+            () = sleep_or_forever(hard_deadline) => {
+                tracing::warn!("shutdown grace ran out before every registration was removed");
+                return Ok(Exit::Clean);
+            }
+        }
+    }
+}
+
+fn shutdown(
+    core: &mut Controller,
+    cfg: &DriverConfig,
+    hard: &mut Option<tokio::time::Instant>,
+    signal: &str,
+) {
+    if hard.is_some() {
+        return;
+    }
+    tracing::info!(signal, grace = ?cfg.shutdown_grace, "shutting down: un-registering every provider");
+    // The core finishes within the grace; the driver's own bound is a safety net.
+    *hard = Some(tokio::time::Instant::now() + cfg.shutdown_grace + Duration::from_millis(500));
+    core.handle_input(
+        Instant::now(),
+        Input::Command(Command::Shutdown {
+            grace: cfg.shutdown_grace,
+        }),
+    );
+}
+
+async fn sleep_or_forever(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The wall-clock anchor for a new core.
+pub fn anchors() -> (Instant, SystemTime) {
+    (Instant::now(), SystemTime::now())
+}
