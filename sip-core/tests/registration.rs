@@ -363,9 +363,11 @@ fn resync_leaves_unchanged_providers_alone() {
         reg,
         vec![provider("a", "mo", "pw"), provider("b", "ned", "pw")],
     );
-    w.run_for(S(5));
+    // Let the transactions' Timer K lapse: then only refreshes and the sync are armed.
+    w.run_for(S(15));
     let before = w.registers().len();
     let timers = w.core.timer_count();
+    assert_eq!(timers, 3, "two refreshes and the sync");
     w.run_for(S(100));
     assert!(w.fetches >= 4);
     assert_eq!(
