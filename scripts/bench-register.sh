@@ -60,7 +60,7 @@ PY
   end=$(date +%s.%N)
   read -r utime stime < <(awk '{print $14, $15}' "/proc/$tpid/stat")
   hwm=$(awk '/VmHWM/ {print $2}' "/proc/$tpid/status")
-  bindings=$(kamcmd -s "unix:$work/ctl.sock" ul.dump 2>/dev/null | grep -c 'AoR:' || true)
+  bindings=$(kamcmd -s "unix:$work/ctl.sock" stats.get_statistics usrloc:registered_users 2>&1 | grep -o '[0-9]*$' || true)
   kill -TERM "$tpid"; wait "$tpid" || true
   kill "$kpid"; wait "$kpid" 2>/dev/null || true
   python3 - "$N" "$start" "$end" "$utime" "$stime" "$CLK" "$hwm" "$bindings" <<'PY'

@@ -33,6 +33,9 @@ pub fn core_config(s: &Settings, local_port: u16) -> Config {
             .as_ref()
             .map_or(Duration::from_secs(5), |b| b.request_timeout),
         sync_interval: s.backend.as_ref().map(|b| b.sync_interval),
+        // The status file takes every report of a burst in one write: throttling them
+        // would turn ten thousand reports into hundreds of whole-file writes.
+        max_reports_in_flight: if s.backend.is_some() { 32 } else { usize::MAX },
         ..Config::default()
     }
 }

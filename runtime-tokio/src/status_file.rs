@@ -26,6 +26,8 @@ pub fn spawn_writer(
         while let Some(first) = rx.recv().await {
             let mut batch = vec![first.id];
             all.insert(first.provider_id, first.report);
+            // Let a burst gather: one write of the whole file then covers all of it.
+            tokio::time::sleep(GATHER).await;
             while let Ok(more) = rx.try_recv() {
                 batch.push(more.id);
                 all.insert(more.provider_id, more.report);
@@ -42,9 +44,18 @@ pub fn spawn_writer(
     tx
 }
 
+/// How long a write waits for more statuses of the same burst.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The file's shape: `{"providers": {"<id>": {"registerStatus": …}}}`.
+#[derive(serde::Serialize)]
+struct StatusFile<'a> {
+    providers: &'a BTreeMap<String, StatusReport>,
+}
+
 async fn write_atomically(path: &Path, all: &BTreeMap<String, StatusReport>) -> Result<(), String> {
-    let body = serde_json::to_vec_pretty(&serde_json::json!({ "providers": all }))
-        .map_err(|e| e.to_string())?;
+    let body =
+        serde_json::to_vec_pretty(&StatusFile { providers: all }).map_err(|e| e.to_string())?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
