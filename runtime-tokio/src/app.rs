@@ -41,7 +41,7 @@ pub fn core_config(s: &Settings, local_port: u16) -> Config {
 }
 
 /// Runs the controller until a signal shuts it down.
-pub fn run(settings: Settings) -> Result<(), RunError> {
+pub fn run(mut settings: Settings) -> Result<(), RunError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,7 +57,7 @@ pub fn run(settings: Settings) -> Result<(), RunError> {
                 b.request_timeout,
             )?),
             None => Backend::File {
-                providers: settings.providers.clone(),
+                providers: std::mem::take(&mut settings.providers),
                 status_file: settings.status.file.clone(),
             },
         };

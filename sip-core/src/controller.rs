@@ -79,7 +79,7 @@ impl Ctx {
     pub fn report(&mut self, now: Instant, reg: &Registration) {
         let view = reg.view(self);
         self.out
-            .push_back(Output::Event(Event::RegistrationChanged(view)));
+            .push_back(Output::Event(Event::RegistrationChanged(Box::new(view))));
         let report = StatusReport {
             register_status: reg.status,
             register_error: reg.error.clone(),
@@ -172,7 +172,6 @@ pub struct Controller {
     /// Running registrations by provider id (a slot that is un-registering after the
     /// provider was removed or changed is no longer in here).
     by_id: BTreeMap<String, u32>,
-    specs: BTreeMap<String, ProviderSpec>,
     inactive: BTreeMap<String, Inactive>,
     sync: SyncState,
     shutdown_deadline: Option<Instant>,
@@ -208,7 +207,6 @@ impl Controller {
             regs: Vec::new(),
             free: Vec::new(),
             by_id: BTreeMap::new(),
-            specs: BTreeMap::new(),
             inactive: BTreeMap::new(),
             sync: SyncState {
                 in_flight: false,
@@ -225,6 +223,12 @@ impl Controller {
     pub fn poll_output(&mut self) -> Output {
         match self.ctx.out.pop_front() {
             Some(o) => o,
+            // A provider list of 100k entries queues as many outputs once; do not keep
+            // that capacity for the rest of the process.
+            None if self.ctx.out.capacity() > 4096 => {
+                self.ctx.out.shrink_to(256);
+                self.poll_output()
+            }
             None if self.ctx.finished => Output::Timeout(None),
             None => Output::Timeout(self.ctx.timers.next_deadline()),
         }
@@ -647,7 +651,17 @@ impl Controller {
                 invalid += 1;
                 continue;
             }
-            let running_same = self.specs.get(&spec.id) == Some(&spec);
+            let validated = spec.validate();
+            // Compare what registering depends on (the validated provider), so the core
+            // keeps no second copy of every raw entry.
+            let running_same = match (&validated, self.by_id.get(&spec.id)) {
+                (Ok(p), Some(&slot)) => self
+                    .regs
+                    .get(slot as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|r| r.provider == *p),
+                _ => false,
+            };
             let inactive_same = self.inactive.get(&spec.id).is_some_and(|i| i.spec == spec);
             if running_same || inactive_same {
                 continue;
@@ -658,7 +672,7 @@ impl Controller {
                 changed += 1;
             }
             self.inactive.remove(&spec.id);
-            match spec.validate() {
+            match validated {
                 Err(e) => {
                     invalid += 1;
                     self.set_inactive(now, spec, RegisterStatus::Failed, e.to_string());
@@ -680,7 +694,6 @@ impl Controller {
                     self.ctx.report(now, &reg);
                     reg.start(now, &mut self.ctx);
                     self.by_id.insert(spec.id.clone(), slot);
-                    self.specs.insert(spec.id.clone(), spec);
                     if let Some(s) = self.regs.get_mut(slot as usize) {
                         *s = Some(reg);
                     }
@@ -712,7 +725,6 @@ impl Controller {
     }
 
     fn stop_running(&mut self, now: Instant, id: &str) {
-        self.specs.remove(id);
         if let Some(slot) = self.by_id.remove(id) {
             if let Some((reg, ctx)) = self.reg_mut(slot) {
                 reg.unregister(now, ctx, false);
@@ -739,7 +751,9 @@ impl Controller {
         };
         self.ctx
             .out
-            .push_back(Output::Event(Event::RegistrationChanged(view.clone())));
+            .push_back(Output::Event(Event::RegistrationChanged(Box::new(
+                view.clone(),
+            ))));
         self.ctx.push_report(
             now,
             &spec.id,

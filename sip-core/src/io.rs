@@ -178,8 +178,9 @@ pub enum BackendReply {
 /// Something that happened inside the core, for logs, metrics and the admin view.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A registration's status, error or expiry changed.
-    RegistrationChanged(RegistrationView),
+    /// A registration's status, error or expiry changed (boxed: it is the largest
+    /// event, and ten thousand of them can be queued after one provider list).
+    RegistrationChanged(Box<RegistrationView>),
     /// The provider list was applied.
     ProvidersApplied {
         total: usize,
