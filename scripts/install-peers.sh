@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs the real peers of the end-to-end tests when they are missing, from
+# Debian's packages, and checks that Kamailio loads the test registrar config:
+#   kamailio, kamcmd            package kamailio (+ kamailio-extra-modules)
+#   sipp                        package sip-tester
+# Used by scripts/test.sh and scripts/run-local.sh. Needs root or sudo to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# kamailio and kamcmd live in /usr/sbin, which a non-root PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+packages=()
+if ! have kamailio || ! have kamcmd; then
+  packages+=(kamailio kamailio-extra-modules)
+fi
+if ! have sipp; then
+  packages+=(sip-tester)
+fi
+
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "Installing test peers: ${packages[*]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+  elif have sudo; then
+    sudo=(sudo)
+  else
+    echo "error: ${packages[*]} must be installed, and this user is neither root nor has sudo." >&2
+    echo "       As root: apt-get update && apt-get install -y ${packages[*]}" >&2
+    exit 1
+  fi
+  "${sudo[@]}" apt-get update
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
+fi
+
+for bin in kamailio kamcmd sipp; do
+  if ! have "$bin"; then
+    echo "error: $bin is still missing after installing its package." >&2
+    exit 1
+  fi
+done
+
+# Every module the registrar config loads must be present: a syntax and module check.
+check_log=$(mktemp)
+trap 'rm -f "$check_log"' EXIT
+if ! kamailio -c -f tests/kamailio/registrar.cfg -A 'CTL_SOCKET="unix:/nonexistent/ctl.sock"' >"$check_log" 2>&1; then
+  echo "error: Kamailio cannot load tests/kamailio/registrar.cfg:" >&2
+  cat "$check_log" >&2
+  exit 1
+fi
+echo "Test peers ready: $(kamailio -v | head -n 1 | sed 's/^version: //'), $(sipp -v 2>&1 | grep -o 'SIPp v[0-9.]*' | head -n 1)"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The one test command, run by CI (.ci/run) and by developers:
+# installs the real peers the end-to-end tests need (Kamailio, SIPp) when missing,
+# then checks formatting, lints, and runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Test peers (scripts/install-peers.sh)"
+bash scripts/install-peers.sh
+
+step "cargo fmt --all --check"
+if ! cargo fmt --all --check; then
+  echo "error: code is not formatted; run: cargo fmt --all" >&2
+  exit 1
+fi
+
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+  step "cargo nextest run --workspace"
+  cargo nextest run --workspace --no-fail-fast
+else
+  step "cargo test --workspace (cargo-nextest is not installed)"
+  cargo test --workspace --no-fail-fast
+fi

@@ -1,0 +1,487 @@
+//! Kamailio as a real registrar on loopback, run from `tests/kamailio/registrar.cfg`.
+//!
+//! The cfg is used as it is; what changes per run (UDP port, control socket, the key
+//! that derives passwords) is passed on the command line. See the cfg's header for
+//! the behaviour of `minexp-*` and `short-*` accounts.
+
+use crate::net::{free_udp_port, LOOPBACK};
+use crate::WAIT_LIMIT;
+use md5::{Digest, Md5};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How to get the peers when they are missing; part of every "not installed" panic.
+pub const INSTALL_HINT: &str = "run scripts/test.sh, which installs the test peers, or \
+     `apt-get update && apt-get install -y kamailio kamailio-extra-modules sip-tester`";
+
+/// How long Kamailio may take to answer on its control socket after start. Polled,
+/// because Kamailio signals readiness in no way a child process can await.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// Ports tried before giving up: a free port can be taken between picking and binding.
+const START_ATTEMPTS: usize = 3;
+
+/// A running Kamailio registrar on `127.0.0.1:<port>` (UDP). Stopped on drop.
+pub struct Kamailio {
+    child: Child,
+    port: u16,
+    ctl: PathBuf,
+    log: PathBuf,
+    pw_key: String,
+    kamcmd: PathBuf,
+    // Declared last so it is removed after the process is gone.
+    dir: tempfile::TempDir,
+}
+
+/// What a test may change about the registrar; everything else is the cfg's.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Seconds a digest nonce stays valid (the cfg's default is 300). A short one
+    /// makes refreshes meet `stale=true`.
+    pub nonce_expire_secs: Option<u32>,
+}
+
+/// One contact binding as `kamcmd ul.dump` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// Address of record: the user part only (the cfg sets usrloc `use_domain` to 0).
+    pub aor: String,
+    /// The bound Contact URI.
+    pub contact: String,
+    /// Seconds until the binding expires; `None` when Kamailio printed a word
+    /// instead (`permanent`, `expired`, `deleted`), kept in `expires_text`.
+    pub expires: Option<u64>,
+    /// The Expires field exactly as printed.
+    pub expires_text: String,
+    /// Call-ID of the REGISTER that last updated the binding.
+    pub call_id: String,
+    /// CSeq number of that REGISTER.
+    pub cseq: u64,
+    /// User-Agent of that REGISTER (`n/a` when it had none).
+    pub user_agent: String,
+}
+
+impl Kamailio {
+    /// The registrar config used by the harness and by `scripts/run-local.sh`.
+    pub fn cfg_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("kamailio/registrar.cfg")
+    }
+
+    /// Starts Kamailio on a free loopback UDP port and returns once its control socket
+    /// answers. Panics, with how to install it, when Kamailio is not installed.
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// [`Kamailio::start`] with `options`.
+    pub async fn start_with(options: Options) -> Self {
+        let kamailio = find_binary("kamailio", "KAMAILIO_BIN");
+        let kamcmd = find_binary("kamcmd", "KAMCMD_BIN");
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::try_start(&kamailio, &kamcmd, &options).await {
+                Ok(started) => return started,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!(
+            "Kamailio did not start in {START_ATTEMPTS} attempts:\n{}",
+            failures.join("\n---\n")
+        );
+    }
+
+    async fn try_start(kamailio: &Path, kamcmd: &Path, options: &Options) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("trunkline-kamailio-")
+            .tempdir()
+            .expect("creating a temp dir for Kamailio");
+        let port = free_udp_port();
+        let ctl = dir.path().join("ctl.sock");
+        let log = dir.path().join("kamailio.log");
+        // Unique per run, so a password found in trunkline's output can only have
+        // come from this run's configuration.
+        let pw_key = format!("trunkline-test-{}", crate::random_hex(8));
+        let log_file = File::create(&log).expect("creating Kamailio's log file");
+        let log_err = log_file
+            .try_clone()
+            .expect("duplicating Kamailio's log file handle");
+        let mut command = Command::new(kamailio);
+        if let Some(secs) = options.nonce_expire_secs {
+            command.arg("-A").arg(format!("NONCE_EXPIRE={secs}"));
+        }
+        let child = command
+            .arg("-f")
+            .arg(Self::cfg_path())
+            // Foreground, no daemon; log to stderr, which goes to the log file.
+            .args(["-DD", "-E"])
+            .arg("-w")
+            .arg(dir.path())
+            .arg("-Y")
+            .arg(dir.path())
+            .arg("-P")
+            .arg(dir.path().join("kamailio.pid"))
+            .arg("-l")
+            .arg(format!("udp:{LOOPBACK}:{port}"))
+            .arg("-A")
+            .arg(format!("CTL_SOCKET=\"unix:{}\"", ctl.display()))
+            .arg("-A")
+            .arg(format!("PW_KEY=\"{pw_key}\""))
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err)
+            // Own process group: Drop signals Kamailio's worker processes too.
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", kamailio.display()));
+        let mut started = Kamailio {
+            child,
+            port,
+            ctl,
+            log,
+            pw_key,
+            kamcmd: kamcmd.to_path_buf(),
+            dir,
+        };
+        let deadline = Instant::now() + START_LIMIT;
+        loop {
+            if let Some(status) = started
+                .child
+                .try_wait()
+                .expect("checking whether Kamailio is still running")
+            {
+                // Dropping `started` is harmless: the process is gone already.
+                return Err(format!(
+                    "Kamailio exited during start ({status}) on udp 127.0.0.1:{port}; its log:\n{}",
+                    started.log_text()
+                ));
+            }
+            if started.try_kamcmd(&["core.uptime"]).await.is_ok() {
+                return Ok(started);
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "Kamailio did not answer `kamcmd core.uptime` within {START_LIMIT:?}; its log:\n{}",
+                    started.log_text()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The UDP port Kamailio listens on (on 127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Kamailio's SIP address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((LOOPBACK, self.port))
+    }
+
+    /// The digest realm of every account.
+    pub fn realm(&self) -> &'static str {
+        "trunkline.test"
+    }
+
+    /// The password Kamailio accepts for `user`: hex MD5 of `"<key>:<user>"`, with a
+    /// key unique to this run (see route[AUTH] in the cfg).
+    pub fn password(&self, user: &str) -> String {
+        crate::hex(&Md5::digest(format!("{}:{user}", self.pw_key)))
+    }
+
+    /// The control socket, for running `kamcmd -s <socket> …` by hand while debugging.
+    pub fn ctl_socket(&self) -> &Path {
+        &self.ctl
+    }
+
+    /// The directory holding the control socket, pid file and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Everything Kamailio has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_else(|e| format!("(cannot read log: {e})"))
+    }
+
+    /// Runs `kamcmd -s <socket> <args…>` and returns its stdout; panics with stderr
+    /// when kamcmd fails.
+    pub async fn kamcmd(&self, args: &[&str]) -> String {
+        self.try_kamcmd(args)
+            .await
+            .unwrap_or_else(|e| panic!("kamcmd {}: {e}", args.join(" ")))
+    }
+
+    async fn try_kamcmd(&self, args: &[&str]) -> Result<String, String> {
+        let run = tokio::process::Command::new(&self.kamcmd)
+            .arg("-s")
+            .arg(format!("unix:{}", self.ctl.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(WAIT_LIMIT, run)
+            .await
+            .map_err(|_| format!("no answer within {WAIT_LIMIT:?}"))?
+            .map_err(|e| format!("cannot run {}: {e}", self.kamcmd.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // kamcmd exits 0 when the RPC itself fails and prints "error: <code> - …".
+        if out.status.success() && !stdout.starts_with("error:") {
+            Ok(stdout.into_owned())
+        } else {
+            Err(format!(
+                "{}: {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// All bindings of the location table (`kamcmd ul.dump`).
+    ///
+    /// kamcmd reads replies of about 200 bindings at most ("reply too big"); for
+    /// more, use [`Kamailio::binding_count`] and [`Kamailio::bindings_of`].
+    pub async fn ul_dump(&self) -> Vec<Binding> {
+        match self.try_kamcmd(&["ul.dump"]).await {
+            Ok(text) => parse_ul_dump(&text),
+            Err(e) => panic!(
+                "kamcmd ul.dump: {e}\n(above about 200 bindings kamcmd cannot read the dump: \
+                 use binding_count() and bindings_of() instead)"
+            ),
+        }
+    }
+
+    /// The bindings of one address of record (`kamcmd ul.lookup location <aor>`),
+    /// usable at any table size.
+    pub async fn bindings_of(&self, aor: &str) -> Vec<Binding> {
+        match self.try_kamcmd(&["ul.lookup", "location", aor]).await {
+            Ok(text) => parse_ul_dump(&text),
+            Err(e) if e.contains("AOR not found") => Vec::new(),
+            Err(e) => panic!("kamcmd ul.lookup location {aor}: {e}"),
+        }
+    }
+
+    /// How many contact bindings the location table holds, from usrloc's
+    /// statistics; usable at any table size.
+    pub async fn binding_count(&self) -> u64 {
+        let text = self
+            .kamcmd(&["stats.get_statistics", "location_contacts"])
+            .await;
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix("usrloc:location_contacts = "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected usrloc statistics output: {text:?}"))
+    }
+
+    /// How many REGISTER requests reached the registrar's script, per To user, since
+    /// start (the cfg's `regcount` htable). A user that never sent one is absent.
+    /// Like [`Kamailio::ul_dump`], limited by kamcmd to a few hundred users.
+    pub async fn register_counts(&self) -> BTreeMap<String, u64> {
+        parse_htable_dump(&self.kamcmd(&["htable.dump", "regcount"]).await)
+    }
+
+    /// How many REGISTER requests for To user `user` reached the registrar's script;
+    /// usable at any number of users.
+    pub async fn register_count(&self, user: &str) -> u64 {
+        match self.try_kamcmd(&["htable.get", "regcount", user]).await {
+            Ok(text) => parse_htable_dump(&text).get(user).copied().unwrap_or(0),
+            Err(e) if e.contains("doesn't exist") => 0,
+            Err(e) => panic!("kamcmd htable.get regcount {user}: {e}"),
+        }
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        stop_group(&mut self.child, "Kamailio");
+        if std::thread::panicking() {
+            eprintln!(
+                "---- Kamailio log (udp 127.0.0.1:{}) ----\n{}---- end of Kamailio log ----",
+                self.port,
+                tail(&self.log_text(), 200)
+            );
+        }
+    }
+}
+
+/// Sends SIGTERM to the child's process group, waits a bounded time for the child to
+/// exit, then SIGKILLs the group. Used from Drop, where nothing can be awaited.
+fn stop_group(child: &mut Child, what: &str) {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::unistd::Pid;
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let Ok(raw) = i32::try_from(child.id()) else {
+        let _ = child.kill();
+        return;
+    };
+    let group = Pid::from_raw(raw);
+    let _ = killpg(group, Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            // The main process stops its workers before it exits; make sure.
+            let _ = killpg(group, Signal::SIGKILL);
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("{what} did not exit within 10 s of SIGTERM; killing it");
+    let _ = killpg(group, Signal::SIGKILL);
+    let _ = child.wait();
+}
+
+/// The last `lines` lines of `text`.
+pub(crate) fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    let skip = all.len().saturating_sub(lines);
+    let mut out = String::new();
+    if skip > 0 {
+        out.push_str(&format!("(… {skip} earlier lines)\n"));
+    }
+    for line in all.iter().skip(skip) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Finds a peer's executable: `$env_var` if set, else `PATH`, else the sbin
+/// directories a non-root PATH often lacks. Panics with how to install it.
+pub fn find_binary(name: &str, env_var: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env_var) {
+        return PathBuf::from(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let extra = ["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from);
+    std::env::split_paths(&path)
+        .chain(extra)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "`{name}` is not installed (searched PATH and /usr/sbin; or set {env_var}); \
+                 these tests need it and do not skip: {INSTALL_HINT}"
+            )
+        })
+}
+
+/// Parses `kamcmd ul.dump` output: one [`Binding`] per `Contact: { … }` block, under
+/// the `AoR:` line that precedes it.
+pub fn parse_ul_dump(text: &str) -> Vec<Binding> {
+    let mut bindings = Vec::new();
+    let mut aor = String::new();
+    let mut current: Option<Binding> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(value) = line.strip_prefix("AoR: ") {
+            aor = value.to_owned();
+        } else if line == "Contact: {" {
+            current = Some(Binding {
+                aor: aor.clone(),
+                contact: String::new(),
+                expires: None,
+                expires_text: String::new(),
+                call_id: String::new(),
+                cseq: 0,
+                user_agent: String::new(),
+            });
+        } else if let Some(binding) = current.as_mut() {
+            // A contact block has no nested blocks: its first `}` closes it.
+            if line == "}" {
+                bindings.extend(current.take());
+            } else if let Some((key, value)) = line.split_once(": ") {
+                match key {
+                    "Address" => binding.contact = value.to_owned(),
+                    "Expires" => {
+                        binding.expires = value.parse().ok();
+                        binding.expires_text = value.to_owned();
+                    }
+                    "Call-ID" => binding.call_id = value.to_owned(),
+                    "CSeq" => {
+                        binding.cseq = value.parse().unwrap_or_else(|e| {
+                            panic!("ul.dump CSeq {value:?} is not a number ({e}):\n{text}")
+                        })
+                    }
+                    "User-Agent" => binding.user_agent = value.to_owned(),
+                    _ => {}
+                }
+            }
+        }
+    }
+    bindings
+}
+
+/// Parses `kamcmd htable.dump <table>` output of integer items into name → value.
+pub fn parse_htable_dump(text: &str) -> BTreeMap<String, u64> {
+    let mut items = BTreeMap::new();
+    let mut name: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(value) = line.strip_prefix("name: ") {
+            name = Some(value.to_owned());
+        } else if let Some(value) = line.strip_prefix("value: ") {
+            if let Some(key) = name.take() {
+                let count = value.parse().unwrap_or_else(|e| {
+                    panic!("htable item {key:?} has a non-integer value {value:?} ({e})")
+                });
+                items.insert(key, count);
+            }
+        }
+    }
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ul_dump() {
+        let text = "{\n\tDomains: {\n\t\tDomain: {\n\t\t\tDomain: location\n\t\t\tAoRs: {\n\
+            \t\t\t\tInfo: {\n\t\t\t\t\tAoR: alice\n\t\t\t\t\tHashID: 1\n\t\t\t\t\tContacts: {\n\
+            \t\t\t\t\t\tContact: {\n\t\t\t\t\t\t\tAddress: sip:alice@127.0.0.1:5070\n\
+            \t\t\t\t\t\t\tExpires: 300\n\t\t\t\t\t\t\tQ: -1\n\
+            \t\t\t\t\t\t\tCall-ID: abc@127.0.0.1\n\t\t\t\t\t\t\tCSeq: 2\n\
+            \t\t\t\t\t\t\tUser-Agent: n/a\n\t\t\t\t\t\t}\n\
+            \t\t\t\t\t\tContact: {\n\t\t\t\t\t\t\tAddress: sip:alice@127.0.0.1:5071\n\
+            \t\t\t\t\t\t\tExpires: expired\n\t\t\t\t\t\t\tCall-ID: def\n\
+            \t\t\t\t\t\t\tCSeq: 7\n\t\t\t\t\t\t}\n\t\t\t\t\t}\n\t\t\t\t}\n\t\t\t}\n\
+            \t\t\tStats: {\n\t\t\t\tRecords: 1\n\t\t\t}\n\t\t}\n\t}\n}\n";
+        let got = parse_ul_dump(text);
+        assert_eq!(got.len(), 2, "{got:?}");
+        let first = got.first().unwrap();
+        assert_eq!(first.aor, "alice");
+        assert_eq!(first.contact, "sip:alice@127.0.0.1:5070");
+        assert_eq!(first.expires, Some(300));
+        assert_eq!(first.call_id, "abc@127.0.0.1");
+        assert_eq!(first.cseq, 2);
+        let second = got.get(1).unwrap();
+        assert_eq!(second.expires, None);
+        assert_eq!(second.expires_text, "expired");
+        assert_eq!(second.cseq, 7);
+    }
+
+    #[test]
+    fn parses_empty_ul_dump() {
+        let text = "{\n\tDomains: {\n\t\tDomain: {\n\t\t\tDomain: location\n\t\t\tSize: 1024\n\
+            \t\t\tAoRs: {\n\t\t\t}\n\t\t\tStats: {\n\t\t\t\tRecords: 0\n\t\t\t}\n\t\t}\n\t}\n}\n";
+        assert!(parse_ul_dump(text).is_empty());
+    }
+
+    #[test]
+    fn parses_htable_dump() {
+        let text = "{\n\tentry: 3\n\tsize: 2\n\tslot: {\n\t\t{\n\t\t\tname: alice\n\
+            \t\t\tvalue: 6\n\t\t\ttype: int\n\t\t}\n\t\t{\n\t\t\tname: bob\n\t\t\tvalue: 2\n\
+            \t\t\ttype: int\n\t\t}\n\t}\n}\n";
+        let got = parse_htable_dump(text);
+        assert_eq!(got.get("alice"), Some(&6));
+        assert_eq!(got.get("bob"), Some(&2));
+        assert!(parse_htable_dump("").is_empty());
+    }
+}

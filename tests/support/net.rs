@@ -1,0 +1,20 @@
+//! Loopback port helpers.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+
+/// The loopback address every peer of these tests listens on.
+pub const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+///
+/// The port is released before it is returned, so another process may take it in
+/// between; callers that start a server on it detect a failed bind (the server exits)
+/// and try again with a new port.
+pub fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind(SocketAddr::from((LOOPBACK, 0)))
+        .expect("binding a UDP socket on 127.0.0.1:0 to find a free port");
+    socket
+        .local_addr()
+        .expect("reading the local address of a bound UDP socket")
+        .port()
+}

@@ -1,0 +1,316 @@
+//! The `trunkline` binary as a child process, with its output captured.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::AsyncReadExt as _;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+/// How long trunkline may take to exit after SIGTERM: its shutdown grace (5 s in
+/// these tests) plus a wide margin. Exceeding it is a failure, not a measurement.
+pub const EXIT_LIMIT: Duration = Duration::from_secs(30);
+
+/// Variables of CONTRACT.md §2 (and logging ones) that must not leak from the
+/// environment of the test run into the child.
+const SCRUBBED_ENV: &[&str] = &[
+    "BACKEND_URL",
+    "API_KEY",
+    "SIP_LISTEN_ADDRESS",
+    "SIP_PORT",
+    "SIP_PUBLIC_ADDRESS",
+    "LIVEKIT_SIP_DOMAIN",
+    "RTP_ENGINE",
+    "ADMIN_LISTEN",
+    "ADMIN_TOKEN",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "SYNC_INTERVAL",
+    "SHUTDOWN_GRACE",
+    "TRUNKLINE_CONFIG",
+    "RUST_LOG",
+];
+
+type Buffer = Arc<Mutex<Vec<u8>>>;
+
+/// A running trunkline process. Killed on drop; its output is printed when the test
+/// is failing.
+pub struct Trunkline {
+    child: Child,
+    stdout: Buffer,
+    stderr: Buffer,
+    pumps: Vec<JoinHandle<()>>,
+}
+
+/// A trunkline process that has exited, with everything it wrote.
+pub struct Exited {
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+impl Trunkline {
+    /// The binary under test: `$TRUNKLINE_BIN` if set, else built once per test
+    /// process with `cargo build -p runtime-tokio --bin trunkline` in the profile and
+    /// target directory of the running test.
+    pub fn binary() -> PathBuf {
+        if let Some(path) = std::env::var_os("TRUNKLINE_BIN") {
+            return PathBuf::from(path);
+        }
+        static BUILT: OnceLock<PathBuf> = OnceLock::new();
+        BUILT.get_or_init(build_binary).clone()
+    }
+
+    /// Starts `trunkline <args…>` with `env` on top of a scrubbed environment.
+    pub async fn start(args: &[&str], env: &[(&str, String)]) -> Self {
+        let binary = tokio::task::spawn_blocking(Self::binary)
+            .await
+            .expect("building the trunkline binary panicked");
+        let mut command = Command::new(&binary);
+        command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for name in SCRUBBED_ENV {
+            command.env_remove(name);
+        }
+        command.env("NO_COLOR", "1").env("RUST_BACKTRACE", "1");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", binary.display()));
+        let stdout = Buffer::default();
+        let stderr = Buffer::default();
+        let pumps = vec![
+            pump(child.stdout.take(), stdout.clone()),
+            pump(child.stderr.take(), stderr.clone()),
+        ];
+        Trunkline {
+            child,
+            stdout,
+            stderr,
+            pumps,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .id()
+            .expect("trunkline's pid is known while it runs")
+    }
+
+    /// What trunkline wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        text(&self.stdout)
+    }
+
+    /// What trunkline wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        text(&self.stderr)
+    }
+
+    /// Runs `future` while watching the process: if trunkline exits first, the test
+    /// fails at once with its exit status and output instead of waiting for a
+    /// deadline.
+    pub async fn run_until<F: Future>(&mut self, future: F) -> F::Output {
+        tokio::select! {
+            output = future => output,
+            // Drop prints the output while this panic unwinds.
+            status = self.child.wait() => panic!(
+                "trunkline exited early ({}) while the test waited for it; its output follows",
+                status.map_or_else(|e| format!("wait failed: {e}"), |s| s.to_string()),
+            ),
+        }
+    }
+
+    /// Sends SIGTERM and waits, up to [`EXIT_LIMIT`], for the process to exit.
+    pub async fn terminate(self) -> Exited {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let pid = i32::try_from(self.pid()).expect("pid fits in i32");
+        kill(Pid::from_raw(pid), Signal::SIGTERM).expect("sending SIGTERM to trunkline");
+        self.wait_exit().await
+    }
+
+    /// Waits, up to [`EXIT_LIMIT`], for the process to exit by itself (e.g. for
+    /// `check-config`), and collects its output.
+    pub async fn wait_exit(mut self) -> Exited {
+        let status = match tokio::time::timeout(EXIT_LIMIT, self.child.wait()).await {
+            Ok(status) => status.expect("waiting for trunkline to exit"),
+            Err(_) => {
+                let _ = self.child.kill().await;
+                // Drop prints the output while this panic unwinds.
+                panic!("trunkline did not exit within {EXIT_LIMIT:?}; its output follows");
+            }
+        };
+        // The pipes close when the process exits; the bound only guards against a
+        // grandchild that inherited them.
+        for pump in std::mem::take(&mut self.pumps) {
+            let _ = tokio::time::timeout(EXIT_LIMIT, pump).await;
+        }
+        Exited {
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Trunkline {
+    fn drop(&mut self) {
+        // kill_on_drop ends the process; the output is worth more than the process.
+        if std::thread::panicking() {
+            eprintln!("{}", output_text(&self.stdout(), &self.stderr()));
+        }
+    }
+}
+
+impl Exited {
+    /// The exit code, `None` when killed by a signal.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// stdout and stderr, labelled, for failure messages.
+    pub fn output(&self) -> String {
+        output_text(&self.stdout, &self.stderr)
+    }
+
+    /// The stdout and stderr lines that parse as JSON objects (LOG_FORMAT=json).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .chain(self.stderr.lines())
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(serde_json::Value::is_object)
+            .collect()
+    }
+
+    /// Fails the test when any of `secrets` (name, value) appears in the output,
+    /// saying where without printing the secret itself.
+    pub fn assert_no_secret(&self, secrets: &[(&str, &str)]) {
+        let mut found = Vec::new();
+        for (stream, text) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            for (number, line) in text.lines().enumerate() {
+                for (name, secret) in secrets {
+                    assert!(!secret.is_empty(), "secret {name} is empty");
+                    if line.contains(secret) {
+                        found.push(format!(
+                            "{name} in {stream} line {}: {}",
+                            number + 1,
+                            line.replace(secret, "<SECRET>")
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "secrets appear in trunkline's output:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+impl Drop for Exited {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.output());
+        }
+    }
+}
+
+/// Copies a child's pipe into a buffer until EOF.
+fn pump<R>(pipe: Option<R>, buffer: Buffer) -> JoinHandle<()>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let Some(mut pipe) = pipe else { return };
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut chunk).await {
+            let Some(read) = chunk.get(..n).filter(|r| !r.is_empty()) else {
+                break;
+            };
+            lock(&buffer).extend_from_slice(read);
+        }
+    })
+}
+
+fn lock(buffer: &Buffer) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    buffer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn text(buffer: &Buffer) -> String {
+    String::from_utf8_lossy(&lock(buffer)).into_owned()
+}
+
+fn output_text(stdout: &str, stderr: &str) -> String {
+    format!(
+        "---- trunkline stdout ----\n{stdout}\n---- trunkline stderr ----\n{stderr}\n---- end of trunkline output ----"
+    )
+}
+
+/// Builds the binary with cargo into the target directory and profile that the
+/// running test binary came from (`<target>/<profile>/deps/<test>`).
+fn build_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("locating the running test binary");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in <target>/<profile>/deps");
+    let target_dir = profile_dir
+        .parent()
+        .expect("the profile directory has a parent target directory");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(name) => name.to_owned(),
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests package sits in the workspace root");
+    let cargo = std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"));
+    let output = std::process::Command::new(&cargo)
+        .current_dir(workspace)
+        .args([
+            "build",
+            "-p",
+            "runtime-tokio",
+            "--bin",
+            "trunkline",
+            "--profile",
+        ])
+        .arg(&profile)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {} build: {e}", cargo.display()));
+    assert!(
+        output.status.success(),
+        "`cargo build -p runtime-tokio --bin trunkline --profile {profile}` failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let binary = profile_dir.join("trunkline");
+    assert!(
+        binary.is_file(),
+        "cargo built trunkline but {} does not exist",
+        binary.display()
+    );
+    binary
+}
