@@ -33,9 +33,9 @@ cleanup() {
 trap cleanup EXIT
 
 echo "Starting Kamailio on udp 127.0.0.1:$kamailio_port (log: $work/kamailio.log)"
-# Started from a script, it ignores the terminal's Ctrl-C, so it outlives trunkline
-# long enough to answer the un-REGISTERs.
-kamailio -f tests/kamailio/registrar.cfg -DD -E -w "$work" -Y "$work" -P "$work/kamailio.pid" \
+# In its own session, so the terminal's Ctrl-C reaches only trunkline: Kamailio must
+# outlive it to answer the un-REGISTERs. (setsid execs in place: $! is Kamailio.)
+setsid kamailio -f tests/kamailio/registrar.cfg -DD -E -w "$work" -Y "$work" -P "$work/kamailio.pid" \
   -l "udp:127.0.0.1:$kamailio_port" -A "CTL_SOCKET=\"unix:$ctl\"" -A "PW_KEY=\"$pw_key\"" \
   </dev/null >"$work/kamailio.log" 2>&1 &
 kamailio_pid=$!

@@ -83,7 +83,9 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             shutdown_grace: settings.shutdown_grace,
             learn_local_ip,
         };
-        driver::run(core, socket, backend, dcfg, EventLog).await?;
+        // The admin API (issue: operator surface) sends its calls here.
+        let (_admin_tx, admin_rx) = tokio::sync::mpsc::channel(64);
+        driver::run(core, socket, backend, dcfg, EventLog, admin_rx).await?;
         Ok(())
     })
 }

@@ -4,12 +4,15 @@
 use crate::backend_http::HttpBackend;
 use crate::events::EventLog;
 use crate::status_file::{spawn_writer, StatusWrite};
-use sip_core::{BackendOp, BackendReply, Command, Controller, Input, Output, ProviderSpec};
+use sip_core::stats::Stats;
+use sip_core::{
+    BackendOp, BackendReply, Command, Controller, Input, Output, ProviderSpec, RegistrationView,
+};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Where providers come from and statuses go.
 pub enum Backend {
@@ -28,6 +31,28 @@ pub struct DriverConfig {
     pub shutdown_grace: Duration,
     /// `Some(bind ip)` when Contact/Via must use the OS's source address per route.
     pub learn_local_ip: Option<IpAddr>,
+}
+
+/// A question or order from the admin API to the running core. The admin server runs
+/// in its own task; the driver answers between two mutations, so the answer is a
+/// consistent snapshot.
+#[derive(Debug)]
+pub enum AdminCall {
+    /// A snapshot of the registrations and counters.
+    Snapshot(oneshot::Sender<Snapshot>),
+    /// A command for the core (re-register one provider, resync).
+    Command(Command),
+}
+
+/// What the admin API shows.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Every registration, by id.
+    pub registrations: Vec<RegistrationView>,
+    /// The core's counters.
+    pub stats: Stats,
+    /// Whether the first provider list has been applied.
+    pub synced: bool,
 }
 
 /// How the driver ended.
@@ -73,6 +98,7 @@ pub async fn run(
     backend: Backend,
     cfg: DriverConfig,
     mut log: EventLog,
+    mut admin: mpsc::Receiver<AdminCall>,
 ) -> Result<Exit, DriverError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut sigterm = signal(SignalKind::terminate()).map_err(DriverError::Signal)?;
@@ -177,6 +203,16 @@ pub async fn run(
                 }
             },
             Some(input) = rx.recv() => core.handle_input(Instant::now(), input),
+            Some(call) = admin.recv() => match call {
+                AdminCall::Snapshot(reply) => {
+                    let _ = reply.send(Snapshot {
+                        registrations: core.registrations(),
+                        stats: core.stats().clone(),
+                        synced: core.synced(),
+                    });
+                }
+                AdminCall::Command(cmd) => core.handle_input(Instant::now(), Input::Command(cmd)),
+            },
             () = sleep_or_forever(sleep_until) => core.handle_timeout(Instant::now()),
             _ = sigterm.recv() => shutdown(&mut core, &cfg, &mut hard_deadline, "SIGTERM"),
             _ = sigint.recv() => shutdown(&mut core, &cfg, &mut hard_deadline, "SIGINT"),

@@ -1,0 +1,1 @@
+//! The smol driver of `sip-core` (being built).
