@@ -1,75 +1,331 @@
 #!/usr/bin/env bash
-# Benchmark: time for trunkline to register N accounts with a real Kamailio registrar
-# (MD5 digest, qop=auth) on loopback, and what it costs.
+# Benchmark: time to register N accounts with a real Kamailio registrar (MD5 digest,
+# qop=auth) on loopback, and what it costs: trunkline side by side with the anchor,
+# Kamailio's own uac module doing remote registrations (scripts/bench/uac-client.cfg).
 #
-#   bash scripts/bench-register.sh            # N = 1000 and 10000
+#   bash scripts/bench-register.sh            # N = 1000 and 10000, both contenders
 #   N_LIST="10000" RATE=20000 bash scripts/bench-register.sh
+#   CONTENDERS="trunkline" bash scripts/bench-register.sh
 #
-# Prints, per N: seconds from start to all-registered (read from the status file),
-# trunkline's CPU seconds (user+sys, from /proc) and peak RSS (VmHWM) at that moment,
-# and bytes of RSS per registration. Kamailio runs with 4 children and big buffers.
+# Per N, one registrar (tests/kamailio/registrar.cfg, 4 children, 4 MiB receive
+# buffer) serves both contenders, one after the other, never at the same time:
+#   trunkline      users tl000001…, file mode, "all registered" = every provider is
+#                  "registered" in its status file;
+#   kamailio-uac   users ku000001…, a second Kamailio (4 children, uac reg timer 1 s,
+#                  4 MiB receive buffer) reading N uacreg rows from db_text;
+#                  "all registered" = the registrar holds N new bindings and the uac
+#                  module has no REGISTER transaction left open (see below).
+# Each contender's clock starts just before its process is launched, so it includes
+# its start-up (config / table load). Everything stays on 127.0.0.1.
+#
+# One line per (N, contender): seconds to all-registered (and when the registrar held
+# all N bindings), CPU seconds (user+sys of every process of the contender, from
+# /proc/PID/stat), memory at that moment (sum of PSS from /proc/PID/smaps_rollup, and
+# the sum of the processes' peak RSS, VmHWM), PSS bytes per registration, and what the
+# registrar saw (REGISTERs received, 2 per account when nothing was retransmitted;
+# kernel UDP receive-buffer drops on this host during the run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 bash scripts/install-peers.sh >/dev/null
 
 N_LIST=${N_LIST:-"1000 10000"}
+CONTENDERS=${CONTENDERS:-"trunkline kamailio-uac"}
 RATE=${RATE:-20000}
-KPORT=${KPORT:-5190}
-SPORT=${SPORT:-5170}
+KPORT=${KPORT:-5190}     # registrar
+SPORT=${SPORT:-5170}     # trunkline
+UPORT=${UPORT:-5191}     # Kamailio uac client
+RCVBUF=${RCVBUF:-4194304}
+TIMEOUT=${TIMEOUT:-120}  # seconds a contender may take to register everyone
 cargo build --release --bin trunkline >/dev/null 2>&1 || cargo build --release --bin trunkline
 BIN=target/release/trunkline
-CLK=$(getconf CLK_TCK)
+UAC_CFG=scripts/bench/uac-client.cfg
+
+die() { echo "bench-register: error: $*" >&2; exit 1; }
+
+# Everything started here, so the trap can stop it by pid; and the temp dirs.
+PIDS=()
+DIRS=()
+descendants() {  # every live process below $1
+  local kid
+  for kid in $(pgrep -P "$1" 2>/dev/null || true); do
+    echo "$kid"
+    descendants "$kid"
+  done
+}
+# stop PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL whatever is left of it
+# and of the processes it had started.
+stop() {
+  local pid=$1 limit=$2 tree i
+  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+  tree=$(descendants "$pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < limit * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "bench-register: pid $pid did not stop within ${limit} s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  # Kamailio's children normally follow their main process; make sure.
+  for i in $tree; do kill -KILL "$i" 2>/dev/null || true; done
+}
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do stop "$pid" 5; done
+  ((${#DIRS[@]})) && rm -rf "${DIRS[@]}"
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# kamcmd against one instance: kam SOCKET command args…
+kam() { local s=$1; shift; timeout 5 kamcmd -s "unix:$s" "$@"; }
+# A registrar statistic by its bare name (stats.get_statistics does not accept
+# "group:name", which is why the old "usrloc:registered_users" column read empty).
+stat() { kam "$1" stats.get_statistics "$2" 2>/dev/null | sed -n 's/^[a-z_]*:[a-z_0-9]* = //p'; }
+# wait_ctl SOCKET PID LOG WHAT: the instance answers on its control socket.
+wait_ctl() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    kam "$1" core.uptime >/dev/null 2>&1 && return 0
+    kill -0 "$2" 2>/dev/null || { tail -n 30 "$3" >&2; die "$4 exited during start-up (log above)"; }
+    sleep 0.1
+  done
+  tail -n 30 "$3" >&2
+  die "$4 did not answer on $1 within 10 s (log above)"
+}
+# wait_quiet SOCKET: the registrar has received no REGISTER for 300 ms (at most 30 s),
+# so the previous contender's un-registrations are over before the next one starts.
+wait_quiet() {
+  local prev=-1 cur i
+  for ((i = 0; i < 100; i++)); do
+    cur=$(stat "$1" rcv_requests_register)
+    [ "$cur" = "$prev" ] && return 0
+    prev=$cur
+    sleep 0.3
+  done
+  die "the registrar kept receiving REGISTERs for 30 s after a contender stopped"
+}
+
+ROOT=$(mktemp -d -t trunkline-bench-XXXXXX)
+DIRS+=("$ROOT")
+
+# The poller and meter: waits (every 20 ms, at most TIMEOUT s) until the contender has
+# registered everyone, then reads /proc for its whole process tree and prints the line.
+cat >"$ROOT/measure.py" <<'PY'
+import json, os, re, subprocess, sys, time
+
+(mode, n, pid, start, reg_sock, target_sock, status_path, timeout, clk,
+ base_contacts, base_regs, base_401, base_drops, label) = sys.argv[1:]
+n, pid, start, timeout, clk = int(n), int(pid), float(start), float(timeout), int(clk)
+base_contacts, base_regs, base_401, base_drops = map(int, (base_contacts, base_regs, base_401, base_drops))
+
+def stats(sock, *names):
+    out = subprocess.run(["kamcmd", "-s", "unix:" + sock, "stats.get_statistics", *names],
+                         capture_output=True, text=True, timeout=5).stdout
+    vals = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s*([\w-]+):([\w-]+) = (\d+)\s*$", line)
+        if m:
+            v = int(m.group(3))
+            vals[m.group(2)] = v - (1 << 64) if v >= 1 << 63 else v  # counters wrap below 0
+    return vals
+
+def udp_drops():
+    lines = [l.split() for l in open("/proc/net/snmp") if l.startswith("Udp:")]
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+REGISTERED = re.compile(rb'"registerStatus"\s*:\s*"registered"')
+def trunkline_done(state):
+    try:
+        st = os.stat(status_path)
+    except OSError:
+        return False
+    if st.st_mtime_ns != state.get("mtime"):
+        state["mtime"] = st.st_mtime_ns
+        try:
+            state["count"] = len(REGISTERED.findall(open(status_path, "rb").read()))
+        except OSError:
+            return False
+    return state["count"] >= n
+
+def uac_done(state):
+    # The uac module's regactive counter is decremented when a REGISTER is sent and
+    # incremented when its transaction ends (200, or an error), so it is back to 0 only
+    # when no registration is in flight; with the registrar already holding N new
+    # bindings that means every account is registered (and the 200s were received).
+    v = stats(target_sock, "regtotal", "regactive", "regdisabled")
+    state["uac"] = v
+    if v.get("regdisabled", 0) > 0:
+        sys.exit(f"{label}: {v['regdisabled']} uac registrations failed for good")
+    return v.get("regtotal") == n and v.get("regactive") == 0
+
+def tree(root):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+def sample(pids):
+    cpu = pss = hwm = 0
+    for p in pids:
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            cpu += int(f[11]) + int(f[12])  # utime, stime (fields 14, 15)
+            pss += sum(int(l.split()[1]) for l in open(f"/proc/{p}/smaps_rollup")
+                       if l.startswith("Pss:")) * 1024
+            hwm += sum(int(l.split()[1]) for l in open(f"/proc/{p}/status")
+                       if l.startswith("VmHWM:")) * 1024
+        except OSError:
+            pass
+    return cpu / clk, pss, hwm
+
+done = trunkline_done if mode == "trunkline" else uac_done
+state, reg_at, deadline = {}, None, start + timeout
+while True:
+    now = time.time()
+    if now > deadline:
+        sys.exit(f"{label}: timed out after {timeout:.0f} s: registrar holds "
+                 f"{stats(reg_sock, 'location_contacts').get('location_contacts', 0) - base_contacts} "
+                 f"of {n} new bindings; contender state {state}")
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit(f"{label}: the contender (pid {pid}) exited before everyone was registered")
+    if reg_at is None:
+        if stats(reg_sock, "location_contacts").get("location_contacts", 0) - base_contacts >= n:
+            reg_at = now
+    if reg_at is not None and done(state):
+        end = time.time()
+        break
+    time.sleep(0.02)
+
+pids = tree(pid)
+cpu, pss, hwm = sample(pids)
+r = stats(reg_sock, "location_contacts", "rcv_requests_register", "401_replies")
+drops = udp_drops() - base_drops
+bindings = r.get("location_contacts", 0) - base_contacts
+regs = r.get("rcv_requests_register", 0) - base_regs
+challenges = r.get("401_replies", 0) - base_401
+procs = f"{len(pids)} processes" if len(pids) > 1 else "1 process"
+print(f"N={n:<6} {label:<13} all registered in {end - start:6.2f} s (registrar held all at "
+      f"{reg_at - start:.2f} s); CPU {cpu:6.2f} s ({cpu / n * 1e6:.0f} us/registration); "
+      f"PSS {pss / 1e6:6.1f} MB ({pss / n:.0f} B/registration), peak RSS {hwm / 1e6:6.1f} MB "
+      f"(sum over {procs}); registrar: {bindings} bindings, {regs} REGISTERs "
+      f"({regs / n:.2f}/account), {challenges} challenges; UDP rcvbuf drops {drops}",
+      flush=True)
+PY
+
+run_contender() {  # run_contender NAME N DIR REG_SOCK
+  local name=$1 n=$2 dir=$3 rsock=$4 pid start log target_sock="" status=""
+  wait_quiet "$rsock"
+  local c0 r0 a0 d0
+  c0=$(stat "$rsock" location_contacts)
+  r0=$(stat "$rsock" rcv_requests_register)
+  a0=$(stat "$rsock" 401_replies)
+  d0=$(awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp)
+  case $name in
+    trunkline)
+      log=$dir/trunkline.log
+      status=$dir/status.json
+      start=$(date +%s.%N)
+      "$BIN" run --config "$dir/trunkline.toml" >"$log" 2>&1 &
+      pid=$!
+      ;;
+    kamailio-uac)
+      log=$dir/uac/kamailio.log
+      target_sock=$dir/uac/ctl.sock
+      start=$(date +%s.%N)
+      kamailio -f "$UAC_CFG" -DD -E --debug=1 -w "$dir/uac" -Y "$dir/uac" \
+        -P "$dir/uac/kamailio.pid" -l "udp:127.0.0.1:$UPORT" -m 256 -M 32 -b "$RCVBUF" \
+        -A "CTL_SOCKET=\"unix:$target_sock\"" -A "DB_URL=\"text://$dir/uac/db\"" \
+        -A "CONTACT_ADDR=\"127.0.0.1:$UPORT\"" >"$log" 2>&1 &
+      pid=$!
+      ;;
+  esac
+  PIDS+=("$pid")
+  if ! python3 "$ROOT/measure.py" "$name" "$n" "$pid" "$start" "$rsock" "$target_sock" \
+      "$status" "$TIMEOUT" "$(getconf CLK_TCK)" "$c0" "$r0" "$a0" "$d0" "$name"; then
+    echo "--- last lines of $log:" >&2
+    tail -n 20 "$log" >&2
+    die "$name did not register $n accounts"
+  fi
+  if [ "$name" = kamailio-uac ]; then
+    # Spot check that the records themselves say registered (flags bit 4 = ONLINE).
+    local u flags
+    for u in ku000001 "$(printf 'ku%06d' "$n")"; do
+      flags=$(kam "$target_sock" uac.reg_info l_uuid "$u" | sed -n 's/^[[:space:]]*flags: //p')
+      (( (flags & 4) != 0 )) || die "uac record $u is not registered (flags $flags)"
+    done
+  fi
+  local errors
+  errors=$(grep -c -E 'ERROR|WARN' "$log" || true)
+  [ "$errors" = 0 ] || echo "    ($name logged $errors error/warning lines; see a run with KEEP=1)" >&2
+  stop "$pid" 20
+}
 
 for N in $N_LIST; do
-  work=$(mktemp -d -t trunkline-bench-XXXXXX)
-  kamailio -f tests/kamailio/registrar.cfg -DD -E --debug=1 -w "$work" -Y "$work" \
-    -P "$work/kamailio.pid" -l "udp:127.0.0.1:$KPORT" \
-    -A "CTL_SOCKET=\"unix:$work/ctl.sock\"" -m 256 >"$work/kamailio.log" 2>&1 &
+  work=$(mktemp -d -p "$ROOT" "n$N-XXXX")
+  mkdir -p "$work/registrar" "$work/uac/db"
+  rsock=$work/registrar/ctl.sock
+  kamailio -f tests/kamailio/registrar.cfg -DD -E --debug=1 -w "$work/registrar" -Y "$work/registrar" \
+    -P "$work/registrar/kamailio.pid" -l "udp:127.0.0.1:$KPORT" -b "$RCVBUF" \
+    -A "CTL_SOCKET=\"unix:$rsock\"" -m 256 >"$work/registrar/kamailio.log" 2>&1 &
   kpid=$!
-  for _ in $(seq 100); do kamcmd -s "unix:$work/ctl.sock" core.uptime >/dev/null 2>&1 && break; sleep 0.1; done
+  PIDS+=("$kpid")
+  wait_ctl "$rsock" "$kpid" "$work/registrar/kamailio.log" "the registrar"
+
   python3 - "$N" "$KPORT" "$SPORT" "$RATE" "$work" <<'PY'
 import hashlib, sys
 n, kport, sport, rate, work = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+pw = lambda u: hashlib.md5(f"trunkline-test:{u}".encode()).hexdigest()
+
+# trunkline: file mode, users tl000001…
 out = [f'[sip]\nlisten_address = "127.0.0.1"\nport = {sport}\npublic_address = "127.0.0.1"\n'
        f'register_rate = {rate}\n\n[status]\nfile = "{work}/status.json"\n\n[log]\nlevel = "warn"\n']
-for i in range(n):
-    u = f"bench{i:06d}"
-    pw = hashlib.md5(f"trunkline-test:{u}".encode()).hexdigest()
+for i in range(1, n + 1):
+    u = f"tl{i:06d}"
     out.append(f'[[providers]]\nid = "{u}"\nname = "{u}"\nhost = "127.0.0.1"\nport = {kport}\n'
-               f'username = "{u}"\npassword = "{pw}"\nexpires = 3600\n')
+               f'username = "{u}"\npassword = "{pw(u)}"\nexpires = 3600\n')
 open(f"{work}/trunkline.toml", "w").write("\n".join(out))
+
+# Kamailio uac: db_text tables, users ku000001…. Columns as in Kamailio 5.6's
+# uacreg (version 5); ':' inside a value is escaped; auth_ha1, contact_addr and socket
+# are left NULL (clear-text password, the reg_contact_addr parameter, tm's socket).
+db = f"{work}/uac/db"
+open(f"{db}/version", "w").write(
+    "id(int,auto) table_name(string) table_version(int) \n0:uacreg:5\n")
+rows = ["id(int,auto) l_uuid(string) l_username(string) l_domain(string) r_username(string) "
+        "r_domain(string) realm(string) auth_username(string) auth_password(string) "
+        "auth_ha1(string,null) auth_proxy(string) expires(int) flags(int) reg_delay(int) "
+        "contact_addr(string,null) socket(string,null) "]
+for i in range(1, n + 1):
+    u = f"ku{i:06d}"
+    rows.append(f"{i}:{u}:{u}:127.0.0.1:{u}:127.0.0.1:trunkline.test:{u}:{pw(u)}::"
+                f"sip\\:127.0.0.1\\:{kport}:3600:0:0::")
+open(f"{db}/uacreg", "w").write("\n".join(rows) + "\n")
 PY
-  start=$(date +%s.%N)
-  "$BIN" run --config "$work/trunkline.toml" >"$work/trunkline.log" 2>&1 &
-  tpid=$!
-  python3 - "$work/status.json" "$N" <<'PY'
-import json, sys, time, os
-path, n = sys.argv[1], int(sys.argv[2])
-deadline = time.time() + 300
-while time.time() < deadline:
-    try:
-        d = json.load(open(path))["providers"]
-        if sum(1 for v in d.values() if v["registerStatus"] == "registered") >= n:
-            sys.exit(0)
-    except (OSError, ValueError, KeyError):
-        pass
-    time.sleep(0.02)
-sys.exit("timed out waiting for all registrations")
-PY
-  end=$(date +%s.%N)
-  read -r utime stime < <(awk '{print $14, $15}' "/proc/$tpid/stat")
-  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$tpid/status")
-  bindings=$(kamcmd -s "unix:$work/ctl.sock" stats.get_statistics usrloc:registered_users 2>&1 | grep -o '[0-9]*$' || true)
-  kill -TERM "$tpid"; wait "$tpid" || true
-  kill "$kpid"; wait "$kpid" 2>/dev/null || true
-  python3 - "$N" "$start" "$end" "$utime" "$stime" "$CLK" "$hwm" "$bindings" <<'PY'
-import sys
-n, start, end, ut, st, clk, hwm, b = sys.argv[1:]
-n = int(n); cpu = (int(ut) + int(st)) / int(clk); rss = int(hwm) * 1024
-print(f"N={n}: all registered in {float(end)-float(start):.2f} s; trunkline CPU {cpu:.2f} s "
-      f"({cpu/n*1e6:.0f} us/registration); peak RSS {rss/1e6:.1f} MB "
-      f"({rss/n:.0f} B/registration incl. the process baseline); Kamailio bindings {b}")
-PY
-  rm -rf "$work"
+
+  for c in $CONTENDERS; do
+    case $c in trunkline | kamailio-uac) ;; *) die "unknown contender $c (trunkline, kamailio-uac)" ;; esac
+    run_contender "$c" "$N" "$work" "$rsock"
+  done
+
+  stop "$kpid" 10
+  [ -n "${KEEP:-}" ] && echo "    (kept $work)" >&2 || rm -rf "$work"
 done
+[ -n "${KEEP:-}" ] && DIRS=()
+exit 0

@@ -301,6 +301,14 @@ impl Controller {
                 }
                 TimerKey::Sync => self.start_fetch(now),
                 TimerKey::RateLimit => {}
+                TimerKey::ShutdownUnregisterDeadline => {
+                    let slots: Vec<u32> = self.by_id.values().copied().collect();
+                    for slot in slots {
+                        if let Some((reg, ctx)) = self.reg_mut(slot) {
+                            reg.give_up_unregister(now, ctx);
+                        }
+                    }
+                }
                 TimerKey::Shutdown => self.finish_shutdown(),
             }
             if self.ctx.finished {
@@ -494,6 +502,9 @@ impl Controller {
         self.shutdown_deadline = Some(now + grace);
         self.ctx.timers.cancel(TimerKey::Sync);
         self.ctx.timers.set(TimerKey::Shutdown, now + grace);
+        self.ctx
+            .timers
+            .set(TimerKey::ShutdownUnregisterDeadline, now + grace / 2);
         let slots: Vec<u32> = self.by_id.values().copied().collect();
         if let Ok(n) = u32::try_from(slots.len()) {
             if n > 0 {

@@ -632,6 +632,34 @@ impl Registration {
         ctx.report(now, self);
     }
 
+    /// The shutdown cannot wait longer for this un-REGISTER: stop, and report that the
+    /// binding may outlive us until it expires at the registrar.
+    pub fn give_up_unregister(&mut self, now: Instant, ctx: &mut Ctx) {
+        let Goal::Unregistered { report } = self.goal else {
+            return;
+        };
+        if self.phase == Phase::Stopped {
+            return;
+        }
+        if let Phase::InFlight(txn) = self.phase {
+            ctx.txns.abandon(txn, &mut ctx.timers);
+        }
+        ctx.pacer.remove(self.slot);
+        self.phase = Phase::Stopped;
+        if report {
+            let registrar = self.registrar();
+            self.set_status(
+                ctx,
+                now,
+                RegisterStatus::Pending,
+                Some(format!(
+                    "unregistered: trunkline shut down before {registrar} confirmed the un-REGISTER; the binding lapses when it expires"
+                )),
+            );
+        }
+        ctx.stopped(self.slot);
+    }
+
     /// Switches to un-registering: send `Expires: 0` when a binding may exist, else stop.
     pub fn unregister(&mut self, now: Instant, ctx: &mut Ctx, report: bool) {
         self.goal = Goal::Unregistered { report };

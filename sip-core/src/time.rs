@@ -19,6 +19,9 @@ pub enum TimerKey {
     Sync,
     /// When the global REGISTER rate limiter releases the next send.
     RateLimit,
+    /// Half-way through the shutdown grace: un-REGISTERs still unanswered are given up
+    /// so the final statuses can still be delivered in the other half.
+    ShutdownUnregisterDeadline,
     /// The end of the shutdown grace period.
     Shutdown,
 }

@@ -289,11 +289,15 @@ fn shutdown_completes_within_grace_when_registrar_is_silent() {
     let mut w = World::new(config(), reg, vec![provider("p12", "kim", "pw")]);
     w.run_for(S(2));
     w.registrar.behaviour.silent = true;
-    w.input(Input::Command(Command::Shutdown { grace: S(3) }));
-    w.run_for(S(2));
+    w.input(Input::Command(Command::Shutdown { grace: S(4) }));
+    w.run_for(S(1));
     assert!(!w.shutdown_complete());
-    w.run_for(S(2));
+    w.run_for(S(3));
     assert!(w.shutdown_complete());
+    // The backend still learns that the registration is no longer kept.
+    let last = w.last_report("p12").unwrap();
+    assert_eq!(last.register_status, RegisterStatus::Pending);
+    assert!(last.register_error.as_deref().unwrap().contains("lapses"));
 }
 
 #[test]
