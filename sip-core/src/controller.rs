@@ -5,8 +5,8 @@ use crate::backend::outbox::{Outbox, OutboxStep};
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::io::{
-    BackendOp, BackendReply, BackendRequest, Command, Event, Input, Output, RegisterOutcome,
-    RegisterStatus, RegistrationView, RequestId, StatusReport, Transmit,
+    BackendOp, BackendReply, BackendRequest, BindingIdentity, Command, Event, Input, Output,
+    RegisterOutcome, RegisterStatus, RegistrationView, RequestId, StatusReport, Transmit,
 };
 use crate::message::{self, Message, Request};
 use crate::provider::ProviderSpec;
@@ -143,6 +143,12 @@ impl Ctx {
         }
     }
 
+    /// Announces a binding identity to persist.
+    pub fn persist(&mut self, identity: BindingIdentity) {
+        self.out
+            .push_back(Output::Event(Event::BindingIdentity(identity)));
+    }
+
     /// A registration reached [`Phase::Stopped`].
     pub fn stopped(&mut self, slot: u32) {
         self.stopped.push(slot);
@@ -175,6 +181,8 @@ pub struct Controller {
     inactive: BTreeMap<String, Inactive>,
     sync: SyncState,
     shutdown_deadline: Option<Instant>,
+    /// Binding identities of a previous run, by provider id, until their provider shows up.
+    restored: BTreeMap<String, BindingIdentity>,
 }
 
 impl Controller {
@@ -214,9 +222,19 @@ impl Controller {
                 applied_once: false,
             },
             shutdown_deadline: None,
+            restored: BTreeMap::new(),
         };
         ctl.start_fetch(now);
         ctl
+    }
+
+    /// Hands back the binding identities a previous run persisted (from
+    /// [`Event::BindingIdentity`]), so that its bindings are refreshed rather than
+    /// duplicated. Call before the first provider list arrives.
+    pub fn restore(&mut self, identities: impl IntoIterator<Item = BindingIdentity>) {
+        for id in identities {
+            self.restored.insert(id.provider_id.clone(), id);
+        }
     }
 
     /// The next output. Drain until [`Output::Timeout`] after every `handle_*` call.
@@ -701,7 +719,10 @@ impl Controller {
                         added += 1;
                     }
                     let slot = self.alloc_slot();
-                    let mut reg = Registration::new(slot, p, &mut self.ctx);
+                    // A changed account gets a fresh identity: only the same account's
+                    // previous binding may be refreshed.
+                    let restored = self.restored.remove(&spec.id);
+                    let mut reg = Registration::new(slot, p, &mut self.ctx, restored);
                     self.ctx.report(now, &reg);
                     reg.start(now, &mut self.ctx);
                     self.by_id.insert(spec.id.clone(), slot);
@@ -720,6 +741,9 @@ impl Controller {
         for id in gone {
             self.stop_running(now, &id);
             self.ctx.outbox.forget_id(&id);
+            self.ctx
+                .out
+                .push_back(Output::Event(Event::BindingForgotten { provider_id: id }));
             removed += 1;
         }
         self.inactive.retain(|id, _| seen.contains(id));

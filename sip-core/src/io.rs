@@ -132,7 +132,7 @@ pub enum BackendOp {
 }
 
 /// The body of a status report: exactly the three keys of CONTRACT.md §3.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusReport {
     pub register_status: RegisterStatus,
@@ -141,7 +141,7 @@ pub struct StatusReport {
 }
 
 /// A registration's status as the backend knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RegisterStatus {
     Pending,
@@ -206,8 +206,29 @@ pub enum Event {
         provider_id: String,
         outcome: RegisterOutcome,
     },
+    /// The identity of a registration's binding changed or its CSeq reservation moved
+    /// on: persist it, and hand it back with [`crate::Controller::restore`] after a
+    /// restart so the existing binding is refreshed instead of a second one added.
+    BindingIdentity(BindingIdentity),
+    /// A provider is gone: its persisted identity can be dropped.
+    BindingForgotten { provider_id: String },
     /// All registrations are un-registered and reports delivered (or grace ran out).
     ShutdownComplete,
+}
+
+/// What identifies a registration's binding at the registrar across restarts: the same
+/// Contact (its `line` token), Call-ID and From tag, and a CSeq above any already used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingIdentity {
+    pub provider_id: String,
+    /// `user@registrar:port`: the identity is reused only for the same account.
+    pub account: String,
+    pub call_id: String,
+    pub from_tag: String,
+    pub line: String,
+    /// No request has used a CSeq at or above this value; a restart starts here.
+    pub next_cseq: u32,
 }
 
 /// How a REGISTER transaction ended, for metrics.

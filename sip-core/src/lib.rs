@@ -58,9 +58,9 @@ pub mod wallclock;
 pub use config::{Config, SipTimers};
 pub use controller::Controller;
 pub use io::{
-    BackendOp, BackendReply, BackendRequest, Command, Event, Input, Output, QueryId,
-    RegisterOutcome, RegisterStatus, RegistrationView, RequestId, Resolution, ResolveQuery,
-    StatusReport, Transmit,
+    BackendOp, BackendReply, BackendRequest, BindingIdentity, Command, Event, Input, Output,
+    QueryId, RegisterOutcome, RegisterStatus, RegistrationView, RequestId, Resolution,
+    ResolveQuery, StatusReport, Transmit,
 };
 pub use provider::{Provider, ProviderSpec};
 pub use secret::Secret;

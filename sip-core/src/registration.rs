@@ -10,7 +10,7 @@
 
 use crate::auth::{self, Challenge, DigestInput};
 use crate::controller::Ctx;
-use crate::io::{RegisterOutcome, RegisterStatus, RegistrationView};
+use crate::io::{BindingIdentity, RegisterOutcome, RegisterStatus, RegistrationView};
 use crate::message::{MessageBuilder, Response};
 use crate::provider::Provider;
 use crate::time::{Backoff, TimerKey};
@@ -80,6 +80,8 @@ pub struct Registration {
     call_id: String,
     from_tag: String,
     cseq: u32,
+    /// CSeq values below this are reserved in persisted state (see [`CSEQ_BLOCK`]).
+    cseq_reserved: u32,
     /// Unique token in our Contact URI (`;line=`), to match inbound requests and our own
     /// binding in the registrar's 200 OK.
     pub line: String,
@@ -100,6 +102,15 @@ pub struct Registration {
     rejected_backoff: Backoff,
 }
 
+/// CSeq values are reserved in blocks, so persisting the identity costs one write per
+/// this many requests, and a restart never reuses a CSeq.
+pub const CSEQ_BLOCK: u32 = 100;
+
+/// `user@host:port` of a provider account.
+pub fn account_key(p: &Provider) -> String {
+    format!("{}@{}:{}", p.username, uri_host(&p.host), p.port)
+}
+
 fn uri_host(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
@@ -109,12 +120,26 @@ fn uri_host(host: &str) -> String {
 }
 
 impl Registration {
-    /// A new registration for `provider`, with fresh Call-ID, tag and Contact token.
-    pub fn new(slot: u32, provider: Provider, ctx: &mut Ctx) -> Self {
+    /// A new registration for `provider`: with the identity of a previous run when one
+    /// was restored for the same account, else with fresh Call-ID, tag and Contact token.
+    pub fn new(
+        slot: u32,
+        provider: Provider,
+        ctx: &mut Ctx,
+        restored: Option<BindingIdentity>,
+    ) -> Self {
         let requested_expires = provider.expires;
         let cfg = &ctx.cfg;
         let backoff = Backoff::new(cfg.retry_initial, cfg.retry_cap);
         let rejected_backoff = Backoff::new(cfg.rejected_retry_initial, cfg.rejected_retry_cap);
+        let account = account_key(&provider);
+        let restored = restored.filter(|r| r.account == account);
+        let (call_id, from_tag, line, cseq_reserved) = match restored {
+            Some(r) => (r.call_id, r.from_tag, r.line, r.next_cseq),
+            None => (ctx.ids.call_id(), ctx.ids.tag(), ctx.ids.token(12), 0),
+        };
+        // The first request then uses the first CSeq no earlier run can have used.
+        let cseq = cseq_reserved.saturating_sub(1);
         Self {
             slot,
             provider,
@@ -122,10 +147,11 @@ impl Registration {
             error: None,
             phase: Phase::Waiting,
             goal: Goal::Registered,
-            call_id: ctx.ids.call_id(),
-            from_tag: ctx.ids.tag(),
-            cseq: 0,
-            line: ctx.ids.token(12),
+            call_id,
+            from_tag,
+            cseq,
+            cseq_reserved,
+            line,
             target: None,
             local_ip: None,
             requested_expires,
@@ -137,6 +163,18 @@ impl Registration {
             next_at: None,
             backoff,
             rejected_backoff,
+        }
+    }
+
+    /// What a restart needs to refresh this binding instead of adding one.
+    pub fn identity(&self) -> BindingIdentity {
+        BindingIdentity {
+            provider_id: self.provider.id.clone(),
+            account: account_key(&self.provider),
+            call_id: self.call_id.clone(),
+            from_tag: self.from_tag.clone(),
+            line: self.line.clone(),
+            next_cseq: self.cseq_reserved,
         }
     }
 
@@ -274,6 +312,10 @@ impl Registration {
             Goal::Unregistered { .. } => 0,
         };
         self.cseq = self.cseq.wrapping_add(1).max(1);
+        if self.cseq >= self.cseq_reserved {
+            self.cseq_reserved = self.cseq.saturating_add(CSEQ_BLOCK);
+            ctx.persist(self.identity());
+        }
         let branch = ctx.ids.branch();
         let payload = self.build_request(ctx, &contact_host, &branch, expires);
         let txn = ctx.txns.start(

@@ -71,9 +71,20 @@ pub fn config() -> Config {
 
 impl World {
     pub fn new(cfg: Config, registrar: Registrar, providers: Vec<ProviderSpec>) -> Self {
+        Self::new_restored(cfg, registrar, providers, Vec::new())
+    }
+
+    /// A world whose controller restores binding identities of an earlier run.
+    pub fn new_restored(
+        cfg: Config,
+        registrar: Registrar,
+        providers: Vec<ProviderSpec>,
+        restored: Vec<sip_core::BindingIdentity>,
+    ) -> Self {
         let t0 = Instant::now();
         let wall = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
-        let core = Controller::new(cfg, 42, t0, wall);
+        let mut core = Controller::new(cfg, 42, t0, wall);
+        core.restore(restored);
         let mut w = Self {
             core,
             t0,
