@@ -199,6 +199,14 @@ async fn backend_serves_records_checks_and_injects_faults() {
     );
     assert_eq!(status(patch().send().await.unwrap()), 200);
 
+    // A fault without end lasts until cleared.
+    backend.inject(Endpoint::ProviderList, Fault::Status(500), usize::MAX);
+    let list = || client.get(&list_url).header("x-api-key", "the-key");
+    assert_eq!(status(list().send().await.unwrap()), 500);
+    assert_eq!(status(list().send().await.unwrap()), 500);
+    backend.clear_faults();
+    assert_eq!(status(list().send().await.unwrap()), 200);
+
     // Unknown provider: 404.
     let unknown = client
         .patch(format!("{list_url}/nope"))

@@ -1,5 +1,6 @@
 //! `trunkline run`: builds the core from the settings and hands it to the driver.
 
+use crate::admin;
 use crate::backend_http::HttpBackend;
 use crate::config::Settings;
 use crate::driver::{self, Backend, DriverConfig, DriverError};
@@ -11,12 +12,23 @@ use std::time::Duration;
 /// Why `run` stopped with an error; each maps to an exit code (CONTRACT.md §1).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// The driver could not run (SIP bind, signal handler).
     #[error(transparent)]
     Driver(#[from] DriverError),
+    /// The backend HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] crate::backend_http::ClientError),
+    /// The tokio runtime could not be built.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The admin API's TCP port could not be bound.
+    #[error("cannot bind the admin API on tcp {addr}: {source} (is another process using the port? set ADMIN_LISTEN, admin.listen or --admin-listen to a free address, e.g. 127.0.0.1:8081; port 0 picks any free port)")]
+    AdminBind {
+        /// `admin.listen`.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
 }
 
 /// The core's config from the settings.
@@ -50,6 +62,15 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
         let bind = SocketAddr::new(settings.sip.listen_address, settings.sip.port);
         let socket = driver::bind_udp(bind, settings.sip.socket_buffer_bytes)?;
         let local_port = socket.local_addr().map_or(settings.sip.port, |a| a.port());
+        // Bound before the driver starts, so a taken port stops trunkline at once
+        // (exit 2) instead of leaving it running without its probes and metrics.
+        let admin_addr = settings.admin.listen;
+        let admin_listener = tokio::net::TcpListener::bind(admin_addr)
+            .await
+            .map_err(|source| RunError::AdminBind {
+                addr: admin_addr,
+                source,
+            })?;
         let backend = match &settings.backend {
             Some(b) => Backend::Http(HttpBackend::new(
                 &b.url,
@@ -58,8 +79,17 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             )?),
             None => Backend::File {
                 providers: std::mem::take(&mut settings.providers),
-                status_file: settings.status.file.clone(),
             },
+        };
+        // File mode keeps everything in the status file; backend mode keeps the binding
+        // identities in a small state file of its own.
+        let store = match &settings.backend {
+            None => settings.status.file.clone(),
+            Some(_) => settings
+                .status
+                .state_file
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from("trunkline-state.json")),
         };
         let cfg = core_config(&settings, local_port);
         let learn_local_ip = cfg
@@ -72,9 +102,12 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             seed = u64::from(std::process::id()).to_le_bytes();
         }
         let (now, wall) = driver::anchors();
-        let core = Controller::new(cfg, u64::from_le_bytes(seed), now, wall);
+        let mut core = Controller::new(cfg, u64::from_le_bytes(seed), now, wall);
+        core.restore(crate::store::load_bindings(&store));
         tracing::info!(
             sip = %socket.local_addr().unwrap_or(bind),
+            // The bound address, so that `ADMIN_LISTEN=127.0.0.1:0` can be found.
+            admin = %admin_listener.local_addr().unwrap_or(admin_addr),
             mode = if settings.backend.is_some() { "backend" } else { "file" },
             "trunkline started"
         );
@@ -82,9 +115,14 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             bind,
             shutdown_grace: settings.shutdown_grace,
             learn_local_ip,
+            store,
         };
-        // The admin API (issue: operator surface) sends its calls here.
-        let (_admin_tx, admin_rx) = tokio::sync::mpsc::channel(64);
+        // The admin API sends its calls here; the driver answers between two mutations.
+        let (admin_tx, admin_rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(admin::serve(
+            admin_listener,
+            admin::AdminState::new(admin_tx, settings.admin.token.clone()),
+        ));
         driver::run(core, socket, backend, dcfg, EventLog, admin_rx).await?;
         Ok(())
     })

@@ -57,9 +57,13 @@ pub enum Command {
     CheckConfig,
     /// Show the registrations of a running trunkline, asked through its admin API.
     Status {
-        /// Base URL of the admin API [default: http://<admin.listen>].
+        /// Base URL of the admin API, e.g. http://127.0.0.1:8080 (`http://` may be left
+        /// out) [default: http://<admin.listen>].
         #[arg(long, value_name = "URL")]
         admin: Option<String>,
+        /// Show long names and errors whole instead of cutting them with `…`.
+        #[arg(long)]
+        wide: bool,
     },
     /// A self-contained tour on loopback: registrar, backend and callee in-process.
     Demo,
@@ -104,12 +108,23 @@ mod tests {
         assert_eq!(parse(&["trunkline", "demo"]).subcommand(), Command::Demo);
         assert_eq!(
             parse(&["trunkline", "status"]).subcommand(),
-            Command::Status { admin: None }
+            Command::Status {
+                admin: None,
+                wide: false
+            }
         );
         assert_eq!(
             parse(&["trunkline", "status", "--admin", "http://10.0.0.1:9090"]).subcommand(),
             Command::Status {
-                admin: Some("http://10.0.0.1:9090".into())
+                admin: Some("http://10.0.0.1:9090".into()),
+                wide: false
+            }
+        );
+        assert_eq!(
+            parse(&["trunkline", "status", "--wide"]).subcommand(),
+            Command::Status {
+                admin: None,
+                wide: true
             }
         );
     }

@@ -3,10 +3,11 @@
 
 use crate::backend_http::HttpBackend;
 use crate::events::EventLog;
-use crate::status_file::{spawn_writer, StatusWrite};
+use crate::store::{spawn_writer, StoreWrite};
 use sip_core::stats::Stats;
 use sip_core::{
-    BackendOp, BackendReply, Command, Controller, Input, Output, ProviderSpec, RegistrationView,
+    BackendOp, BackendReply, Command, Controller, Event, Input, Output, ProviderSpec,
+    RegistrationView,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -18,11 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 pub enum Backend {
     /// The backend HTTP API.
     Http(HttpBackend),
-    /// File mode: providers from the config file, statuses to a file.
-    File {
-        providers: Vec<ProviderSpec>,
-        status_file: PathBuf,
-    },
+    /// File mode: providers from the config file, statuses to the store file.
+    File { providers: Vec<ProviderSpec> },
 }
 
 /// What the driver needs besides the core's own config.
@@ -31,6 +29,8 @@ pub struct DriverConfig {
     pub shutdown_grace: Duration,
     /// `Some(bind ip)` when Contact/Via must use the OS's source address per route.
     pub learn_local_ip: Option<IpAddr>,
+    /// The store file: binding identities, and in file mode the statuses.
+    pub store: PathBuf,
 }
 
 /// A question or order from the admin API to the running core. The admin server runs
@@ -105,25 +105,22 @@ pub async fn run(
     let mut sigint = signal(SignalKind::interrupt()).map_err(DriverError::Signal)?;
     let local = socket.local_addr().unwrap_or(cfg.bind);
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
-    let file_writer = match &backend {
-        Backend::File { status_file, .. } => {
-            let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
-            let writer = spawn_writer(status_file.clone(), ack_tx);
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while let Some((id, result)) = ack_rx.recv().await {
-                    let reply = match result {
-                        Ok(()) => BackendReply::Delivered,
-                        Err(e) => BackendReply::Failed(e),
-                    };
-                    if tx.send(Input::Backend { id, reply }).is_err() {
-                        break;
-                    }
+    let (store, store_task) = {
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let (writer, task) = spawn_writer(cfg.store.clone(), ack_tx);
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some((id, result)) = ack_rx.recv().await {
+                let reply = match result {
+                    Ok(()) => BackendReply::Delivered,
+                    Err(e) => BackendReply::Failed(e),
+                };
+                if tx.send(Input::Backend { id, reply }).is_err() {
+                    break;
                 }
-            });
-            Some(writer)
-        }
-        Backend::Http(_) => None,
+            }
+        });
+        (writer, task)
     };
     let mut buf = vec![0u8; 65_536];
     let mut hard_deadline: Option<tokio::time::Instant> = None;
@@ -156,13 +153,11 @@ pub async fn run(
                             provider_id,
                             report,
                         } => {
-                            if let Some(w) = &file_writer {
-                                let _ = w.send(StatusWrite {
-                                    id: req.id,
-                                    provider_id,
-                                    report,
-                                });
-                            }
+                            let _ = store.send(StoreWrite::Status {
+                                id: req.id,
+                                provider_id,
+                                report,
+                            });
                         }
                     },
                 },
@@ -174,8 +169,17 @@ pub async fn run(
                         let _ = tx.send(Input::Resolved { id: q.id, result });
                     });
                 }
+                Output::Event(Event::BindingIdentity(b)) => {
+                    let _ = store.send(StoreWrite::Binding(b));
+                }
+                Output::Event(Event::BindingForgotten { provider_id }) => {
+                    let _ = store.send(StoreWrite::Forget(provider_id));
+                }
                 Output::Event(e) => {
                     if log.record(&e) {
+                        // Let the store finish its last write before the process ends.
+                        drop(store);
+                        let _ = tokio::time::timeout(Duration::from_secs(2), store_task).await;
                         return Ok(Exit::Clean);
                     }
                 }

@@ -64,6 +64,12 @@ impl EventLog {
             Event::MessageDropped { remote, reason } => {
                 tracing::debug!(remote = %remote, reason = %reason, "dropped an unusable SIP message");
             }
+            Event::BindingIdentity(b) => {
+                tracing::debug!(provider_id = %b.provider_id, next_cseq = b.next_cseq, "binding identity persisted");
+            }
+            Event::BindingForgotten { provider_id } => {
+                tracing::debug!(provider_id = %provider_id, "provider removed");
+            }
             Event::ShutdownComplete => {
                 tracing::info!("shutdown complete");
                 return true;

@@ -1,5 +1,6 @@
 //! `trunkline`: the SIP edge between SIP providers and LiveKit (CONTRACT.md §1).
 
+mod admin;
 mod app;
 mod backend_http;
 mod cli;
@@ -8,7 +9,8 @@ mod driver;
 mod events;
 mod logging;
 mod resolve;
-mod status_file;
+mod status_cmd;
+mod store;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -38,11 +40,17 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        cli::Command::Status { .. } => {
-            eprintln!(
-                "trunkline: `status` needs the admin API, which this version does not serve yet"
-            );
-            ExitCode::from(2)
+        cli::Command::Status { admin, wide } => {
+            match status_cmd::run(&settings, admin.as_deref(), wide) {
+                Ok(table) => {
+                    print!("{table}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("trunkline: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         cli::Command::Demo => {
             eprintln!("trunkline: `demo` is not built yet; try scripts/run-local.sh");

@@ -329,6 +329,12 @@ impl Backend {
         });
     }
 
+    /// Removes every injected fault not used up yet: a fault injected for "until the
+    /// test has seen the effect" (`times: usize::MAX`) ends here.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     /// Delays every answer by `delay` from now on (`None` to stop).
     pub fn set_delay(&self, delay: Option<Duration>) {
         self.lock().delay = delay;

@@ -1,6 +1,6 @@
 //! Loopback port helpers.
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 
 /// The loopback address every peer of these tests listens on.
 pub const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -16,5 +16,19 @@ pub fn free_udp_port() -> u16 {
     socket
         .local_addr()
         .expect("reading the local address of a bound UDP socket")
+        .port()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (e.g. for `ADMIN_LISTEN`, or
+/// as an address where nothing listens).
+///
+/// Released before it is returned, with the same caveat as [`free_udp_port`]: a
+/// server started on it fails visibly (trunkline exits 2) if another process took it.
+pub fn free_tcp_port() -> u16 {
+    let listener = TcpListener::bind(SocketAddr::from((LOOPBACK, 0)))
+        .expect("binding a TCP socket on 127.0.0.1:0 to find a free port");
+    listener
+        .local_addr()
+        .expect("reading the local address of a bound TCP socket")
         .port()
 }

@@ -39,6 +39,10 @@ type Buffer = Arc<Mutex<Vec<u8>>>;
 /// is failing.
 pub struct Trunkline {
     child: Child,
+    /// Bumped whenever the process writes output, so a test can await a log line.
+    grew: Arc<tokio::sync::watch::Sender<usize>>,
+    /// The working directory it runs in (its state file lands there), when it owns it.
+    _workdir: Option<tempfile::TempDir>,
     stdout: Buffer,
     stderr: Buffer,
     pumps: Vec<JoinHandle<()>>,
@@ -66,14 +70,26 @@ impl Trunkline {
         BUILT.get_or_init(build_binary).clone()
     }
 
-    /// Starts `trunkline <args…>` with `env` on top of a scrubbed environment.
+    /// Starts `trunkline <args…>` with `env` on top of a scrubbed environment, in a fresh
+    /// temporary working directory (so its state file never lands in the source tree).
     pub async fn start(args: &[&str], env: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("creating a working directory for trunkline");
+        let path = dir.path().to_path_buf();
+        let mut t = Self::start_in(&path, args, env).await;
+        t._workdir = Some(dir);
+        t
+    }
+
+    /// Like [`Trunkline::start`], in `workdir`: a restart in the same directory finds
+    /// the state file of the previous run.
+    pub async fn start_in(workdir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
         let binary = tokio::task::spawn_blocking(Self::binary)
             .await
             .expect("building the trunkline binary panicked");
         let mut command = Command::new(&binary);
         command
             .args(args)
+            .current_dir(workdir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -90,12 +106,15 @@ impl Trunkline {
             .unwrap_or_else(|e| panic!("spawning {}: {e}", binary.display()));
         let stdout = Buffer::default();
         let stderr = Buffer::default();
+        let grew = Arc::new(tokio::sync::watch::channel(0usize).0);
         let pumps = vec![
-            pump(child.stdout.take(), stdout.clone()),
-            pump(child.stderr.take(), stderr.clone()),
+            pump(child.stdout.take(), stdout.clone(), grew.clone()),
+            pump(child.stderr.take(), stderr.clone(), grew.clone()),
         ];
         Trunkline {
             child,
+            grew,
+            _workdir: None,
             stdout,
             stderr,
             pumps,
@@ -130,6 +149,34 @@ impl Trunkline {
                 "trunkline exited early ({}) while the test waited for it; its output follows",
                 status.map_or_else(|e| format!("wait failed: {e}"), |s| s.to_string()),
             ),
+        }
+    }
+
+    /// Waits until the JSON log lines written so far satisfy `check` (re-checked each
+    /// time the process writes), failing after 120 s with the output.
+    pub async fn wait_for_log(&mut self, what: &str, check: impl Fn(&[serde_json::Value]) -> bool) {
+        let mut grew = self.grew.subscribe();
+        let stdout = self.stdout.clone();
+        let found = async move {
+            loop {
+                let lines: Vec<serde_json::Value> = text(&stdout)
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                if check(&lines) {
+                    return;
+                }
+                if grew.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let limit = Duration::from_secs(120);
+        if tokio::time::timeout(limit, self.run_until(found))
+            .await
+            .is_err()
+        {
+            panic!("waited {limit:?} for {what} in trunkline's log; its output follows");
         }
     }
 
@@ -231,7 +278,11 @@ impl Drop for Exited {
 }
 
 /// Copies a child's pipe into a buffer until EOF.
-fn pump<R>(pipe: Option<R>, buffer: Buffer) -> JoinHandle<()>
+fn pump<R>(
+    pipe: Option<R>,
+    buffer: Buffer,
+    grew: Arc<tokio::sync::watch::Sender<usize>>,
+) -> JoinHandle<()>
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
@@ -243,6 +294,7 @@ where
                 break;
             };
             lock(&buffer).extend_from_slice(read);
+            grew.send_modify(|n| *n += 1);
         }
     })
 }

@@ -1,0 +1,175 @@
+//! The admin HTTP API (CONTRACT.md §4): probes, metrics, the registrations, and two
+//! orders (re-register one provider, resync).
+//!
+//! The server runs in its own task and owns no state: every answer comes from the
+//! driver, which answers between two mutations of the core (see
+//! [`crate::driver::AdminCall`]), so a page never mixes two moments.
+//!
+//! Reads (`GET`) are open and the two `POST`s need the bearer token when one is
+//! configured: Kubernetes probes and Prometheus scrape without credentials, and the
+//! registrations hold no secret; what changes state is what needs protecting.
+
+mod auth;
+mod error;
+pub mod metrics;
+pub mod view;
+
+pub use error::ApiError;
+
+use crate::driver::{AdminCall, Snapshot};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sip_core::{Command, Secret};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use view::RegistrationJson;
+
+/// How long a handler waits for the driver. The driver answers between two events,
+/// so this is only reached when it is stuck or flooded; a probe must then fail rather
+/// than hang.
+const ANSWER_LIMIT: Duration = Duration::from_secs(5);
+
+/// What every handler shares: the way to the driver, and the token.
+#[derive(Clone)]
+pub struct AdminState {
+    calls: mpsc::Sender<AdminCall>,
+    token: Option<Arc<Secret>>,
+}
+
+impl AdminState {
+    /// Handlers send their calls on `calls`; `token`, when set, guards the `POST`s.
+    pub fn new(calls: mpsc::Sender<AdminCall>, token: Option<Secret>) -> Self {
+        Self {
+            calls,
+            token: token.map(Arc::new),
+        }
+    }
+
+    async fn send(&self, call: AdminCall) -> Result<(), ApiError> {
+        match tokio::time::timeout(ANSWER_LIMIT, self.calls.send(call)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::ControllerGone),
+            Err(_) => Err(ApiError::ControllerBusy(ANSWER_LIMIT)),
+        }
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(AdminCall::Snapshot(reply)).await?;
+        match tokio::time::timeout(ANSWER_LIMIT, answer).await {
+            Ok(Ok(snapshot)) => Ok(snapshot),
+            // The driver dropped the question: it stopped between taking and answering.
+            Ok(Err(_)) => Err(ApiError::ControllerGone),
+            Err(_) => Err(ApiError::ControllerBusy(ANSWER_LIMIT)),
+        }
+    }
+}
+
+/// The routes of CONTRACT.md §4.
+pub fn router(state: AdminState) -> Router {
+    let mutating = Router::new()
+        .route("/api/registrations/{id}/register", post(reregister))
+        .route("/api/sync", post(resync))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/registrations", get(registrations))
+        .merge(mutating)
+        .with_state(state)
+}
+
+/// Serves the admin API on `listener` until the runtime stops.
+pub async fn serve(listener: TcpListener, state: AdminState) {
+    if let Err(e) = axum::serve(listener, router(state)).await {
+        // axum::serve retries failed accepts itself; reaching this means the listener
+        // is unusable. SIP keeps running: the admin API is not worth stopping calls for.
+        tracing::error!(error = %e, "the admin API stopped serving");
+    }
+}
+
+/// Alive as long as this task can answer: it does not depend on the driver.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready once the SIP socket is bound (it is before this server starts) and the first
+/// provider list has been applied.
+async fn readyz(State(state): State<AdminState>) -> Response {
+    match state.snapshot().await {
+        Ok(s) if s.synced => (StatusCode::OK, "ready").into_response(),
+        Ok(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the first provider list has not been applied yet; trunkline's log \
+             says why the fetch is failing (check BACKEND_URL, API_KEY and the backend)",
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    match state.snapshot().await {
+        Ok(s) => (
+            [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+            metrics::render(&s.registrations, &s.stats),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn registrations(
+    State(state): State<AdminState>,
+) -> Result<Json<Vec<RegistrationJson>>, ApiError> {
+    let s = state.snapshot().await?;
+    Ok(Json(
+        s.registrations.iter().map(RegistrationJson::from).collect(),
+    ))
+}
+
+async fn reregister(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    // The core ignores an unknown id silently; the caller deserves a 404 instead.
+    let known = state
+        .snapshot()
+        .await?
+        .registrations
+        .iter()
+        .any(|r| r.id == id);
+    if !known {
+        return Err(ApiError::UnknownId(id));
+    }
+    tracing::info!(provider_id = %id, "admin: re-register requested");
+    state
+        .send(AdminCall::Command(Command::Reregister { id: id.clone() }))
+        .await?;
+    Ok(accepted(
+        serde_json::json!({ "accepted": "register", "id": id }),
+    ))
+}
+
+async fn resync(State(state): State<AdminState>) -> Result<Response, ApiError> {
+    tracing::info!("admin: provider-list sync requested");
+    state.send(AdminCall::Command(Command::Resync)).await?;
+    Ok(accepted(serde_json::json!({ "accepted": "sync" })))
+}
+
+/// 202: the order is queued to the core, which carries it out asynchronously.
+fn accepted(body: serde_json::Value) -> Response {
+    (StatusCode::ACCEPTED, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! The local store: one JSON file, written atomically (temporary file, then rename) so a
+//! reader or a restart never sees half a file. It holds the binding identities that let a
+//! restart refresh the registrar's existing bindings instead of adding second ones, and
+//! in file mode the latest status of every provider as well:
+//! `{"providers": {"<id>": {"registerStatus": …}}, "bindings": {"<id>": {"callId": …}}}`.
+
+use serde::{Deserialize, Serialize};
+use sip_core::{BindingIdentity, RequestId, StatusReport};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One change for the store.
+#[derive(Debug)]
+pub enum StoreWrite {
+    /// A provider's status (file mode); acknowledged once it is on disk.
+    Status {
+        id: RequestId,
+        provider_id: String,
+        report: StatusReport,
+    },
+    /// A binding identity to keep.
+    Binding(BindingIdentity),
+    /// A provider is gone.
+    Forget(String),
+}
+
+/// How long a write waits for more changes of the same burst: one write of the whole
+/// file then covers all of them (ten thousand reports become a handful of writes).
+const GATHER: Duration = Duration::from_millis(20);
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StoreFile {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    providers: BTreeMap<String, StatusReport>,
+    #[serde(default)]
+    bindings: BTreeMap<String, BindingIdentity>,
+}
+
+/// Reads the binding identities a previous run left. A missing file is a first start;
+/// an unreadable one is reported and ignored (the registrations then start afresh).
+pub fn load_bindings(path: &Path) -> Vec<BindingIdentity> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the state file; registrations start with fresh identities");
+            return Vec::new();
+        }
+    };
+    match serde_json::from_slice::<StoreFile>(&bytes) {
+        Ok(f) => f.bindings.into_values().collect(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "the state file is not valid; registrations start with fresh identities");
+            Vec::new()
+        }
+    }
+}
+
+/// Starts the writer task for `path`, keeping what the file already holds. Status writes
+/// are acknowledged on `acks` once renamed into place (or with the error).
+/// The writer ends after its last write once every sender is dropped: await the handle
+/// to know the file is complete.
+pub fn spawn_writer(
+    path: PathBuf,
+    acks: mpsc::UnboundedSender<(RequestId, Result<(), String>)>,
+) -> (
+    mpsc::UnboundedSender<StoreWrite>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<StoreWrite>();
+    let handle = tokio::spawn(async move {
+        let mut file: StoreFile = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let mut warned = false;
+        while let Some(first) = rx.recv().await {
+            let mut batch = Vec::new();
+            apply(&mut file, first, &mut batch);
+            tokio::time::sleep(GATHER).await;
+            while let Ok(more) = rx.try_recv() {
+                apply(&mut file, more, &mut batch);
+            }
+            let result = write_atomically(&path, &file).await;
+            match &result {
+                Err(e) if !warned => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot write the state/status file");
+                    warned = true;
+                }
+                Ok(()) => warned = false,
+                Err(_) => {}
+            }
+            for id in batch {
+                let _ = acks.send((id, result.clone()));
+            }
+        }
+    });
+    (tx, handle)
+}
+
+fn apply(file: &mut StoreFile, write: StoreWrite, acks: &mut Vec<RequestId>) {
+    match write {
+        StoreWrite::Status {
+            id,
+            provider_id,
+            report,
+        } => {
+            file.providers.insert(provider_id, report);
+            acks.push(id);
+        }
+        StoreWrite::Binding(b) => {
+            file.bindings.insert(b.provider_id.clone(), b);
+        }
+        StoreWrite::Forget(id) => {
+            file.providers.remove(&id);
+            file.bindings.remove(&id);
+        }
+    }
+}
+
+async fn write_atomically(path: &Path, file: &StoreFile) -> Result<(), String> {
+    let body = serde_json::to_vec_pretty(file).map_err(|e| e.to_string())?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    tokio::fs::write(&tmp, &body)
+        .await
+        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| format!("renaming {} to {}: {e}", tmp.display(), path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use sip_core::RegisterStatus;
+
+    fn identity(id: &str, next: u32) -> BindingIdentity {
+        BindingIdentity {
+            provider_id: id.into(),
+            account: "u@h:5060".into(),
+            call_id: "c".into(),
+            from_tag: "t".into(),
+            line: "l".into(),
+            next_cseq: next,
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_statuses_and_bindings_and_reads_bindings_back() {
+        let dir = std::env::temp_dir().join(format!("trunkline-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
+        let (w, _handle) = spawn_writer(path.clone(), ack_tx);
+        w.send(StoreWrite::Binding(identity("a", 101))).unwrap();
+        w.send(StoreWrite::Binding(identity("b", 201))).unwrap();
+        w.send(StoreWrite::Forget("b".into())).unwrap();
+        w.send(StoreWrite::Status {
+            id: RequestId(7),
+            provider_id: "a".into(),
+            report: StatusReport {
+                register_status: RegisterStatus::Registered,
+                register_error: None,
+                last_register_at: Some("2026-01-01T00:00:00.000Z".into()),
+            },
+        })
+        .unwrap();
+        let (id, res) = ack_rx.recv().await.unwrap();
+        assert_eq!(id, RequestId(7));
+        assert!(res.is_ok());
+        let back = load_bindings(&path);
+        assert_eq!(back, vec![identity("a", 101)]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"registerStatus\": \"registered\""),
+            "{text}"
+        );
+        assert!(!dir.join("state.json.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn missing_or_corrupt_files_mean_fresh_identities() {
+        assert!(load_bindings(Path::new("/nonexistent/trunkline/state.json")).is_empty());
+        let path =
+            std::env::temp_dir().join(format!("trunkline-corrupt-{}.json", std::process::id()));
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(load_bindings(&path).is_empty());
+        std::fs::remove_file(&path).unwrap();
+    }
+}
