@@ -48,6 +48,8 @@ pub struct Ctx {
     /// ten thousand status changes must not become ten thousand concurrent requests.
     reports_in_flight: usize,
     report_wait: VecDeque<u32>,
+    /// The last report failed: the next success means the backend is back.
+    backend_failing: bool,
     /// Slots whose registration stopped during the current step.
     stopped: Vec<u32>,
     /// Set once a shutdown is complete: nothing more is emitted.
@@ -209,6 +211,7 @@ impl Controller {
                 next_request: 0,
                 reports_in_flight: 0,
                 report_wait: VecDeque::new(),
+                backend_failing: false,
                 stopped: Vec::new(),
                 finished: false,
             },
@@ -632,6 +635,15 @@ impl Controller {
             BackendReply::Delivered | BackendReply::Providers(_) => {
                 let step = self.ctx.outbox.delivered(idx);
                 self.ctx.outbox_step(now, idx, step);
+                if std::mem::take(&mut self.ctx.backend_failing) {
+                    // The backend is back: deliver what waited out the outage now
+                    // (paced by the in-flight limit) instead of at each backoff's end.
+                    for waiting in self.ctx.outbox.take_waiting_retries() {
+                        self.ctx.timers.cancel(TimerKey::OutboxRetry(waiting));
+                        let step = self.ctx.outbox.retry_due(waiting);
+                        self.ctx.outbox_step(now, waiting, step);
+                    }
+                }
             }
             BackendReply::NotFound => {
                 // The provider no longer exists: stop reporting it, and resync.
@@ -653,6 +665,7 @@ impl Controller {
                 }
             }
             BackendReply::Failed(error) => {
+                self.ctx.backend_failing = true;
                 let draw = self.ctx.ids.unit();
                 if let Some(d) = self.ctx.outbox.failed(idx, now, draw) {
                     self.ctx.timers.set(TimerKey::OutboxRetry(idx), now + d);

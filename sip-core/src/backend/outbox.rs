@@ -175,6 +175,19 @@ impl Outbox {
         Self::next_step(e)
     }
 
+    /// Entries waiting for a retry: the backend is back, so they need not wait out their
+    /// backoff. Returns their indexes (their retry timers are obsolete).
+    pub fn take_waiting_retries(&mut self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for (i, slot) in self.entries.iter_mut().enumerate() {
+            if let Some(e) = slot.as_mut().filter(|e| e.retry_at.is_some()) {
+                e.retry_at = None;
+                out.push(u32::try_from(i).unwrap_or(u32::MAX));
+            }
+        }
+        out
+    }
+
     /// The retry time of an entry came.
     pub fn retry_due(&mut self, idx: u32) -> OutboxStep {
         let Some(e) = self.entry_mut(idx) else {
