@@ -1,7 +1,6 @@
 //! Wall time without reading a clock: an anchor pair given by the driver.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Maps the driver's monotonic `now` to UTC: `wall = anchor_wall + (now - anchor)`.
@@ -34,19 +33,21 @@ impl WallClock {
     }
 }
 
-/// Formats a wall time as RFC 3339 UTC with milliseconds, e.g. `2026-11-24T14:43:51.123Z`.
+/// Formats a wall time as RFC 3339 UTC with milliseconds, e.g. `2026-11-24T14:43:51.120Z`
+/// (always three fraction digits, so the strings sort and compare as times).
 pub fn rfc3339(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let millis = Duration::from_millis(u64::try_from(since.as_millis()).unwrap_or(u64::MAX));
-    let dt = OffsetDateTime::UNIX_EPOCH + millis;
-    let mut s = dt
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"));
-    // `time` prints fractional seconds only when non-zero; keep a fixed shape.
-    if !s.contains('.') {
-        s.insert_str(s.len() - 1, ".000");
-    }
-    s
+    let dt = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(since.as_secs());
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        since.subsec_millis()
+    )
 }
 
 #[cfg(test)]
@@ -60,6 +61,8 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-28T14:43:51.123Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_795_877_031);
         assert_eq!(rfc3339(t), "2026-11-28T14:43:51.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_877_031_310);
+        assert_eq!(rfc3339(t), "2026-11-28T14:43:51.310Z");
     }
 
     #[test]
