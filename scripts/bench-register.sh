@@ -23,7 +23,8 @@
 # /proc/PID/stat), memory at that moment (sum of PSS from /proc/PID/smaps_rollup, and
 # the sum of the processes' peak RSS, VmHWM), PSS bytes per registration, and what the
 # registrar saw (REGISTERs received, 2 per account when nothing was retransmitted;
-# kernel UDP receive-buffer drops on this host during the run).
+# datagrams the kernel dropped because the registrar's or the contender's UDP receive
+# buffer was full, from the drops column of /proc/net/udp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -37,13 +38,23 @@ SPORT=${SPORT:-5170}     # trunkline
 UPORT=${UPORT:-5191}     # Kamailio uac client
 RCVBUF=${RCVBUF:-4194304}
 TIMEOUT=${TIMEOUT:-120}  # seconds a contender may take to register everyone
+
+die() { echo "bench-register: error: $*" >&2; exit 1; }
+
+# Kamailio binds its UDP socket with SO_REUSEADDR, so a second instance on a port
+# that is already taken starts without complaint and the two share the traffic.
+for port in "$KPORT" "$SPORT" "$UPORT"; do
+  python3 -c 'import socket, sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(("127.0.0.1", int(sys.argv[1])))' \
+    "$port" 2>/dev/null ||
+    die "UDP port 127.0.0.1:$port is already in use (choose others with KPORT=, SPORT=, UPORT=)"
+done
+
 cargo build --release --bin trunkline >/dev/null 2>&1 || cargo build --release --bin trunkline
 BIN=target/release/trunkline
 UAC_CFG=scripts/bench/uac-client.cfg
 
-die() { echo "bench-register: error: $*" >&2; exit 1; }
-
 # Everything started here, so the trap can stop it by pid; and the temp dirs.
+ROOT=""
 PIDS=()
 DIRS=()
 descendants() {  # every live process below $1
@@ -72,10 +83,19 @@ stop() {
   # Kamailio's children normally follow their main process; make sure.
   for i in $tree; do kill -KILL "$i" 2>/dev/null || true; done
 }
+forget() {  # a stopped pid is no longer the trap's business
+  local p keep=()
+  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
 cleanup() {
   local pid
   for pid in "${PIDS[@]}"; do stop "$pid" 5; done
-  ((${#DIRS[@]})) && rm -rf "${DIRS[@]}"
+  if [ -n "${KEEP:-}" ]; then
+    echo "bench-register: kept $ROOT" >&2
+  elif ((${#DIRS[@]})); then
+    rm -rf "${DIRS[@]}"
+  fi
   return 0
 }
 trap cleanup EXIT
@@ -85,7 +105,7 @@ trap 'exit 130' INT TERM
 kam() { local s=$1; shift; timeout 5 kamcmd -s "unix:$s" "$@"; }
 # A registrar statistic by its bare name (stats.get_statistics does not accept
 # "group:name", which is why the old "usrloc:registered_users" column read empty).
-stat() { kam "$1" stats.get_statistics "$2" 2>/dev/null | sed -n 's/^[a-z_]*:[a-z_0-9]* = //p'; }
+kstat() { kam "$1" stats.get_statistics "$2" 2>/dev/null | sed -n 's/^[a-z_]*:[a-z_0-9]* = //p'; }
 # wait_ctl SOCKET PID LOG WHAT: the instance answers on its control socket.
 wait_ctl() {
   local i
@@ -102,7 +122,7 @@ wait_ctl() {
 wait_quiet() {
   local prev=-1 cur i
   for ((i = 0; i < 100; i++)); do
-    cur=$(stat "$1" rcv_requests_register)
+    cur=$(kstat "$1" rcv_requests_register)
     [ "$cur" = "$prev" ] && return 0
     prev=$cur
     sleep 0.3
@@ -116,12 +136,12 @@ DIRS+=("$ROOT")
 # The poller and meter: waits (every 20 ms, at most TIMEOUT s) until the contender has
 # registered everyone, then reads /proc for its whole process tree and prints the line.
 cat >"$ROOT/measure.py" <<'PY'
-import json, os, re, subprocess, sys, time
+import os, re, subprocess, sys, time
 
 (mode, n, pid, start, reg_sock, target_sock, status_path, timeout, clk,
- base_contacts, base_regs, base_401, base_drops, label) = sys.argv[1:]
+ base_contacts, base_regs, base_ok, base_drops, label, kport, cport) = sys.argv[1:]
 n, pid, start, timeout, clk = int(n), int(pid), float(start), float(timeout), int(clk)
-base_contacts, base_regs, base_401, base_drops = map(int, (base_contacts, base_regs, base_401, base_drops))
+base_contacts, base_regs, base_ok, base_drops = map(int, (base_contacts, base_regs, base_ok, base_drops))
 
 def stats(sock, *names):
     out = subprocess.run(["kamcmd", "-s", "unix:" + sock, "stats.get_statistics", *names],
@@ -134,9 +154,9 @@ def stats(sock, *names):
             vals[m.group(2)] = v - (1 << 64) if v >= 1 << 63 else v  # counters wrap below 0
     return vals
 
-def udp_drops():
-    lines = [l.split() for l in open("/proc/net/snmp") if l.startswith("Udp:")]
-    return int(lines[1][lines[0].index("RcvbufErrors")])
+def udp_drops(port):  # receive-buffer drops of the UDP sockets bound to this port
+    rows = [l.split() for l in open("/proc/net/udp").readlines()[1:]]
+    return sum(int(r[-1]) for r in rows if int(r[1].split(":")[1], 16) == int(port))
 
 REGISTERED = re.compile(rb'"registerStatus"\s*:\s*"registered"')
 def trunkline_done(state):
@@ -215,31 +235,33 @@ while True:
 
 pids = tree(pid)
 cpu, pss, hwm = sample(pids)
-r = stats(reg_sock, "location_contacts", "rcv_requests_register", "401_replies")
-drops = udp_drops() - base_drops
+r = stats(reg_sock, "location_contacts", "rcv_requests_register", "accepted_regs")
+drops = udp_drops(kport) - base_drops
+cdrops = udp_drops(cport)
 bindings = r.get("location_contacts", 0) - base_contacts
 regs = r.get("rcv_requests_register", 0) - base_regs
-challenges = r.get("401_replies", 0) - base_401
+accepted = r.get("accepted_regs", 0) - base_ok
 procs = f"{len(pids)} processes" if len(pids) > 1 else "1 process"
 print(f"N={n:<6} {label:<13} all registered in {end - start:6.2f} s (registrar held all at "
       f"{reg_at - start:.2f} s); CPU {cpu:6.2f} s ({cpu / n * 1e6:.0f} us/registration); "
       f"PSS {pss / 1e6:6.1f} MB ({pss / n:.0f} B/registration), peak RSS {hwm / 1e6:6.1f} MB "
       f"(sum over {procs}); registrar: {bindings} bindings, {regs} REGISTERs "
-      f"({regs / n:.2f}/account), {challenges} challenges; UDP rcvbuf drops {drops}",
+      f"({regs / n:.2f}/account), {accepted} accepted; UDP drops: registrar {drops}, contender {cdrops}",
       flush=True)
 PY
 
 run_contender() {  # run_contender NAME N DIR REG_SOCK
-  local name=$1 n=$2 dir=$3 rsock=$4 pid start log target_sock="" status=""
+  local name=$1 n=$2 dir=$3 rsock=$4 pid start log target_sock="" status="" cport
   wait_quiet "$rsock"
   local c0 r0 a0 d0
-  c0=$(stat "$rsock" location_contacts)
-  r0=$(stat "$rsock" rcv_requests_register)
-  a0=$(stat "$rsock" 401_replies)
-  d0=$(awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp)
+  c0=$(kstat "$rsock" location_contacts)
+  r0=$(kstat "$rsock" rcv_requests_register)
+  a0=$(kstat "$rsock" accepted_regs)
+  d0=$(awk -v p="$(printf '%04X' "$KPORT")" 'NR > 1 { split($2, a, ":"); if (a[2] == p) s += $NF } END { print s + 0 }' /proc/net/udp)
   case $name in
     trunkline)
       log=$dir/trunkline.log
+      cport=$SPORT
       status=$dir/status.json
       start=$(date +%s.%N)
       "$BIN" run --config "$dir/trunkline.toml" >"$log" 2>&1 &
@@ -247,6 +269,7 @@ run_contender() {  # run_contender NAME N DIR REG_SOCK
       ;;
     kamailio-uac)
       log=$dir/uac/kamailio.log
+      cport=$UPORT
       target_sock=$dir/uac/ctl.sock
       start=$(date +%s.%N)
       kamailio -f "$UAC_CFG" -DD -E --debug=1 -w "$dir/uac" -Y "$dir/uac" \
@@ -258,7 +281,7 @@ run_contender() {  # run_contender NAME N DIR REG_SOCK
   esac
   PIDS+=("$pid")
   if ! python3 "$ROOT/measure.py" "$name" "$n" "$pid" "$start" "$rsock" "$target_sock" \
-      "$status" "$TIMEOUT" "$(getconf CLK_TCK)" "$c0" "$r0" "$a0" "$d0" "$name"; then
+      "$status" "$TIMEOUT" "$(getconf CLK_TCK)" "$c0" "$r0" "$a0" "$d0" "$name" "$KPORT" "$cport"; then
     echo "--- last lines of $log:" >&2
     tail -n 20 "$log" >&2
     die "$name did not register $n accounts"
@@ -273,9 +296,14 @@ run_contender() {  # run_contender NAME N DIR REG_SOCK
   fi
   local errors
   errors=$(grep -c -E 'ERROR|WARN' "$log" || true)
-  [ "$errors" = 0 ] || echo "    ($name logged $errors error/warning lines; see a run with KEEP=1)" >&2
+  [ "$errors" = 0 ] || echo "    ($name logged $errors error/warning lines; KEEP=1 keeps the logs)" >&2
   stop "$pid" 20
+  forget "$pid"
 }
+
+# Other work on the host skews every figure (and can make the registrar drop).
+read -r load1 _ </proc/loadavg
+echo "bench-register: $(nproc) CPUs, load average $load1 before the run; $(kamailio -v | head -n 1 | sed 's/^version: //')" >&2
 
 for N in $N_LIST; do
   work=$(mktemp -d -p "$ROOT" "n$N-XXXX")
@@ -325,7 +353,6 @@ PY
   done
 
   stop "$kpid" 10
-  [ -n "${KEEP:-}" ] && echo "    (kept $work)" >&2 || rm -rf "$work"
+  forget "$kpid"
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
 done
-[ -n "${KEEP:-}" ] && DIRS=()
-exit 0
