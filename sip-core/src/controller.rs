@@ -11,7 +11,7 @@ use crate::io::{
 use crate::message::{self, Message, Request};
 use crate::provider::ProviderSpec;
 use crate::rate::Pacer;
-use crate::registration::{Goal, Phase, Registration};
+use crate::registration::{Goal, Registration};
 use crate::rng::IdGen;
 use crate::stats::Stats;
 use crate::time::{Backoff, TimerKey, TimerTable};
@@ -52,6 +52,8 @@ pub struct Ctx {
     backend_failing: bool,
     /// Slots whose registration stopped during the current step.
     stopped: Vec<u32>,
+    /// Registrations not yet [`Phase::Stopped`](crate::registration::Phase::Stopped).
+    active: usize,
     /// Set once a shutdown is complete: nothing more is emitted.
     finished: bool,
 }
@@ -151,8 +153,9 @@ impl Ctx {
             .push_back(Output::Event(Event::BindingIdentity(identity)));
     }
 
-    /// A registration reached [`Phase::Stopped`].
+    /// A registration reached [`Phase::Stopped`](crate::registration::Phase::Stopped) (each does so once).
     pub fn stopped(&mut self, slot: u32) {
+        self.active = self.active.saturating_sub(1);
         self.stopped.push(slot);
     }
 }
@@ -175,7 +178,9 @@ struct SyncState {
 #[derive(Debug)]
 pub struct Controller {
     ctx: Ctx,
-    regs: Vec<Option<Registration>>,
+    /// Boxed so the table grows by pointers: 100k registrations must not double a
+    /// 70 MB array.
+    regs: Vec<Option<Box<Registration>>>,
     free: Vec<u32>,
     /// Running registrations by provider id (a slot that is un-registering after the
     /// provider was removed or changed is no longer in here).
@@ -213,6 +218,7 @@ impl Controller {
                 report_wait: VecDeque::new(),
                 backend_failing: false,
                 stopped: Vec::new(),
+                active: 0,
                 finished: false,
             },
             regs: Vec::new(),
@@ -345,7 +351,7 @@ impl Controller {
         let mut all: Vec<RegistrationView> = self
             .by_id
             .values()
-            .filter_map(|&s| self.regs.get(s as usize).and_then(Option::as_ref))
+            .filter_map(|&s| self.regs.get(s as usize).and_then(Option::as_deref))
             .map(|r| r.view(&self.ctx))
             .chain(self.inactive.values().map(|i| i.view.clone()))
             .collect();
@@ -369,7 +375,7 @@ impl Controller {
     }
 
     fn reg_mut(&mut self, slot: u32) -> Option<(&mut Registration, &mut Ctx)> {
-        let reg = self.regs.get_mut(slot as usize)?.as_mut()?;
+        let reg = self.regs.get_mut(slot as usize)?.as_deref_mut()?;
         Some((reg, &mut self.ctx))
     }
 
@@ -391,21 +397,19 @@ impl Controller {
             let removed = self
                 .regs
                 .get(slot as usize)
-                .and_then(Option::as_ref)
+                .and_then(Option::as_deref)
                 .is_some_and(|r| self.by_id.get(&r.provider.id) != Some(&slot));
             if removed {
                 self.free_slot(slot);
             }
         }
-        if self.shutdown_deadline.is_some() {
-            let all_stopped = self
-                .regs
-                .iter()
-                .flatten()
-                .all(|r| r.phase == Phase::Stopped);
-            if all_stopped && self.ctx.outbox.is_settled() {
-                self.finish_shutdown();
-            }
+        // O(1) per step: a shutdown of 100k registrations takes 100k steps.
+        if self.shutdown_deadline.is_some()
+            && self.ctx.active == 0
+            && self.ctx.pending.is_empty()
+            && self.ctx.outbox.is_settled()
+        {
+            self.finish_shutdown();
         }
     }
 
@@ -700,7 +704,7 @@ impl Controller {
                 (Ok(p), Some(&slot)) => self
                     .regs
                     .get(slot as usize)
-                    .and_then(Option::as_ref)
+                    .and_then(Option::as_deref)
                     .is_some_and(|r| r.provider == *p),
                 _ => false,
             };
@@ -736,11 +740,12 @@ impl Controller {
                     // previous binding may be refreshed.
                     let restored = self.restored.remove(&spec.id);
                     let mut reg = Registration::new(slot, p, &mut self.ctx, restored);
+                    self.ctx.active += 1;
                     self.ctx.report(now, &reg);
                     reg.start(now, &mut self.ctx);
                     self.by_id.insert(spec.id.clone(), slot);
                     if let Some(s) = self.regs.get_mut(slot as usize) {
-                        *s = Some(reg);
+                        *s = Some(Box::new(reg));
                     }
                 }
             }

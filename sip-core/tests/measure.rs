@@ -95,3 +95,45 @@ fn recovery_after_a_ten_minute_outage() {
         (w.elapsed() - recovered_at).as_secs()
     );
 }
+
+#[test]
+#[ignore = "measurement: run with --ignored --nocapture"]
+fn shutdown_of_ten_thousand() {
+    let n = 10_000;
+    let accounts: Vec<(String, String)> =
+        (0..n).map(|i| (format!("u{i}"), "pw".to_owned())).collect();
+    let acc: Vec<(&str, &str)> = accounts
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
+    let reg = Registrar::new(&acc, Behaviour::default());
+    let providers = (0..n)
+        .map(|i| provider(&format!("p{i}"), &format!("u{i}"), "pw"))
+        .collect();
+    let mut w = World::new(
+        Config {
+            register_rate: 10_000,
+            max_reports_in_flight: usize::MAX,
+            ..config()
+        },
+        reg,
+        providers,
+    );
+    w.run_for(Duration::from_secs(20));
+    let start = w.elapsed();
+    w.input(sip_core::Input::Command(sip_core::Command::Shutdown {
+        grace: Duration::from_secs(5),
+    }));
+    w.run_for(Duration::from_secs(6));
+    let done = w
+        .events
+        .iter()
+        .find(|(_, e)| matches!(e, sip_core::Event::ShutdownComplete))
+        .map(|(t, _)| *t - start);
+    let views = w.core.registrations();
+    let stopped_pending = views
+        .iter()
+        .filter(|v| v.status == RegisterStatus::Pending)
+        .count();
+    println!("shutdown of {n}: complete after {done:?}; bindings left {}; pending views {stopped_pending}", w.registrar.bindings.len());
+}

@@ -523,3 +523,33 @@ fn after_an_outage_waiting_reports_go_out_as_soon_as_one_succeeds() {
         assert!(registered(w.last_report(&format!("q{i}")).unwrap()));
     }
 }
+
+#[test]
+fn shutdown_completes_as_soon_as_everything_is_unregistered_and_reported() {
+    let accounts: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("s{i}"), "pw".to_owned()))
+        .collect();
+    let acc: Vec<(&str, &str)> = accounts
+        .iter()
+        .map(|(u, p)| (u.as_str(), p.as_str()))
+        .collect();
+    let reg = Registrar::new(&acc, Behaviour::default());
+    let providers = (0..200)
+        .map(|i| provider(&format!("r{i}"), &format!("s{i}"), "pw"))
+        .collect();
+    let mut w = World::new(config(), reg, providers);
+    w.run_for(S(10));
+    let start = w.elapsed();
+    w.input(Input::Command(Command::Shutdown { grace: S(5) }));
+    w.run_for(S(6));
+    let done = w
+        .events
+        .iter()
+        .find(|(_, e)| matches!(e, sip_core::Event::ShutdownComplete))
+        .map(|(t, _)| *t - start)
+        .unwrap();
+    assert!(w.registrar.bindings.is_empty());
+    // Un-REGISTERs are paced over at most half the grace; completion follows the last
+    // answer and report, it does not wait for the grace to run out.
+    assert!(done < S(3), "shutdown took {done:?}");
+}

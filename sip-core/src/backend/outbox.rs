@@ -7,6 +7,34 @@ use crate::time::Backoff;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// A deterministic 64-bit fingerprint of a report (FNV-1a over its fields): equal
+/// reports have equal fingerprints, and a collision between two successive statuses of
+/// one provider is a 2^-64 event.
+fn fingerprint(r: &StatusReport) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        // A separator, so ("ab", "c") and ("a", "bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    eat(r.register_status.as_str().as_bytes());
+    eat(r
+        .register_error
+        .as_deref()
+        .unwrap_or("\u{0}null")
+        .as_bytes());
+    eat(r
+        .last_register_at
+        .as_deref()
+        .unwrap_or("\u{0}null")
+        .as_bytes());
+    h
+}
+
 /// What the outbox asks the controller to do next for one provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxStep {
@@ -23,10 +51,11 @@ struct Entry {
     provider_id: String,
     /// The newest status the controller wants the backend to hold.
     desired: Option<StatusReport>,
-    /// The last status the backend acknowledged.
-    delivered: Option<StatusReport>,
-    /// What is on the wire now.
-    in_flight: Option<StatusReport>,
+    /// A fingerprint of the last status the backend acknowledged (a fingerprint, not a
+    /// copy: ten thousand providers' reports are held once, in `desired`).
+    delivered: Option<u64>,
+    /// A fingerprint of what is on the wire now.
+    in_flight: Option<u64>,
     retry_at: Option<Instant>,
     /// Waiting for a free request slot (the controller limits reports in flight).
     deferred: bool,
@@ -115,8 +144,8 @@ impl Outbox {
             return OutboxStep::RetryAt(at);
         }
         match &e.desired {
-            Some(d) if e.delivered.as_ref() != Some(d) => {
-                e.in_flight = Some(d.clone());
+            Some(d) if e.delivered != Some(fingerprint(d)) => {
+                e.in_flight = Some(fingerprint(d));
                 OutboxStep::Send(d.clone())
             }
             _ => OutboxStep::Idle,
@@ -216,10 +245,12 @@ impl Outbox {
 
     /// Whether every provider's latest status is delivered and nothing is in flight.
     pub fn is_settled(&self) -> bool {
-        self.entries
-            .iter()
-            .flatten()
-            .all(|e| e.in_flight.is_none() && (e.desired.is_none() || e.desired == e.delivered))
+        self.entries.iter().flatten().all(|e| {
+            e.in_flight.is_none()
+                && e.desired
+                    .as_ref()
+                    .is_none_or(|d| e.delivered == Some(fingerprint(d)))
+        })
     }
 
     /// Reports not yet delivered (for metrics and the shutdown log).
@@ -227,7 +258,11 @@ impl Outbox {
         self.entries
             .iter()
             .flatten()
-            .filter(|e| e.desired.is_some() && e.desired != e.delivered)
+            .filter(|e| {
+                e.desired
+                    .as_ref()
+                    .is_some_and(|d| e.delivered != Some(fingerprint(d)))
+            })
             .count()
     }
 }
