@@ -11,7 +11,7 @@ use crate::io::{
 use crate::message::{self, Message, Request};
 use crate::provider::ProviderSpec;
 use crate::rate::Pacer;
-use crate::registration::{Goal, Registration};
+use crate::registration::{Goal, Phase, Registration};
 use crate::rng::IdGen;
 use crate::stats::Stats;
 use crate::time::{Backoff, TimerKey, TimerTable};
@@ -52,7 +52,7 @@ pub struct Ctx {
     backend_failing: bool,
     /// Slots whose registration stopped during the current step.
     stopped: Vec<u32>,
-    /// Registrations not yet [`Phase::Stopped`](crate::registration::Phase::Stopped).
+    /// Registrations not yet [`Phase::Stopped`].
     active: usize,
     /// Set once a shutdown is complete: nothing more is emitted.
     finished: bool,
@@ -153,7 +153,7 @@ impl Ctx {
             .push_back(Output::Event(Event::BindingIdentity(identity)));
     }
 
-    /// A registration reached [`Phase::Stopped`](crate::registration::Phase::Stopped) (each does so once).
+    /// A registration reached [`Phase::Stopped`] (each does so once).
     pub fn stopped(&mut self, slot: u32) {
         self.active = self.active.saturating_sub(1);
         self.stopped.push(slot);
@@ -300,6 +300,10 @@ impl Controller {
             return;
         }
         while let Some(key) = self.ctx.timers.pop_expired(now) {
+            if self.ctx.finished {
+                // ShutdownComplete is the last output (found by the controller fuzzer).
+                return;
+            }
             match key {
                 TimerKey::Registration(slot) => {
                     if let Some((reg, ctx)) = self.reg_mut(slot) {
@@ -511,7 +515,10 @@ impl Controller {
                 }
                 if let Some(&slot) = self.by_id.get(&id) {
                     if let Some((reg, ctx)) = self.reg_mut(slot) {
-                        if reg.goal == Goal::Registered {
+                        // Only a waiting registration starts over: one already resolving,
+                        // queued or in flight is registering now, and a second
+                        // transaction would overlap it (found by the simulator).
+                        if reg.goal == Goal::Registered && reg.phase == Phase::Waiting {
                             reg.start(now, ctx);
                         }
                     }
@@ -650,9 +657,14 @@ impl Controller {
                 }
             }
             BackendReply::NotFound => {
-                // The provider no longer exists: stop reporting it, and resync.
-                self.ctx.outbox.forget(idx);
-                self.ctx.timers.cancel(TimerKey::OutboxRetry(idx));
+                // The provider seems gone: resync. If the list drops it, its entry is
+                // forgotten there; if it is still listed, the report is retried (a
+                // 404 for a listed provider must not lose its status — found by the
+                // simulator).
+                let draw = self.ctx.ids.unit();
+                if let Some(d) = self.ctx.outbox.failed(idx, now, draw) {
+                    self.ctx.timers.set(TimerKey::OutboxRetry(idx), now + d);
+                }
                 self.start_fetch(now);
             }
             BackendReply::Unauthorized { status } => {

@@ -88,6 +88,8 @@ pub struct Registration {
     target: Option<SocketAddr>,
     local_ip: Option<IpAddr>,
     requested_expires: u32,
+    /// `Expires` of the request in flight (0: an un-REGISTER).
+    sent_expires: u32,
     auth: Option<AuthCache>,
     /// The nonce our last request answered, if it carried credentials.
     answered_nonce: Option<String>,
@@ -155,6 +157,7 @@ impl Registration {
             target: None,
             local_ip: None,
             requested_expires,
+            sent_expires: 0,
             auth: None,
             answered_nonce: None,
             challenge_rounds: 0,
@@ -311,6 +314,7 @@ impl Registration {
             Goal::Registered => self.requested_expires,
             Goal::Unregistered { .. } => 0,
         };
+        self.sent_expires = expires;
         self.cseq = self.cseq.wrapping_add(1).max(1);
         if self.cseq >= self.cseq_reserved {
             self.cseq_reserved = self.cseq.saturating_add(CSEQ_BLOCK);
@@ -499,6 +503,12 @@ impl Registration {
         ctx.outcome(&self.provider.id, RegisterOutcome::Success);
         self.challenge_rounds = 0;
         if let Goal::Unregistered { report } = self.goal {
+            if self.sent_expires > 0 {
+                // A REGISTER that was in flight when we were told to un-register has
+                // just created a binding: remove it now.
+                self.requeue_now(ctx);
+                return;
+            }
             self.phase = Phase::Stopped;
             self.bound_until = None;
             if report {
@@ -637,6 +647,12 @@ impl Registration {
         self.answered_nonce = None;
         self.challenge_rounds = 0;
         if let Goal::Unregistered { report } = self.goal {
+            if self.sent_expires > 0 && self.bound_until.is_some_and(|t| t > now) {
+                // The failed request was the REGISTER that was in flight; an earlier
+                // binding is still there to remove.
+                self.requeue_now(ctx);
+                return;
+            }
             // Un-registering is best effort: the binding lapses at the registrar anyway.
             self.phase = Phase::Stopped;
             if report {
@@ -708,10 +724,13 @@ impl Registration {
         let may_be_bound =
             self.bound_until.is_some_and(|t| t > now) || matches!(self.phase, Phase::InFlight(_));
         ctx.timers.cancel(TimerKey::Registration(self.slot));
-        ctx.pacer.remove(self.slot);
-        if let Phase::InFlight(txn) = self.phase {
-            ctx.txns.abandon(txn, &mut ctx.timers);
+        if matches!(self.phase, Phase::InFlight(_)) {
+            // Let the REGISTER in flight finish: a second transaction of the same
+            // registration must not overlap it (RFC 3261 §10.2; found by the
+            // simulator). Its outcome leads to the un-REGISTER.
+            return;
         }
+        ctx.pacer.remove(self.slot);
         if may_be_bound && self.target.is_some() {
             self.challenge_rounds = 0;
             self.phase = Phase::Queued;

@@ -166,6 +166,10 @@ impl Outbox {
     pub fn failed(&mut self, idx: u32, now: Instant, unit_draw: f64) -> Option<Duration> {
         let e = self.entry_mut(idx)?;
         e.in_flight = None;
+        // The backend may have stored it anyway (a timeout after the write): what it
+        // holds is unknown now, so the next status is sent even if it equals the last
+        // acknowledged one (found by the simulator).
+        e.delivered = None;
         let delay = e.backoff.next_delay(unit_draw);
         e.retry_at = Some(now + delay);
         Some(delay)
@@ -181,6 +185,7 @@ impl Outbox {
     ) -> Option<Duration> {
         let e = self.entry_mut(idx)?;
         e.in_flight = None;
+        e.delivered = None;
         let delay = e.backoff.next_delay(unit_draw).max(min_delay);
         e.retry_at = Some(now + delay);
         Some(delay)
