@@ -1,0 +1,391 @@
+//! The seed corpus of every target, generated here so that controller seeds are written
+//! as step lists rather than opaque bytes. `cargo run --example gen_seeds` writes them
+//! to `fuzz/seeds/<target>/`; a test checks that the checked-in files are current.
+
+use crate::controller::ops::{
+    BackendPick, CommandPick, ConfigPick, Mutation, Op, Pick, ProviderPick, Script, SipReply,
+};
+
+/// Seeds of one target: `(file name, bytes)`.
+pub type Seeds = Vec<(&'static str, Vec<u8>)>;
+
+/// The targets and their seeds.
+pub fn all() -> Vec<(&'static str, Seeds)> {
+    vec![
+        ("message_parse", message_parse()),
+        ("digest_challenge", digest_challenge()),
+        ("controller", controller()),
+    ]
+}
+
+fn text(seeds: &[(&'static str, &str)]) -> Seeds {
+    seeds
+        .iter()
+        .map(|(name, s)| (*name, s.as_bytes().to_vec()))
+        .collect()
+}
+
+/// SIP messages as registrars and peers send them.
+pub fn message_parse() -> Seeds {
+    text(&[
+        (
+            "register_200_ok",
+            "SIP/2.0 200 OK\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg;rport=5070;received=127.0.0.1\r\n\
+             From: <sip:alice@trunkline.test>;tag=ft\r\n\
+             To: <sip:alice@trunkline.test>;tag=tt\r\n\
+             Call-ID: reg1@127.0.0.1\r\n\
+             CSeq: 2 REGISTER\r\n\
+             Contact: <sip:alice@127.0.0.1:5070;line=abc>;expires=20, <sip:alice@10.0.0.1>;expires=3000\r\n\
+             Expires: 3600\r\n\
+             Server: kamailio (5.7.4 (x86_64/linux))\r\n\
+             Content-Length: 0\r\n\r\n",
+        ),
+        (
+            "register_401_sha256_md5",
+            "SIP/2.0 401 Unauthorized\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg;rport=5070\r\n\
+             From: <sip:alice@trunkline.test>;tag=ft\r\n\
+             To: <sip:alice@trunkline.test>;tag=tt\r\n\
+             Call-ID: reg1@127.0.0.1\r\n\
+             CSeq: 1 REGISTER\r\n\
+             WWW-Authenticate: Digest realm=\"trunkline.test\", nonce=\"bm9uY2Ux\", qop=\"auth,auth-int\", algorithm=SHA-256, stale=FALSE\r\n\
+             WWW-Authenticate: Digest realm=\"trunkline.test\", nonce=\"bm9uY2Ux\", qop=\"auth\", algorithm=MD5, opaque=\"xyz\"\r\n\
+             Content-Length: 0\r\n\r\n",
+        ),
+        (
+            "compact_headers",
+            "SIP/2.0 200 OK\r\n\
+             v: SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKabc;rport=5060;received=2001:db8::2\r\n\
+             f: <sip:alice@example.com>;tag=f1\r\n\
+             t: <sip:alice@example.com>;tag=t1\r\n\
+             i: c1@192.0.2.10\r\n\
+             CSeq: 7 REGISTER\r\n\
+             m: <sip:alice@127.0.0.1:5070;line=abc>;expires=20, <sip:alice@10.0.0.1>;expires=3000\r\n\
+             Retry-After: 120 (busy);duration=60\r\n\
+             l: 4\r\n\r\nbody",
+        ),
+        (
+            "register_request",
+            "REGISTER sip:registrar.example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKabc;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"Alice\" <sip:alice@example.com>;tag=f1\r\n\
+             To: <sip:alice@example.com>\r\n\
+             Call-ID: c1@192.0.2.10\r\n\
+             CSeq: 7 REGISTER\r\n\
+             Contact: <sip:alice@192.0.2.10:5060;line=abc>;+sip.instance=\"<urn:uuid:1>\";expires=3600\r\n\
+             Authorization: Digest username=\"alice\", realm=\"r\", nonce=\"n\", uri=\"sip:registrar.example.com\", response=\"0123456789abcdef0123456789abcdef\", qop=auth, nc=0000000a, cnonce=\"c\"\r\n\
+             Expires: 3600\r\n\
+             Content-Length: 0\r\n\r\n",
+        ),
+        (
+            "interval_too_brief",
+            "SIP/2.0 423 Interval Too Brief\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: x\r\nCSeq: 3 REGISTER\r\n\
+             Min-Expires: 600\r\nContent-Length: 0\r\n\r\n",
+        ),
+        (
+            "folded_lf_only",
+            "SIP/2.0 503 Service Unavailable\n\
+             Via : SIP/2.0/UDP 127.0.0.1:5060\n ;branch=z9hG4bK1\n\
+             From: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: x\nCSeq: 3 REGISTER\n\
+             Retry-After: 18000;duration=3600\n\n",
+        ),
+        (
+            "invite_with_sdp",
+            "INVITE sip:+15551234@127.0.0.1:5060;line=abc SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKinv;rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: \"Caller, Inc\" <sip:+15550001@127.0.0.1>;tag=peer\r\n\
+             To: <sip:+15551234@127.0.0.1>\r\n\
+             Call-ID: inv1@127.0.0.1\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:peer@127.0.0.1:5090>\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: 34\r\n\r\n\
+             v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n",
+        ),
+        (
+            "unknown_method",
+            "FOO sip:trunkline@[::1] SIP/2.0\r\n\
+             Via: SIP/2.0/UDP [::1]:5090;branch=z9hG4bKfoo\r\n\
+             From: <sip:x@[::1]>;tag=1\r\nTo: <tel:+15551234>\r\nCall-ID: foo\r\nCSeq: 1 FOO\r\n\r\n",
+        ),
+    ])
+}
+
+/// Challenge header values; the first line of each is the realm filter.
+pub fn digest_challenge() -> Seeds {
+    text(&[
+        (
+            "md5_qop_auth",
+            "\nDigest realm=\"trunkline.test\", nonce=\"bm9uY2Ux\", qop=\"auth\", algorithm=MD5",
+        ),
+        (
+            "sha256_then_md5",
+            "trunkline.test\n\
+             Digest realm=\"trunkline.test\", nonce=\"n1\", qop=\"auth,auth-int\", algorithm=SHA-256\n\
+             Digest realm=\"trunkline.test\", nonce=\"n1\", qop=\"auth\", algorithm=MD5",
+        ),
+        (
+            "rfc7616_sess_opaque",
+            "\nDigest realm=\"http-auth@example.org\", qop=\"auth, auth-int\", algorithm=SHA-512-256-sess, \
+             nonce=\"7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v\", opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"",
+        ),
+        (
+            "rfc2069_no_qop_stale",
+            "\ndigest REALM=r, NONCE=\"a\\\"b\", stale=TRUE",
+        ),
+        (
+            "realm_mismatch_and_basic",
+            "wanted.test\nBasic realm=\"x\"\nDigest realm=\"other.test\", nonce=\"n\"\nDigest realm=\"wanted.test\", nonce=\"n\", algorithm=SHA-1",
+        ),
+        (
+            "comma_joined_list",
+            "\nDigest realm=\"a\", nonce=\"1\", Basic realm=\"b\"",
+        ),
+    ])
+}
+
+fn respond(which: u8, reply: SipReply) -> Op {
+    Op::Respond {
+        which,
+        reply,
+        mutations: Vec::new(),
+        twice: false,
+    }
+}
+
+fn challenge(variant: u8, nonce: u8) -> SipReply {
+    SipReply::Challenge {
+        proxy: false,
+        variant,
+        realm: 0,
+        nonce,
+        stale: false,
+    }
+}
+
+fn ok(variant: u8, expires: u8) -> SipReply {
+    SipReply::Ok { variant, expires }
+}
+
+fn delivered(times: usize) -> Vec<Op> {
+    vec![
+        Op::Backend {
+            which: 0,
+            reply: BackendPick::Delivered,
+        };
+        times
+    ]
+}
+
+/// Byte tapes for the whole core, written as steps.
+pub fn controller() -> Seeds {
+    let mut seeds = Vec::new();
+
+    // Two providers: alice answers the challenge and is bound; bob's password is wrong
+    // (the same nonce comes back). Refresh, then shut down with an un-REGISTER.
+    let mut ops = vec![Op::Backend {
+        which: 0,
+        reply: BackendPick::Providers(vec![
+            ProviderPick::valid(0, 0, 0),
+            ProviderPick::valid(1, 1, 1),
+        ]),
+    }];
+    ops.extend(delivered(2));
+    ops.extend([
+        Op::Resolve {
+            which: 0,
+            answer: 1,
+        },
+        // The pacer sends bob's REGISTER a moment after alice's.
+        Op::Deadline,
+    ]);
+    // A challenged REGISTER is re-sent through the pacer: `Deadline` releases it.
+    ops.extend([
+        respond(1, challenge(0, 0)),
+        Op::Deadline,
+        respond(0, ok(0, 0)),
+        respond(1, challenge(1, 1)),
+        Op::Deadline,
+        respond(0, challenge(1, 1)),
+    ]);
+    ops.extend(delivered(3));
+    ops.extend([Op::Deadline, Op::Deadline, respond(0, ok(1, 0))]);
+    ops.extend(delivered(1));
+    ops.extend([
+        Op::Command(CommandPick::Shutdown { grace_centis: 500 }),
+        respond(0, ok(0, 4)),
+    ]);
+    ops.extend(delivered(3));
+    seeds.push(("two_providers_auth_and_wrong_password", ops));
+
+    // A host name to resolve, a 423 then a compact 200, a 503 with Retry-After.
+    let mut dns = ProviderPick::valid(2, 2, 2);
+    dns.host = Pick::Pool(1);
+    dns.expires = Pick::Pool(1);
+    let ops = vec![
+        Op::Backend {
+            which: 0,
+            reply: BackendPick::Providers(vec![dns]),
+        },
+        Op::Backend {
+            which: 0,
+            reply: BackendPick::Delivered,
+        },
+        Op::Resolve {
+            which: 0,
+            answer: 1,
+        },
+        respond(0, challenge(2, 2)),
+        Op::Deadline,
+        respond(0, SipReply::TooBrief { min: 0 }),
+        Op::Deadline,
+        respond(0, ok(4, 1)),
+        Op::Advance {
+            amount: 3000,
+            scale: 1,
+        },
+        respond(
+            0,
+            SipReply::Failure {
+                status: 0,
+                retry_after: 1,
+            },
+        ),
+        Op::Deadline,
+        respond(0, ok(5, 2)),
+    ];
+    seeds.push(("dns_423_compact_503", ops));
+
+    // Provider lists that change: resync, a removed provider, a changed one, invalid
+    // entries; backend failures in between.
+    let mut invalid = ProviderPick::valid(3, 6, 0);
+    invalid.port = Pick::Pool(3);
+    let mut raw = ProviderPick::valid(0, 0, 0);
+    raw.id = Pick::Raw(b"raw\x00id".to_vec());
+    raw.host = Pick::Raw(b"h\r\nX: y".to_vec());
+    raw.expires = Pick::Raw(vec![0xff; 8]);
+    let mut changed = ProviderPick::valid(0, 0, 0);
+    changed.expires = Pick::Pool(2);
+    let ops = vec![
+        Op::Backend {
+            which: 0,
+            reply: BackendPick::Failed,
+        },
+        Op::Deadline,
+        Op::Backend {
+            which: 0,
+            reply: BackendPick::Unauthorized(0),
+        },
+        Op::Command(CommandPick::Resync),
+        Op::Backend {
+            which: 0,
+            reply: BackendPick::Providers(vec![
+                ProviderPick::valid(0, 0, 0),
+                ProviderPick::valid(1, 1, 1),
+                invalid,
+                raw,
+            ]),
+        },
+        Op::Backend {
+            which: 0,
+            reply: BackendPick::NotFound,
+        },
+        Op::Resolve {
+            which: 0,
+            answer: 0,
+        },
+        respond(0, ok(0, 1)),
+        respond(1, ok(2, 1)),
+        Op::Command(CommandPick::Resync),
+        Op::Backend {
+            which: 200,
+            reply: BackendPick::Providers(vec![changed]),
+        },
+        Op::Command(CommandPick::Reregister(Pick::Pool(0))),
+        respond(0, ok(0, 2)),
+        Op::Advance {
+            amount: 10,
+            scale: 2,
+        },
+    ];
+    seeds.push(("provider_list_changes", ops));
+
+    // Peers and noise: requests of every kind, a mutated one, a raw datagram, a
+    // proxy challenge answered twice, a folded 200.
+    let mut proxied = ProviderPick::valid(0, 0, 0);
+    proxied.outbound_proxy = Pick::Pool(1);
+    let ops = vec![
+        Op::Backend {
+            which: 0,
+            reply: BackendPick::Providers(vec![proxied]),
+        },
+        Op::Resolve {
+            which: 0,
+            answer: 0,
+        },
+        Op::Request {
+            kind: 0,
+            mutations: Vec::new(),
+        },
+        Op::Request {
+            kind: 1,
+            mutations: Vec::new(),
+        },
+        Op::Request {
+            kind: 5,
+            mutations: vec![Mutation {
+                at: 3,
+                kind: 0,
+                byte: b'\n',
+            }],
+        },
+        Op::Raw(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKnothing\r\nCSeq: 1 REGISTER\r\n\r\n".to_vec()),
+        Op::Respond {
+            which: 0,
+            reply: SipReply::Challenge {
+                proxy: true,
+                variant: 4,
+                realm: 0,
+                nonce: 3,
+                stale: false,
+            },
+            mutations: Vec::new(),
+            twice: true,
+        },
+        Op::Deadline,
+        Op::Respond {
+            which: 0,
+            reply: SipReply::Challenge {
+                proxy: true,
+                variant: 4,
+                realm: 0,
+                nonce: 0,
+                stale: true,
+            },
+            mutations: Vec::new(),
+            twice: false,
+        },
+        Op::Deadline,
+        respond(0, ok(5, 0)),
+        Op::Deadline,
+        Op::Deadline,
+        Op::Deadline,
+    ];
+    seeds.push(("peers_noise_and_proxy_auth", ops));
+
+    seeds
+        .into_iter()
+        .map(|(name, ops)| {
+            let script = Script {
+                config: ConfigPick::default(),
+                ops,
+            };
+            (name, script.encode())
+        })
+        .collect()
+}

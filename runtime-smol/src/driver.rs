@@ -1,0 +1,265 @@
+//! The loop: moves bytes, replies and time between the world and the sans-IO core. It
+//! makes no SIP decision; every `if` about SIP lives in `sip-core`.
+
+use crate::backend::Backend;
+use sip_core::{Command, Controller, Event, Input, Output};
+use smol::channel::Receiver;
+use smol::future::FutureExt as _;
+use smol::net::UdpSocket;
+use smol::Timer;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+/// What the driver needs besides the core's own config.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// The grace given to the core's shutdown: un-REGISTER and final reports.
+    pub shutdown_grace: Duration,
+    /// `Some(bind ip)` when Contact/Via must use the OS's source address towards each
+    /// registrar (no public address configured and the socket bound to `0.0.0.0`).
+    pub learn_local_ip: Option<IpAddr>,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: Duration::from_secs(5),
+            learn_local_ip: None,
+        }
+    }
+}
+
+/// How the driver ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The core finished its shutdown: every registration removed or given up, every
+    /// final status delivered or given up.
+    Complete,
+    /// The core did not finish within the grace (plus a margin): the driver stopped
+    /// anyway. Only a bug in the core gets here; the core bounds its own shutdown.
+    GraceExceeded,
+}
+
+/// Why the driver could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The SIP socket could not be bound.
+    #[error("cannot bind the SIP socket on udp {addr}: {source} (is another SIP server using the port?)")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why the OS refused.
+        source: std::io::Error,
+    },
+    /// The socket handed to [`run`] has no local address (it is not bound).
+    #[error("the SIP socket has no local address: {0}")]
+    LocalAddr(std::io::Error),
+}
+
+/// Binds the SIP socket. `buffer` (bytes, 0 for the OS default) sizes the socket
+/// buffers: a burst of registrar answers must not overflow the default buffer.
+pub fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, DriverError> {
+    let err = |source| DriverError::Bind { addr, source };
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+        .map_err(err)?;
+    if buffer > 0 {
+        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+        let _ = sock.set_recv_buffer_size(buffer);
+        let _ = sock.set_send_buffer_size(buffer);
+    }
+    sock.bind(&addr.into()).map_err(err)?;
+    let std_socket: std::net::UdpSocket = sock.into();
+    // Registers the socket with smol's reactor (and makes it non-blocking).
+    UdpSocket::try_from(std_socket).map_err(err)
+}
+
+/// What woke the loop: each wake leads to at most one mutation of the core.
+enum Wake {
+    Datagram(std::io::Result<(usize, SocketAddr)>),
+    Input(Input),
+    Timer,
+    Shutdown,
+    GraceExceeded,
+}
+
+/// Runs the core until `shutdown` resolves and the core has shut down.
+///
+/// `on_event` sees every [`Event`] (log it, count it, show it); the driver itself only
+/// reacts to [`Event::ShutdownComplete`]. Backend requests and DNS lookups run as smol
+/// tasks and come back to the loop through a channel, so the core is only ever touched
+/// from here, one mutation at a time.
+pub async fn run<B: Backend>(
+    mut core: Controller,
+    socket: UdpSocket,
+    backend: B,
+    cfg: DriverConfig,
+    shutdown: impl Future<Output = ()>,
+    mut on_event: impl FnMut(&Event),
+) -> Result<Exit, DriverError> {
+    let local = socket.local_addr().map_err(|source| DriverError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    let (tx, rx) = smol::channel::unbounded::<Input>();
+    let mut shutdown = pin!(shutdown);
+    let mut shutdown_asked = false;
+    // The one timer for the core's deadline, re-armed only when the deadline changes.
+    let mut timer = Timer::never();
+    let mut armed: Option<Instant> = None;
+    // The driver's own bound on a shutdown, a safety net behind the core's grace.
+    let mut hard_stop = Timer::never();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        // Drain every output of the last mutation.
+        let deadline = loop {
+            match core.poll_output() {
+                Output::Transmit(t) => {
+                    if let Err(e) = socket.send_to(&t.payload, t.remote).await {
+                        tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
+                    }
+                }
+                Output::Backend(req) => {
+                    let backend = backend.clone();
+                    let tx = tx.clone();
+                    smol::spawn(async move {
+                        let reply = backend.perform(req.op).await;
+                        // The loop is gone only after the shutdown: nothing to answer.
+                        let _ = tx.send(Input::Backend { id: req.id, reply }).await;
+                    })
+                    .detach();
+                }
+                Output::Resolve(q) => {
+                    let tx = tx.clone();
+                    let need_local = cfg.learn_local_ip;
+                    smol::spawn(async move {
+                        let result = crate::resolve::resolve(q.host, need_local).await;
+                        let _ = tx.send(Input::Resolved { id: q.id, result }).await;
+                    })
+                    .detach();
+                }
+                Output::Event(e) => {
+                    on_event(&e);
+                    if e == Event::ShutdownComplete {
+                        return Ok(Exit::Complete);
+                    }
+                }
+                Output::Timeout(at) => break at,
+            }
+        };
+        // Check the clock before sleeping: an elapsed deadline is handled now, not
+        // after a round through the reactor.
+        if let Some(at) = deadline {
+            let now = Instant::now();
+            if at <= now {
+                core.handle_timeout(now);
+                continue;
+            }
+        }
+        if armed != deadline {
+            match deadline {
+                Some(at) => timer.set_at(at),
+                None => timer = Timer::never(),
+            }
+            armed = deadline;
+        }
+
+        let wake = next_wake(
+            &socket,
+            &mut buf,
+            &rx,
+            &mut timer,
+            shutdown.as_mut(),
+            shutdown_asked,
+            &mut hard_stop,
+        )
+        .await;
+        let now = Instant::now();
+        match wake {
+            Wake::Datagram(Ok((n, remote))) => {
+                let payload = buf.get(..n).unwrap_or_default().to_vec();
+                core.handle_input(
+                    now,
+                    Input::Datagram {
+                        local,
+                        remote,
+                        payload,
+                    },
+                );
+            }
+            Wake::Datagram(Err(e)) => {
+                // ICMP port unreachable and friends surface here on some systems: the
+                // transaction's own timers deal with the lost request.
+                tracing::debug!(error = %e, "receiving on the SIP socket failed");
+            }
+            Wake::Input(input) => core.handle_input(now, input),
+            Wake::Timer => {
+                // The timer fired for `armed`; it must be re-armed for the next one.
+                armed = None;
+                core.handle_timeout(now);
+            }
+            Wake::Shutdown => {
+                shutdown_asked = true;
+                tracing::info!(grace = ?cfg.shutdown_grace, "shutting down: un-registering every provider");
+                hard_stop.set_at(now + cfg.shutdown_grace + Duration::from_millis(500));
+                core.handle_input(
+                    now,
+                    Input::Command(Command::Shutdown {
+                        grace: cfg.shutdown_grace,
+                    }),
+                );
+            }
+            Wake::GraceExceeded => {
+                tracing::warn!("shutdown grace ran out before the core finished");
+                return Ok(Exit::GraceExceeded);
+            }
+        }
+    }
+}
+
+/// Waits for whichever comes first: a datagram, a reply from a task, the core's
+/// deadline, the shutdown request (once), or the shutdown's hard stop.
+async fn next_wake(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    rx: &Receiver<Input>,
+    timer: &mut Timer,
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+    shutdown_asked: bool,
+    hard_stop: &mut Timer,
+) -> Wake {
+    let datagram = async { Wake::Datagram(socket.recv_from(buf).await) };
+    let input = async {
+        match rx.recv().await {
+            Ok(input) => Wake::Input(input),
+            // The loop holds a sender, so the channel never closes while it runs.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let timer = async {
+        timer.await;
+        Wake::Timer
+    };
+    let shutdown = async {
+        if shutdown_asked {
+            // Resolved once already; a finished future must not be polled again.
+            std::future::pending::<()>().await;
+        }
+        shutdown.await;
+        Wake::Shutdown
+    };
+    let hard_stop = async {
+        hard_stop.await;
+        Wake::GraceExceeded
+    };
+    // `race` picks fairly among ready futures, so a flood of datagrams cannot starve
+    // backend replies (and the clock check above keeps timers from starving).
+    datagram
+        .race(input)
+        .race(timer)
+        .race(shutdown)
+        .race(hard_stop)
+        .await
+}
