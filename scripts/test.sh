@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Snapshots are checked, never rewritten, by the test run.
+export INSTA_UPDATE=no
+
 step "Test peers (scripts/install-peers.sh)"
 bash scripts/install-peers.sh
 
@@ -26,3 +29,10 @@ else
   step "cargo test --workspace (cargo-nextest is not installed)"
   cargo test --workspace --no-fail-fast
 fi
+
+step "fuzz: known reproducers and seeds replay (cargo test in fuzz/)"
+cargo test --manifest-path fuzz/Cargo.toml
+
+step "fuzz: each target for ${FUZZ_SECONDS:-45} s (scripts/fuzz.sh)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-45}"
+

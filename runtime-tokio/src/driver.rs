@@ -186,13 +186,9 @@ pub async fn run(
                 Output::Timeout(at) => break at,
             }
         };
-        // Check the clock before sleeping: an elapsed deadline is handled now.
-        if let Some(at) = deadline {
-            if at <= Instant::now() {
-                core.handle_timeout(Instant::now());
-                continue;
-            }
-        }
+        // An elapsed deadline makes the sleep below ready at once; it still competes
+        // fairly with the socket and the channels. (Handling it here and looping would
+        // starve them while the pacer releases a send every few hundred microseconds.)
         let sleep_until = deadline.map(tokio::time::Instant::from_std);
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {

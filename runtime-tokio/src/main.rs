@@ -5,6 +5,7 @@ mod app;
 mod backend_http;
 mod cli;
 mod config;
+mod demo;
 mod driver;
 mod events;
 mod logging;
@@ -53,8 +54,18 @@ fn main() -> ExitCode {
             }
         }
         cli::Command::Demo => {
-            eprintln!("trunkline: `demo` is not built yet; try scripts/run-local.sh");
-            ExitCode::from(2)
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(demo::DemoError::Io)
+                .and_then(|rt| rt.block_on(demo::run()));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("trunkline demo: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         cli::Command::Run => {
             if let Err(e) = logging::init(&settings.log) {

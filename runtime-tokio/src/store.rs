@@ -83,7 +83,24 @@ pub fn spawn_writer(
             while let Ok(more) = rx.try_recv() {
                 apply(&mut file, more, &mut batch);
             }
-            let result = write_atomically(&path, &file).await;
+            // Serialized straight into the file on a blocking thread: no whole-file
+            // buffer (megabytes at 10k providers), and the SIP loop keeps running.
+            let (back, result) = {
+                let path = path.clone();
+                let taken = std::mem::take(&mut file);
+                tokio::task::spawn_blocking(move || {
+                    let r = write_atomically(&path, &taken);
+                    (taken, r)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    (
+                        StoreFile::default(),
+                        Err(format!("writer task failed: {e}")),
+                    )
+                })
+            };
+            file = back;
             match &result {
                 Err(e) if !warned => {
                     tracing::error!(path = %path.display(), error = %e, "cannot write the state/status file");
@@ -120,16 +137,21 @@ fn apply(file: &mut StoreFile, write: StoreWrite, acks: &mut Vec<RequestId>) {
     }
 }
 
-async fn write_atomically(path: &Path, file: &StoreFile) -> Result<(), String> {
-    let body = serde_json::to_vec_pretty(file).map_err(|e| e.to_string())?;
+fn write_atomically(path: &Path, file: &StoreFile) -> Result<(), String> {
+    use std::io::Write as _;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    tokio::fs::write(&tmp, &body)
-        .await
-        .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    tokio::fs::rename(&tmp, path)
-        .await
+    let write = || -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        serde_json::to_writer(&mut out, file)?;
+        out.flush()?;
+        out.into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?
+            .sync_data()
+    };
+    write().map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
         .map_err(|e| format!("renaming {} to {}: {e}", tmp.display(), path.display()))
 }
 
@@ -176,10 +198,7 @@ mod tests {
         let back = load_bindings(&path);
         assert_eq!(back, vec![identity("a", 101)]);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.contains("\"registerStatus\": \"registered\""),
-            "{text}"
-        );
+        assert!(text.contains("\"registerStatus\":\"registered\""), "{text}");
         assert!(!dir.join("state.json.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }

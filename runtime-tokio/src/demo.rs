@@ -1,0 +1,343 @@
+//! `trunkline demo`: a self-contained tour on loopback that needs nothing installed.
+//!
+//! It starts the simulator's registrar model (digest SHA-256 with an MD5 fallback, a
+//! short 6 s grant so refreshes happen during the tour) on a real UDP socket, the
+//! simulator's backend model behind a real HTTP server, and trunkline itself — the same
+//! core and tokio driver as `trunkline run`, in backend mode. Three providers: one
+//! valid, one with a wrong password, one invalid entry. It prints the timeline as the
+//! registrar and the backend see it, waits for a refresh, shuts trunkline down (which
+//! un-registers) and prints the outcome. Inbound calls join the tour with the B2BUA.
+
+use crate::backend_http::HttpBackend;
+use crate::driver::{self, AdminCall, Backend, DriverConfig};
+use crate::events::EventLog;
+use axum::body::Bytes;
+use axum::http::{Method, StatusCode, Uri};
+use simulator::models::backend::Backend as BackendModel;
+use simulator::models::digest::Algorithm;
+use simulator::models::registrar::{Registrar, RegistrarConfig};
+use sip_core::message::{self, Message};
+use sip_core::{Command, Config, Controller, ProviderSpec, Secret};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, Notify};
+
+/// Why the demo could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot open a loopback socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Driver(#[from] driver::DriverError),
+    #[error(transparent)]
+    Client(#[from] crate::backend_http::ClientError),
+    #[error("the demo did not reach its end within {0:?}: {1}")]
+    Stalled(Duration, String),
+}
+
+const REALM: &str = "demo.trunkline";
+const GRANT: u32 = 6;
+const API_KEY: &str = "demo-api-key";
+
+/// Prints one timeline line with the time since the start.
+#[derive(Clone, Copy)]
+struct Timeline(Instant);
+
+impl Timeline {
+    fn say(&self, who: &str, what: &str) {
+        println!(
+            "+{:>6.3}s  {who:<9}  {what}",
+            self.0.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn providers(registrar: SocketAddr) -> Vec<ProviderSpec> {
+    let p = |id: &str, user: &str, password: &str| ProviderSpec {
+        id: id.into(),
+        name: format!("Demo {id}"),
+        host: registrar.ip().to_string(),
+        port: Some(i64::from(registrar.port())),
+        transport: Some("SIP_TRANSPORT_UDP".into()),
+        username: user.into(),
+        password: Secret::new(password),
+        expires: Some(3600),
+        ..ProviderSpec::default()
+    };
+    vec![
+        p("alice", "alice", "alice-secret"),
+        p("bob", "bob", "not-bobs-password"),
+        p("carol", "carol\r\nX-Injected: yes", "carol-secret"),
+    ]
+}
+
+/// A one-line account of a SIP message for the timeline.
+fn describe(bytes: &[u8]) -> String {
+    match message::parse(bytes) {
+        Ok(Message::Request(r)) => {
+            let cseq = r.headers.cseq().map_or(0, |(n, _)| n);
+            let expires = r.headers.expires().unwrap_or(0);
+            let user = r
+                .headers
+                .get("From")
+                .and_then(|f| f.split("sip:").nth(1))
+                .and_then(|f| f.split('@').next())
+                .unwrap_or("?")
+                .to_owned();
+            let auth = match r.headers.get("Authorization") {
+                Some(a) => {
+                    let alg = a
+                        .split(',')
+                        .find_map(|p| p.trim().strip_prefix("algorithm="))
+                        .unwrap_or("MD5");
+                    format!("Digest {alg}")
+                }
+                None => "no credentials".to_owned(),
+            };
+            let what = if expires == 0 {
+                "un-REGISTER"
+            } else {
+                "REGISTER"
+            };
+            format!("<- {what} {user} CSeq {cseq} Expires {expires} ({auth})")
+        }
+        Ok(Message::Response(r)) => {
+            let detail = match r.status {
+                401 | 407 => {
+                    let algs: Vec<String> = r
+                        .headers
+                        .get_all("WWW-Authenticate")
+                        .filter_map(|c| sip_core::auth::parse_challenge(c).ok())
+                        .map(|c| c.algorithm.to_string())
+                        .collect();
+                    format!(" (challenges: {})", algs.join(", "))
+                }
+                200 => r
+                    .headers
+                    .contacts()
+                    .first()
+                    .and_then(|c| c.expires)
+                    .map_or_else(String::new, |e| format!(" (granted {e} s)")),
+                _ => String::new(),
+            };
+            format!("-> {} {}{detail}", r.status, r.reason)
+        }
+        Err(e) => format!("?? unparsable datagram: {e}"),
+    }
+}
+
+/// Drives the registrar model on a real socket until the demo ends.
+async fn serve_registrar(socket: UdpSocket, model: Arc<Mutex<Registrar>>, tl: Timeline) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let deadline = model.lock().ok().and_then(|m| m.poll_timeout());
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let out = tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => {
+                    let bytes = buf.get(..n).unwrap_or_default();
+                    tl.say("registrar", &describe(bytes));
+                    model.lock().map(|mut m| m.handle_datagram(Instant::now(), from, bytes)).unwrap_or_default()
+                }
+                Err(_) => continue,
+            },
+            () = sleep => model.lock().map(|mut m| m.handle_timeout(Instant::now())).unwrap_or_default(),
+        };
+        for (to, bytes) in out {
+            tl.say("registrar", &describe(&bytes));
+            let _ = socket.send_to(&bytes, to).await;
+        }
+    }
+}
+
+/// The backend model behind a real HTTP server; `changed` is notified on every request.
+async fn serve_backend(
+    listener: tokio::net::TcpListener,
+    model: Arc<Mutex<BackendModel>>,
+    changed: Arc<Notify>,
+    tl: Timeline,
+) {
+    let handler = move |method: Method, uri: Uri, headers: axum::http::HeaderMap, body: Bytes| {
+        let model = model.clone();
+        let changed = changed.clone();
+        async move {
+            if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
+                return (StatusCode::UNAUTHORIZED, Vec::new());
+            }
+            let path = uri.path().to_owned();
+            let body_opt = (!body.is_empty()).then_some(&body[..]);
+            let answer = model
+                .lock()
+                .ok()
+                .and_then(|mut m| m.handle_http(Instant::now(), method.as_str(), &path, body_opt));
+            let line = match method.as_str() {
+                "PATCH" => format!(
+                    "<- PATCH {} {}",
+                    path.rsplit('/').next().unwrap_or(""),
+                    String::from_utf8_lossy(&body)
+                ),
+                _ => format!("<- {method} {path}"),
+            };
+            tl.say("backend", &line);
+            changed.notify_waiters();
+            match answer {
+                Some(a) => (
+                    StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    a.body,
+                ),
+                None => (StatusCode::SERVICE_UNAVAILABLE, Vec::new()),
+            }
+        }
+    };
+    let app = axum::Router::new().fallback(handler);
+    let _ = axum::serve(listener, app).await;
+}
+
+/// Whether the tour has shown what it came for: alice registered and refreshed,
+/// bob's failure and carol's rejection reported.
+fn tour_done(model: &BackendModel) -> Option<()> {
+    let registered = model
+        .patches()
+        .iter()
+        .filter(|p| {
+            p.provider_id == "alice" && p.body.contains("\"registerStatus\":\"registered\"")
+        })
+        .count();
+    let failed = |id: &str| {
+        model
+            .status(id)
+            .is_some_and(|s| s.register_status == "failed")
+    };
+    (registered >= 2 && failed("bob") && failed("carol")).then_some(())
+}
+
+/// Runs the tour; prints as it goes.
+pub async fn run() -> Result<(), DemoError> {
+    let tl = Timeline(Instant::now());
+    let lo = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+
+    let reg_socket = UdpSocket::bind(lo).await?;
+    let reg_addr = reg_socket.local_addr()?;
+    let mut registrar = Registrar::new(
+        RegistrarConfig {
+            realm: REALM.into(),
+            algorithm: Algorithm::Sha256,
+            also_md5: true,
+            max_expires: GRANT,
+            ..RegistrarConfig::default()
+        },
+        7,
+    );
+    registrar.add_account("alice", "alice-secret");
+    registrar.add_account("bob", "bobs-real-password");
+    let registrar = Arc::new(Mutex::new(registrar));
+
+    let listener = tokio::net::TcpListener::bind(lo).await?;
+    let backend_url = format!("http://{}", listener.local_addr()?);
+    let backend = Arc::new(Mutex::new(BackendModel::new(providers(reg_addr))));
+    let changed = Arc::new(Notify::new());
+
+    let sip = driver::bind_udp(lo, 1 << 20)?;
+    let sip_addr = sip.local_addr()?;
+    println!("trunkline demo: a registrar, a backend and trunkline, all on 127.0.0.1");
+    println!("  registrar  udp {reg_addr}  digest SHA-256 (+MD5), realm {REALM}, grants {GRANT} s");
+    println!("  backend    {backend_url}  providers: alice (valid), bob (wrong password), carol (CR/LF in the username)");
+    println!("  trunkline  udp {sip_addr}\n");
+
+    let reg_task = tokio::spawn(serve_registrar(reg_socket, registrar.clone(), tl));
+    let be_task = tokio::spawn(serve_backend(
+        listener,
+        backend.clone(),
+        changed.clone(),
+        tl,
+    ));
+
+    let cfg = Config {
+        local_port: sip_addr.port(),
+        contact_host: Some("127.0.0.1".into()),
+        ..Config::default()
+    };
+    let seed = u64::from(std::process::id());
+    let (now, wall) = driver::anchors();
+    let core = Controller::new(cfg, seed, now, wall);
+    let http = HttpBackend::new(&backend_url, Secret::new(API_KEY), Duration::from_secs(2))?;
+    let store = std::env::temp_dir().join(format!("trunkline-demo-{seed}.json"));
+    let dcfg = DriverConfig {
+        bind: sip_addr,
+        shutdown_grace: Duration::from_secs(3),
+        learn_local_ip: None,
+        store: store.clone(),
+    };
+    let (admin_tx, admin_rx) = mpsc::channel(8);
+    let trunkline = tokio::spawn(driver::run(
+        core,
+        sip,
+        Backend::Http(http),
+        dcfg,
+        EventLog,
+        admin_rx,
+    ));
+
+    let limit = Duration::from_secs(30);
+    let waited = tokio::time::timeout(limit, async {
+        loop {
+            let notified = changed.notified();
+            if backend.lock().ok().and_then(|m| tour_done(&m)).is_some() {
+                return;
+            }
+            notified.await;
+        }
+    })
+    .await;
+    if waited.is_err() {
+        return Err(DemoError::Stalled(
+            limit,
+            "alice was not registered and refreshed".into(),
+        ));
+    }
+    println!();
+    tl.say(
+        "demo",
+        "alice refreshed, bob and carol reported: shutting trunkline down",
+    );
+    let _ = admin_tx
+        .send(AdminCall::Command(Command::Shutdown {
+            grace: Duration::from_secs(3),
+        }))
+        .await;
+    let ended = tokio::time::timeout(limit, trunkline).await;
+    match ended {
+        Ok(Ok(Ok(_))) => {}
+        Ok(Ok(Err(e))) => return Err(e.into()),
+        _ => {
+            return Err(DemoError::Stalled(
+                limit,
+                "trunkline did not shut down".into(),
+            ))
+        }
+    }
+    reg_task.abort();
+    be_task.abort();
+    let _ = std::fs::remove_file(&store);
+
+    println!("\nOutcome");
+    if let Ok(m) = backend.lock() {
+        for (id, s) in m.statuses() {
+            println!(
+                "  backend holds {id:<6} {:<10} {}",
+                s.register_status,
+                s.register_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    let left = registrar.lock().map(|r| r.bindings().count()).unwrap_or(0);
+    println!("  registrar bindings left after shutdown: {left}");
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! A scenario as data: the world (registrars, providers, links), the fault schedule with
+//! times, and the phases. Being data, it can be printed, saved as JSON, generated from a
+//! seed and shrunk by proptest.
+
+use crate::models::backend::BackendMode;
+use crate::models::registrar::{Mode, RegistrarConfig};
+use crate::net::{Cut, LinkConfig};
+use serde::{Deserialize, Serialize};
+use sip_core::{Config, ProviderSpec};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// Every generated password starts with this, so one substring search finds a leak of
+/// any of ten thousand passwords.
+pub const PASSWORD_MARKER: &str = "pw~sim~";
+
+/// trunkline's own address in the modelled network.
+pub const CORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 5060);
+
+/// A whole run, as data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// A name for traces and reports.
+    pub name: String,
+    /// Seeds the network, the models and the core.
+    pub seed: u64,
+    /// The registrars; providers point at them by index.
+    pub registrars: Vec<RegistrarDef>,
+    /// Every provider account that exists at some point of the run.
+    pub providers: Vec<ProviderDef>,
+    /// The link to the backend.
+    pub backend_link: LinkConfig,
+    /// Faults and workload changes, each at an offset from the start.
+    pub faults: Vec<Scheduled>,
+    /// When every fault ends (links healed, models back to normal): the start of the
+    /// liveness phase. Faults scheduled later are ignored.
+    pub heal_at: Duration,
+    /// How long the liveness phase runs before its checks; `None`: long enough for any
+    /// backoff, retry and binding of this scenario to settle ([`Scenario::convergence`]).
+    pub converge_for: Option<Duration>,
+    /// After the liveness checks, shut down with this grace period and check the
+    /// un-registrations and final reports; `None`: no shutdown phase.
+    pub shutdown_grace: Option<Duration>,
+    /// The core's settings.
+    pub core: CoreKnobs,
+}
+
+/// One registrar and the link to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrarDef {
+    /// Its personality.
+    pub config: RegistrarConfig,
+    /// The link from trunkline to it (healed back to this after the fault phase,
+    /// without loss).
+    pub link: LinkConfig,
+    /// Providers name it by host name (resolved through DNS) rather than by IP.
+    pub by_name: bool,
+}
+
+/// How a provider entry is broken, when it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Defect {
+    /// Port out of range.
+    BadPort,
+    /// A transport the core does not support.
+    Tcp,
+    /// A CR/LF in the user name (header injection attempt).
+    ControlCharacter,
+}
+
+/// One provider account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderDef {
+    /// Its id at the backend.
+    pub id: String,
+    /// Index of its registrar.
+    pub registrar: usize,
+    /// SIP user name (unique in the scenario: it identifies the account on the wire).
+    pub username: String,
+    /// The password the registrar knows.
+    pub password: String,
+    /// The backend serves a different password than the registrar knows.
+    pub wrong_password: bool,
+    /// `expiresIn` as served.
+    pub expires: Option<i64>,
+    /// `enabled` as served.
+    pub enabled: bool,
+    /// A broken entry the core must report, not register.
+    pub defect: Option<Defect>,
+    /// In the provider list from the start.
+    pub listed: bool,
+}
+
+/// A fault at a time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scheduled {
+    /// Offset from the start.
+    pub at: Duration,
+    /// What happens.
+    pub fault: Fault,
+}
+
+/// Which links a network fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// The link to one registrar (all providers it serves).
+    Registrar(usize),
+    /// The link to the backend.
+    Backend,
+    /// Every link.
+    All,
+}
+
+/// A change to one provider's entry in the backend's list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProviderChange {
+    /// Removed from the list.
+    Remove,
+    /// (Back) in the list.
+    Add,
+    /// The served password: `true` right, `false` wrong.
+    Credentials(bool),
+    /// `expiresIn`.
+    Expires(Option<i64>),
+    /// `enabled`.
+    Enabled(bool),
+}
+
+/// An operator command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SimCommand {
+    /// `Command::Resync`.
+    Resync,
+    /// `Command::Reregister` of a provider (by index).
+    Reregister {
+        /// Provider index.
+        provider: usize,
+    },
+}
+
+/// Something the schedule does to the world.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Fault {
+    /// Cut a link (or all).
+    Partition {
+        /// Which.
+        target: Target,
+        /// Which way.
+        cut: Cut,
+    },
+    /// Lift the partitions of a link (or all).
+    Repair {
+        /// Which.
+        target: Target,
+    },
+    /// Change a link's latency, loss and duplication.
+    Link {
+        /// Which.
+        target: Target,
+        /// New behaviour.
+        config: LinkConfig,
+    },
+    /// Change how a registrar answers.
+    Registrar {
+        /// Registrar index.
+        registrar: usize,
+        /// New mode.
+        mode: Mode,
+    },
+    /// Restart a registrar: it forgets its bindings and nonces.
+    RestartRegistrar {
+        /// Registrar index.
+        registrar: usize,
+    },
+    /// Change how the backend answers.
+    Backend(BackendMode),
+    /// Change a provider's entry in the backend's list.
+    Provider {
+        /// Provider index.
+        provider: usize,
+        /// The change.
+        change: ProviderChange,
+    },
+    /// An operator command.
+    Command(SimCommand),
+}
+
+/// The core settings a scenario controls (a serializable mirror of `sip_core::Config`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreKnobs {
+    /// `Config::sync_interval`.
+    pub sync_interval: Option<Duration>,
+    /// `Config::register_rate`.
+    pub register_rate: u32,
+    /// `Config::backend_timeout`.
+    pub backend_timeout: Duration,
+    /// `Config::retry_initial`.
+    pub retry_initial: Duration,
+    /// `Config::retry_cap`.
+    pub retry_cap: Duration,
+    /// `Config::rejected_retry_initial`.
+    pub rejected_retry_initial: Duration,
+    /// `Config::rejected_retry_cap`.
+    pub rejected_retry_cap: Duration,
+    /// `Config::backend_retry_initial`.
+    pub backend_retry_initial: Duration,
+    /// `Config::backend_retry_cap`.
+    pub backend_retry_cap: Duration,
+    /// `Config::max_reports_in_flight`.
+    pub max_reports_in_flight: usize,
+    /// `Config::max_retry_after`.
+    pub max_retry_after: Duration,
+}
+
+impl Default for CoreKnobs {
+    fn default() -> Self {
+        let c = Config::default();
+        Self {
+            sync_interval: c.sync_interval,
+            register_rate: c.register_rate,
+            backend_timeout: c.backend_timeout,
+            retry_initial: c.retry_initial,
+            retry_cap: c.retry_cap,
+            rejected_retry_initial: c.rejected_retry_initial,
+            rejected_retry_cap: c.rejected_retry_cap,
+            backend_retry_initial: c.backend_retry_initial,
+            backend_retry_cap: c.backend_retry_cap,
+            max_reports_in_flight: c.max_reports_in_flight,
+            max_retry_after: c.max_retry_after,
+        }
+    }
+}
+
+impl CoreKnobs {
+    /// The core configuration for a run.
+    pub fn to_config(&self) -> Config {
+        Config {
+            local_port: CORE_ADDR.port(),
+            contact_host: None,
+            sync_interval: self.sync_interval,
+            register_rate: self.register_rate,
+            backend_timeout: self.backend_timeout,
+            retry_initial: self.retry_initial,
+            retry_cap: self.retry_cap,
+            rejected_retry_initial: self.rejected_retry_initial,
+            rejected_retry_cap: self.rejected_retry_cap,
+            backend_retry_initial: self.backend_retry_initial,
+            backend_retry_cap: self.backend_retry_cap,
+            max_reports_in_flight: self.max_reports_in_flight,
+            max_retry_after: self.max_retry_after,
+            ..Config::default()
+        }
+    }
+}
+
+/// The address of registrar `index`.
+pub fn registrar_addr(index: usize) -> SocketAddr {
+    let hi = u8::try_from(index / 250).unwrap_or(u8::MAX);
+    let lo = u8::try_from(index % 250 + 1).unwrap_or(1);
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, hi, lo)), 5060)
+}
+
+/// The host name of registrar `index`.
+pub fn registrar_host(index: usize) -> String {
+    format!("reg-{index}.sim.test")
+}
+
+/// The display name of registrar `index` in traces.
+pub fn registrar_name(index: usize) -> String {
+    format!("reg-{index}")
+}
+
+impl ProviderDef {
+    /// A valid, enabled, listed account on `registrar` with the right password.
+    pub fn new(index: usize, registrar: usize) -> Self {
+        Self {
+            id: format!("p{index}"),
+            registrar,
+            username: format!("u{index}"),
+            password: format!("{PASSWORD_MARKER}{index}-Secret"),
+            wrong_password: false,
+            expires: Some(3600),
+            enabled: true,
+            defect: None,
+            listed: true,
+        }
+    }
+
+    /// The password the backend serves now.
+    pub fn served_password(&self) -> String {
+        if self.wrong_password {
+            format!("{}-wrong", self.password)
+        } else {
+            self.password.clone()
+        }
+    }
+
+    /// The entry as the backend serves it.
+    pub fn spec(&self, registrars: &[RegistrarDef]) -> ProviderSpec {
+        let by_name = registrars.get(self.registrar).is_some_and(|r| r.by_name);
+        let host = if by_name {
+            registrar_host(self.registrar)
+        } else {
+            registrar_addr(self.registrar).ip().to_string()
+        };
+        let mut spec = ProviderSpec {
+            id: self.id.clone(),
+            name: format!("Provider {}", self.id),
+            host,
+            port: Some(5060),
+            transport: Some("SIP_TRANSPORT_UDP".to_owned()),
+            username: self.username.clone(),
+            password: self.served_password().into(),
+            expires: self.expires,
+            enabled: Some(self.enabled),
+            ..ProviderSpec::default()
+        };
+        match self.defect {
+            None => {}
+            Some(Defect::BadPort) => spec.port = Some(70000),
+            Some(Defect::Tcp) => spec.transport = Some("SIP_TRANSPORT_TCP".to_owned()),
+            Some(Defect::ControlCharacter) => {
+                spec.username = format!("{}\r\nX-Injected: 1", self.username);
+            }
+        }
+        spec
+    }
+}
+
+impl Scenario {
+    /// An empty scenario: no registrars or providers yet, no faults, healthy LAN links,
+    /// heal at 10 minutes, computed convergence, no shutdown phase.
+    pub fn new(name: &str, seed: u64) -> Self {
+        Self {
+            name: name.to_owned(),
+            seed,
+            registrars: Vec::new(),
+            providers: Vec::new(),
+            backend_link: LinkConfig::lan(),
+            faults: Vec::new(),
+            heal_at: Duration::from_secs(600),
+            converge_for: None,
+            shutdown_grace: None,
+            core: CoreKnobs::default(),
+        }
+    }
+
+    /// Adds a registrar; returns its index.
+    pub fn add_registrar(&mut self, config: RegistrarConfig, link: LinkConfig) -> usize {
+        self.registrars.push(RegistrarDef {
+            config,
+            link,
+            by_name: true,
+        });
+        self.registrars.len() - 1
+    }
+
+    /// Adds a valid account on `registrar`; returns its index (edit the returned index's
+    /// entry in `providers` for anything else).
+    pub fn add_provider(&mut self, registrar: usize) -> usize {
+        let index = self.providers.len();
+        self.providers.push(ProviderDef::new(index + 1, registrar));
+        index
+    }
+
+    /// Schedules a fault.
+    pub fn at(&mut self, at: Duration, fault: Fault) -> &mut Self {
+        self.faults.push(Scheduled { at, fault });
+        self
+    }
+
+    /// The longest binding any registrar of this scenario can grant.
+    pub fn max_grant(&self) -> Duration {
+        let asked = self
+            .providers
+            .iter()
+            .map(|p| p.expires.unwrap_or(3600).clamp(1, i64::from(u32::MAX)))
+            .max()
+            .unwrap_or(3600);
+        let most = self
+            .registrars
+            .iter()
+            .map(|r| {
+                let asked = u32::try_from(asked).unwrap_or(u32::MAX);
+                asked
+                    .max(r.config.min_expires.unwrap_or(0))
+                    .min(r.config.max_expires)
+            })
+            .max()
+            .unwrap_or(3600);
+        Duration::from_secs(u64::from(most))
+    }
+
+    /// The liveness phase's length: the longest wait the core may be in when faults end
+    /// (a capped backoff or `Retry-After`), a resync, two of the longest grants (so
+    /// stale bindings lapse and a refresh happens), and a margin.
+    pub fn convergence(&self) -> Duration {
+        if let Some(d) = self.converge_for {
+            return d;
+        }
+        let k = &self.core;
+        let longest_wait = k
+            .rejected_retry_cap
+            .max(k.retry_cap)
+            .max(k.max_retry_after.min(self.longest_retry_after()))
+            .max(k.backend_retry_cap);
+        longest_wait
+            + k.sync_interval.unwrap_or(Duration::ZERO)
+            + self.max_grant() * 2
+            + Duration::from_secs(300)
+    }
+
+    fn longest_retry_after(&self) -> Duration {
+        let secs = self
+            .faults
+            .iter()
+            .filter_map(|s| match &s.fault {
+                Fault::Registrar {
+                    mode:
+                        Mode::Reject {
+                            retry_after: Some(r),
+                            ..
+                        },
+                    ..
+                } => Some(*r),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        Duration::from_secs(u64::from(secs))
+    }
+}
