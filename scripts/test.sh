@@ -30,6 +30,9 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+step "simulator: seed sweep of ${SIM_SEEDS:-1000} worlds with faults, release build"
+SIM_SEEDS="${SIM_SEEDS:-1000}" cargo test --release -p simulator --test sim -- seed_sweep --exact
+
 step "fuzz: known reproducers and seeds replay (cargo test in fuzz/)"
 cargo test --manifest-path fuzz/Cargo.toml
 
