@@ -8,28 +8,21 @@ mod support;
 
 use sip_core::{Config, RegisterStatus};
 use std::time::Duration;
-use support::registrar::{Behaviour, Registrar};
-use support::{config, provider, BackendMode, World};
+use support::registrar::Behaviour;
+use support::{config, numbered, BackendMode, World};
 
 const N: usize = 1000;
 
 fn world() -> World {
-    let accounts: Vec<(String, String)> =
-        (0..N).map(|i| (format!("u{i}"), "pw".to_owned())).collect();
-    let acc: Vec<(&str, &str)> = accounts
-        .iter()
-        .map(|(u, p)| (u.as_str(), p.as_str()))
-        .collect();
-    let reg = Registrar::new(
-        &acc,
+    let (reg, providers) = numbered(
+        N,
+        "u",
+        "p",
         Behaviour {
             max_expires: 3600,
             ..Behaviour::default()
         },
     );
-    let providers = (0..N)
-        .map(|i| provider(&format!("p{i}"), &format!("u{i}"), "pw"))
-        .collect();
     World::new(
         Config {
             register_rate: 200,
@@ -100,16 +93,7 @@ fn recovery_after_a_ten_minute_outage() {
 #[ignore = "measurement: run with --ignored --nocapture"]
 fn shutdown_of_ten_thousand() {
     let n = 10_000;
-    let accounts: Vec<(String, String)> =
-        (0..n).map(|i| (format!("u{i}"), "pw".to_owned())).collect();
-    let acc: Vec<(&str, &str)> = accounts
-        .iter()
-        .map(|(u, p)| (u.as_str(), p.as_str()))
-        .collect();
-    let reg = Registrar::new(&acc, Behaviour::default());
-    let providers = (0..n)
-        .map(|i| provider(&format!("p{i}"), &format!("u{i}"), "pw"))
-        .collect();
+    let (reg, providers) = numbered(n, "u", "p", Behaviour::default());
     let mut w = World::new(
         Config {
             register_rate: 10_000,

@@ -8,7 +8,7 @@ mod support;
 use sip_core::{Command, Config, Input, Output, RegisterStatus, StatusReport};
 use std::time::Duration;
 use support::registrar::{Behaviour, Registrar};
-use support::{config, header, provider, World};
+use support::{config, header, numbered, provider, World};
 
 const S: fn(u64) -> Duration = Duration::from_secs;
 
@@ -328,17 +328,7 @@ fn backend_outage_loses_no_status() {
 
 #[test]
 fn pacer_spreads_the_first_registrations() {
-    let accounts: Vec<(String, String)> = (0..100)
-        .map(|i| (format!("u{i}"), "pw".to_owned()))
-        .collect();
-    let acc: Vec<(&str, &str)> = accounts
-        .iter()
-        .map(|(u, p)| (u.as_str(), p.as_str()))
-        .collect();
-    let reg = Registrar::new(&acc, Behaviour::default());
-    let providers = (0..100)
-        .map(|i| provider(&format!("p{i}"), &format!("u{i}"), "pw"))
-        .collect();
+    let (reg, providers) = numbered(100, "u", "p", Behaviour::default());
     let cfg = Config {
         register_rate: 50,
         ..config()
@@ -495,17 +485,7 @@ fn restored_identity_refreshes_the_same_binding_with_a_higher_cseq() {
 
 #[test]
 fn after_an_outage_waiting_reports_go_out_as_soon_as_one_succeeds() {
-    let accounts: Vec<(String, String)> = (0..50)
-        .map(|i| (format!("v{i}"), "pw".to_owned()))
-        .collect();
-    let acc: Vec<(&str, &str)> = accounts
-        .iter()
-        .map(|(u, p)| (u.as_str(), p.as_str()))
-        .collect();
-    let reg = Registrar::new(&acc, Behaviour::default());
-    let providers = (0..50)
-        .map(|i| provider(&format!("q{i}"), &format!("v{i}"), "pw"))
-        .collect();
+    let (reg, providers) = numbered(50, "v", "q", Behaviour::default());
     let mut w = World::new(config(), reg, providers);
     w.backend = support::BackendMode::Down;
     w.run_for(S(600));
@@ -526,17 +506,7 @@ fn after_an_outage_waiting_reports_go_out_as_soon_as_one_succeeds() {
 
 #[test]
 fn shutdown_completes_as_soon_as_everything_is_unregistered_and_reported() {
-    let accounts: Vec<(String, String)> = (0..200)
-        .map(|i| (format!("s{i}"), "pw".to_owned()))
-        .collect();
-    let acc: Vec<(&str, &str)> = accounts
-        .iter()
-        .map(|(u, p)| (u.as_str(), p.as_str()))
-        .collect();
-    let reg = Registrar::new(&acc, Behaviour::default());
-    let providers = (0..200)
-        .map(|i| provider(&format!("r{i}"), &format!("s{i}"), "pw"))
-        .collect();
+    let (reg, providers) = numbered(200, "s", "r", Behaviour::default());
     let mut w = World::new(config(), reg, providers);
     w.run_for(S(10));
     let start = w.elapsed();

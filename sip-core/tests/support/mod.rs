@@ -250,6 +250,24 @@ impl World {
     }
 }
 
+/// `n` accounts `{user}{i}` (password `pw`) at a registrar behaving as `behaviour`, and
+/// one provider `{id}{i}` for each.
+pub fn numbered(
+    n: usize,
+    user: &str,
+    id: &str,
+    behaviour: registrar::Behaviour,
+) -> (Registrar, Vec<ProviderSpec>) {
+    let mut reg = Registrar::new(&[], behaviour);
+    let providers = (0..n)
+        .map(|i| {
+            reg.accounts.insert(format!("{user}{i}"), "pw".to_owned());
+            provider(&format!("{id}{i}"), &format!("{user}{i}"), "pw")
+        })
+        .collect();
+    (reg, providers)
+}
+
 /// The value of header `name` in a message's text (first occurrence).
 pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     msg.split("\r\n").find_map(|l| {
