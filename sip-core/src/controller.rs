@@ -431,7 +431,7 @@ impl Controller {
         if let Some(s) = self.regs.get_mut(slot as usize) {
             *s = None;
             self.ctx.timers.cancel(TimerKey::Registration(slot));
-            self.ctx.pacer.remove(slot);
+            // Only stopped registrations are freed: none has a send in the pacer.
             self.free.push(slot);
         }
     }

@@ -4,7 +4,6 @@
 
 use crate::io::{Output, QueryId, QueryKind, Resolution, ResolveQuery};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How long an answer is used before it is looked up again. The drivers' resolvers do
@@ -59,7 +58,6 @@ impl Dns {
         &mut self,
         host: &str,
         slot: u32,
-        _now: Instant,
         out: &mut VecDeque<Output>,
         next_query: &mut u64,
     ) {
@@ -114,24 +112,4 @@ impl Dns {
         );
         waiting.into_iter().map(|s| (s, result.clone())).collect()
     }
-
-    /// Queries in flight.
-    pub fn in_flight(&self) -> usize {
-        self.queries.len()
-    }
-
-    /// Drops cached answers that have expired (keeps memory bounded by live hosts).
-    pub fn prune(&mut self, now: Instant) {
-        self.hosts
-            .retain(|_, e| !matches!(e, Entry::Done { until, .. } if *until <= now));
-    }
-}
-
-/// Whether `host` is an IP literal (bracketed IPv6 included).
-pub fn ip_literal(host: &str) -> Option<IpAddr> {
-    let h = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    h.parse().ok()
 }
