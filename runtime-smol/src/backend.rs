@@ -57,6 +57,8 @@ impl Backend for StaticBackend {
                 self.lock().insert(provider_id, report);
                 BackendReply::Delivered
             }
+            // File mode's routing is in the core's config: the core does not ask.
+            BackendOp::FetchConfig | BackendOp::LookupDestination { .. } => BackendReply::NotFound,
         };
         std::future::ready(reply)
     }

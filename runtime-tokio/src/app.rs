@@ -48,6 +48,10 @@ pub fn core_config(s: &Settings, local_port: u16) -> Config {
         // The status file takes every report of a burst in one write: throttling them
         // would turn ten thousand reports into hundreds of whole-file writes.
         max_reports_in_flight: if s.backend.is_some() { 32 } else { usize::MAX },
+        default_domain: s.routing.default_domain.clone(),
+        fixed_routes: s.routing.dids.clone(),
+        routes_from_backend: s.backend.is_some(),
+        route_lookup_timeout: s.routing.lookup_timeout,
         ..Config::default()
     }
 }
@@ -123,7 +127,7 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             admin_listener,
             admin::AdminState::new(admin_tx, settings.admin.token.clone()),
         ));
-        driver::run(core, socket, backend, dcfg, EventLog, admin_rx).await?;
+        driver::run(core, socket, backend, dcfg, EventLog::default(), admin_rx).await?;
         Ok(())
     })
 }

@@ -281,7 +281,7 @@ pub async fn run() -> Result<(), DemoError> {
         sip,
         Backend::Http(http),
         dcfg,
-        EventLog,
+        EventLog::default(),
         admin_rx,
     ));
 

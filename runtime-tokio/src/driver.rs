@@ -6,9 +6,10 @@ use crate::events::EventLog;
 use crate::store::{spawn_writer, StoreWrite};
 use sip_core::stats::Stats;
 use sip_core::{
-    BackendOp, BackendReply, Command, Controller, Event, Input, Output, ProviderSpec,
-    RegistrationView,
+    BackendOp, BackendReply, Command, Controller, Event, Input, NoRoute, Output, ProviderSpec,
+    RegistrationView, Route,
 };
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -42,6 +43,11 @@ pub enum AdminCall {
     Snapshot(oneshot::Sender<Snapshot>),
     /// A command for the core (re-register one provider, resync).
     Command(Command),
+    /// Where a call to `did` would go now.
+    Destination {
+        did: String,
+        reply: oneshot::Sender<Result<Route, NoRoute>>,
+    },
 }
 
 /// What the admin API shows.
@@ -53,6 +59,8 @@ pub struct Snapshot {
     pub stats: Stats,
     /// Whether the first provider list has been applied.
     pub synced: bool,
+    /// Whether a shutdown has begun.
+    pub shutting_down: bool,
 }
 
 /// How the driver ended.
@@ -123,6 +131,9 @@ pub async fn run(
         (writer, task)
     };
     let mut buf = vec![0u8; 65_536];
+    // Routing checks waiting for the core's answer, by ticket.
+    let mut route_checks: BTreeMap<u64, oneshot::Sender<Result<Route, NoRoute>>> = BTreeMap::new();
+    let mut next_ticket = 0u64;
     let mut hard_deadline: Option<tokio::time::Instant> = None;
     loop {
         // Drain every output of the last mutation.
@@ -159,6 +170,13 @@ pub async fn run(
                                 report,
                             });
                         }
+                        // File mode's routing is in the core's config: it does not ask.
+                        BackendOp::FetchConfig | BackendOp::LookupDestination { .. } => {
+                            let _ = tx.send(Input::Backend {
+                                id: req.id,
+                                reply: BackendReply::NotFound,
+                            });
+                        }
                     },
                 },
                 Output::Resolve(q) => {
@@ -169,14 +187,23 @@ pub async fn run(
                         let _ = tx.send(Input::Resolved { id: q.id, result });
                     });
                 }
-                Output::Event(Event::BindingIdentity(b)) => {
-                    let _ = store.send(StoreWrite::Binding(b));
-                }
-                Output::Event(Event::BindingForgotten { provider_id }) => {
-                    let _ = store.send(StoreWrite::Forget(provider_id));
-                }
                 Output::Event(e) => {
-                    if log.record(&e) {
+                    let finished = log.record(&e);
+                    match e {
+                        Event::BindingIdentity(b) => {
+                            let _ = store.send(StoreWrite::Binding(b));
+                        }
+                        Event::BindingForgotten { provider_id } => {
+                            let _ = store.send(StoreWrite::Forget(provider_id));
+                        }
+                        Event::DestinationFound { ticket, result, .. } => {
+                            if let Some(reply) = route_checks.remove(&ticket) {
+                                let _ = reply.send(result);
+                            }
+                        }
+                        _ => {}
+                    }
+                    if finished {
                         // Let the store finish its last write before the process ends.
                         drop(store);
                         let _ = tokio::time::timeout(Duration::from_secs(2), store_task).await;
@@ -209,9 +236,16 @@ pub async fn run(
                         registrations: core.registrations(),
                         stats: core.stats().clone(),
                         synced: core.synced(),
+                        shutting_down: core.shutting_down(),
                     });
                 }
                 AdminCall::Command(cmd) => core.handle_input(Instant::now(), Input::Command(cmd)),
+                AdminCall::Destination { did, reply } => {
+                    next_ticket += 1;
+                    route_checks.insert(next_ticket, reply);
+                    let cmd = Command::LookupDestination { did, ticket: next_ticket };
+                    core.handle_input(Instant::now(), Input::Command(cmd));
+                }
             },
             () = sleep_or_forever(sleep_until) => core.handle_timeout(Instant::now()),
             _ = sigterm.recv() => shutdown(&mut core, &cfg, &mut hard_deadline, "SIGTERM"),

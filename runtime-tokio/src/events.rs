@@ -1,16 +1,30 @@
-//! Turns the core's events into log lines (and, later, metrics).
+//! Turns the core's events into log lines.
+//!
+//! Every line about a provider carries `provider_id` and `provider_name`, so that
+//! `grep <id>` or `grep <name>` finds a provider's whole story. Events that only carry
+//! the id get the name from the last status line of that provider.
 
 use sip_core::{Event, RegisterStatus};
+use std::collections::BTreeMap;
 
 /// Logs core events; tells the driver when the core has finished shutting down.
 #[derive(Debug, Default)]
-pub struct EventLog;
+pub struct EventLog {
+    names: BTreeMap<String, String>,
+}
 
 impl EventLog {
+    fn name(&self, id: &str) -> &str {
+        self.names.get(id).map_or("", String::as_str)
+    }
+
     /// Logs one event; returns true on [`Event::ShutdownComplete`].
     pub fn record(&mut self, event: &Event) -> bool {
         match event {
             Event::RegistrationChanged(v) => {
+                if self.names.get(&v.id) != Some(&v.name) {
+                    self.names.insert(v.id.clone(), v.name.clone());
+                }
                 let error = v.error.as_deref().unwrap_or("");
                 match v.status {
                     RegisterStatus::Failed => tracing::warn!(
@@ -30,7 +44,10 @@ impl EventLog {
                 provider_id,
                 outcome,
             } => {
-                tracing::debug!(provider_id = %provider_id, outcome = outcome.as_str(), "REGISTER transaction ended");
+                tracing::debug!(
+                    provider_id = %provider_id, provider_name = self.name(provider_id),
+                    outcome = outcome.as_str(), "REGISTER transaction ended"
+                );
             }
             Event::ProvidersApplied {
                 total,
@@ -54,7 +71,8 @@ impl EventLog {
                 error,
                 retry_in,
             } => tracing::warn!(
-                provider_id = %provider_id, error = %error, retry_in = ?retry_in,
+                provider_id = %provider_id, provider_name = self.name(provider_id),
+                error = %error, retry_in = ?retry_in,
                 "status report not delivered; will retry"
             ),
             Event::ApiKeyRejected { status } => tracing::error!(
@@ -65,11 +83,32 @@ impl EventLog {
                 tracing::debug!(remote = %remote, reason = %reason, "dropped an unusable SIP message");
             }
             Event::BindingIdentity(b) => {
-                tracing::debug!(provider_id = %b.provider_id, next_cseq = b.next_cseq, "binding identity persisted");
+                tracing::debug!(
+                    provider_id = %b.provider_id, provider_name = self.name(&b.provider_id),
+                    next_cseq = b.next_cseq, "binding identity persisted"
+                );
             }
             Event::BindingForgotten { provider_id } => {
-                tracing::debug!(provider_id = %provider_id, "provider removed");
+                tracing::info!(
+                    provider_id = %provider_id, provider_name = self.name(provider_id),
+                    "provider removed from the list: un-registered and forgotten"
+                );
+                self.names.remove(provider_id);
             }
+            Event::DestinationFound { did, result, .. } => match result {
+                Ok(route) => tracing::info!(
+                    did = %did, destination = %route.uri, source = route.source.as_str(),
+                    cached = route.cached, "destination looked up"
+                ),
+                Err(e) => tracing::warn!(did = %did, error = %e, "no destination"),
+            },
+            Event::DestinationFallback { did, reason } => tracing::warn!(
+                did = %did, reason = %reason,
+                "destination lookup failed: using the default destination"
+            ),
+            Event::DefaultDomainChanged { domain } => tracing::info!(
+                domain = %domain, "default destination domain from the backend (livekitDomain)"
+            ),
             Event::ShutdownComplete => {
                 tracing::info!("shutdown complete");
                 return true;

@@ -1,5 +1,6 @@
 //! The core's settings: everything that shapes a protocol decision.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// RFC 3261 §17 timer base values.
@@ -60,6 +61,18 @@ pub struct Config {
     pub max_reports_in_flight: usize,
     /// The longest `Retry-After` we honour as given; longer values are capped.
     pub max_retry_after: Duration,
+    /// Calls go to `sip:{did}@{default_domain}` unless routed otherwise
+    /// (`routing.default_domain`; the backend's `livekitDomain` replaces it).
+    pub default_domain: Option<String>,
+    /// Per-DID destinations that win over everything else (`routing.dids`).
+    pub fixed_routes: BTreeMap<String, String>,
+    /// Backend mode: fetch `GET /api/sip/config` with each provider sync and ask
+    /// `GET /api/sip/destination/{did}` per DID. File mode leaves both alone.
+    pub routes_from_backend: bool,
+    /// How long a call waits for the backend's destination before it takes the
+    /// default: a caller hears silence meanwhile, so this is shorter than
+    /// [`Config::backend_timeout`].
+    pub route_lookup_timeout: Duration,
 }
 
 impl Default for Config {
@@ -80,6 +93,10 @@ impl Default for Config {
             backend_retry_cap: Duration::from_secs(60),
             max_reports_in_flight: 32,
             max_retry_after: Duration::from_secs(3600),
+            default_domain: None,
+            fixed_routes: BTreeMap::new(),
+            routes_from_backend: false,
+            route_lookup_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The controller: owns every registration, the timers, the transactions and the backend
 //! work, and implements the drive loop described in the crate docs.
 
+use crate::backend::destination::{Answer, Destinations, Lookup};
 use crate::backend::outbox::{Outbox, OutboxStep};
 use crate::config::Config;
 use crate::dns::Dns;
@@ -26,6 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 enum PendingRequest {
     Fetch,
     Report { outbox_idx: u32 },
+    Config,
+    Destination { did: String },
 }
 
 /// Everything a registration needs to act, apart from the registrations themselves.
@@ -123,14 +126,15 @@ impl Ctx {
     }
 
     fn backend_request(&mut self, now: Instant, op: BackendOp, pending: PendingRequest) {
+        // The core owns the deadline; the driver's own timeout is only a safety net.
+        let wait = match pending {
+            PendingRequest::Destination { .. } => self.cfg.route_lookup_timeout,
+            _ => self.cfg.backend_timeout + Duration::from_secs(1),
+        };
         self.next_request += 1;
         let id = RequestId(self.next_request);
         self.pending.insert(id, pending);
-        // The core owns the deadline; the driver's own timeout is only a safety net.
-        self.timers.set(
-            TimerKey::BackendDeadline(id.0),
-            now + self.cfg.backend_timeout + Duration::from_secs(1),
-        );
+        self.timers.set(TimerKey::BackendDeadline(id.0), now + wait);
         self.out
             .push_back(Output::Backend(BackendRequest { id, op }));
     }
@@ -172,6 +176,10 @@ struct SyncState {
     in_flight: bool,
     backoff: Backoff,
     applied_once: bool,
+    /// `GET /api/sip/config` in flight; it is fetched with every provider sync and
+    /// retried on its own when it fails.
+    config_in_flight: bool,
+    config_backoff: Backoff,
 }
 
 /// trunkline's sans-IO core. See the crate docs for the drive loop.
@@ -190,6 +198,8 @@ pub struct Controller {
     shutdown_deadline: Option<Instant>,
     /// Binding identities of a previous run, by provider id, until their provider shows up.
     restored: BTreeMap<String, BindingIdentity>,
+    /// Call destinations; the waiters are [`Command::LookupDestination`] tickets.
+    routes: Destinations<u64>,
 }
 
 impl Controller {
@@ -199,6 +209,12 @@ impl Controller {
         let pacer = Pacer::new(cfg.register_rate);
         let outbox = Outbox::new(cfg.backend_retry_initial, cfg.backend_retry_cap);
         let sync_backoff = Backoff::new(cfg.backend_retry_initial, cfg.backend_retry_cap);
+        let config_backoff = Backoff::new(cfg.backend_retry_initial, cfg.backend_retry_cap);
+        let routes = Destinations::new(
+            cfg.default_domain.clone(),
+            cfg.fixed_routes.clone(),
+            cfg.routes_from_backend,
+        );
         let mut ctl = Self {
             ctx: Ctx {
                 cfg,
@@ -229,9 +245,12 @@ impl Controller {
                 in_flight: false,
                 backoff: sync_backoff,
                 applied_once: false,
+                config_in_flight: false,
+                config_backoff,
             },
             shutdown_deadline: None,
             restored: BTreeMap::new(),
+            routes,
         };
         ctl.start_fetch(now);
         ctl
@@ -319,7 +338,13 @@ impl Controller {
                     self.on_txn_action(now, action);
                 }
                 TimerKey::BackendDeadline(id) => {
-                    let secs = self.ctx.cfg.backend_timeout.as_secs_f64();
+                    let wait = match self.ctx.pending.get(&RequestId(id)) {
+                        Some(PendingRequest::Destination { .. }) => {
+                            self.ctx.cfg.route_lookup_timeout
+                        }
+                        _ => self.ctx.cfg.backend_timeout,
+                    };
+                    let secs = wait.as_secs_f64();
                     self.on_backend(
                         now,
                         RequestId(id),
@@ -331,6 +356,7 @@ impl Controller {
                     self.ctx.outbox_step(now, idx, step);
                 }
                 TimerKey::Sync => self.start_fetch(now),
+                TimerKey::ConfigRetry => self.start_config_fetch(now),
                 TimerKey::RateLimit => {}
                 TimerKey::ShutdownUnregisterDeadline => {
                     let slots: Vec<u32> = self.by_id.values().copied().collect();
@@ -371,6 +397,16 @@ impl Controller {
     /// Whether the first provider list has been applied.
     pub fn synced(&self) -> bool {
         self.sync.applied_once
+    }
+
+    /// Whether a shutdown has begun (the process is no longer ready for calls).
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown_deadline.is_some()
+    }
+
+    /// The domain of default destinations now, if any.
+    pub fn default_domain(&self) -> Option<&str> {
+        self.routes.default_domain()
     }
 
     /// Armed timers (bounded by registrations + transactions + requests in flight).
@@ -524,6 +560,29 @@ impl Controller {
                     }
                 }
             }
+            Command::LookupDestination { did, ticket } => {
+                match self.routes.lookup(&did, now, ticket) {
+                    Lookup::Ready(result) => {
+                        self.ctx
+                            .out
+                            .push_back(Output::Event(Event::DestinationFound {
+                                ticket,
+                                did,
+                                result,
+                            }))
+                    }
+                    Lookup::Ask {
+                        start_request: true,
+                    } => self.ctx.backend_request(
+                        now,
+                        BackendOp::LookupDestination { did: did.clone() },
+                        PendingRequest::Destination { did },
+                    ),
+                    Lookup::Ask {
+                        start_request: false,
+                    } => {}
+                }
+            }
         }
     }
 
@@ -559,6 +618,93 @@ impl Controller {
         self.ctx.timers.cancel(TimerKey::Sync);
         self.ctx
             .backend_request(now, BackendOp::FetchProviders, PendingRequest::Fetch);
+        self.start_config_fetch(now);
+    }
+
+    fn start_config_fetch(&mut self, now: Instant) {
+        if !self.ctx.cfg.routes_from_backend
+            || self.sync.config_in_flight
+            || self.shutdown_deadline.is_some()
+        {
+            return;
+        }
+        self.sync.config_in_flight = true;
+        self.ctx.timers.cancel(TimerKey::ConfigRetry);
+        self.ctx
+            .backend_request(now, BackendOp::FetchConfig, PendingRequest::Config);
+    }
+
+    fn on_config_reply(&mut self, now: Instant, reply: BackendReply) {
+        self.sync.config_in_flight = false;
+        match reply {
+            BackendReply::Config { livekit_domain } => {
+                self.sync.config_backoff.reset();
+                if let Some(domain) = livekit_domain {
+                    if let Some(d) = self.routes.set_default_domain(&domain) {
+                        let domain = d.to_owned();
+                        self.ctx
+                            .out
+                            .push_back(Output::Event(Event::DefaultDomainChanged { domain }));
+                    }
+                }
+            }
+            // The endpoint is optional (CONTRACT.md §3): no settings, nothing to change.
+            BackendReply::NotFound => self.sync.config_backoff.reset(),
+            // A failure keeps the domain we have; an API-key problem is reported by
+            // the provider fetch that goes with this one.
+            _ => {
+                let retry_in = self.sync.config_backoff.next_delay(self.ctx.ids.unit());
+                if self.shutdown_deadline.is_none() {
+                    self.ctx.timers.set(TimerKey::ConfigRetry, now + retry_in);
+                }
+            }
+        }
+    }
+
+    fn on_destination_reply(&mut self, now: Instant, did: String, reply: BackendReply) {
+        let answer = match reply {
+            BackendReply::Destination { uri } => Answer::Route(uri),
+            BackendReply::NotFound => Answer::NoEntry,
+            BackendReply::Unauthorized { status } => {
+                self.ctx
+                    .out
+                    .push_back(Output::Event(Event::ApiKeyRejected { status }));
+                Answer::Unavailable
+            }
+            BackendReply::Failed(e) => {
+                self.ctx
+                    .out
+                    .push_back(Output::Event(Event::DestinationFallback {
+                        did: did.clone(),
+                        reason: e,
+                    }));
+                Answer::Unavailable
+            }
+            _ => Answer::Unavailable,
+        };
+        let unusable = match &answer {
+            Answer::Route(uri) => !crate::backend::destination::valid_destination(uri),
+            _ => false,
+        };
+        if unusable {
+            self.ctx
+                .out
+                .push_back(Output::Event(Event::DestinationFallback {
+                    did: did.clone(),
+                    reason: "the backend's destinationUri is not a usable sip: or sips: URI"
+                        .to_owned(),
+                }));
+        }
+        let (result, waiting) = self.routes.answer(&did, answer, now);
+        for ticket in waiting {
+            self.ctx
+                .out
+                .push_back(Output::Event(Event::DestinationFound {
+                    ticket,
+                    did: did.clone(),
+                    result: result.clone(),
+                }));
+        }
     }
 
     fn on_backend(&mut self, now: Instant, id: RequestId, reply: BackendReply) {
@@ -568,32 +714,37 @@ impl Controller {
         };
         self.ctx.timers.cancel(TimerKey::BackendDeadline(id.0));
         let label = match &reply {
-            BackendReply::Providers(_) | BackendReply::Delivered => "ok",
+            BackendReply::Providers(_)
+            | BackendReply::Delivered
+            | BackendReply::Config { .. }
+            | BackendReply::Destination { .. } => "ok",
             BackendReply::NotFound => "not_found",
             BackendReply::Unauthorized { .. } => "unauthorized",
             BackendReply::Failed(_) => "failed",
         };
+        let op = match &pending {
+            PendingRequest::Fetch => "fetch_providers",
+            PendingRequest::Report { .. } => "report_status",
+            PendingRequest::Config => "fetch_config",
+            PendingRequest::Destination { .. } => "lookup_destination",
+        };
+        *self
+            .ctx
+            .stats
+            .backend_requests
+            .entry((op, label))
+            .or_default() += 1;
         match pending {
             PendingRequest::Fetch => {
-                *self
-                    .ctx
-                    .stats
-                    .backend_requests
-                    .entry(("fetch_providers", label))
-                    .or_default() += 1;
                 self.sync.in_flight = false;
                 self.on_fetch_reply(now, reply);
             }
             PendingRequest::Report { outbox_idx } => {
-                *self
-                    .ctx
-                    .stats
-                    .backend_requests
-                    .entry(("report_status", label))
-                    .or_default() += 1;
                 self.on_report_reply(now, outbox_idx, reply);
                 self.ctx.report_done(now);
             }
+            PendingRequest::Config => self.on_config_reply(now, reply),
+            PendingRequest::Destination { did } => self.on_destination_reply(now, did, reply),
         }
     }
 
@@ -622,7 +773,11 @@ impl Controller {
                 "backend answered 404 for the provider list: check BACKEND_URL".to_owned(),
                 false,
             ),
-            BackendReply::Delivered => ("unexpected reply to a provider fetch".to_owned(), false),
+            BackendReply::Delivered
+            | BackendReply::Config { .. }
+            | BackendReply::Destination { .. } => {
+                ("unexpected reply to a provider fetch".to_owned(), false)
+            }
             BackendReply::Failed(e) => (e, false),
         };
         let (error, slow) = failure;
@@ -643,7 +798,10 @@ impl Controller {
 
     fn on_report_reply(&mut self, now: Instant, idx: u32, reply: BackendReply) {
         match reply {
-            BackendReply::Delivered | BackendReply::Providers(_) => {
+            BackendReply::Delivered
+            | BackendReply::Providers(_)
+            | BackendReply::Config { .. }
+            | BackendReply::Destination { .. } => {
                 let step = self.ctx.outbox.delivered(idx);
                 self.ctx.outbox_step(now, idx, step);
                 if std::mem::take(&mut self.ctx.backend_failing) {

@@ -1,5 +1,6 @@
 //! What goes into the core and what comes out of it.
 
+use crate::backend::destination::{NoRoute, Route};
 use crate::provider::ProviderSpec;
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
@@ -56,6 +57,9 @@ pub enum Command {
     Resync,
     /// Register this provider again now.
     Reregister { id: String },
+    /// Where would a call to `did` go now? Answered by [`Event::DestinationFound`] with
+    /// the same `ticket` (the admin API's routing check; calls use the same lookup).
+    LookupDestination { did: String, ticket: u64 },
 }
 
 /// Something the driver must do, or learn.
@@ -129,6 +133,10 @@ pub enum BackendOp {
         provider_id: String,
         report: StatusReport,
     },
+    /// The backend's SIP settings (`livekitDomain`).
+    FetchConfig,
+    /// The destination of calls to one DID.
+    LookupDestination { did: String },
 }
 
 /// The body of a status report: exactly the three keys of CONTRACT.md §3.
@@ -167,6 +175,10 @@ pub enum BackendReply {
     Providers(Vec<ProviderSpec>),
     /// The status report was stored.
     Delivered,
+    /// The backend's SIP settings; `livekit_domain` when it names one.
+    Config { livekit_domain: Option<String> },
+    /// The destination URI the backend gives for a DID (not yet checked).
+    Destination { uri: String },
     /// The backend does not know the provider (404).
     NotFound,
     /// The backend refused our API key (401/403).
@@ -212,6 +224,17 @@ pub enum Event {
     BindingIdentity(BindingIdentity),
     /// A provider is gone: its persisted identity can be dropped.
     BindingForgotten { provider_id: String },
+    /// The answer to [`Command::LookupDestination`].
+    DestinationFound {
+        ticket: u64,
+        did: String,
+        result: Result<Route, NoRoute>,
+    },
+    /// A destination lookup could not use the backend's answer and fell back to the
+    /// default route (the call still goes somewhere; the operator should know why).
+    DestinationFallback { did: String, reason: String },
+    /// The default destination domain changed (`livekitDomain` from the backend).
+    DefaultDomainChanged { domain: String },
     /// All registrations are un-registered and reports delivered (or grace ran out).
     ShutdownComplete,
 }

@@ -55,6 +55,7 @@ pub mod time;
 pub mod transaction;
 pub mod wallclock;
 
+pub use backend::destination::{NoRoute, Route, RouteSource};
 pub use config::{Config, SipTimers};
 pub use controller::Controller;
 pub use io::{

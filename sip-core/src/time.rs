@@ -17,6 +17,8 @@ pub enum TimerKey {
     OutboxRetry(u32),
     /// When the provider list is fetched again.
     Sync,
+    /// When a failed `GET /api/sip/config` is tried again.
+    ConfigRetry,
     /// When the global REGISTER rate limiter releases the next send.
     RateLimit,
     /// Half-way through the shutdown grace: un-REGISTERs still unanswered are given up

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// No registration has this id.
     #[error("no registration with id {0:?}; GET /api/registrations lists the ids")]
     UnknownId(String),
+    /// The DID cannot be routed (not dialable, or no destination and no default).
+    #[error("{0}")]
+    NoRoute(sip_core::NoRoute),
     /// The driver has stopped: trunkline is shutting down.
     #[error("the controller is not running (trunkline is shutting down); try again once it has restarted")]
     ControllerGone,
@@ -36,6 +39,8 @@ impl ApiError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UnknownId(_) => StatusCode::NOT_FOUND,
+            Self::NoRoute(sip_core::NoRoute::BadDid { .. }) => StatusCode::BAD_REQUEST,
+            Self::NoRoute(sip_core::NoRoute::NoDefault { .. }) => StatusCode::NOT_FOUND,
             Self::ControllerGone | Self::ControllerBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -1,5 +1,7 @@
 //! The admin HTTP API (CONTRACT.md §4): probes, metrics, the registrations, and two
-//! orders (re-register one provider, resync).
+//! orders (re-register one provider, resync); and, beyond the contract, a routing
+//! check (`GET /api/destinations/{did}`: where a call to that DID would go now, through
+//! the same lookup, cache and fallback as a call).
 //!
 //! The server runs in its own task and owns no state: every answer comes from the
 //! driver, which answers between two mutations of the core (see
@@ -22,7 +24,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sip_core::{Command, Secret};
+use sip_core::{Command, NoRoute, Route, Secret};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -33,6 +35,10 @@ use view::RegistrationJson;
 /// so this is only reached when it is stuck or flooded; a probe must then fail rather
 /// than hang.
 const ANSWER_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long a routing check waits: the core answers within `routing.lookup_timeout`
+/// (at most 30 s), so this bound only trips when the driver is stuck.
+const ROUTE_ANSWER_LIMIT: Duration = Duration::from_secs(40);
 
 /// What every handler shares: the way to the driver, and the token.
 #[derive(Clone)]
@@ -61,12 +67,22 @@ impl AdminState {
     async fn snapshot(&self) -> Result<Snapshot, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.send(AdminCall::Snapshot(reply)).await?;
-        match tokio::time::timeout(ANSWER_LIMIT, answer).await {
-            Ok(Ok(snapshot)) => Ok(snapshot),
-            // The driver dropped the question: it stopped between taking and answering.
-            Ok(Err(_)) => Err(ApiError::ControllerGone),
-            Err(_) => Err(ApiError::ControllerBusy(ANSWER_LIMIT)),
-        }
+        wait(answer, ANSWER_LIMIT).await
+    }
+
+    async fn destination(&self, did: String) -> Result<Result<Route, NoRoute>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(AdminCall::Destination { did, reply }).await?;
+        wait(answer, ROUTE_ANSWER_LIMIT).await
+    }
+}
+
+async fn wait<T>(answer: oneshot::Receiver<T>, limit: Duration) -> Result<T, ApiError> {
+    match tokio::time::timeout(limit, answer).await {
+        Ok(Ok(value)) => Ok(value),
+        // The driver dropped the question: it stopped between taking and answering.
+        Ok(Err(_)) => Err(ApiError::ControllerGone),
+        Err(_) => Err(ApiError::ControllerBusy(limit)),
     }
 }
 
@@ -84,6 +100,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/registrations", get(registrations))
+        .route("/api/destinations/{did}", get(destination))
         .merge(mutating)
         .with_state(state)
 }
@@ -103,9 +120,15 @@ async fn healthz() -> &'static str {
 }
 
 /// Ready once the SIP socket is bound (it is before this server starts) and the first
-/// provider list has been applied.
+/// provider list has been applied; not ready again once a shutdown has begun, so a
+/// load balancer stops sending calls to a process that is un-registering.
 async fn readyz(State(state): State<AdminState>) -> Response {
     match state.snapshot().await {
+        Ok(s) if s.shutting_down => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down (un-registering and delivering final statuses)",
+        )
+            .into_response(),
         Ok(s) if s.synced => (StatusCode::OK, "ready").into_response(),
         Ok(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -135,6 +158,25 @@ async fn registrations(
     Ok(Json(
         s.registrations.iter().map(RegistrationJson::from).collect(),
     ))
+}
+
+/// Where a call to `did` would go now, and why: `fixed` (routing.dids), `backend`,
+/// `default` (the backend has no entry, or file mode) or `fallback` (the backend failed;
+/// trunkline's log says how).
+async fn destination(
+    State(state): State<AdminState>,
+    Path(did): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let route = state
+        .destination(did.clone())
+        .await?
+        .map_err(ApiError::NoRoute)?;
+    Ok(Json(serde_json::json!({
+        "did": did,
+        "destinationUri": route.uri,
+        "source": route.source.as_str(),
+        "cached": route.cached,
+    })))
 }
 
 async fn reregister(

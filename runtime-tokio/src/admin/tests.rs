@@ -4,7 +4,7 @@
 
 use super::*;
 use sip_core::stats::Stats;
-use sip_core::{RegisterStatus, RegistrationView};
+use sip_core::{RegisterStatus, RegistrationView, RouteSource};
 use std::net::SocketAddr;
 
 const TOKEN: &str = "unit-test-admin-token";
@@ -12,6 +12,15 @@ const TOKEN: &str = "unit-test-admin-token";
 /// A stand-in driver: answers snapshots with `synced` and one registration, and
 /// hands every command to the test.
 fn fake_driver(synced: bool) -> (mpsc::Sender<AdminCall>, mpsc::UnboundedReceiver<Command>) {
+    fake_driver_in(synced, false)
+}
+
+/// [`fake_driver`], shutting down or not; routing checks: `+1` has a backend route,
+/// `+0` has none and no default.
+fn fake_driver_in(
+    synced: bool,
+    shutting_down: bool,
+) -> (mpsc::Sender<AdminCall>, mpsc::UnboundedReceiver<Command>) {
     let (calls, mut rx) = mpsc::channel(8);
     let (commands, seen) = mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -31,7 +40,20 @@ fn fake_driver(synced: bool) -> (mpsc::Sender<AdminCall>, mpsc::UnboundedReceive
                         }],
                         stats: Stats::default(),
                         synced,
+                        shutting_down,
                     });
+                }
+                AdminCall::Destination { did, reply } => {
+                    let answer = match did.as_str() {
+                        "+1" => Ok(Route {
+                            uri: "sip:+1@lk.example".into(),
+                            source: RouteSource::Backend,
+                            cached: true,
+                        }),
+                        "+0" => Err(NoRoute::NoDefault { did }),
+                        _ => Err(NoRoute::BadDid { did }),
+                    };
+                    let _ = reply.send(answer);
                 }
                 AdminCall::Command(c) => {
                     let _ = commands.send(c);
@@ -117,6 +139,49 @@ async fn not_ready_until_the_first_sync() {
     let r = client().get(format!("{url}/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("provider list"));
+}
+
+#[tokio::test]
+async fn not_ready_once_shutting_down() {
+    let (calls, _seen) = fake_driver_in(true, true);
+    let url = start(calls, None).await;
+    let r = client().get(format!("{url}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("shutting down"));
+}
+
+#[tokio::test]
+async fn routing_check_shows_the_destination_or_why_there_is_none() {
+    let (calls, _seen) = fake_driver(true);
+    let url = start(calls, Some(TOKEN)).await;
+    let c = client();
+    let r = c
+        .get(format!("{url}/api/destinations/%2B1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["did"], "+1");
+    assert_eq!(body["destinationUri"], "sip:+1@lk.example");
+    assert_eq!(body["source"], "backend");
+    assert_eq!(body["cached"], true);
+
+    let r = c
+        .get(format!("{url}/api/destinations/+0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(error_of(r).await.contains("LIVEKIT_SIP_DOMAIN"));
+
+    let r = c
+        .get(format!("{url}/api/destinations/a%40b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(error_of(r).await.contains("not a dialable number"));
 }
 
 #[tokio::test]

@@ -36,6 +36,8 @@ pub(crate) const REGISTER_RATE: Key = key("sip.register_rate", Some("REGISTER_RA
 pub(crate) const SIP_USER_AGENT: Key = key("sip.user_agent", Some("SIP_USER_AGENT"), None);
 pub(crate) const DEFAULT_DOMAIN: Key =
     key("routing.default_domain", Some("LIVEKIT_SIP_DOMAIN"), None);
+pub(crate) const ROUTE_LOOKUP_TIMEOUT: Key =
+    key("routing.lookup_timeout", Some("ROUTE_LOOKUP_TIMEOUT"), None);
 pub(crate) const RTP_ENGINE: Key = key("media.rtpengine", Some("RTP_ENGINE"), None);
 pub(crate) const ADMIN_LISTEN: Key =
     key("admin.listen", Some("ADMIN_LISTEN"), Some("--admin-listen"));
@@ -63,6 +65,7 @@ pub(crate) const ALL: &[Key] = &[
     REGISTER_RATE,
     SIP_USER_AGENT,
     DEFAULT_DOMAIN,
+    ROUTE_LOOKUP_TIMEOUT,
     RTP_ENGINE,
     ADMIN_LISTEN,
     ADMIN_TOKEN,

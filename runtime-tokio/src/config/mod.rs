@@ -86,13 +86,26 @@ pub struct SipSettings {
 }
 
 /// Where inbound calls go.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutingSettings {
     /// Default destination domain: `sip:{did}@{domain}` (`LIVEKIT_SIP_DOMAIN`,
     /// `routing.default_domain`).
     pub default_domain: Option<String>,
     /// Per-DID destinations (`[routing.dids]`), DID → SIP URI.
     pub dids: BTreeMap<String, String>,
+    /// How long a call waits for `GET /api/sip/destination/{did}` before it takes the
+    /// default destination (`ROUTE_LOOKUP_TIMEOUT`, `routing.lookup_timeout`).
+    pub lookup_timeout: Duration,
+}
+
+impl Default for RoutingSettings {
+    fn default() -> Self {
+        Self {
+            default_domain: None,
+            dids: BTreeMap::new(),
+            lookup_timeout: DEFAULT_LOOKUP_TIMEOUT,
+        }
+    }
 }
 
 /// Media anchoring.
@@ -184,6 +197,8 @@ pub struct StatusSettings {
 const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(300);
 /// Default backend request timeout.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default wait for a call's destination: the caller hears nothing meanwhile.
+const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default graceful-shutdown bound.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Default SIP socket buffer: room for a burst of thousands of REGISTER answers.
@@ -201,6 +216,9 @@ const SYNC_INTERVAL_RANGE: (Duration, Duration) =
     (Duration::from_secs(1), Duration::from_secs(86_400));
 const REQUEST_TIMEOUT_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(600));
+// A caller waits in silence for the lookup; past 30 s the provider gives up on the call.
+const LOOKUP_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(30));
 const SHUTDOWN_GRACE_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
 const SOCKET_BUFFER_RANGE: (usize, usize) = (1024, 1 << 30);
 const REGISTER_RATE_MAX: u64 = 1_000_000;
@@ -379,9 +397,13 @@ fn resolve(
             .unwrap_or(defaults.user_agent),
     };
 
+    let (min, max) = LOOKUP_TIMEOUT_RANGE;
     let routing = RoutingSettings {
         default_domain: r.parse(keys::DEFAULT_DOMAIN, parse::domain)?,
         dids: file.as_ref().map(|f| f.dids.clone()).unwrap_or_default(),
+        lookup_timeout: r
+            .parse(keys::ROUTE_LOOKUP_TIMEOUT, |t| parse::duration(t, min, max))?
+            .unwrap_or(DEFAULT_LOOKUP_TIMEOUT),
     };
     let media = MediaSettings {
         rtpengine: r.parse(keys::RTP_ENGINE, parse::host_port)?,

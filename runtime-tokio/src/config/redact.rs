@@ -53,6 +53,7 @@ struct Routing<'a> {
     default_domain: Option<&'a str>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     dids: &'a BTreeMap<String, String>,
+    lookup_timeout: String,
 }
 
 #[derive(Serialize)]
@@ -145,6 +146,7 @@ pub(super) fn redacted_toml(s: &Settings) -> String {
         routing: Routing {
             default_domain: s.routing.default_domain.as_deref(),
             dids: &s.routing.dids,
+            lookup_timeout: duration(s.routing.lookup_timeout),
         },
         media: Media {
             rtpengine: s.media.rtpengine.as_deref(),

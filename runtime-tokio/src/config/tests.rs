@@ -436,6 +436,21 @@ fn bad_duration_names_the_key() {
 }
 
 #[test]
+fn route_lookup_timeout_defaults_short_and_is_bounded() {
+    let s = load_with(&[], &[], None).unwrap();
+    assert_eq!(s.routing.lookup_timeout, Duration::from_secs(2));
+    let s = load_with(&[], &[("ROUTE_LOOKUP_TIMEOUT", "750ms")], None).unwrap();
+    assert_eq!(s.routing.lookup_timeout, Duration::from_millis(750));
+    let s = load_with(&[], &[], Some("[routing]\nlookup_timeout = \"1s\"\n")).unwrap();
+    assert_eq!(s.routing.lookup_timeout, Duration::from_secs(1));
+    let e = err(&[], &[("ROUTE_LOOKUP_TIMEOUT", "5m")], None);
+    assert_mentions(
+        &e,
+        &["ROUTE_LOOKUP_TIMEOUT", "routing.lookup_timeout", "30s"],
+    );
+}
+
+#[test]
 fn bad_log_level_names_the_key() {
     let e = err(&[], &[("LOG_LEVEL", "verbose")], None);
     assert_mentions(

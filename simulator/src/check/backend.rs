@@ -119,7 +119,9 @@ impl BackendChecks {
     pub fn on_request(&mut self, f: &mut Findings, now: Instant, req: &BackendRequest) {
         self.prune(now);
         let (provider, body) = match &req.op {
-            BackendOp::FetchProviders => (None, Vec::new()),
+            BackendOp::FetchProviders
+            | BackendOp::FetchConfig
+            | BackendOp::LookupDestination { .. } => (None, Vec::new()),
             BackendOp::ReportStatus { provider_id, .. } => {
                 let body = http_call(&req.op).body.unwrap_or_default();
                 let keys = serde_json::from_slice::<Value>(&body)

@@ -240,7 +240,9 @@ impl Sim {
             .backend_link
             .send(Direction::FromPeer, &mut self.net_rng);
         let about = match op {
-            BackendOp::FetchProviders => None,
+            BackendOp::FetchProviders
+            | BackendOp::FetchConfig
+            | BackendOp::LookupDestination { .. } => None,
             BackendOp::ReportStatus { provider_id, .. } => Some(provider_id.as_str()),
         };
         if self.trace.is_on() {

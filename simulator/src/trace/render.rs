@@ -139,6 +139,8 @@ fn summary_fields(names: &mut Names, m: &Scanned<'_>, out: &mut String) {
 pub fn backend_op(op: &BackendOp) -> String {
     match op {
         BackendOp::FetchProviders => "GET providers".to_owned(),
+        BackendOp::FetchConfig => "GET config".to_owned(),
+        BackendOp::LookupDestination { did } => format!("GET destination {did}"),
         BackendOp::ReportStatus { provider_id, .. } => {
             let call = sip_core::backend::http::http_call(op);
             let body = call
@@ -158,6 +160,10 @@ pub fn backend_reply(reply: &BackendReply) -> String {
             format!("providers=[{}]", ids.join(","))
         }
         BackendReply::Delivered => "delivered".to_owned(),
+        BackendReply::Config { livekit_domain } => {
+            format!("config domain={}", opt(livekit_domain.as_deref()))
+        }
+        BackendReply::Destination { uri } => format!("destination {uri}"),
         BackendReply::NotFound => "404 not found".to_owned(),
         BackendReply::Unauthorized { status } => format!("{status} unauthorized"),
         BackendReply::Failed(e) => format!("failed: {e}"),

@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 /// How long an answer (a route or a 404) is reused for the same DID.
 pub const CACHE_FOR: Duration = Duration::from_secs(30);
 
+/// Above this many cached answers, expired ones are dropped on the next insert: memory
+/// stays bounded by the call rate times [`CACHE_FOR`], however many DIDs are called.
+const PRUNE_ABOVE: usize = 4096;
+
 /// Why a call cannot be routed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NoRoute {
@@ -19,6 +23,41 @@ pub enum NoRoute {
     /// The DID cannot be put in a SIP URI.
     #[error("{did:?} is not a dialable number (only digits, `+`, `*`, `#`, `-`, `.` and letters)")]
     BadDid { did: String },
+}
+
+/// Where a route came from, for logs and the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSource {
+    /// `routing.dids` in the configuration: never asks the backend.
+    Fixed,
+    /// The backend's `destinationUri` for the DID.
+    Backend,
+    /// `sip:{did}@{default domain}`: the backend has no entry (404), or is not asked.
+    Default,
+    /// The default, because the backend failed, timed out or gave an unusable URI.
+    Fallback,
+}
+
+impl RouteSource {
+    /// The word shown to operators.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::Backend => "backend",
+            Self::Default => "default",
+            Self::Fallback => "fallback",
+        }
+    }
+}
+
+/// A call's destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The Request-URI of the outgoing leg.
+    pub uri: String,
+    pub source: RouteSource,
+    /// Reused from an earlier answer (no backend request).
+    pub cached: bool,
 }
 
 /// What the backend said about a DID.
@@ -36,8 +75,9 @@ pub enum Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     /// The route is known now.
-    Ready(Result<String, NoRoute>),
-    /// Ask the backend (the first caller for this DID starts the request).
+    Ready(Result<Route, NoRoute>),
+    /// The caller waits for the backend; `start_request` when no request for this DID
+    /// is in flight yet (one request serves every call to the DID that arrives meanwhile).
     Ask { start_request: bool },
 }
 
@@ -47,13 +87,15 @@ enum Cached {
     NoEntry,
 }
 
-/// The destination cache and the lookups in flight.
-#[derive(Debug, Default)]
-pub struct Destinations {
+/// The destination cache and the lookups in flight, each with the callers (`W`) that
+/// wait for it.
+#[derive(Debug)]
+pub struct Destinations<W> {
     default_domain: Option<String>,
     fixed: BTreeMap<String, String>,
+    ask_backend: bool,
     cache: BTreeMap<String, (Cached, Instant)>,
-    in_flight: BTreeMap<String, usize>,
+    in_flight: BTreeMap<String, Vec<W>>,
 }
 
 fn dialable(did: &str) -> bool {
@@ -73,94 +115,143 @@ pub fn valid_destination(uri: &str) -> bool {
         && !uri.contains(' ')
 }
 
-impl Destinations {
-    /// A cache with a default domain and fixed per-DID routes (file mode's `routing.dids`).
-    pub fn new(default_domain: Option<String>, fixed: BTreeMap<String, String>) -> Self {
+/// A domain that can follow `sip:{did}@`: control characters anywhere (a CR/LF would
+/// inject a header) or URI delimiters make it unusable; surrounding spaces are trimmed.
+fn usable_domain(d: &str) -> Option<String> {
+    if !is_safe_header_value(d) {
+        return None;
+    }
+    let d = d.trim();
+    (!d.is_empty() && !d.contains([' ', '@', ';', '<', '>', '?'])).then(|| d.to_owned())
+}
+
+impl<W> Destinations<W> {
+    /// A cache with a default domain and fixed per-DID routes (`routing.dids`);
+    /// `ask_backend` is false in file mode, where every other DID takes the default.
+    pub fn new(
+        default_domain: Option<String>,
+        fixed: BTreeMap<String, String>,
+        ask_backend: bool,
+    ) -> Self {
         Self {
-            default_domain,
+            default_domain: default_domain.as_deref().and_then(usable_domain),
             fixed,
-            ..Self::default()
+            ask_backend,
+            cache: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
         }
     }
 
-    /// The backend's `livekitDomain` (GET /api/sip/config) replaces the configured default.
-    pub fn set_default_domain(&mut self, domain: Option<String>) {
-        if let Some(d) = domain.filter(|d| !d.trim().is_empty() && is_safe_header_value(d)) {
-            self.default_domain = Some(d.trim().to_owned());
+    /// The backend's `livekitDomain` (GET /api/sip/config) replaces the configured
+    /// default; returns the new domain when it changed. An unusable value is ignored.
+    pub fn set_default_domain(&mut self, domain: &str) -> Option<&str> {
+        let d = usable_domain(domain)?;
+        if self.default_domain.as_deref() == Some(d.as_str()) {
+            return None;
         }
+        self.default_domain = Some(d);
+        self.default_domain.as_deref()
     }
 
-    /// The default route of `did`.
-    pub fn default_route(&self, did: &str) -> Result<String, NoRoute> {
-        if !dialable(did) {
-            return Err(NoRoute::BadDid {
-                did: did.to_owned(),
-            });
-        }
+    /// The default domain now.
+    pub fn default_domain(&self) -> Option<&str> {
+        self.default_domain.as_deref()
+    }
+
+    fn default_route(
+        &self,
+        did: &str,
+        source: RouteSource,
+        cached: bool,
+    ) -> Result<Route, NoRoute> {
         match &self.default_domain {
-            Some(d) => Ok(format!("sip:{did}@{d}")),
+            Some(d) => Ok(Route {
+                uri: format!("sip:{did}@{d}"),
+                source,
+                cached,
+            }),
             None => Err(NoRoute::NoDefault {
                 did: did.to_owned(),
             }),
         }
     }
 
-    /// Where a call to `did` goes now, or that the backend must be asked.
-    pub fn lookup(&mut self, did: &str, now: Instant) -> Lookup {
+    /// Where a call to `did` goes now, or that `waiter` must wait for the backend.
+    pub fn lookup(&mut self, did: &str, now: Instant, waiter: W) -> Lookup {
         if !dialable(did) {
             return Lookup::Ready(Err(NoRoute::BadDid {
                 did: did.to_owned(),
             }));
         }
         if let Some(uri) = self.fixed.get(did) {
-            return Lookup::Ready(Ok(uri.clone()));
+            return Lookup::Ready(Ok(Route {
+                uri: uri.clone(),
+                source: RouteSource::Fixed,
+                cached: false,
+            }));
+        }
+        if !self.ask_backend {
+            return Lookup::Ready(self.default_route(did, RouteSource::Default, false));
         }
         match self.cache.get(did) {
             Some((Cached::Route(uri), until)) if *until > now => {
-                return Lookup::Ready(Ok(uri.clone()))
+                return Lookup::Ready(Ok(Route {
+                    uri: uri.clone(),
+                    source: RouteSource::Backend,
+                    cached: true,
+                }))
             }
             Some((Cached::NoEntry, until)) if *until > now => {
-                return Lookup::Ready(self.default_route(did))
+                return Lookup::Ready(self.default_route(did, RouteSource::Default, true))
             }
             _ => {}
         }
-        let waiting = self.in_flight.entry(did.to_owned()).or_insert(0);
-        *waiting += 1;
+        let waiting = self.in_flight.entry(did.to_owned()).or_default();
+        waiting.push(waiter);
         Lookup::Ask {
-            start_request: *waiting == 1,
+            start_request: waiting.len() == 1,
         }
     }
 
     /// The backend answered for `did` (or the lookup timed out: [`Answer::Unavailable`]).
-    /// Returns the route for every call that was waiting, and how many were.
+    /// Returns the route for every caller that was waiting, and those callers.
     pub fn answer(
         &mut self,
         did: &str,
         answer: Answer,
         now: Instant,
-    ) -> (Result<String, NoRoute>, usize) {
-        let waiting = self.in_flight.remove(did).unwrap_or(0);
+    ) -> (Result<Route, NoRoute>, Vec<W>) {
+        let waiting = self.in_flight.remove(did).unwrap_or_default();
         let route = match answer {
             Answer::Route(uri) if valid_destination(&uri) => {
-                self.cache.insert(
-                    did.to_owned(),
-                    (Cached::Route(uri.clone()), now + CACHE_FOR),
-                );
-                Ok(uri)
+                self.remember(did, Cached::Route(uri.clone()), now);
+                Ok(Route {
+                    uri,
+                    source: RouteSource::Backend,
+                    cached: false,
+                })
             }
             Answer::NoEntry => {
-                self.cache
-                    .insert(did.to_owned(), (Cached::NoEntry, now + CACHE_FOR));
-                self.default_route(did)
+                self.remember(did, Cached::NoEntry, now);
+                self.default_route(did, RouteSource::Default, false)
             }
-            Answer::Route(_) | Answer::Unavailable => self.default_route(did),
+            Answer::Route(_) | Answer::Unavailable => {
+                self.default_route(did, RouteSource::Fallback, false)
+            }
         };
         (route, waiting)
     }
 
-    /// Drops expired answers (bounded memory however many DIDs are called).
-    pub fn prune(&mut self, now: Instant) {
-        self.cache.retain(|_, (_, until)| *until > now);
+    fn remember(&mut self, did: &str, answer: Cached, now: Instant) {
+        if self.cache.len() >= PRUNE_ABOVE {
+            self.cache.retain(|_, (_, until)| *until > now);
+        }
+        self.cache.insert(did.to_owned(), (answer, now + CACHE_FOR));
+    }
+
+    /// Cached answers (expired ones included until the next prune).
+    pub fn cached(&self) -> usize {
+        self.cache.len()
     }
 }
 
@@ -169,22 +260,50 @@ impl Destinations {
 mod tests {
     use super::*;
 
-    fn dests() -> Destinations {
+    fn dests() -> Destinations<u32> {
         let mut fixed = BTreeMap::new();
         fixed.insert(
             "+100".to_owned(),
             "sip:+100@other.example;transport=tcp".to_owned(),
         );
-        Destinations::new(Some("lk.example".into()), fixed)
+        Destinations::new(Some("lk.example".into()), fixed, true)
     }
+
+    fn route(uri: &str, source: RouteSource, cached: bool) -> Result<Route, NoRoute> {
+        Ok(Route {
+            uri: uri.to_owned(),
+            source,
+            cached,
+        })
+    }
+
+    const ASK: Lookup = Lookup::Ask {
+        start_request: true,
+    };
+    const WAIT: Lookup = Lookup::Ask {
+        start_request: false,
+    };
 
     #[test]
     fn fixed_routes_need_no_request() {
         let mut d = dests();
         let t = Instant::now();
         assert_eq!(
-            d.lookup("+100", t),
-            Lookup::Ready(Ok("sip:+100@other.example;transport=tcp".into()))
+            d.lookup("+100", t, 1),
+            Lookup::Ready(route(
+                "sip:+100@other.example;transport=tcp",
+                RouteSource::Fixed,
+                false
+            ))
+        );
+    }
+
+    #[test]
+    fn file_mode_never_asks() {
+        let mut d: Destinations<u32> = Destinations::new(Some("lk".into()), BTreeMap::new(), false);
+        assert_eq!(
+            d.lookup("+1", Instant::now(), 1),
+            Lookup::Ready(route("sip:+1@lk", RouteSource::Default, false))
         );
     }
 
@@ -192,84 +311,79 @@ mod tests {
     fn one_request_per_did_and_answers_are_cached() {
         let mut d = dests();
         let t = Instant::now();
+        assert_eq!(d.lookup("+5511", t, 1), ASK);
+        assert_eq!(d.lookup("+5511", t, 2), WAIT);
+        let (r, waiting) = d.answer("+5511", Answer::Route("sip:+5511@x.example".into()), t);
+        assert_eq!(r, route("sip:+5511@x.example", RouteSource::Backend, false));
+        assert_eq!(waiting, vec![1, 2]);
         assert_eq!(
-            d.lookup("+5511", t),
-            Lookup::Ask {
-                start_request: true
-            }
-        );
-        assert_eq!(
-            d.lookup("+5511", t),
-            Lookup::Ask {
-                start_request: false
-            }
-        );
-        let (route, n) = d.answer("+5511", Answer::Route("sip:+5511@x.example".into()), t);
-        assert_eq!(route, Ok("sip:+5511@x.example".into()));
-        assert_eq!(n, 2);
-        assert_eq!(
-            d.lookup("+5511", t + Duration::from_secs(1)),
-            Lookup::Ready(Ok("sip:+5511@x.example".into()))
+            d.lookup("+5511", t + Duration::from_secs(1), 3),
+            Lookup::Ready(route("sip:+5511@x.example", RouteSource::Backend, true))
         );
         // Expired: asked again.
-        assert_eq!(
-            d.lookup("+5511", t + CACHE_FOR),
-            Lookup::Ask {
-                start_request: true
-            }
-        );
+        assert_eq!(d.lookup("+5511", t + CACHE_FOR, 4), ASK);
     }
 
     #[test]
     fn not_found_and_failures_fall_back_to_the_default() {
         let mut d = dests();
         let t = Instant::now();
-        let _ = d.lookup("+1", t);
+        let _ = d.lookup("+1", t, 1);
         assert_eq!(
             d.answer("+1", Answer::NoEntry, t).0,
-            Ok("sip:+1@lk.example".into())
+            route("sip:+1@lk.example", RouteSource::Default, false)
         );
         assert_eq!(
-            d.lookup("+1", t),
-            Lookup::Ready(Ok("sip:+1@lk.example".into()))
+            d.lookup("+1", t, 2),
+            Lookup::Ready(route("sip:+1@lk.example", RouteSource::Default, true))
         );
-        let _ = d.lookup("+2", t);
+        let _ = d.lookup("+2", t, 3);
         assert_eq!(
             d.answer("+2", Answer::Unavailable, t).0,
-            Ok("sip:+2@lk.example".into())
+            route("sip:+2@lk.example", RouteSource::Fallback, false)
         );
         // A failure is not cached: the next call asks again.
-        assert_eq!(
-            d.lookup("+2", t),
-            Lookup::Ask {
-                start_request: true
-            }
-        );
+        assert_eq!(d.lookup("+2", t, 4), ASK);
         // A destination that is not a SIP URI (or would inject a header) is not used.
         let (r, _) = d.answer("+2", Answer::Route("http://evil\r\nX: 1".into()), t);
-        assert_eq!(r, Ok("sip:+2@lk.example".into()));
+        assert_eq!(r, route("sip:+2@lk.example", RouteSource::Fallback, false));
     }
 
     #[test]
     fn backend_domain_replaces_the_default_and_bad_dids_are_refused() {
-        let mut d = Destinations::new(None, BTreeMap::new());
+        let mut d: Destinations<u32> = Destinations::new(None, BTreeMap::new(), true);
+        let t = Instant::now();
+        let _ = d.lookup("+1", t, 1);
         assert!(matches!(
-            d.default_route("+1"),
+            d.answer("+1", Answer::NoEntry, t).0,
             Err(NoRoute::NoDefault { .. })
         ));
-        d.set_default_domain(Some("proj.sip.livekit.cloud".into()));
         assert_eq!(
-            d.default_route("+1"),
-            Ok("sip:+1@proj.sip.livekit.cloud".into())
+            d.set_default_domain("proj.sip.livekit.cloud"),
+            Some("proj.sip.livekit.cloud")
         );
-        d.set_default_domain(Some("bad\r\n".into()));
-        assert_eq!(
-            d.default_route("+1"),
-            Ok("sip:+1@proj.sip.livekit.cloud".into())
-        );
+        assert_eq!(d.set_default_domain("proj.sip.livekit.cloud"), None);
+        assert_eq!(d.set_default_domain("bad\r\n"), None);
+        assert_eq!(d.set_default_domain("a@b"), None);
+        assert_eq!(d.default_domain(), Some("proj.sip.livekit.cloud"));
         assert!(matches!(
-            d.lookup("+1@evil", Instant::now()),
+            d.lookup("+1@evil", t, 2),
             Lookup::Ready(Err(NoRoute::BadDid { .. }))
         ));
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let mut d = dests();
+        let t = Instant::now();
+        for n in 0..PRUNE_ABOVE {
+            let did = format!("+{n}");
+            let _ = d.lookup(&did, t, 0);
+            let _ = d.answer(&did, Answer::NoEntry, t);
+        }
+        let later = t + CACHE_FOR;
+        let _ = d.lookup("+x", later, 0);
+        let _ = d.answer("+x", Answer::NoEntry, later);
+        assert_eq!(d.cached(), 1);
     }
 }

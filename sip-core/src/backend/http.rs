@@ -8,6 +8,10 @@ use serde_json::Value;
 
 /// Path of the provider list.
 pub const PROVIDERS_PATH: &str = "/api/sip/provider-registration";
+/// Path of the backend's SIP settings.
+pub const CONFIG_PATH: &str = "/api/sip/config";
+/// Path prefix of the per-DID destination.
+pub const DESTINATION_PATH: &str = "/api/sip/destination";
 
 /// An HTTP request to make against the backend base URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +53,16 @@ pub fn http_call(op: &BackendOp) -> HttpCall {
             path: format!("{PROVIDERS_PATH}/{}", encode_segment(provider_id)),
             body: Some(serde_json::to_vec(report).unwrap_or_default()),
         },
+        BackendOp::FetchConfig => HttpCall {
+            method: "GET",
+            path: CONFIG_PATH.to_owned(),
+            body: None,
+        },
+        BackendOp::LookupDestination { did } => HttpCall {
+            method: "GET",
+            path: format!("{DESTINATION_PATH}/{}", encode_segment(did)),
+            body: None,
+        },
     }
 }
 
@@ -61,6 +75,14 @@ pub fn http_reply(op: &BackendOp, status: u16, body: &[u8]) -> BackendReply {
             BackendOp::ReportStatus { .. } => BackendReply::Delivered,
             BackendOp::FetchProviders => match parse_providers(body) {
                 Ok(list) => BackendReply::Providers(list),
+                Err(e) => BackendReply::Failed(e),
+            },
+            BackendOp::FetchConfig => match parse_config(body) {
+                Ok(livekit_domain) => BackendReply::Config { livekit_domain },
+                Err(e) => BackendReply::Failed(e),
+            },
+            BackendOp::LookupDestination { .. } => match parse_destination(body) {
+                Ok(uri) => BackendReply::Destination { uri },
                 Err(e) => BackendReply::Failed(e),
             },
         },
@@ -158,6 +180,33 @@ fn provider_entry(v: &Value) -> Option<ProviderSpec> {
     Some(spec)
 }
 
+fn object(body: &[u8], what: &str) -> Result<Value, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("{what} is not valid JSON: {e}"))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{what} should be a JSON object, got {}",
+            kind(&value)
+        ))
+    }
+}
+
+/// Reads `livekitDomain` from the SIP settings (absent, null or empty: none).
+pub fn parse_config(body: &[u8]) -> Result<Option<String>, String> {
+    let v = object(body, "GET /api/sip/config answer")?;
+    Ok(text(&v, "livekitDomain")?.filter(|d| !d.trim().is_empty()))
+}
+
+/// Reads `destinationUri` from a destination answer; its use is checked by the caller.
+pub fn parse_destination(body: &[u8]) -> Result<String, String> {
+    let v = object(body, "destination answer")?;
+    text(&v, "destinationUri")?
+        .filter(|d| !d.trim().is_empty())
+        .ok_or_else(|| "destination answer has no `destinationUri`".to_owned())
+}
+
 /// Parses the provider list. The list must be a JSON array; entries that are not
 /// objects with an `id` are skipped (they cannot be reported without an id).
 pub fn parse_providers(body: &[u8]) -> Result<Vec<ProviderSpec>, String> {
@@ -232,5 +281,54 @@ mod tests {
             BackendReply::Failed(_)
         ));
         assert_eq!(http_reply(&op, 200, b"[]"), BackendReply::Providers(vec![]));
+    }
+
+    #[test]
+    fn config_and_destination_map_onto_http() {
+        let cfg = BackendOp::FetchConfig;
+        assert_eq!(http_call(&cfg).path, "/api/sip/config");
+        assert_eq!(
+            http_reply(
+                &cfg,
+                200,
+                br#"{"livekitDomain":"p.sip.livekit.cloud","x":1}"#
+            ),
+            BackendReply::Config {
+                livekit_domain: Some("p.sip.livekit.cloud".into())
+            }
+        );
+        assert_eq!(
+            http_reply(&cfg, 200, br#"{"livekitDomain":null}"#),
+            BackendReply::Config {
+                livekit_domain: None
+            }
+        );
+        assert!(matches!(
+            http_reply(&cfg, 200, b"[]"),
+            BackendReply::Failed(_)
+        ));
+        assert_eq!(http_reply(&cfg, 404, b""), BackendReply::NotFound);
+
+        let dest = BackendOp::LookupDestination {
+            did: "+55 11/9".into(),
+        };
+        let call = http_call(&dest);
+        assert_eq!(call.method, "GET");
+        assert_eq!(call.path, "/api/sip/destination/%2B55%2011%2F9");
+        assert_eq!(
+            http_reply(&dest, 200, br#"{"destinationUri":"sip:+5511@lk.example"}"#),
+            BackendReply::Destination {
+                uri: "sip:+5511@lk.example".into()
+            }
+        );
+        assert!(matches!(
+            http_reply(&dest, 200, br#"{"destinationUri":""}"#),
+            BackendReply::Failed(e) if e.contains("destinationUri")
+        ));
+        assert!(matches!(
+            http_reply(&dest, 200, b"not json"),
+            BackendReply::Failed(_)
+        ));
+        assert_eq!(http_reply(&dest, 404, b""), BackendReply::NotFound);
     }
 }

@@ -25,6 +25,8 @@ pub const LOCAL: &str = "198.51.100.1:5070";
 pub enum BackendMode {
     Up,
     Down,
+    /// Takes requests and never answers.
+    Silent,
 }
 
 pub struct World {
@@ -41,6 +43,12 @@ pub struct World {
     pub events: Vec<(Duration, Event)>,
     pub backend: BackendMode,
     pub fetches: usize,
+    /// The backend's destinations by DID (others: 404).
+    pub routes: std::collections::BTreeMap<String, String>,
+    /// `livekitDomain` of GET /api/sip/config (`None`: 404).
+    pub livekit_domain: Option<String>,
+    pub config_fetches: usize,
+    pub lookups: usize,
     /// Datagrams in flight to the core: (deliver at, from, bytes).
     inbound: Vec<(Instant, SocketAddr, Vec<u8>)>,
     backend_queue: Vec<(Instant, sip_core::RequestId, BackendReply)>,
@@ -81,6 +89,18 @@ impl World {
         providers: Vec<ProviderSpec>,
         restored: Vec<sip_core::BindingIdentity>,
     ) -> Self {
+        Self::new_with_backend(cfg, registrar, providers, restored, |_| {})
+    }
+
+    /// A world whose backend is set up by `setup` before the controller's first request
+    /// (destinations, `livekitDomain`, mode).
+    pub fn new_with_backend(
+        cfg: Config,
+        registrar: Registrar,
+        providers: Vec<ProviderSpec>,
+        restored: Vec<sip_core::BindingIdentity>,
+        setup: impl FnOnce(&mut Self),
+    ) -> Self {
         let t0 = Instant::now();
         let wall = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
         let mut core = Controller::new(cfg, 42, t0, wall);
@@ -97,9 +117,14 @@ impl World {
             events: Vec::new(),
             backend: BackendMode::Up,
             fetches: 0,
+            routes: std::collections::BTreeMap::new(),
+            livekit_domain: None,
+            config_fetches: 0,
+            lookups: 0,
             inbound: Vec::new(),
             backend_queue: Vec::new(),
         };
+        setup(&mut w);
         w.drain();
         w
     }
@@ -126,6 +151,7 @@ impl World {
                 }
                 Output::Backend(req) => {
                     let reply = match (&req.op, self.backend) {
+                        (_, BackendMode::Silent) => continue,
                         (_, BackendMode::Down) => {
                             if let BackendOp::ReportStatus { .. } = req.op {
                                 self.attempted_reports += 1;
@@ -150,6 +176,22 @@ impl World {
                                 report.clone(),
                             ));
                             BackendReply::Delivered
+                        }
+                        (BackendOp::FetchConfig, BackendMode::Up) => {
+                            self.config_fetches += 1;
+                            match &self.livekit_domain {
+                                Some(d) => BackendReply::Config {
+                                    livekit_domain: Some(d.clone()),
+                                },
+                                None => BackendReply::NotFound,
+                            }
+                        }
+                        (BackendOp::LookupDestination { did }, BackendMode::Up) => {
+                            self.lookups += 1;
+                            match self.routes.get(did) {
+                                Some(uri) => BackendReply::Destination { uri: uri.clone() },
+                                None => BackendReply::NotFound,
+                            }
                         }
                     };
                     self.backend_queue
@@ -241,6 +283,16 @@ impl World {
 
     pub fn last_report(&self, id: &str) -> Option<&StatusReport> {
         self.reports_for(id).last().copied()
+    }
+
+    /// The answer to a [`sip_core::Command::LookupDestination`] with `ticket`.
+    pub fn destination(&self, ticket: u64) -> Option<&Result<sip_core::Route, sip_core::NoRoute>> {
+        self.events.iter().find_map(|(_, e)| match e {
+            Event::DestinationFound {
+                ticket: t, result, ..
+            } if *t == ticket => Some(result),
+            _ => None,
+        })
     }
 
     pub fn shutdown_complete(&self) -> bool {
