@@ -117,3 +117,65 @@ impl EventLog {
         false
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::config::LogLevel;
+    use crate::logging::tests::capture;
+    use sip_core::{BindingIdentity, RegisterOutcome, RegistrationView};
+    use std::time::Duration;
+
+    fn view(id: &str, name: &str) -> Event {
+        Event::RegistrationChanged(Box::new(RegistrationView {
+            id: id.into(),
+            name: name.into(),
+            status: RegisterStatus::Pending,
+            error: None,
+            last_register_at: None,
+            expires_at: None,
+            next_refresh_at: None,
+            registrar: "127.0.0.1:5060".into(),
+        }))
+    }
+
+    #[test]
+    fn every_line_about_a_provider_names_it() {
+        let lines = capture(LogLevel::Trace, || {
+            let mut log = EventLog::default();
+            log.record(&view("p-1", "WaVoIP main"));
+            log.record(&Event::RegisterOutcome {
+                provider_id: "p-1".into(),
+                outcome: RegisterOutcome::Challenged,
+            });
+            log.record(&Event::ReportFailed {
+                provider_id: "p-1".into(),
+                error: "backend answered HTTP 503".into(),
+                retry_in: Duration::from_secs(1),
+            });
+            log.record(&Event::BindingIdentity(BindingIdentity {
+                provider_id: "p-1".into(),
+                account: "u@h:5060".into(),
+                call_id: "c".into(),
+                from_tag: "t".into(),
+                line: "l".into(),
+                next_cseq: 101,
+            }));
+            log.record(&Event::BindingForgotten {
+                provider_id: "p-1".into(),
+            });
+            // Forgotten: a later line about the id has no stale name.
+            log.record(&Event::RegisterOutcome {
+                provider_id: "p-1".into(),
+                outcome: RegisterOutcome::Success,
+            });
+        });
+        assert_eq!(lines.len(), 6);
+        for l in &lines[..5] {
+            assert_eq!(l["provider_id"], "p-1", "{l}");
+            assert_eq!(l["provider_name"], "WaVoIP main", "{l}");
+        }
+        assert_eq!(lines[5]["provider_name"], "");
+    }
+}

@@ -256,7 +256,7 @@ impl Visit for EventFields<'_> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io;
     use std::sync::{Arc, Mutex};
@@ -286,7 +286,8 @@ mod tests {
         }
     }
 
-    fn capture(level: LogLevel, f: impl FnOnce()) -> Vec<Value> {
+    /// The JSON lines `f` logs at `level` and above.
+    pub(crate) fn capture(level: LogLevel, f: impl FnOnce()) -> Vec<Value> {
         let out = Captured::default();
         let writer = out.clone();
         let subscriber = tracing_subscriber::registry()

@@ -184,16 +184,11 @@ async fn reregister(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     // The core ignores an unknown id silently; the caller deserves a 404 instead.
-    let known = state
-        .snapshot()
-        .await?
-        .registrations
-        .iter()
-        .any(|r| r.id == id);
-    if !known {
+    let snapshot = state.snapshot().await?;
+    let Some(known) = snapshot.registrations.iter().find(|r| r.id == id) else {
         return Err(ApiError::UnknownId(id));
-    }
-    tracing::info!(provider_id = %id, "admin: re-register requested");
+    };
+    tracing::info!(provider_id = %id, provider_name = %known.name, "admin: re-register requested");
     state
         .send(AdminCall::Command(Command::Reregister { id: id.clone() }))
         .await?;
