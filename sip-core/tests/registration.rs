@@ -264,7 +264,10 @@ fn shutdown_unregisters_and_reports_then_completes() {
     let mut w = World::new(config(), reg, vec![provider("p11", "jo", "pw")]);
     w.run_for(S(2));
     assert_eq!(w.registrar.bindings.len(), 1);
+    assert!(!w.core.shutting_down());
     w.input(Input::Command(Command::Shutdown { grace: S(5) }));
+    // Readiness drops at once: calls must stop arriving before the bindings go.
+    assert!(w.core.shutting_down());
     w.run_for(S(6));
     assert!(w.registrar.bindings.is_empty());
     let last_reg = w.registers().last().unwrap().2.clone();
