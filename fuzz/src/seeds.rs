@@ -221,7 +221,7 @@ pub fn controller() -> Seeds {
         respond(0, ok(0, 4)),
     ]);
     ops.extend(delivered(3));
-    seeds.push(("two_providers_auth_and_wrong_password", ops));
+    seeds.push(("two_providers_auth_and_wrong_password", old_config(), ops));
 
     // A host name to resolve, a 423 then a compact 200, a 503 with Retry-After.
     let mut dns = ProviderPick::valid(2, 2, 2);
@@ -259,7 +259,7 @@ pub fn controller() -> Seeds {
         Op::Deadline,
         respond(0, ok(5, 2)),
     ];
-    seeds.push(("dns_423_compact_503", ops));
+    seeds.push(("dns_423_compact_503", old_config(), ops));
 
     // Provider lists that change: resync, a removed provider, a changed one, invalid
     // entries; backend failures in between.
@@ -313,7 +313,7 @@ pub fn controller() -> Seeds {
             scale: 2,
         },
     ];
-    seeds.push(("provider_list_changes", ops));
+    seeds.push(("provider_list_changes", old_config(), ops));
 
     // Peers and noise: requests of every kind, a mutated one, a raw datagram, a
     // proxy challenge answered twice, a folded 200.
@@ -376,16 +376,136 @@ pub fn controller() -> Seeds {
         Op::Deadline,
         Op::Deadline,
     ];
-    seeds.push(("peers_noise_and_proxy_auth", ops));
+    seeds.push(("peers_noise_and_proxy_auth", old_config(), ops));
+
+    seeds.push((
+        "routes_lookup_config_and_cache",
+        routes_config(0x84, 1),
+        routes_lookup_config_and_cache(),
+    ));
+    seeds.push((
+        "routes_no_default_timeouts_and_config_retry",
+        ConfigPick {
+            backend_timeout: 1,
+            ..routes_config(0x88, 0)
+        },
+        routes_no_default_timeouts_and_config_retry(),
+    ));
 
     seeds
         .into_iter()
-        .map(|(name, ops)| {
-            let script = Script {
-                config: ConfigPick::default(),
-                ops,
-            };
-            (name, script.encode())
-        })
+        .map(|(name, config, ops)| (name, Script { config, ops }.encode()))
         .collect()
+}
+
+/// The configuration of the seeds written before call routing: all zero, routing off.
+fn old_config() -> ConfigPick {
+    ConfigPick::default()
+}
+
+/// Routing on (`reports` at or above 0x80, see `pools::routing`): `reports` also holds
+/// the fixed route (0x04) and the lookup timeout (bits 3–4: 2 s, 50 ms, 0, 10 s);
+/// `domain` indexes `pools::DEFAULT_DOMAINS` from `contact`'s bit 2 up.
+fn routes_config(reports: u8, domain: u8) -> ConfigPick {
+    ConfigPick {
+        reports,
+        contact: domain << 2,
+        ..ConfigPick::default()
+    }
+}
+
+fn lookup(did: Pick) -> Op {
+    // With routing on, a re-register pick also asks for the route of a DID.
+    Op::Command(CommandPick::Reregister(did))
+}
+
+fn answer(which: u8, reply: BackendPick) -> Op {
+    Op::Backend { which, reply }
+}
+
+/// A first entry whose host picks a `livekitDomain` (config reply) or a destination URI
+/// (lookup reply) from its pool.
+fn host_reply(host: u8) -> BackendPick {
+    let mut entry = ProviderPick::valid(0, 0, 0);
+    entry.host = Pick::Pool(host);
+    BackendPick::Providers(vec![entry])
+}
+
+/// Routing from the backend with a configured default domain (`lk.example`) and a
+/// fixed route for `+100`, lookup timeout 2 s: the backend's `livekitDomain` replaces
+/// the default; two tickets for one DID share a request and its backend route, which
+/// is then cached; the fixed route and an undialable DID need no request; a 404 gives
+/// the (cached) default; an injected URI, a timeout and a failure fall back.
+fn routes_lookup_config_and_cache() -> Vec<Op> {
+    vec![
+        // Pending: the provider fetch, the config fetch.
+        answer(1, host_reply(0)),
+        answer(
+            0,
+            BackendPick::Providers(vec![ProviderPick::valid(0, 0, 0)]),
+        ),
+        answer(0, BackendPick::Delivered),
+        lookup(Pick::Pool(0)),
+        lookup(Pick::Pool(3)),
+        lookup(Pick::Pool(2)),
+        answer(0, host_reply(0)),
+        lookup(Pick::Pool(0)),
+        lookup(Pick::Pool(4)),
+        lookup(Pick::Pool(1)),
+        answer(0, BackendPick::NotFound),
+        lookup(Pick::Pool(1)),
+        lookup(Pick::Pool(8)),
+        answer(0, host_reply(4)),
+        lookup(Pick::Raw(b"+4930123".to_vec())),
+        Op::Advance {
+            amount: 3,
+            scale: 1,
+        },
+        lookup(Pick::Pool(10)),
+        // Pending: the timed-out lookup (a late reply now), this one.
+        answer(1, BackendPick::Failed),
+        Op::Command(CommandPick::Resync),
+        // A config without livekitDomain keeps the domain.
+        answer(2, BackendPick::Delivered),
+        answer(
+            1,
+            BackendPick::Providers(vec![ProviderPick::valid(0, 0, 0)]),
+        ),
+        Op::Command(CommandPick::Shutdown { grace_centis: 300 }),
+    ]
+}
+
+/// Routing from the backend without a default domain, lookup timeout 50 ms, backend
+/// timeout 100 ms: the config fetch fails and is retried; two tickets time out together
+/// with no default to fall back to; the retried config brings a domain (trimmed);
+/// a 401 falls back; undialable DIDs are refused; a lookup asked during the shutdown
+/// is still answered.
+fn routes_no_default_timeouts_and_config_retry() -> Vec<Op> {
+    vec![
+        answer(1, BackendPick::Failed),
+        lookup(Pick::Pool(0)),
+        lookup(Pick::Pool(3)),
+        Op::Advance {
+            amount: 50,
+            scale: 0,
+        },
+        // The config retry, then the provider fetch's deadline.
+        Op::Deadline,
+        Op::Deadline,
+        // Pending: the timed-out provider fetch and lookup (late replies now), the
+        // retried config fetch.
+        answer(2, host_reply(3)),
+        lookup(Pick::Pool(1)),
+        answer(2, BackendPick::Unauthorized(0)),
+        lookup(Pick::Pool(5)),
+        lookup(Pick::Pool(6)),
+        lookup(Pick::Pool(9)),
+        // A lookup in flight holds the shutdown; two more join during it.
+        lookup(Pick::Pool(0)),
+        Op::Command(CommandPick::Shutdown { grace_centis: 100 }),
+        lookup(Pick::Pool(3)),
+        lookup(Pick::Pool(1)),
+        Op::Deadline,
+        Op::Deadline,
+    ]
 }

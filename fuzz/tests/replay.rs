@@ -122,3 +122,50 @@ fn controller_seed_reaches_registered_and_failed() {
     );
     assert!(matches!(script.ops.first(), Some(Op::Backend { .. })));
 }
+
+#[test]
+fn routing_seeds_reach_every_kind_of_route() {
+    // The routing seeds turn routes_from_backend on and must drive every path of the
+    // destination lookup, or the fuzzer starts routing from nothing.
+    let mut trace = Vec::new();
+    for (name, bytes) in trunkline_fuzz::seeds::controller() {
+        if name.starts_with("routes_") {
+            assert!(
+                bytes.get(2).is_some_and(|b| *b >= 0x80),
+                "seed {name} leaves routing off"
+            );
+            trace.extend(trunkline_fuzz::controller::World::trace(&Script::decode(
+                &bytes,
+            )));
+        }
+    }
+    let all = trace.join("\n");
+    for wanted in [
+        "op: FetchConfig",
+        "DefaultDomainChanged { domain: \"proj.sip.livekit.cloud\" }",
+        "DefaultDomainChanged { domain: \"lk.example\" }",
+        "op: LookupDestination",
+        "source: Fixed",
+        "source: Backend, cached: false",
+        "source: Backend, cached: true",
+        "source: Default, cached: true",
+        "source: Fallback",
+        "DestinationFallback",
+        "did not answer within",
+        "BadDid",
+        "NoDefault",
+        "ShutdownComplete",
+    ] {
+        assert!(
+            all.contains(wanted),
+            "no {wanted:?} in the routing seeds:\n{all}"
+        );
+    }
+    // Tickets for one DID share a request: more answers than requests.
+    let count = |needle: &str| trace.iter().filter(|l| l.contains(needle)).count();
+    assert!(
+        count("op: LookupDestination { did: \"+15551234\" }")
+            < count("did: \"+15551234\", result: Ok"),
+        "lookups in flight were not shared:\n{all}"
+    );
+}

@@ -106,6 +106,10 @@ impl EventLog {
                 did = %did, reason = %reason,
                 "destination lookup failed: using the default destination"
             ),
+            Event::ConfigFetchFailed { error, retry_in } => tracing::warn!(
+                error = %error, retry_in = ?retry_in,
+                "fetching GET /api/sip/config failed; keeping the default destination domain"
+            ),
             Event::DefaultDomainChanged { domain } => tracing::info!(
                 domain = %domain, "default destination domain from the backend (livekitDomain)"
             ),

@@ -1,7 +1,7 @@
 //! The controller: owns every registration, the timers, the transactions and the backend
 //! work, and implements the drive loop described in the crate docs.
 
-use crate::backend::destination::{Answer, Destinations, Lookup};
+use crate::backend::destination::{valid_destination, Answer, Destinations, Lookup};
 use crate::backend::outbox::{Outbox, OutboxStep};
 use crate::config::Config;
 use crate::dns::Dns;
@@ -571,6 +571,14 @@ impl Controller {
                                 result,
                             }))
                     }
+                    // Shutting down: no new request may hold up the end; the default.
+                    Lookup::Ask { .. } if self.shutdown_deadline.is_some() => {
+                        self.on_destination_reply(
+                            now,
+                            did,
+                            BackendReply::Failed("trunkline is shutting down".to_owned()),
+                        );
+                    }
                     Lookup::Ask {
                         start_request: true,
                     } => self.ctx.backend_request(
@@ -592,6 +600,22 @@ impl Controller {
         }
         self.shutdown_deadline = Some(now + grace);
         self.ctx.timers.cancel(TimerKey::Sync);
+        self.ctx.timers.cancel(TimerKey::ConfigRetry);
+        // Lookups in flight take the default now rather than hold up the end.
+        let lookups: Vec<RequestId> = self
+            .ctx
+            .pending
+            .iter()
+            .filter(|(_, p)| matches!(p, PendingRequest::Destination { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lookups {
+            self.on_backend(
+                now,
+                id,
+                BackendReply::Failed("trunkline is shutting down".to_owned()),
+            );
+        }
         self.ctx.timers.set(TimerKey::Shutdown, now + grace);
         self.ctx
             .timers
@@ -652,8 +676,18 @@ impl Controller {
             BackendReply::NotFound => self.sync.config_backoff.reset(),
             // A failure keeps the domain we have; an API-key problem is reported by
             // the provider fetch that goes with this one.
-            _ => {
+            other => {
+                let error = match other {
+                    BackendReply::Failed(e) => e,
+                    BackendReply::Unauthorized { status } => {
+                        format!("backend rejected the API key (HTTP {status})")
+                    }
+                    _ => "unexpected reply to GET /api/sip/config".to_owned(),
+                };
                 let retry_in = self.sync.config_backoff.next_delay(self.ctx.ids.unit());
+                self.ctx
+                    .out
+                    .push_back(Output::Event(Event::ConfigFetchFailed { error, retry_in }));
                 if self.shutdown_deadline.is_none() {
                     self.ctx.timers.set(TimerKey::ConfigRetry, now + retry_in);
                 }
@@ -662,37 +696,34 @@ impl Controller {
     }
 
     fn on_destination_reply(&mut self, now: Instant, did: String, reply: BackendReply) {
-        let answer = match reply {
-            BackendReply::Destination { uri } => Answer::Route(uri),
-            BackendReply::NotFound => Answer::NoEntry,
+        let (answer, fallback) = match reply {
+            BackendReply::Destination { uri } if valid_destination(&uri) => {
+                (Answer::Route(uri), None)
+            }
+            BackendReply::Destination { .. } => (
+                Answer::Unavailable,
+                Some("the backend's destinationUri is not a usable sip: or sips: URI".to_owned()),
+            ),
+            BackendReply::NotFound => (Answer::NoEntry, None),
             BackendReply::Unauthorized { status } => {
                 self.ctx
                     .out
                     .push_back(Output::Event(Event::ApiKeyRejected { status }));
-                Answer::Unavailable
+                let reason = format!("backend rejected the API key (HTTP {status})");
+                (Answer::Unavailable, Some(reason))
             }
-            BackendReply::Failed(e) => {
-                self.ctx
-                    .out
-                    .push_back(Output::Event(Event::DestinationFallback {
-                        did: did.clone(),
-                        reason: e,
-                    }));
-                Answer::Unavailable
-            }
-            _ => Answer::Unavailable,
+            BackendReply::Failed(e) => (Answer::Unavailable, Some(e)),
+            BackendReply::Providers(_) | BackendReply::Delivered | BackendReply::Config { .. } => (
+                Answer::Unavailable,
+                Some("unexpected reply to a destination lookup".to_owned()),
+            ),
         };
-        let unusable = match &answer {
-            Answer::Route(uri) => !crate::backend::destination::valid_destination(uri),
-            _ => false,
-        };
-        if unusable {
+        if let Some(reason) = fallback {
             self.ctx
                 .out
                 .push_back(Output::Event(Event::DestinationFallback {
                     did: did.clone(),
-                    reason: "the backend's destinationUri is not a usable sip: or sips: URI"
-                        .to_owned(),
+                    reason,
                 }));
         }
         let (result, waiting) = self.routes.answer(&did, answer, now);

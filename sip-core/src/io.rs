@@ -233,6 +233,8 @@ pub enum Event {
     /// A destination lookup could not use the backend's answer and fell back to the
     /// default route (the call still goes somewhere; the operator should know why).
     DestinationFallback { did: String, reason: String },
+    /// `GET /api/sip/config` failed; the default domain stays as it is.
+    ConfigFetchFailed { error: String, retry_in: Duration },
     /// The default destination domain changed (`livekitDomain` from the backend).
     DefaultDomainChanged { domain: String },
     /// All registrations are un-registered and reports delivered (or grace ran out).

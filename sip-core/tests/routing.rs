@@ -278,3 +278,57 @@ fn file_mode_routes_without_asking() {
     let outputs_left = w.core.poll_output();
     assert!(matches!(outputs_left, Output::Timeout(_)));
 }
+
+#[test]
+fn a_shutdown_answers_lookups_at_once_instead_of_waiting_for_the_backend() {
+    let mut w = world(backend_mode(Some("lk.example")), None, &[]);
+    w.backend = BackendMode::Silent;
+    lookup(&mut w, "+1", 1);
+    assert_eq!(w.destination(1), None);
+    w.input(Input::Command(Command::Shutdown {
+        grace: Duration::from_secs(5),
+    }));
+    // Answered by the shutdown itself, and the lookup does not hold up its end.
+    assert_eq!(
+        w.destination(1),
+        Some(&route("sip:+1@lk.example", RouteSource::Fallback, false))
+    );
+    assert!(w.shutdown_complete(), "{:?}", w.events);
+    let before = w.lookups;
+    lookup(&mut w, "+2", 2);
+    assert_eq!(w.lookups, before);
+}
+
+#[test]
+fn a_rejected_api_key_on_a_lookup_says_why_the_default_was_taken() {
+    let mut w = world(backend_mode(Some("lk.example")), None, &[]);
+    w.backend = BackendMode::Unauthorized;
+    lookup(&mut w, "+3", 3);
+    w.run_for(MS(100));
+    assert_eq!(
+        w.destination(3),
+        Some(&route("sip:+3@lk.example", RouteSource::Fallback, false))
+    );
+    assert!(w
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::ApiKeyRejected { status: 401 })));
+    assert!(w.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::DestinationFallback { did, reason } if did == "+3" && reason.contains("API key")
+    )));
+}
+
+#[test]
+fn a_failed_config_fetch_is_announced() {
+    let cfg = backend_mode(None);
+    let reg = Registrar::new(&[], Behaviour::default());
+    let mut w = World::new_with_backend(cfg, reg, Vec::new(), Vec::new(), |w| {
+        w.backend = BackendMode::Down;
+    });
+    w.run_for(MS(100));
+    assert!(w.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::ConfigFetchFailed { error, .. } if error.contains("connection refused")
+    )));
+}

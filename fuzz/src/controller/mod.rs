@@ -7,8 +7,12 @@
 //! twice), deliver a datagram of tape bytes or a peer's request, answer a pending
 //! backend request (provider lists with invalid fields, delivered, 404, 401/403,
 //! failure), answer a pending DNS query, or send a command (resync, re-register,
-//! shutdown). After every step the outputs are drained and the invariants checked
-//! (see [`world::World`]); when the tape runs out the run shuts down and must complete.
+//! shutdown). With call routing on (a config byte the older tapes leave low), the core
+//! also fetches its config and looks destinations up: config and lookup requests are
+//! answered from the same picks (a `livekitDomain`, a destination URI, valid or not),
+//! and a re-register also asks for a DID's route. After every step the outputs are
+//! drained and the invariants checked (see [`world::World`]); when the tape runs out
+//! the run shuts down and must complete.
 
 pub mod ops;
 pub mod pools;

@@ -55,9 +55,13 @@ pub struct ConfigPick {
     pub rate: u8,
     /// Index into the resync-interval pool.
     pub sync: u8,
-    /// Index into the reports-in-flight pool.
+    /// Index into the reports-in-flight pool (bits 0–1). At 0x80 and above it also
+    /// turns call routing on (`routes_from_backend`): bit 2 adds a fixed route, bits
+    /// 3–4 pick the lookup timeout (see `pools::routing`). Tapes from before routing
+    /// keep it below 0x80.
     pub reports: u8,
-    /// Index into the Contact-host pool.
+    /// Index into the Contact-host pool (bits 0–1); with routing on, bits 2–4 pick the
+    /// configured default domain.
     pub contact: u8,
     /// Index into the backend-timeout pool.
     pub backend_timeout: u8,
@@ -391,7 +395,10 @@ impl BackendPick {
 pub enum CommandPick {
     /// Fetch the provider list now.
     Resync,
-    /// Register this provider again (an id from the pool, or raw).
+    /// Register this provider again (an id from the pool, or raw). With routing on,
+    /// the same pick then asks where a call to a DID goes (`Command::LookupDestination`,
+    /// the DID from its own pool or the raw bytes): no new tape byte, so tapes from
+    /// before routing mean what they meant.
     Reregister(Pick),
     /// Shut down within `grace_centis` hundredths of a second.
     Shutdown {
@@ -460,7 +467,9 @@ pub enum Op {
         /// Edits applied first.
         mutations: Vec<Mutation>,
     },
-    /// Answer a pending backend request (the `which`-th oldest, modulo).
+    /// Answer a pending backend request (the `which`-th oldest, modulo). A config
+    /// fetch or a destination lookup takes the pick as its own reply (see
+    /// `pools::route_reply`).
     Backend {
         /// Which request.
         which: u8,

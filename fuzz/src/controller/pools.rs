@@ -4,9 +4,10 @@
 //! the invalid ones sources really send (CR/LF in a user name, port 0, an unknown
 //! transport, a non-numeric expiry): the core must report those, never send them.
 
-use super::ops::{Pick, ProviderPick, SipReply};
+use super::ops::{BackendPick, ConfigPick, Pick, ProviderPick, SipReply};
 use sip_core::message::{response_to, MessageBuilder, Request};
-use sip_core::{ProviderSpec, Resolution, Secret};
+use sip_core::{BackendOp, BackendReply, ProviderSpec, Resolution, Secret};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
@@ -445,4 +446,150 @@ pub fn request(kind: u8) -> Vec<u8> {
         .header("CSeq", format!("1 {method}"))
         .body(body.to_vec())
         .to_bytes()
+}
+
+/// Call routing, chosen by config bytes the older tapes leave at small values: routing
+/// is on only when the reports byte has its top bit set, so every tape written before
+/// routing existed still runs exactly as it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    /// `routing.default_domain` as configured.
+    pub default_domain: Option<&'static str>,
+    /// What the core must make of it (trimmed, or refused when unusable).
+    pub effective_domain: Option<&'static str>,
+    /// `routing.dids`.
+    pub fixed: BTreeMap<String, String>,
+    /// `route_lookup_timeout`.
+    pub timeout: Duration,
+}
+
+/// The DID with a fixed route, when the configuration has one.
+pub const FIXED_DID: &str = "+100";
+
+/// Where [`FIXED_DID`] goes.
+pub const FIXED_URI: &str = "sip:+100@fixed.example;transport=tcp";
+
+/// `routing.default_domain` as configured, and the domain the core must use.
+pub const DEFAULT_DOMAINS: &[(Option<&str>, Option<&str>)] = &[
+    (None, None),
+    (Some("lk.example"), Some("lk.example")),
+    (Some(" lk.example "), Some("lk.example")),
+    (Some("bad\r\nX: y"), None),
+    (Some("a@b"), None),
+    (Some(""), None),
+    (
+        Some("proj.sip.livekit.cloud"),
+        Some("proj.sip.livekit.cloud"),
+    ),
+    (None, None),
+];
+
+/// `route_lookup_timeout`s.
+pub const ROUTE_TIMEOUTS: &[Duration] = &[
+    Duration::from_secs(2),
+    Duration::from_millis(50),
+    Duration::ZERO,
+    Duration::from_secs(10),
+];
+
+/// The routing configuration of a run, `None` when routing is off. Bits: `reports`
+/// bit 7 turns it on, bit 2 adds the fixed route, bits 3–4 pick the lookup timeout;
+/// `contact` bits 2–4 pick the default domain (the low bits of both still choose
+/// their own pools' entries, which have four each).
+pub fn routing(config: &ConfigPick) -> Option<Routing> {
+    if config.reports < 0x80 {
+        return None;
+    }
+    let (default_domain, effective_domain) =
+        pick(DEFAULT_DOMAINS, config.contact >> 2).unwrap_or((None, None));
+    let mut fixed = BTreeMap::new();
+    if config.reports & 0x04 != 0 {
+        fixed.insert(FIXED_DID.to_owned(), FIXED_URI.to_owned());
+    }
+    Some(Routing {
+        default_domain,
+        effective_domain,
+        fixed,
+        timeout: pick(ROUTE_TIMEOUTS, (config.reports >> 3) & 3).unwrap_or_default(),
+    })
+}
+
+/// DIDs asked for: dialable ones (one of them twice, so that lookups in flight are
+/// shared), the fixed one, the longest dialable, and undialable ones.
+const DIDS: &[&str] = &[
+    "+15551234",
+    "+15559876",
+    FIXED_DID,
+    "+15551234",
+    "a@b",
+    "",
+    "7777777777777777777777777777777777777777777777777777777777777777777777",
+    "+1 555",
+    "*#-.9x",
+    "+15551234\r\nX: y",
+    "1111111111111111111111111111111111111111111111111111111111111111",
+];
+
+/// The DID a pick stands for.
+pub fn did(p: &Pick) -> String {
+    text(p, DIDS)
+}
+
+/// `livekitDomain` values of a config reply.
+const LIVEKIT_DOMAINS: &[Option<&str>] = &[
+    Some("proj.sip.livekit.cloud"),
+    None,
+    Some("lk.example"),
+    Some(" lk.example "),
+    Some(""),
+    Some("bad\r\nX: y"),
+    Some("a@b"),
+    Some("lk.example;transport=tcp"),
+    Some("tab\t.example"),
+];
+
+/// Destination URIs of a lookup reply (`{did}` is the DID asked for): usable ones, and
+/// ones the core must refuse (not SIP, a header injection, empty, a space, angle
+/// brackets, a control character).
+const DESTINATIONS: &[&str] = &[
+    "sip:{did}@backend.example",
+    "sips:{did}@secure.example;transport=tls",
+    "SIP:{did}@Upper.Example",
+    "http://x",
+    "sip:a\r\nX: y",
+    "",
+    "sip:",
+    "sip:a b@c",
+    "<sip:{did}@angle.example>",
+    "sip:{did}@[::1]:5080;transport=udp",
+    "sip:{did}@x\u{85}y",
+    "sip:\t{did}@tab.example",
+];
+
+/// The backend's answer to a request the provider-era picks were not made for: a
+/// `FetchConfig` or a `LookupDestination`. `None` leaves the pick as it is (404,
+/// 401/403 and failures mean the same for every request).
+pub fn route_reply(op: &BackendOp, reply: &BackendPick) -> Option<BackendReply> {
+    let first_host = match reply {
+        BackendPick::Providers(list) => Some(list.first().map(|p| &p.host)),
+        BackendPick::Delivered => None,
+        _ => return None,
+    };
+    match op {
+        BackendOp::FetchConfig => Some(BackendReply::Config {
+            livekit_domain: match first_host {
+                Some(Some(p)) => opt_text(p, LIVEKIT_DOMAINS),
+                Some(None) => Some(String::new()),
+                None => None,
+            },
+        }),
+        BackendOp::LookupDestination { did } => Some(BackendReply::Destination {
+            uri: match first_host {
+                Some(Some(p)) => text(p, DESTINATIONS).replace("{did}", did),
+                Some(None) => String::new(),
+                None => format!("sip:{did}@backend.example"),
+            },
+        }),
+        BackendOp::FetchProviders | BackendOp::ReportStatus { .. } => None,
+    }
 }

@@ -1,13 +1,14 @@
 //! The world around the core in a fuzz run: virtual time, the recent REGISTERs to
-//! answer, the pending backend requests and DNS queries — and the invariants checked
-//! after every step.
+//! answer, the pending backend requests and DNS queries, the destination lookups asked
+//! for — and the invariants checked after every step.
 
 use super::ops::{BackendPick, CommandPick, ConfigPick, Op, Script};
-use super::pools::{self, SECRETS};
+use super::pools::{self, Routing, SECRETS};
+use sip_core::backend::destination::valid_destination;
 use sip_core::message::{parse, Message, Request};
 use sip_core::{
-    BackendOp, BackendReply, BackendRequest, Command, Config, Controller, Event, Input, Output,
-    ResolveQuery, SipTimers,
+    BackendOp, BackendReply, BackendRequest, Command, Config, Controller, Event, Input, NoRoute,
+    Output, ResolveQuery, Route, RouteSource, SipTimers,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -77,6 +78,18 @@ pub struct World {
     secrets_public: bool,
     /// Hashes of the datagrams already checked.
     checked_payloads: BTreeSet<u64>,
+    /// Call routing, when the tape turned it on.
+    routing: Option<Routing>,
+    /// The next `LookupDestination` ticket (tickets are never reused).
+    next_ticket: u64,
+    /// Tickets not answered yet: the DID asked for and when.
+    tickets: BTreeMap<u64, (String, Instant)>,
+    /// The default destination domain as the events told it.
+    domain: Option<String>,
+    /// Every destination URI the backend gave, per DID: a backend route must be one.
+    given_routes: BTreeMap<String, BTreeSet<String>>,
+    /// The `livekitDomain` of the config reply being delivered in this step.
+    config_sent: Option<String>,
 }
 
 impl World {
@@ -84,7 +97,8 @@ impl World {
     pub fn new(pick: ConfigPick) -> Self {
         let backend_timeout =
             pools::pick(pools::BACKEND_TIMEOUTS, pick.backend_timeout).unwrap_or_default();
-        let cfg = Config {
+        let routing = pools::routing(&pick);
+        let mut cfg = Config {
             local_port: 5060,
             contact_host: pools::pick(pools::CONTACTS, pick.contact)
                 .flatten()
@@ -96,6 +110,12 @@ impl World {
             timers: SipTimers::default(),
             ..Config::default()
         };
+        if let Some(r) = &routing {
+            cfg.routes_from_backend = true;
+            cfg.default_domain = r.default_domain.map(str::to_owned);
+            cfg.fixed_routes = r.fixed.clone();
+            cfg.route_lookup_timeout = r.timeout;
+        }
         // A fixed wall anchor: the run must depend on the tape only.
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
         let now = Instant::now();
@@ -119,7 +139,22 @@ impl World {
             echo: false,
             secrets_public: false,
             checked_payloads: BTreeSet::new(),
+            domain: routing
+                .as_ref()
+                .and_then(|r| r.effective_domain)
+                .map(str::to_owned),
+            routing,
+            next_ticket: 1,
+            tickets: BTreeMap::new(),
+            given_routes: BTreeMap::new(),
+            config_sent: None,
         };
+        assert_eq!(
+            world.core.default_domain(),
+            world.domain.as_deref(),
+            "the configured default domain was not taken as it should be (trimmed, or \
+             refused when it has control characters or URI delimiters)"
+        );
         world.drain(Mutation::Input);
         world
     }
@@ -212,6 +247,28 @@ impl World {
                 let Some(req) = take_nth(&mut self.backend, *which) else {
                     return;
                 };
+                if let Some(reply) = pools::route_reply(&req.op, reply) {
+                    match &reply {
+                        BackendReply::Config { livekit_domain } => {
+                            let domain = livekit_domain.clone().unwrap_or_default();
+                            self.secrets_public |= contains_secret(domain.as_bytes());
+                            self.config_sent = livekit_domain.clone();
+                        }
+                        BackendReply::Destination { uri } => {
+                            self.secrets_public |= contains_secret(uri.as_bytes());
+                            if let BackendOp::LookupDestination { did } = &req.op {
+                                self.given_routes
+                                    .entry(did.clone())
+                                    .or_default()
+                                    .insert(uri.clone());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.input(Input::Backend { id: req.id, reply });
+                    self.config_sent = None;
+                    return;
+                }
                 let reply = match reply {
                     BackendPick::Providers(list) => {
                         let specs: Vec<_> = list.iter().map(pools::provider).collect();
@@ -246,9 +303,17 @@ impl World {
             Op::Command(c) => {
                 let cmd = match c {
                     CommandPick::Resync => Command::Resync,
-                    CommandPick::Reregister(id) => Command::Reregister {
-                        id: pools::provider_id(id),
-                    },
+                    CommandPick::Reregister(id) => {
+                        // With routing on, the same pick also asks where a call to a
+                        // DID goes (no tape byte more: old tapes mean what they meant).
+                        self.command(Command::Reregister {
+                            id: pools::provider_id(id),
+                        });
+                        if self.routing.is_some() {
+                            self.lookup(pools::did(id));
+                        }
+                        return;
+                    }
                     CommandPick::Shutdown { grace_centis } => Command::Shutdown {
                         grace: Duration::from_millis(u64::from(*grace_centis) * 10),
                     },
@@ -281,6 +346,14 @@ impl World {
                 .poll_timeout()
                 .map(|at| at.saturating_duration_since(self.now))
         );
+    }
+
+    fn lookup(&mut self, did: String) {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.secrets_public |= contains_secret(did.as_bytes());
+        self.tickets.insert(ticket, (did.clone(), self.now));
+        self.command(Command::LookupDestination { did, ticket });
     }
 
     fn command(&mut self, cmd: Command) {
@@ -316,6 +389,20 @@ impl World {
                 "the shutdown grace ran out {:?} ago without ShutdownComplete",
                 self.now.saturating_duration_since(by)
             );
+        }
+        // A caller hears silence while its destination is looked up: every ticket is
+        // answered when the lookup timeout has passed (a ticket that joined a lookup
+        // already in flight sooner), unless the core has shut down first.
+        if let (Some(r), false) = (&self.routing, self.finished) {
+            for (ticket, (did, asked)) in &self.tickets {
+                assert!(
+                    self.now < *asked + r.timeout,
+                    "ticket {ticket} ({did:?}) still unanswered {:?} after it was asked \
+                     (route_lookup_timeout {:?})",
+                    self.now.saturating_duration_since(*asked),
+                    r.timeout
+                );
+            }
         }
     }
 
@@ -367,6 +454,11 @@ impl World {
         if self.finished {
             assert_eq!(self.core.poll_timeout(), None, "a timer after shutdown");
         }
+        assert_eq!(
+            self.core.default_domain(),
+            self.domain.as_deref(),
+            "the default domain changed without DefaultDomainChanged"
+        );
         self.check_timer_bound();
     }
 
@@ -374,6 +466,12 @@ impl World {
     /// registration timer, a transaction and a status retry; per recent input a
     /// lingering transaction or a backend deadline; a few global ones. A timer per
     /// resync or per refresh (the old controller's bug) grows past this.
+    ///
+    /// Routing needs no change here: a destination lookup's deadline belongs to a
+    /// backend request, and every request counts as a recent input (`on_backend`)
+    /// and lives at most `route_lookup_timeout` (≤ 10 s here, well inside [`RECENT`]);
+    /// the config retry is one more global timer (sync, config retry, rate limit and
+    /// the two shutdown timers make 5 of the 8).
     fn check_timer_bound(&mut self) {
         while self.recent.front().is_some_and(|t| {
             self.now.saturating_duration_since(*t) > RECENT.max(self.backend_timeout * 2)
@@ -478,16 +576,26 @@ impl World {
             self.last_request_id
         );
         self.last_request_id = req.id.0;
-        if let BackendOp::ReportStatus {
-            provider_id,
-            report,
-        } = &req.op
-        {
-            assert!(
-                self.ids_seen.contains(provider_id),
-                "a status report for {provider_id:?}, which no provider list named"
-            );
-            self.assert_no_secret(format!("{report:?}").as_bytes(), "a status report");
+        match &req.op {
+            BackendOp::ReportStatus {
+                provider_id,
+                report,
+            } => {
+                assert!(
+                    self.ids_seen.contains(provider_id),
+                    "a status report for {provider_id:?}, which no provider list named"
+                );
+                self.assert_no_secret(format!("{report:?}").as_bytes(), "a status report");
+            }
+            BackendOp::FetchConfig => {
+                assert!(
+                    self.routing.is_some(),
+                    "FetchConfig with routes_from_backend off"
+                );
+                assert!(!self.core.shutting_down(), "FetchConfig during a shutdown");
+            }
+            BackendOp::LookupDestination { did } => self.check_lookup_request(did),
+            BackendOp::FetchProviders => {}
         }
         self.recent.push_back(self.now);
         self.backend.push_back(req);
@@ -513,14 +621,162 @@ impl World {
 
     fn on_event(&mut self, e: &Event) {
         self.assert_no_secret(format!("{e:?}").as_bytes(), "an event");
-        if *e == Event::ShutdownComplete {
-            assert!(
-                self.shutdown_by.is_some(),
-                "ShutdownComplete without a shutdown command"
-            );
-            self.finished = true;
+        match e {
+            Event::ShutdownComplete => {
+                assert!(
+                    self.shutdown_by.is_some(),
+                    "ShutdownComplete without a shutdown command"
+                );
+                self.finished = true;
+            }
+            Event::DestinationFound {
+                ticket,
+                did,
+                result,
+            } => self.on_destination_found(*ticket, did, result),
+            Event::DestinationFallback { did, .. } => assert!(
+                self.tickets.values().any(|(d, _)| d == did),
+                "DestinationFallback for {did:?}, which no waiting ticket asked for"
+            ),
+            Event::DefaultDomainChanged { domain } => self.on_domain_changed(domain),
+            _ => {}
         }
     }
+
+    /// The core asks the backend about a DID only with routing on, only for a DID it
+    /// can route, and once per DID at a time: the ticket asked for just now is the only
+    /// one waiting for this DID (later ones share its request).
+    fn check_lookup_request(&self, did: &str) {
+        let Some(r) = &self.routing else {
+            panic!("LookupDestination for {did:?} with routes_from_backend off");
+        };
+        assert!(dialable(did), "a backend lookup for undialable {did:?}");
+        assert!(
+            !r.fixed.contains_key(did),
+            "a backend lookup for {did:?}, which has a fixed route"
+        );
+        let waiting: Vec<u64> = self
+            .tickets
+            .iter()
+            .filter(|(_, (d, _))| d == did)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(
+            waiting,
+            vec![self.next_ticket - 1],
+            "a second backend lookup for {did:?} while tickets {waiting:?} wait for it"
+        );
+    }
+
+    /// Every ticket is answered once, for the DID it asked about, with a route the
+    /// core may use: a valid `sip:`/`sips:` URI, the fixed one, one the backend gave
+    /// for this DID, or `sip:{did}@{default domain}`.
+    fn on_destination_found(&mut self, ticket: u64, did: &str, result: &Result<Route, NoRoute>) {
+        let Some((asked, _)) = self.tickets.remove(&ticket) else {
+            panic!(
+                "DestinationFound for ticket {ticket} ({did:?}), which {}",
+                if ticket >= self.next_ticket || ticket == 0 {
+                    "was never asked for"
+                } else {
+                    "was answered already"
+                }
+            );
+        };
+        assert_eq!(did, asked, "ticket {ticket} answered for another DID");
+        let fixed = self
+            .routing
+            .as_ref()
+            .and_then(|r| r.fixed.get(did).cloned());
+        match result {
+            Ok(route) => {
+                assert!(
+                    valid_destination(&route.uri)
+                        && route.uri.chars().all(|c| c.is_ascii_graphic()),
+                    "ticket {ticket} ({did:?}) routed to unusable {route:?}"
+                );
+                assert!(dialable(did), "undialable {did:?} routed to {route:?}");
+                match route.source {
+                    RouteSource::Fixed => assert_eq!(
+                        Some(&route.uri),
+                        fixed.as_ref(),
+                        "a fixed route for {did:?} that the configuration does not have"
+                    ),
+                    RouteSource::Backend => assert!(
+                        fixed.is_none()
+                            && self
+                                .given_routes
+                                .get(did)
+                                .is_some_and(|uris| uris.contains(&route.uri)),
+                        "a backend route for {did:?} the backend never gave: {route:?}"
+                    ),
+                    RouteSource::Default | RouteSource::Fallback => {
+                        let domain = self.domain.as_deref().unwrap_or_default();
+                        assert!(
+                            fixed.is_none() && route.uri == format!("sip:{did}@{domain}"),
+                            "a default route for {did:?} that is not sip:{{did}}@{{default \
+                             domain {:?}}} (or overrides a fixed one): {route:?}",
+                            self.domain
+                        );
+                    }
+                }
+                assert!(
+                    !route.cached
+                        || matches!(route.source, RouteSource::Backend | RouteSource::Default),
+                    "only backend answers are cached: {route:?}"
+                );
+            }
+            Err(NoRoute::BadDid { did: bad }) => {
+                assert_eq!(bad, did, "BadDid names another DID");
+                assert!(!dialable(did), "dialable {did:?} refused as BadDid");
+            }
+            Err(NoRoute::NoDefault { did: none }) => {
+                assert_eq!(none, did, "NoDefault names another DID");
+                assert!(
+                    dialable(did) && fixed.is_none() && self.domain.is_none(),
+                    "NoDefault for {did:?} with default domain {:?}",
+                    self.domain
+                );
+            }
+        }
+    }
+
+    /// The default domain changes only to the trimmed `livekitDomain` of the config
+    /// reply delivered now, only when it differs, and never to something that cannot
+    /// follow `sip:{did}@`.
+    fn on_domain_changed(&mut self, domain: &str) {
+        assert!(
+            self.routing.is_some(),
+            "DefaultDomainChanged with routing off"
+        );
+        assert_eq!(
+            self.config_sent.as_deref().map(str::trim),
+            Some(domain),
+            "DefaultDomainChanged to {domain:?}, not the livekitDomain just delivered"
+        );
+        assert!(
+            !domain.is_empty()
+                && domain
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, '@' | '<' | '>' | '"' | '?')),
+            "an unusable default domain {domain:?}"
+        );
+        assert_ne!(
+            self.domain.as_deref(),
+            Some(domain),
+            "DefaultDomainChanged to the domain already in use"
+        );
+        self.domain = Some(domain.to_owned());
+    }
+}
+
+/// A DID the core can put in `sip:{did}@…`: 1 to 64 letters, digits, `+`, `*`, `#`,
+/// `-` or `.` (the rule `NoRoute::BadDid` states).
+fn dialable(did: &str) -> bool {
+    !did.is_empty()
+        && did.len() <= 64
+        && did
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.'))
 }
 
 impl World {

@@ -3,7 +3,6 @@
 //! is slow, down or answers nonsense, the default too — a backend outage must never
 //! hold a call longer than the lookup timeout.
 
-use crate::message::is_safe_header_value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -106,23 +105,32 @@ fn dialable(did: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.'))
 }
 
-/// Whether a backend-given destination can be used as a Request-URI.
+/// Whether a backend-given destination can be used as a Request-URI: `sip:`/`sips:`
+/// and then only visible ASCII without `<`, `>` or `"` (RFC 3261 §25.1 has no unescaped
+/// whitespace, control or non-ASCII character in a URI; a tab or CR/LF would corrupt
+/// or inject a header).
 pub fn valid_destination(uri: &str) -> bool {
     let lower = uri.to_ascii_lowercase();
-    (lower.starts_with("sip:") || lower.starts_with("sips:"))
-        && uri.len() > 4
-        && is_safe_header_value(uri)
-        && !uri.contains(' ')
+    let rest = lower
+        .strip_prefix("sips:")
+        .or_else(|| lower.strip_prefix("sip:"));
+    rest.is_some_and(|r| !r.is_empty())
+        && uri
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"'))
 }
 
-/// A domain that can follow `sip:{did}@`: control characters anywhere (a CR/LF would
-/// inject a header) or URI delimiters make it unusable; surrounding spaces are trimmed.
+/// A domain that can follow `sip:{did}@`: surrounding spaces are trimmed; a control
+/// character anywhere (a CR/LF would inject a header), whitespace or non-ASCII inside,
+/// or a URI delimiter makes it unusable. (`host:port` and `;transport=` parameters are
+/// allowed: `lk.example:5080;transport=tcp` is a usable default.)
 fn usable_domain(d: &str) -> Option<String> {
-    if !is_safe_header_value(d) {
+    if d.chars().any(char::is_control) {
         return None;
     }
     let d = d.trim();
-    (!d.is_empty() && !d.contains([' ', '@', ';', '<', '>', '?'])).then(|| d.to_owned())
+    let fine = |c: char| c.is_ascii_graphic() && !matches!(c, '@' | '<' | '>' | '"' | '?');
+    (!d.is_empty() && d.chars().all(fine)).then(|| d.to_owned())
 }
 
 impl<W> Destinations<W> {
@@ -347,6 +355,19 @@ mod tests {
         // A destination that is not a SIP URI (or would inject a header) is not used.
         let (r, _) = d.answer("+2", Answer::Route("http://evil\r\nX: 1".into()), t);
         assert_eq!(r, route("sip:+2@lk.example", RouteSource::Fallback, false));
+        for bad in [
+            "sip:",
+            "sip:\t+2@x.example",
+            "sip:+2@x.example\r\nX: 1",
+            "sip:+2@é.example",
+            "sip:+2 @x.example",
+            "<sip:+2@x.example>",
+        ] {
+            assert!(!valid_destination(bad), "{bad:?}");
+        }
+        for good in ["sip:+2@x.example", "SIPS:+2@x.example:5061;transport=tls"] {
+            assert!(valid_destination(good), "{good:?}");
+        }
     }
 
     #[test]
@@ -365,6 +386,9 @@ mod tests {
         assert_eq!(d.set_default_domain("proj.sip.livekit.cloud"), None);
         assert_eq!(d.set_default_domain("bad\r\n"), None);
         assert_eq!(d.set_default_domain("a@b"), None);
+        assert_eq!(d.set_default_domain("tab\t.example"), None);
+        assert_eq!(d.set_default_domain("é.example"), None);
+        assert_eq!(d.set_default_domain("a b"), None);
         assert_eq!(d.default_domain(), Some("proj.sip.livekit.cloud"));
         assert!(matches!(
             d.lookup("+1@evil", t, 2),

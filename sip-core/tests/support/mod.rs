@@ -27,6 +27,8 @@ pub enum BackendMode {
     Down,
     /// Takes requests and never answers.
     Silent,
+    /// Answers every request 401.
+    Unauthorized,
 }
 
 pub struct World {
@@ -152,6 +154,9 @@ impl World {
                 Output::Backend(req) => {
                     let reply = match (&req.op, self.backend) {
                         (_, BackendMode::Silent) => continue,
+                        (_, BackendMode::Unauthorized) => {
+                            BackendReply::Unauthorized { status: 401 }
+                        }
                         (_, BackendMode::Down) => {
                             if let BackendOp::ReportStatus { .. } = req.op {
                                 self.attempted_reports += 1;
