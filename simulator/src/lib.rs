@@ -19,6 +19,8 @@
 //! * [`scenario`] — a run as data; [`generate`] draws one from a seed.
 //! * [`runner`] — the event loop and the phases (faults, heal, liveness, shutdown).
 //! * [`check`] — safety and liveness invariants.
+//! * [`journal`] — what crossed the core's boundary, as data, for scenarios that assert
+//!   a rule directly.
 //! * [`trace`] — structured, redacted, symbolic trace lines and their hash.
 //! * [`env`] — `SIM_SEED`, `SIM_SEEDS`, `SIM_TRACE`, the reproduce line.
 
@@ -28,6 +30,7 @@ pub mod check;
 pub mod clock;
 pub mod env;
 pub mod generate;
+pub mod journal;
 pub mod models;
 pub mod net;
 pub mod queue;

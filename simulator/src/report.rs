@@ -1,7 +1,8 @@
-//! What a run hands back: the violations, the trace (hash, and lines when kept) and
-//! counters.
+//! What a run hands back: the violations, the trace (hash, and lines when kept), the
+//! journal (when kept) and counters.
 
 use crate::check::Violation;
+use crate::journal::Journal;
 use sip_core::stats::Stats;
 use std::fmt::Write;
 use std::time::Duration;
@@ -44,6 +45,8 @@ pub struct Report {
     pub trace: Vec<String>,
     /// Counters.
     pub stats: RunStats,
+    /// What crossed the core's boundary (empty unless the trace was kept in full).
+    pub journal: Journal,
 }
 
 impl Report {

@@ -7,6 +7,7 @@ use crate::models::registrar::{Mode, RegistrarConfig};
 use crate::net::{Cut, LinkConfig};
 use serde::{Deserialize, Serialize};
 use sip_core::{Config, ProviderSpec};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -73,7 +74,7 @@ pub enum Defect {
 pub struct ProviderDef {
     /// Its id at the backend.
     pub id: String,
-    /// Index of its registrar.
+    /// Index of its registrar (as served now: [`ProviderChange::Registrar`] moves it).
     pub registrar: usize,
     /// SIP user name (unique in the scenario: it identifies the account on the wire).
     pub username: String,
@@ -124,6 +125,9 @@ pub enum ProviderChange {
     Expires(Option<i64>),
     /// `enabled`.
     Enabled(bool),
+    /// Served with another registrar (by index) as its host. The account exists at every
+    /// registrar a schedule moves it to, from the start, as it would at a real provider.
+    Registrar(usize),
 }
 
 /// An operator command.
@@ -367,6 +371,30 @@ impl Scenario {
     pub fn at(&mut self, at: Duration, fault: Fault) -> &mut Self {
         self.faults.push(Scheduled { at, fault });
         self
+    }
+
+    /// Per provider, every registrar it is served with during the run: its own, and each
+    /// one the schedule moves it to (indexes wrap as the runner wraps them).
+    pub fn registrars_by_provider(&self) -> Vec<BTreeSet<usize>> {
+        let mut out: Vec<BTreeSet<usize>> = self
+            .providers
+            .iter()
+            .map(|p| BTreeSet::from([p.registrar]))
+            .collect();
+        let n_providers = self.providers.len().max(1);
+        let n_registrars = self.registrars.len().max(1);
+        for s in &self.faults {
+            if let Fault::Provider {
+                provider,
+                change: ProviderChange::Registrar(r),
+            } = s.fault
+            {
+                if let Some(set) = out.get_mut(provider % n_providers) {
+                    set.insert(r % n_registrars);
+                }
+            }
+        }
+        out
     }
 
     /// The longest binding any registrar of this scenario can grant.

@@ -234,6 +234,7 @@ mod worlds {
                     any::<bool>().prop_map(ProviderChange::Credentials),
                     Just(ProviderChange::Expires(Some(60))),
                     any::<bool>().prop_map(ProviderChange::Enabled),
+                    (0usize..8).prop_map(ProviderChange::Registrar),
                 ]
             )
                 .prop_map(|(provider, change)| Fault::Provider { provider, change }),

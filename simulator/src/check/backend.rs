@@ -1,8 +1,10 @@
 //! Backend invariants: PATCH bodies carry exactly the three contract keys, no PATCH
 //! repeats a status the backend already acknowledged with nothing in between, requests
-//! in flight stay within the core's limit; and tracking of which provider list the core
-//! accepted (a reply after the core's deadline is dropped by the core, so it does not
-//! count).
+//! in flight stay within the core's limit, one report per provider is in flight at a
+//! time, and the backend never stores a report issued before one it already stored for
+//! that provider (the outbox always sends its newest status, so issue order is age
+//! order); and tracking of which provider list the core accepted (a reply after the
+//! core's deadline is dropped by the core, so it does not count).
 
 use super::{Findings, Invariant};
 use serde_json::Value;
@@ -54,6 +56,12 @@ pub struct BackendChecks {
     unknown: Unknown,
     /// Providers whose report was answered 404 while listed, not acknowledged since.
     forgotten: BTreeSet<String>,
+    /// Reports on their way to the backend: provider and issue number. Kept past the
+    /// core's deadline (a late request can still be stored), dropped on arrival or loss.
+    travelling: BTreeMap<RequestId, (String, u64)>,
+    issued: u64,
+    /// Per provider, the issue number of the newest report the backend stored.
+    newest_stored: BTreeMap<String, u64>,
 }
 
 impl BackendChecks {
@@ -68,6 +76,9 @@ impl BackendChecks {
             last_list: None,
             unknown: Unknown::default(),
             forgotten: BTreeSet::new(),
+            travelling: BTreeMap::new(),
+            issued: 0,
+            newest_stored: BTreeMap::new(),
         }
     }
 
@@ -139,6 +150,23 @@ impl BackendChecks {
                         format!("{provider_id}: PATCH body keys {keys:?}"),
                     );
                 }
+                let earlier = self
+                    .pending
+                    .values()
+                    .filter(|p| p.provider.as_deref() == Some(provider_id.as_str()))
+                    .count();
+                if earlier > 0 {
+                    f.push_for(
+                        Invariant::ConcurrentReports,
+                        provider_id,
+                        format!(
+                            "{provider_id}: PATCH issued while {earlier} earlier one(s) await an answer"
+                        ),
+                    );
+                }
+                self.issued += 1;
+                self.travelling
+                    .insert(req.id, (provider_id.clone(), self.issued));
                 if let Some(last) = self.last_patch.get(provider_id) {
                     if last.acknowledged && last.body == body {
                         f.push(
@@ -178,6 +206,34 @@ impl BackendChecks {
                 ),
             );
         }
+    }
+
+    /// A request reached the backend; `stored`: it was a report the backend stored.
+    pub fn on_arrival(&mut self, f: &mut Findings, id: RequestId, stored: bool) {
+        let Some((provider, issued)) = self.travelling.remove(&id) else {
+            return;
+        };
+        if !stored {
+            return;
+        }
+        let newest = self.newest_stored.entry(provider.clone()).or_insert(0);
+        if issued < *newest {
+            f.push_for(
+                Invariant::OlderStatusStored,
+                &provider,
+                format!(
+                    "{provider}: the backend stored report #{issued} after the newer #{}",
+                    *newest
+                ),
+            );
+        } else {
+            *newest = issued;
+        }
+    }
+
+    /// A request was lost or blocked on its way: it will never arrive.
+    pub fn never_arrives(&mut self, id: RequestId) {
+        self.travelling.remove(&id);
     }
 
     /// A reply reaches the core now; returns what the core makes of it.
@@ -238,5 +294,85 @@ impl BackendChecks {
             }
             _ => Accepted::Other,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use sip_core::{RegisterStatus, StatusReport};
+
+    #[allow(clippy::disallowed_methods)]
+    fn start() -> Instant {
+        Instant::now()
+    }
+
+    fn report(id: u64, status: RegisterStatus) -> BackendRequest {
+        BackendRequest {
+            id: RequestId(id),
+            op: BackendOp::ReportStatus {
+                provider_id: "p1".into(),
+                report: StatusReport {
+                    register_status: status,
+                    register_error: None,
+                    last_register_at: None,
+                },
+            },
+        }
+    }
+
+    fn names(f: &Findings) -> Vec<Invariant> {
+        f.list().iter().map(|v| v.invariant).collect()
+    }
+
+    #[test]
+    fn second_report_while_first_awaited_is_concurrent() {
+        let t = start();
+        let mut c = BackendChecks::new(Duration::from_secs(5), 32);
+        let mut f = Findings::default();
+        c.on_request(&mut f, t, &report(1, RegisterStatus::Pending));
+        c.on_request(
+            &mut f,
+            t + Duration::from_secs(1),
+            &report(2, RegisterStatus::Registered),
+        );
+        assert_eq!(names(&f), [Invariant::ConcurrentReports]);
+        // Past the core's deadline (timeout + 1 s) the first no longer counts.
+        let mut f = Findings::default();
+        c.on_request(
+            &mut f,
+            t + Duration::from_secs(8),
+            &report(3, RegisterStatus::Failed),
+        );
+        assert!(f.is_empty(), "{:?}", f.list());
+    }
+
+    #[test]
+    fn older_report_stored_after_newer_is_flagged() {
+        let t = start();
+        let mut c = BackendChecks::new(Duration::from_secs(5), 32);
+        let mut f = Findings::default();
+        c.on_request(&mut f, t, &report(1, RegisterStatus::Pending));
+        // The first timed out at the core; the second overtakes it on the way.
+        c.on_request(
+            &mut f,
+            t + Duration::from_secs(7),
+            &report(2, RegisterStatus::Registered),
+        );
+        c.on_arrival(&mut f, RequestId(2), true);
+        assert!(f.is_empty(), "{:?}", f.list());
+        c.on_arrival(&mut f, RequestId(1), true);
+        assert_eq!(names(&f), [Invariant::OlderStatusStored]);
+        // A request that never arrives, or arrives and is not stored, changes nothing.
+        let mut f = Findings::default();
+        c.on_request(
+            &mut f,
+            t + Duration::from_secs(20),
+            &report(3, RegisterStatus::Failed),
+        );
+        c.never_arrives(RequestId(3));
+        c.on_arrival(&mut f, RequestId(3), true);
+        assert!(f.is_empty(), "{:?}", f.list());
     }
 }

@@ -60,6 +60,17 @@ pub struct World<'a> {
     pub current_calls: BTreeMap<String, Option<String>>,
 }
 
+/// Bindings of the provider's account at registrars other than the one serving it now
+/// (it was moved: the old binding must have been removed).
+fn bindings_elsewhere(w: &World<'_>, def: &ProviderDef) -> usize {
+    w.registrars
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != def.registrar)
+        .map(|(_, r)| r.bindings_of(&def.username).count())
+        .sum()
+}
+
 /// Runs the liveness checks.
 pub fn check(f: &mut Findings, w: &World<'_>) {
     let views: BTreeMap<&str, &RegistrationView> =
@@ -69,6 +80,16 @@ pub fn check(f: &mut Findings, w: &World<'_>) {
         let bindings: Vec<_> = registrar
             .map(|r| r.bindings_of(&def.username).collect())
             .unwrap_or_default();
+        let elsewhere = bindings_elsewhere(w, def);
+        if elsewhere > 0 {
+            f.push(
+                Invariant::ExtraBinding,
+                format!(
+                    "{}: {elsewhere} binding(s) left at a registrar that no longer serves it",
+                    def.id
+                ),
+            );
+        }
         if !listed {
             if views.contains_key(def.id.as_str()) {
                 f.push(
@@ -195,9 +216,9 @@ pub fn check_shutdown(f: &mut Findings, w: &World<'_>) {
     for (def, listed) in w.providers {
         let left = w
             .registrars
-            .get(def.registrar)
+            .iter()
             .map(|r| r.bindings_of(&def.username).count())
-            .unwrap_or(0);
+            .sum::<usize>();
         if left > 0 {
             f.push(
                 Invariant::ShutdownIncomplete,

@@ -3,7 +3,8 @@
 //! count); liveness invariants are checked once the world has healed and converged.
 //!
 //! * [`register`] — REGISTER transactions, Call-ID and CSeq continuity, digest use.
-//! * [`backend`] — status reports (body shape, no duplicates), requests in flight,
+//! * [`backend`] — status reports (body shape, no duplicates, one in flight per
+//!   provider, never an older one stored over a newer one), requests in flight,
 //!   provider-list tracking.
 //! * [`secrets`] — passwords never leave except as a digest.
 //! * [`liveness`] — after healing: registered where possible, backend up to date.
@@ -59,6 +60,12 @@ pub enum Invariant {
     DuplicatePatch,
     /// More backend requests in flight than the core's limit allows.
     BackendRequestsBound,
+    /// A report for a provider issued while the core still waited for an earlier one of
+    /// the same provider (two could then be stored in either order).
+    ConcurrentReports,
+    /// The backend stored a report of a provider issued before one it had already
+    /// stored: an older status overwrote a newer one.
+    OlderStatusStored,
     /// More timers than a small multiple of the providers.
     TimerBound,
     /// More REGISTER transactions open than a small multiple of the providers.
@@ -109,6 +116,8 @@ impl Invariant {
             Self::PatchBody => "patch-three-keys",
             Self::DuplicatePatch => "no-duplicate-patch",
             Self::BackendRequestsBound => "backend-requests-bounded",
+            Self::ConcurrentReports => "one-report-per-provider-in-flight",
+            Self::OlderStatusStored => "no-older-status-overwrites",
             Self::TimerBound => "timers-bounded",
             Self::TransactionBound => "transactions-bounded",
             Self::ResyncCausedWork => "unchanged-resync-is-idle",

@@ -83,6 +83,9 @@ pub fn describe(fault: &Fault, provider_id: impl Fn(usize) -> String) -> String 
                 ProviderChange::Credentials(false) => format!("provider list: {id} wrong password"),
                 ProviderChange::Expires(e) => format!("provider list: {id} expiresIn {e:?}"),
                 ProviderChange::Enabled(e) => format!("provider list: {id} enabled={e}"),
+                ProviderChange::Registrar(r) => {
+                    format!("provider list: {id} served by {}", registrar_name(*r))
+                }
             }
         }
         Fault::Command(SimCommand::Resync) => "command: resync".to_owned(),
@@ -184,6 +187,7 @@ impl Sim {
                         ProviderChange::Credentials(right) => def.wrong_password = !right,
                         ProviderChange::Expires(e) => def.expires = e,
                         ProviderChange::Enabled(e) => def.enabled = e,
+                        ProviderChange::Registrar(r) => def.registrar = r % n_reg,
                     }
                 }
                 self.publish_providers();

@@ -16,6 +16,7 @@ use crate::check::register::RegisterChecks;
 use crate::check::secrets::SecretScan;
 use crate::check::{liveness, Findings, Invariant, KnownIssues};
 use crate::clock::VirtualClock;
+use crate::journal::Journal;
 use crate::models::backend::Backend;
 use crate::models::registrar::{Mode, Registrar};
 use crate::net::Link;
@@ -125,6 +126,8 @@ pub struct Sim {
     backend_checks: BackendChecks,
     secrets: SecretScan,
     trace: Trace,
+    /// Kept with the full trace only.
+    journal: Option<Journal>,
     shutdown_started: Option<Instant>,
     shutdown_completed: Option<Instant>,
     work: StepWork,
@@ -154,11 +157,14 @@ impl Sim {
             dns.insert(registrar_host(i), registrar_addr(i).ip());
         }
         let mut accounts = BTreeMap::new();
-        for p in &scenario.providers {
-            if let Some(r) = registrars.get_mut(p.registrar) {
-                r.add_account(&p.username, &p.password);
+        let served_by = scenario.registrars_by_provider();
+        for (p, regs) in scenario.providers.iter().zip(served_by) {
+            for reg in regs {
+                if let Some(r) = registrars.get_mut(reg) {
+                    r.add_account(&p.username, &p.password);
+                }
+                accounts.insert((reg, p.username.clone()), p.id.clone());
             }
-            accounts.insert((p.registrar, p.username.clone()), p.id.clone());
         }
         let providers: Vec<(ProviderDef, bool)> = scenario
             .providers
@@ -168,6 +174,7 @@ impl Sim {
         let mut backend = Backend::new(Vec::new());
         backend.keep_patch_log(options.keep_patch_log);
         let cfg = scenario.core.to_config();
+        let journal = (options.trace == TraceMode::Full).then(|| Journal::new(accounts.clone()));
         let register = RegisterChecks::new(cfg.timers.t1, accounts, options.known);
         let backend_checks = BackendChecks::new(cfg.backend_timeout, cfg.max_reports_in_flight);
         let secrets = SecretScan::new(scenario.providers.iter().map(|p| p.password.as_str()));
@@ -196,6 +203,7 @@ impl Sim {
             backend_checks,
             secrets,
             trace: Trace::new(options.trace),
+            journal,
             shutdown_started: None,
             shutdown_completed: None,
             work: StepWork::default(),
@@ -499,6 +507,16 @@ impl Sim {
         stats.patches = self.backend.stats().patches;
         stats.registrar_requests = self.registrars.iter().map(|r| r.stats().requests).sum();
         stats.tolerated += self.register.tolerated();
+        let mut journal = self.journal.unwrap_or_default();
+        if self.options.trace == TraceMode::Full {
+            journal.finish(
+                self.backend.statuses().clone(),
+                self.registrars
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, r)| r.bindings().map(move |b| (i, b))),
+            );
+        }
         Report {
             name: self.scenario.name.clone(),
             seed: self.scenario.seed,
@@ -506,6 +524,7 @@ impl Sim {
             trace_hash: self.trace.hash(),
             trace: self.trace.lines().to_vec(),
             stats,
+            journal,
         }
     }
 }

@@ -74,6 +74,9 @@ impl Sim {
         let now = self.clock.now();
         self.register
             .on_transmit(&mut self.findings, now, index, &t.payload);
+        if let Some(j) = self.journal.as_mut() {
+            j.transmit(self.clock.offset_of(now), index, &t.payload);
+        }
         if t.payload.starts_with(b"REGISTER ") {
             self.work.registers += 1;
         }
@@ -218,23 +221,46 @@ impl Sim {
             op: &req.op,
             fate: &fate,
         });
+        if let Some(j) = self.journal.as_mut() {
+            j.request(self.clock.offset_of(now), &req);
+        }
         // HTTP runs over TCP: a duplicated segment is not a duplicated request.
-        if let Fate::Arrives(delays) = fate {
-            if let Some(d) = delays.first() {
-                self.queue.push(
-                    now + *d,
-                    Pending::BackendArrives {
-                        id: req.id,
-                        op: req.op,
-                    },
-                );
-            }
+        let delay = match &fate {
+            Fate::Arrives(delays) => delays.first().copied(),
+            Fate::Lost | Fate::Blocked => None,
+        };
+        match delay {
+            Some(d) => self.queue.push(
+                now + d,
+                Pending::BackendArrives {
+                    id: req.id,
+                    op: req.op,
+                },
+            ),
+            None => self.backend_checks.never_arrives(req.id),
         }
     }
 
     pub(super) fn backend_arrives(&mut self, id: RequestId, op: &BackendOp) {
         let now = self.clock.now();
         let reply = self.backend.handle(now, op);
+        let stored = match (op, &reply) {
+            (
+                BackendOp::ReportStatus {
+                    provider_id,
+                    report,
+                },
+                BackendReply::Delivered,
+            ) => {
+                if let Some(j) = self.journal.as_mut() {
+                    j.stored(self.clock.offset_of(now), id, provider_id, report);
+                }
+                true
+            }
+            _ => false,
+        };
+        self.backend_checks
+            .on_arrival(&mut self.findings, id, stored);
         let delay = self.backend.response_delay();
         let fate = self
             .backend_link
@@ -273,6 +299,14 @@ impl Sim {
             _ => None,
         };
         let accepted = self.backend_checks.on_reply(now, id, &reply);
+        if let Some(j) = self.journal.as_mut() {
+            j.answer(
+                self.clock.offset_of(now),
+                id,
+                &reply,
+                accepted == Accepted::Late,
+            );
+        }
         if let (Accepted::List { .. }, BackendReply::Providers(list)) = (&accepted, &reply) {
             // By id, so a list of ten thousand is diffed in n·log n, not n².
             let before: BTreeMap<&str, &ProviderSpec> = previous
@@ -335,6 +369,9 @@ impl Sim {
 
     fn core_event(&mut self, e: &Event) {
         self.check_leak("an event", format!("{e:?}").as_bytes());
+        if let Some(j) = self.journal.as_mut() {
+            j.event(self.clock.elapsed(), e);
+        }
         match e {
             Event::RegistrationChanged(_) => self.work.changes += 1,
             Event::ShutdownComplete if self.shutdown_completed.is_none() => {
