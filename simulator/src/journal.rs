@@ -50,6 +50,10 @@ pub enum Reply {
     Unauthorized(u16),
     /// No usable answer (connection refused, 5xx).
     Failed(String),
+    /// The backend's SIP settings (`livekitDomain`).
+    Config(Option<String>),
+    /// A DID's destination.
+    Destination(String),
 }
 
 impl From<&BackendReply> for Reply {
@@ -62,6 +66,8 @@ impl From<&BackendReply> for Reply {
             BackendReply::NotFound => Self::NotFound,
             BackendReply::Unauthorized { status } => Self::Unauthorized(*status),
             BackendReply::Failed(e) => Self::Failed(e.clone()),
+            BackendReply::Config { livekit_domain } => Self::Config(livekit_domain.clone()),
+            BackendReply::Destination { uri } => Self::Destination(uri.clone()),
         }
     }
 }
@@ -85,7 +91,9 @@ pub struct BackendCall {
     pub id: RequestId,
     /// When it left.
     pub sent_at: Duration,
-    /// The provider a report is about (`None`: a provider-list fetch).
+    /// It fetched the provider list.
+    pub list_fetch: bool,
+    /// The provider a report is about.
     pub provider: Option<String>,
     /// The status a report carries.
     pub report: Option<StatusReport>,
@@ -96,7 +104,7 @@ pub struct BackendCall {
 impl BackendCall {
     /// Whether it fetched the provider list.
     pub fn is_fetch(&self) -> bool {
-        self.provider.is_none()
+        self.list_fetch
     }
 
     /// Whether its answer reached the core in time and said `reply`.
@@ -245,7 +253,9 @@ impl Journal {
     /// The core made a backend request.
     pub fn request(&mut self, at: Duration, req: &BackendRequest) {
         let (provider, report) = match &req.op {
-            BackendOp::FetchProviders => (None, None),
+            BackendOp::FetchProviders
+            | BackendOp::FetchConfig
+            | BackendOp::LookupDestination { .. } => (None, None),
             BackendOp::ReportStatus {
                 provider_id,
                 report,
@@ -254,6 +264,7 @@ impl Journal {
         self.backend.push(BackendCall {
             id: req.id,
             sent_at: at,
+            list_fetch: matches!(req.op, BackendOp::FetchProviders),
             provider,
             report,
             answer: None,
