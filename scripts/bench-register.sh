@@ -6,6 +6,9 @@
 #   bash scripts/bench-register.sh            # N = 1000 and 10000, both contenders
 #   N_LIST="10000" RATE=20000 bash scripts/bench-register.sh
 #   CONTENDERS="trunkline" bash scripts/bench-register.sh
+#   WRAP="heaptrack -o /tmp/tl" CONTENDERS=trunkline bash scripts/bench-register.sh
+#                                    # trunkline under a wrapper (profiler); its figures
+#                                    # then include the wrapper's cost
 #
 # Per N, one registrar (tests/kamailio/registrar.cfg, 4 children, 4 MiB receive
 # buffer) serves both contenders, one after the other, never at the same time:
@@ -264,7 +267,7 @@ run_contender() {  # run_contender NAME N DIR REG_SOCK
       cport=$SPORT
       status=$dir/status.json
       start=$(date +%s.%N)
-      "$BIN" run --config "$dir/trunkline.toml" >"$log" 2>&1 &
+      ${WRAP:-} "$BIN" run --config "$dir/trunkline.toml" >"$log" 2>&1 &
       pid=$!
       ;;
     kamailio-uac)
