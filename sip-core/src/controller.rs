@@ -125,18 +125,23 @@ impl Ctx {
         }
     }
 
-    fn backend_request(&mut self, now: Instant, op: BackendOp, pending: PendingRequest) {
-        // The core owns the deadline; the driver's own timeout is only a safety net.
-        let wait = match pending {
-            PendingRequest::Destination { .. } => self.cfg.route_lookup_timeout,
-            _ => self.cfg.backend_timeout + Duration::from_secs(1),
-        };
+    fn backend_request(
+        &mut self,
+        now: Instant,
+        op: BackendOp,
+        pending: PendingRequest,
+    ) -> RequestId {
         self.next_request += 1;
         let id = RequestId(self.next_request);
         self.pending.insert(id, pending);
-        self.timers.set(TimerKey::BackendDeadline(id.0), now + wait);
+        // The core owns the deadline; the driver's own timeout is only a safety net.
+        self.timers.set(
+            TimerKey::BackendDeadline(id.0),
+            now + self.cfg.backend_timeout + Duration::from_secs(1),
+        );
         self.out
             .push_back(Output::Backend(BackendRequest { id, op }));
+        id
     }
 
     /// A report finished: let a waiting entry use the slot.
@@ -200,6 +205,8 @@ pub struct Controller {
     restored: BTreeMap<String, BindingIdentity>,
     /// Call destinations; the waiters are [`Command::LookupDestination`] tickets.
     routes: Destinations<u64>,
+    /// The destination lookup in flight per DID.
+    route_requests: BTreeMap<String, RequestId>,
 }
 
 impl Controller {
@@ -251,6 +258,7 @@ impl Controller {
             shutdown_deadline: None,
             restored: BTreeMap::new(),
             routes,
+            route_requests: BTreeMap::new(),
         };
         ctl.start_fetch(now);
         ctl
@@ -337,14 +345,9 @@ impl Controller {
                         .on_timer(id, now, &cfg_timers, &mut self.ctx.timers);
                     self.on_txn_action(now, action);
                 }
+                TimerKey::RouteWait(id) => self.release_route_waiters(RequestId(id)),
                 TimerKey::BackendDeadline(id) => {
-                    let wait = match self.ctx.pending.get(&RequestId(id)) {
-                        Some(PendingRequest::Destination { .. }) => {
-                            self.ctx.cfg.route_lookup_timeout
-                        }
-                        _ => self.ctx.cfg.backend_timeout,
-                    };
-                    let secs = wait.as_secs_f64();
+                    let secs = self.ctx.cfg.backend_timeout.as_secs_f64();
                     self.on_backend(
                         now,
                         RequestId(id),
@@ -581,14 +584,29 @@ impl Controller {
                     }
                     Lookup::Ask {
                         start_request: true,
-                    } => self.ctx.backend_request(
-                        now,
-                        BackendOp::LookupDestination { did: did.clone() },
-                        PendingRequest::Destination { did },
-                    ),
+                    } => {
+                        let id = self.ctx.backend_request(
+                            now,
+                            BackendOp::LookupDestination { did: did.clone() },
+                            PendingRequest::Destination { did: did.clone() },
+                        );
+                        self.route_requests.insert(did, id);
+                        let wait = now + self.ctx.cfg.route_lookup_timeout;
+                        self.ctx.timers.set(TimerKey::RouteWait(id.0), wait);
+                    }
+                    // Joins the request in flight; one that outlived its first callers'
+                    // wait gets a wait again (never longer than the lookup timeout).
                     Lookup::Ask {
                         start_request: false,
-                    } => {}
+                    } => {
+                        if let Some(&id) = self.route_requests.get(&did) {
+                            let key = TimerKey::RouteWait(id.0);
+                            if self.ctx.timers.get(key).is_none() {
+                                let wait = now + self.ctx.cfg.route_lookup_timeout;
+                                self.ctx.timers.set(key, wait);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -601,20 +619,13 @@ impl Controller {
         self.shutdown_deadline = Some(now + grace);
         self.ctx.timers.cancel(TimerKey::Sync);
         self.ctx.timers.cancel(TimerKey::ConfigRetry);
-        // Lookups in flight take the default now rather than hold up the end.
-        let lookups: Vec<RequestId> = self
-            .ctx
-            .pending
-            .iter()
-            .filter(|(_, p)| matches!(p, PendingRequest::Destination { .. }))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in lookups {
-            self.on_backend(
-                now,
-                id,
-                BackendReply::Failed("trunkline is shutting down".to_owned()),
-            );
+        // Lookups in flight are dropped: their callers take the default now, and their
+        // answers must not hold up the end.
+        for (did, id) in std::mem::take(&mut self.route_requests) {
+            self.release_route_waiters(id);
+            self.ctx.pending.remove(&id);
+            self.ctx.timers.cancel(TimerKey::BackendDeadline(id.0));
+            let _ = self.routes.answer(&did, Answer::Unavailable, now);
         }
         self.ctx.timers.set(TimerKey::Shutdown, now + grace);
         self.ctx
@@ -695,6 +706,36 @@ impl Controller {
         }
     }
 
+    /// The callers of lookup `id` take the default: the backend is slower than
+    /// `route_lookup_timeout`. The request stays in flight to fill the cache.
+    fn release_route_waiters(&mut self, id: RequestId) {
+        self.ctx.timers.cancel(TimerKey::RouteWait(id.0));
+        let Some(PendingRequest::Destination { did }) = self.ctx.pending.get(&id) else {
+            return;
+        };
+        let did = did.clone();
+        let (result, waiting) = self.routes.release(&did);
+        if waiting.is_empty() {
+            return;
+        }
+        let secs = self.ctx.cfg.route_lookup_timeout.as_secs_f64();
+        self.ctx
+            .out
+            .push_back(Output::Event(Event::DestinationFallback {
+                did: did.clone(),
+                reason: format!("backend did not answer within {secs}s (ROUTE_LOOKUP_TIMEOUT)"),
+            }));
+        for ticket in waiting {
+            self.ctx
+                .out
+                .push_back(Output::Event(Event::DestinationFound {
+                    ticket,
+                    did: did.clone(),
+                    result: result.clone(),
+                }));
+        }
+    }
+
     fn on_destination_reply(&mut self, now: Instant, did: String, reply: BackendReply) {
         let (answer, fallback) = match reply {
             BackendReply::Destination { uri } if valid_destination(&uri) => {
@@ -718,7 +759,9 @@ impl Controller {
                 Some("unexpected reply to a destination lookup".to_owned()),
             ),
         };
-        if let Some(reason) = fallback {
+        let (result, waiting) = self.routes.answer(&did, answer, now);
+        // A late failure with nobody waiting changed nothing a call saw: no warning.
+        if let Some(reason) = fallback.filter(|_| !waiting.is_empty()) {
             self.ctx
                 .out
                 .push_back(Output::Event(Event::DestinationFallback {
@@ -726,7 +769,6 @@ impl Controller {
                     reason,
                 }));
         }
-        let (result, waiting) = self.routes.answer(&did, answer, now);
         for ticket in waiting {
             self.ctx
                 .out
@@ -775,7 +817,11 @@ impl Controller {
                 self.ctx.report_done(now);
             }
             PendingRequest::Config => self.on_config_reply(now, reply),
-            PendingRequest::Destination { did } => self.on_destination_reply(now, did, reply),
+            PendingRequest::Destination { did } => {
+                self.ctx.timers.cancel(TimerKey::RouteWait(id.0));
+                self.route_requests.remove(&did);
+                self.on_destination_reply(now, did, reply);
+            }
         }
     }
 

@@ -13,6 +13,8 @@ pub enum TimerKey {
     Transaction(u64),
     /// The deadline of a backend request.
     BackendDeadline(u64),
+    /// How long calls wait for the destination lookup with this request id.
+    RouteWait(u64),
     /// When the status outbox may retry the report of one provider.
     OutboxRetry(u32),
     /// When the provider list is fetched again.

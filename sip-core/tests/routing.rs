@@ -332,3 +332,44 @@ fn a_failed_config_fetch_is_announced() {
         Event::ConfigFetchFailed { error, .. } if error.contains("connection refused")
     )));
 }
+
+#[test]
+fn a_late_answer_still_fills_the_cache_for_the_next_calls() {
+    // A backend always a little slower than the lookup timeout: the first call takes the
+    // default, the late answer is cached, and the calls after it get the backend's route
+    // at once instead of each waiting the whole timeout.
+    let cfg = Config {
+        route_lookup_timeout: MS(1000),
+        ..backend_mode(Some("lk.example"))
+    };
+    let mut w = world(cfg, None, &[("+7", "sip:+7@agent.example")]);
+    w.backend_delay = MS(1500);
+    lookup(&mut w, "+7", 1);
+    w.run_for(MS(1200));
+    // A call arriving after the first caller gave up joins the request in flight.
+    lookup(&mut w, "+7", 2);
+    assert_eq!(
+        w.destination(1),
+        Some(&route("sip:+7@lk.example", RouteSource::Fallback, false))
+    );
+    assert_eq!(w.destination(2), None);
+    w.run_for(MS(400));
+    assert_eq!(
+        w.destination(2),
+        Some(&route("sip:+7@agent.example", RouteSource::Backend, false)),
+        "the late answer reaches the caller that joined"
+    );
+    lookup(&mut w, "+7", 3);
+    assert_eq!(
+        w.destination(3),
+        Some(&route("sip:+7@agent.example", RouteSource::Backend, true))
+    );
+    assert_eq!(w.lookups, 1);
+    // Only the caller that took the default is worth a warning.
+    let warnings = w
+        .events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::DestinationFallback { .. }))
+        .count();
+    assert_eq!(warnings, 1);
+}

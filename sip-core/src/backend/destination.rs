@@ -214,11 +214,28 @@ impl<W> Destinations<W> {
             }
             _ => {}
         }
-        let waiting = self.in_flight.entry(did.to_owned()).or_default();
-        waiting.push(waiter);
-        Lookup::Ask {
-            start_request: waiting.len() == 1,
-        }
+        let start_request = !self.in_flight.contains_key(did);
+        self.in_flight
+            .entry(did.to_owned())
+            .or_default()
+            .push(waiter);
+        Lookup::Ask { start_request }
+    }
+
+    /// The callers waiting for `did` have waited long enough: they take the default
+    /// now, while the request stays in flight — its answer, however late, still fills
+    /// the cache for the calls after them (a backend that is always a little slower than
+    /// the lookup timeout must not delay every call by the whole timeout).
+    pub fn release(&mut self, did: &str) -> (Result<Route, NoRoute>, Vec<W>) {
+        let waiting = self
+            .in_flight
+            .get_mut(did)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        (
+            self.default_route(did, RouteSource::Fallback, false),
+            waiting,
+        )
     }
 
     /// The backend answered for `did` (or the lookup timed out: [`Answer::Unavailable`]).

@@ -51,6 +51,8 @@ pub struct World {
     pub livekit_domain: Option<String>,
     pub config_fetches: usize,
     pub lookups: usize,
+    /// How long the backend takes to answer.
+    pub backend_delay: Duration,
     /// Datagrams in flight to the core: (deliver at, from, bytes).
     inbound: Vec<(Instant, SocketAddr, Vec<u8>)>,
     backend_queue: Vec<(Instant, sip_core::RequestId, BackendReply)>,
@@ -123,6 +125,7 @@ impl World {
             livekit_domain: None,
             config_fetches: 0,
             lookups: 0,
+            backend_delay: Duration::from_millis(5),
             inbound: Vec::new(),
             backend_queue: Vec::new(),
         };
@@ -200,7 +203,7 @@ impl World {
                         }
                     };
                     self.backend_queue
-                        .push((self.now + Duration::from_millis(5), req.id, reply));
+                        .push((self.now + self.backend_delay, req.id, reply));
                 }
                 Output::Resolve(q) => {
                     let ip: IpAddr = q.host.parse().unwrap_or(REGISTRAR.parse().unwrap());
