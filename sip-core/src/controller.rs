@@ -1,7 +1,9 @@
 //! The controller: owns every registration, the timers, the transactions and the backend
 //! work, and implements the drive loop described in the crate docs.
 
-use crate::backend::destination::{valid_destination, Answer, Destinations, Lookup};
+use crate::backend::destination::{
+    valid_destination, Answer, Destinations, Lookup, NoRoute, Route,
+};
 use crate::backend::outbox::{Outbox, OutboxStep};
 use crate::config::Config;
 use crate::dns::Dns;
@@ -565,15 +567,7 @@ impl Controller {
             }
             Command::LookupDestination { did, ticket } => {
                 match self.routes.lookup(&did, now, ticket) {
-                    Lookup::Ready(result) => {
-                        self.ctx
-                            .out
-                            .push_back(Output::Event(Event::DestinationFound {
-                                ticket,
-                                did,
-                                result,
-                            }))
-                    }
+                    Lookup::Ready(result) => self.answer_waiters(&did, &result, vec![ticket], None),
                     // Shutting down: no new request may hold up the end; the default.
                     Lookup::Ask { .. } if self.shutdown_deadline.is_some() => {
                         self.on_destination_reply(
@@ -715,22 +709,37 @@ impl Controller {
         };
         let did = did.clone();
         let (result, waiting) = self.routes.release(&did);
+        let secs = self.ctx.cfg.route_lookup_timeout.as_secs_f64();
+        let reason = format!("backend did not answer within {secs}s (ROUTE_LOOKUP_TIMEOUT)");
+        self.answer_waiters(&did, &result, waiting, Some(reason));
+    }
+
+    /// Hands `result` to every waiting caller; `fallback` says why they got the default
+    /// (only worth a warning when somebody was waiting).
+    fn answer_waiters(
+        &mut self,
+        did: &str,
+        result: &Result<Route, NoRoute>,
+        waiting: Vec<u64>,
+        fallback: Option<String>,
+    ) {
         if waiting.is_empty() {
             return;
         }
-        let secs = self.ctx.cfg.route_lookup_timeout.as_secs_f64();
-        self.ctx
-            .out
-            .push_back(Output::Event(Event::DestinationFallback {
-                did: did.clone(),
-                reason: format!("backend did not answer within {secs}s (ROUTE_LOOKUP_TIMEOUT)"),
-            }));
+        if let Some(reason) = fallback {
+            self.ctx
+                .out
+                .push_back(Output::Event(Event::DestinationFallback {
+                    did: did.to_owned(),
+                    reason,
+                }));
+        }
         for ticket in waiting {
             self.ctx
                 .out
                 .push_back(Output::Event(Event::DestinationFound {
                     ticket,
-                    did: did.clone(),
+                    did: did.to_owned(),
                     result: result.clone(),
                 }));
         }
@@ -760,24 +769,7 @@ impl Controller {
             ),
         };
         let (result, waiting) = self.routes.answer(&did, answer, now);
-        // A late failure with nobody waiting changed nothing a call saw: no warning.
-        if let Some(reason) = fallback.filter(|_| !waiting.is_empty()) {
-            self.ctx
-                .out
-                .push_back(Output::Event(Event::DestinationFallback {
-                    did: did.clone(),
-                    reason,
-                }));
-        }
-        for ticket in waiting {
-            self.ctx
-                .out
-                .push_back(Output::Event(Event::DestinationFound {
-                    ticket,
-                    did: did.clone(),
-                    result: result.clone(),
-                }));
-        }
+        self.answer_waiters(&did, &result, waiting, fallback);
     }
 
     fn on_backend(&mut self, now: Instant, id: RequestId, reply: BackendReply) {
