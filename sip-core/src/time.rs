@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 pub enum TimerKey {
     /// The registration's next action: refresh, retry after a failure, or a queued send.
     Registration(u32),
-    /// Retransmission/timeout timer of a client transaction (Timers E, F and K).
+    /// Retransmission/timeout timer of a client transaction (Timers E and F).
     Transaction(u64),
+    /// Timer K of the oldest completed client transaction.
+    TxnLinger,
     /// The deadline of a backend request.
     BackendDeadline(u64),
     /// How long calls wait for the destination lookup with this request id.

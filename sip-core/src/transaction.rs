@@ -1,13 +1,17 @@
 //! Client transactions (RFC 3261 §17.1).
 //!
 //! Only the non-INVITE client transaction exists so far (REGISTER). Each transaction has
-//! one [`TimerKey::Transaction`] timer that stands for whichever of Timers E, F and K is
-//! due next; INVITE and server transactions will be further kinds in this table.
+//! one [`TimerKey::Transaction`] timer that stands for whichever of Timers E and F is due
+//! next. A completed transaction keeps only its branch for Timer K (absorbing
+//! retransmitted final responses), in a FIFO under one [`TimerKey::TxnLinger`] timer:
+//! T4 is the same for all, so completion order is expiry order, and ten thousand
+//! registrations completing together cost a branch each, not a transaction and two
+//! timer entries each. INVITE and server transactions will be further kinds here.
 
 use crate::config::SipTimers;
 use crate::message::Response;
 use crate::time::{TimerKey, TimerTable};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -24,14 +28,12 @@ enum State {
     Trying,
     /// A provisional response came: retransmit every T2.
     Proceeding,
-    /// Final response passed up; absorb its retransmissions until Timer K.
-    Completed,
 }
 
 #[derive(Debug)]
 struct ClientTxn {
     branch: String,
-    method: String,
+    method: &'static str,
     owner: Owner,
     remote: SocketAddr,
     request: Vec<u8>,
@@ -39,8 +41,6 @@ struct ClientTxn {
     interval: Duration,
     retransmit_at: Instant,
     timeout_at: Instant,
-    /// Timer K deadline, once completed.
-    linger_until: Option<Instant>,
 }
 
 /// What a transaction reports to its owner.
@@ -72,7 +72,10 @@ pub enum TxnAction {
 #[derive(Debug, Default)]
 pub struct Transactions {
     by_id: BTreeMap<u64, ClientTxn>,
+    /// Live and completed (lingering) transactions; a completed one has no `by_id` entry.
     by_branch: BTreeMap<String, u64>,
+    /// Completed transactions in completion order, with their Timer K deadline.
+    lingering: VecDeque<(Instant, String)>,
     next_id: u64,
 }
 
@@ -87,7 +90,7 @@ impl Transactions {
         table: &mut TimerTable,
         owner: Owner,
         branch: String,
-        method: &str,
+        method: &'static str,
         remote: SocketAddr,
         request: Vec<u8>,
     ) -> u64 {
@@ -95,7 +98,7 @@ impl Transactions {
         let id = self.next_id;
         let txn = ClientTxn {
             branch: branch.clone(),
-            method: method.to_owned(),
+            method,
             owner,
             remote,
             request,
@@ -103,7 +106,6 @@ impl Transactions {
             interval: timers.t1,
             retransmit_at: now + timers.t1,
             timeout_at: now + timers.t1 * 64,
-            linger_until: None,
         };
         table.set(
             TimerKey::Transaction(id),
@@ -123,9 +125,34 @@ impl Transactions {
         }
     }
 
-    /// Number of live transactions.
+    /// Number of live transactions (lingering completed ones not included).
     pub fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// Number of completed transactions still absorbing retransmissions (Timer K).
+    pub fn lingering(&self) -> usize {
+        self.lingering.len()
+    }
+
+    /// Timer K: forgets the completed transactions whose T4 has passed.
+    pub fn on_linger_timer(&mut self, now: Instant, table: &mut TimerTable) {
+        while let Some((until, _)) = self.lingering.front() {
+            if *until > now {
+                break;
+            }
+            if let Some((_, branch)) = self.lingering.pop_front() {
+                self.by_branch.remove(&branch);
+            }
+        }
+        match self.lingering.front() {
+            Some((until, _)) => table.set(TimerKey::TxnLinger, *until),
+            None => {
+                table.cancel(TimerKey::TxnLinger);
+                // A burst of ten thousand completions must not keep its room forever.
+                self.lingering.shrink_to(64);
+            }
+        }
     }
 
     /// Whether there are none.
@@ -144,17 +171,17 @@ impl Transactions {
     ) -> Option<TxnAction> {
         let branch = response.headers.top_via()?.branch?;
         let &id = self.by_branch.get(&branch)?;
+        // No live transaction: a completed one lingering for Timer K absorbs the
+        // retransmission of its final response.
         let txn = self.by_id.get_mut(&id)?;
         let method_matches = response
             .headers
             .cseq()
-            .is_some_and(|(_, m)| m.eq_ignore_ascii_case(&txn.method));
+            .is_some_and(|(_, m)| m.eq_ignore_ascii_case(txn.method));
         if !method_matches {
             return None;
         }
         match txn.state {
-            // Retransmission of the final response: absorbed.
-            State::Completed => None,
             State::Trying | State::Proceeding if response.status < 200 => {
                 if txn.state == State::Trying {
                     txn.state = State::Proceeding;
@@ -168,14 +195,19 @@ impl Transactions {
                 None
             }
             State::Trying | State::Proceeding => {
-                txn.state = State::Completed;
-                // Timer K: over UDP, linger T4 to absorb retransmitted responses.
-                let until = now + timers.t4;
-                txn.linger_until = Some(until);
-                txn.request = Vec::new();
-                table.set(TimerKey::Transaction(id), until);
+                let owner = txn.owner;
+                // Timer K: over UDP, linger T4 to absorb retransmitted responses; only
+                // the branch (in `by_branch`) is needed for that.
+                if let Some(txn) = self.by_id.remove(&id) {
+                    table.cancel(TimerKey::Transaction(id));
+                    let until = now + timers.t4;
+                    if self.lingering.is_empty() {
+                        table.set(TimerKey::TxnLinger, until);
+                    }
+                    self.lingering.push_back((until, txn.branch));
+                }
                 Some(TxnAction::Notify {
-                    owner: txn.owner,
+                    owner,
                     id,
                     event: TxnEvent::Final(Box::new(response)),
                 })
@@ -192,12 +224,6 @@ impl Transactions {
         table: &mut TimerTable,
     ) -> Option<TxnAction> {
         let txn = self.by_id.get_mut(&id)?;
-        if txn.state == State::Completed {
-            if txn.linger_until.is_some_and(|t| t <= now) {
-                self.abandon(id, table);
-            }
-            return None;
-        }
         if now >= txn.timeout_at {
             let owner = txn.owner;
             self.abandon(id, table);
@@ -227,5 +253,72 @@ impl Transactions {
             txn.retransmit_at.min(txn.timeout_at),
         );
         None
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+mod tests {
+    use super::*;
+    use crate::message::{parse, Message};
+
+    fn response(branch: &str, status: u16) -> Response {
+        let text = format!(
+            "SIP/2.0 {status} X\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch={branch}\r\n\
+             From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: c\r\n\
+             CSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+        );
+        match parse(text.as_bytes()).unwrap() {
+            Message::Response(r) => r,
+            Message::Request(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn completed_transactions_linger_as_a_branch_under_one_timer() {
+        let timers = SipTimers::default();
+        let mut table = TimerTable::default();
+        let mut txns = Transactions::default();
+        let t0 = Instant::now();
+        let remote: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        for i in 0..10 {
+            txns.start(
+                t0,
+                &timers,
+                &mut table,
+                Owner::Registration(i),
+                format!("z9hG4bK-{i}"),
+                "REGISTER",
+                remote,
+                b"REGISTER sip:b SIP/2.0\r\n\r\n".to_vec(),
+            );
+        }
+        assert_eq!(table.len(), 10);
+        let t1 = t0 + Duration::from_millis(100);
+        for i in 0..10 {
+            let done = txns.on_response(
+                t1,
+                &timers,
+                &mut table,
+                response(&format!("z9hG4bK-{i}"), 200),
+            );
+            assert!(matches!(
+                done,
+                Some(TxnAction::Notify {
+                    event: TxnEvent::Final(_),
+                    ..
+                })
+            ));
+        }
+        // Ten completed transactions: no live one, ten branches, one Timer K.
+        assert_eq!((txns.len(), txns.lingering(), table.len()), (0, 10, 1));
+        // A retransmitted final response is absorbed, not passed up again.
+        assert!(txns
+            .on_response(t1, &timers, &mut table, response("z9hG4bK-3", 200))
+            .is_none());
+        assert_eq!(table.next_deadline(), Some(t1 + timers.t4));
+        txns.on_linger_timer(t1 + timers.t4, &mut table);
+        assert_eq!((txns.lingering(), table.len()), (0, 0));
+        assert!(txns.by_branch.is_empty());
     }
 }
