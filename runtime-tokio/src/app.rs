@@ -82,7 +82,8 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
                 b.request_timeout,
             )?),
             None => Backend::File {
-                providers: std::mem::take(&mut settings.providers),
+                providers: Some(std::mem::take(&mut settings.providers)),
+                reload_from: settings.config_file.clone(),
             },
         };
         // File mode keeps everything in the status file; backend mode keeps the binding

@@ -20,8 +20,13 @@ use tokio::sync::{mpsc, oneshot};
 pub enum Backend {
     /// The backend HTTP API.
     Http(HttpBackend),
-    /// File mode: providers from the config file, statuses to the store file.
-    File { providers: Vec<ProviderSpec> },
+    /// File mode: providers from the config file, statuses to the store file. The list
+    /// read at start answers the first fetch and is then dropped (ten thousand specs are
+    /// megabytes); later fetches (`POST /api/sync`) re-read `reload_from`.
+    File {
+        providers: Option<Vec<ProviderSpec>>,
+        reload_from: Option<PathBuf>,
+    },
 }
 
 /// What the driver needs besides the core's own config.
@@ -103,7 +108,7 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, DriverErro
 pub async fn run(
     mut core: Controller,
     socket: UdpSocket,
-    backend: Backend,
+    mut backend: Backend,
     cfg: DriverConfig,
     mut log: EventLog,
     mut admin: mpsc::Receiver<AdminCall>,
@@ -144,7 +149,7 @@ pub async fn run(
                         tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
                     }
                 }
-                Output::Backend(req) => match &backend {
+                Output::Backend(req) => match &mut backend {
                     Backend::Http(http) => {
                         let http = http.clone();
                         let tx = tx.clone();
@@ -153,13 +158,31 @@ pub async fn run(
                             let _ = tx.send(Input::Backend { id: req.id, reply });
                         });
                     }
-                    Backend::File { providers, .. } => match req.op {
-                        BackendOp::FetchProviders => {
-                            let _ = tx.send(Input::Backend {
-                                id: req.id,
-                                reply: BackendReply::Providers(providers.clone()),
-                            });
-                        }
+                    Backend::File {
+                        providers,
+                        reload_from,
+                    } => match req.op {
+                        BackendOp::FetchProviders => match (providers.take(), reload_from) {
+                            (Some(list), _) => {
+                                let _ = tx.send(Input::Backend {
+                                    id: req.id,
+                                    reply: BackendReply::Providers(list),
+                                });
+                            }
+                            (None, Some(path)) => {
+                                let (tx, path) = (tx.clone(), path.clone());
+                                tokio::spawn(async move {
+                                    let reply = reload(path).await;
+                                    let _ = tx.send(Input::Backend { id: req.id, reply });
+                                });
+                            }
+                            (None, None) => {
+                                let _ = tx.send(Input::Backend {
+                                    id: req.id,
+                                    reply: BackendReply::Providers(Vec::new()),
+                                });
+                            }
+                        },
                         BackendOp::ReportStatus {
                             provider_id,
                             report,
@@ -255,6 +278,16 @@ pub async fn run(
                 return Ok(Exit::Clean);
             }
         }
+    }
+}
+
+/// File mode's provider fetch after the first: the config file's `[[providers]]` now.
+async fn reload(path: PathBuf) -> BackendReply {
+    let read = tokio::task::spawn_blocking(move || crate::config::reload_providers(&path)).await;
+    match read {
+        Ok(Ok(list)) => BackendReply::Providers(list),
+        Ok(Err(e)) => BackendReply::Failed(format!("re-reading the config file: {e}")),
+        Err(e) => BackendReply::Failed(format!("re-reading the config file failed: {e}")),
     }
 }
 

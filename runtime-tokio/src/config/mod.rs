@@ -50,6 +50,9 @@ pub struct Settings {
     /// `[[providers]]` from the config file (file mode), as written: sip-core validates
     /// each one and reports a bad one as failed without stopping the others.
     pub providers: Vec<ProviderSpec>,
+    /// The config file, if one was given: file mode re-reads its `[[providers]]` on a
+    /// sync (`POST /api/sync`).
+    pub config_file: Option<PathBuf>,
 }
 
 /// Backend mode: the backend API trunkline fetches providers from and reports to.
@@ -236,6 +239,7 @@ impl Default for Settings {
             status: StatusSettings::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             providers: Vec::new(),
+            config_file: None,
         }
     }
 }
@@ -440,8 +444,15 @@ fn resolve(
         log,
         status,
         shutdown_grace,
+        config_file: file.as_ref().map(|f| f.path.clone()),
         providers: file.map(|f| f.providers).unwrap_or_default(),
     })
+}
+
+/// Re-reads the `[[providers]]` of a config file (file mode's sync). The rest of the
+/// file is checked as at start but not applied: other settings need a restart.
+pub fn reload_providers(path: &std::path::Path) -> Result<Vec<ProviderSpec>, ConfigError> {
+    file::read(path).map(|f| f.providers)
 }
 
 /// A value and where it came from.
