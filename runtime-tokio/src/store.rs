@@ -30,6 +30,11 @@ pub enum StoreWrite {
 /// file then covers all of them (ten thousand reports become a handful of writes).
 const GATHER: Duration = Duration::from_millis(20);
 
+/// The longest a change waits to be written: after a slow write the next one gathers
+/// for twice as long as the write took (so rewriting a large file takes at most a third
+/// of a core during a burst), but never longer than this.
+const GATHER_MAX: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StoreFile {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -76,15 +81,17 @@ pub fn spawn_writer(
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         let mut warned = false;
+        let mut gather = GATHER;
         while let Some(first) = rx.recv().await {
             let mut batch = Vec::new();
             apply(&mut file, first, &mut batch);
-            tokio::time::sleep(GATHER).await;
+            tokio::time::sleep(gather).await;
             while let Ok(more) = rx.try_recv() {
                 apply(&mut file, more, &mut batch);
             }
             // Serialized straight into the file on a blocking thread: no whole-file
             // buffer (megabytes at 10k providers), and the SIP loop keeps running.
+            let started = tokio::time::Instant::now();
             let (back, result) = {
                 let path = path.clone();
                 let taken = std::mem::take(&mut file);
@@ -101,6 +108,7 @@ pub fn spawn_writer(
                 })
             };
             file = back;
+            gather = (started.elapsed() * 2).clamp(GATHER, GATHER_MAX);
             match &result {
                 Err(e) if !warned => {
                     tracing::error!(path = %path.display(), error = %e, "cannot write the state/status file");
