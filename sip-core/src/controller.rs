@@ -348,7 +348,6 @@ impl Controller {
                     self.on_txn_action(now, action);
                 }
                 TimerKey::RouteWait(id) => self.release_route_waiters(RequestId(id)),
-                TimerKey::TxnLinger => self.ctx.txns.on_linger_timer(now, &mut self.ctx.timers),
                 TimerKey::BackendDeadline(id) => {
                     let secs = self.ctx.cfg.backend_timeout.as_secs_f64();
                     self.on_backend(

@@ -11,8 +11,6 @@ pub enum TimerKey {
     Registration(u32),
     /// Retransmission/timeout timer of a client transaction (Timers E and F).
     Transaction(u64),
-    /// Timer K of the oldest completed client transaction.
-    TxnLinger,
     /// The deadline of a backend request.
     BackendDeadline(u64),
     /// How long calls wait for the destination lookup with this request id.

@@ -2,16 +2,17 @@
 //!
 //! Only the non-INVITE client transaction exists so far (REGISTER). Each transaction has
 //! one [`TimerKey::Transaction`] timer that stands for whichever of Timers E and F is due
-//! next. A completed transaction keeps only its branch for Timer K (absorbing
-//! retransmitted final responses), in a FIFO under one [`TimerKey::TxnLinger`] timer:
-//! T4 is the same for all, so completion order is expiry order, and ten thousand
-//! registrations completing together cost a branch each, not a transaction and two
-//! timer entries each. INVITE and server transactions will be further kinds here.
+//! next. A transaction is forgotten as soon as its final response has been passed up:
+//! the Completed state of RFC 3261 §17.1.2.2 only absorbs retransmissions of that
+//! response until Timer K, and a response that matches no transaction is dropped just
+//! the same (counted as stray), so keeping ten thousand completed transactions for T4
+//! after a burst would cost megabytes and change nothing on the wire. (INVITE client
+//! transactions, whose Completed state does act, will keep theirs.)
 
 use crate::config::SipTimers;
 use crate::message::Response;
 use crate::time::{TimerKey, TimerTable};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -72,10 +73,7 @@ pub enum TxnAction {
 #[derive(Debug, Default)]
 pub struct Transactions {
     by_id: BTreeMap<u64, ClientTxn>,
-    /// Live and completed (lingering) transactions; a completed one has no `by_id` entry.
     by_branch: BTreeMap<String, u64>,
-    /// Completed transactions in completion order, with their Timer K deadline.
-    lingering: VecDeque<(Instant, String)>,
     next_id: u64,
 }
 
@@ -125,34 +123,9 @@ impl Transactions {
         }
     }
 
-    /// Number of live transactions (lingering completed ones not included).
+    /// Number of live transactions.
     pub fn len(&self) -> usize {
         self.by_id.len()
-    }
-
-    /// Number of completed transactions still absorbing retransmissions (Timer K).
-    pub fn lingering(&self) -> usize {
-        self.lingering.len()
-    }
-
-    /// Timer K: forgets the completed transactions whose T4 has passed.
-    pub fn on_linger_timer(&mut self, now: Instant, table: &mut TimerTable) {
-        while let Some((until, _)) = self.lingering.front() {
-            if *until > now {
-                break;
-            }
-            if let Some((_, branch)) = self.lingering.pop_front() {
-                self.by_branch.remove(&branch);
-            }
-        }
-        match self.lingering.front() {
-            Some((until, _)) => table.set(TimerKey::TxnLinger, *until),
-            None => {
-                table.cancel(TimerKey::TxnLinger);
-                // A burst of ten thousand completions must not keep its room forever.
-                self.lingering.shrink_to(64);
-            }
-        }
     }
 
     /// Whether there are none.
@@ -171,8 +144,6 @@ impl Transactions {
     ) -> Option<TxnAction> {
         let branch = response.headers.top_via()?.branch?;
         let &id = self.by_branch.get(&branch)?;
-        // No live transaction: a completed one lingering for Timer K absorbs the
-        // retransmission of its final response.
         let txn = self.by_id.get_mut(&id)?;
         let method_matches = response
             .headers
@@ -196,16 +167,8 @@ impl Transactions {
             }
             State::Trying | State::Proceeding => {
                 let owner = txn.owner;
-                // Timer K: over UDP, linger T4 to absorb retransmitted responses; only
-                // the branch (in `by_branch`) is needed for that.
-                if let Some(txn) = self.by_id.remove(&id) {
-                    table.cancel(TimerKey::Transaction(id));
-                    let until = now + timers.t4;
-                    if self.lingering.is_empty() {
-                        table.set(TimerKey::TxnLinger, until);
-                    }
-                    self.lingering.push_back((until, txn.branch));
-                }
+                // Completed: forgotten at once (see the module docs on Timer K).
+                self.abandon(id, table);
                 Some(TxnAction::Notify {
                     owner,
                     id,
@@ -275,7 +238,7 @@ mod tests {
     }
 
     #[test]
-    fn completed_transactions_linger_as_a_branch_under_one_timer() {
+    fn a_completed_transaction_is_forgotten_and_its_retransmissions_dropped() {
         let timers = SipTimers::default();
         let mut table = TimerTable::default();
         let mut txns = Transactions::default();
@@ -310,15 +273,11 @@ mod tests {
                 })
             ));
         }
-        // Ten completed transactions: no live one, ten branches, one Timer K.
-        assert_eq!((txns.len(), txns.lingering(), table.len()), (0, 10, 1));
-        // A retransmitted final response is absorbed, not passed up again.
+        // Nothing is kept: no transaction, no branch, no timer.
+        assert_eq!((txns.len(), txns.by_branch.len(), table.len()), (0, 0, 0));
+        // A retransmitted final response is not passed up again.
         assert!(txns
             .on_response(t1, &timers, &mut table, response("z9hG4bK-3", 200))
             .is_none());
-        assert_eq!(table.next_deadline(), Some(t1 + timers.t4));
-        txns.on_linger_timer(t1 + timers.t4, &mut table);
-        assert_eq!((txns.lingering(), table.len()), (0, 0));
-        assert!(txns.by_branch.is_empty());
     }
 }

@@ -362,7 +362,7 @@ fn resync_leaves_unchanged_providers_alone() {
         reg,
         vec![provider("a", "mo", "pw"), provider("b", "ned", "pw")],
     );
-    // Let the transactions' Timer K lapse: then only refreshes and the sync are armed.
+    // Once registered, only the refreshes and the sync are armed.
     w.run_for(S(15));
     let before = w.registers().len();
     let timers = w.core.timer_count();
