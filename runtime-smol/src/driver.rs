@@ -62,18 +62,8 @@ pub enum DriverError {
 /// buffers: a burst of registrar answers must not overflow the default buffer.
 pub fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, DriverError> {
     let err = |source| DriverError::Bind { addr, source };
-    let domain = socket2::Domain::for_address(addr);
-    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
-        .map_err(err)?;
-    if buffer > 0 {
-        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-        let _ = sock.set_recv_buffer_size(buffer);
-        let _ = sock.set_send_buffer_size(buffer);
-    }
-    sock.bind(&addr.into()).map_err(err)?;
-    let std_socket: std::net::UdpSocket = sock.into();
-    // Registers the socket with smol's reactor (and makes it non-blocking).
-    UdpSocket::try_from(std_socket).map_err(err)
+    // Registers the socket with smol's reactor.
+    UdpSocket::try_from(driver_net::sip_socket(addr, buffer).map_err(err)?).map_err(err)
 }
 
 /// What woke the loop: each wake leads to at most one mutation of the core.

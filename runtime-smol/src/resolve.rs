@@ -2,7 +2,7 @@
 //! blocking pool (the system resolver blocks).
 
 use sip_core::Resolution;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, ToSocketAddrs};
 
 /// Resolves `host` (A/AAAA through the system resolver) and, when `need_local` holds
 /// the bind address (no public address configured), finds our source address towards
@@ -12,13 +12,7 @@ pub async fn resolve(host: String, need_local: Option<IpAddr>) -> Result<Resolut
 }
 
 fn resolve_blocking(host: &str, need_local: Option<IpAddr>) -> Result<Resolution, String> {
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
-        .parse::<IpAddr>()
-        .ok();
-    let addrs: Vec<IpAddr> = match literal {
+    let addrs: Vec<IpAddr> = match driver_net::ip_literal(host) {
         Some(ip) => vec![ip],
         None => (host, 5060)
             .to_socket_addrs()
@@ -26,19 +20,7 @@ fn resolve_blocking(host: &str, need_local: Option<IpAddr>) -> Result<Resolution
             .map(|sa| sa.ip())
             .collect(),
     };
-    let local_ip = match (need_local, addrs.first()) {
-        (Some(bind), Some(first)) => local_ip_towards(bind, *first),
-        _ => None,
-    };
-    Ok(Resolution { addrs, local_ip })
-}
-
-/// The source address the OS would pick towards `remote`: connecting an unbound UDP
-/// socket only consults the routing table; no packet is sent.
-fn local_ip_towards(bind: IpAddr, remote: IpAddr) -> Option<IpAddr> {
-    let sock = UdpSocket::bind(SocketAddr::new(bind, 0)).ok()?;
-    sock.connect(SocketAddr::new(remote, 5060)).ok()?;
-    sock.local_addr().ok().map(|a| a.ip())
+    Ok(driver_net::resolution(addrs, need_local))
 }
 
 #[cfg(test)]

@@ -91,17 +91,7 @@ pub enum DriverError {
 /// must not overflow the default buffer (that, not timers, limits Kamailio's uac).
 pub fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, DriverError> {
     let err = |source| DriverError::Bind { addr, source };
-    let domain = socket2::Domain::for_address(addr);
-    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
-        .map_err(err)?;
-    if buffer > 0 {
-        // Best effort: the kernel caps these at net.core.{r,w}mem_max.
-        let _ = sock.set_recv_buffer_size(buffer);
-        let _ = sock.set_send_buffer_size(buffer);
-    }
-    sock.set_nonblocking(true).map_err(err)?;
-    sock.bind(&addr.into()).map_err(err)?;
-    UdpSocket::from_std(sock.into()).map_err(err)
+    UdpSocket::from_std(driver_net::sip_socket(addr, buffer).map_err(err)?).map_err(err)
 }
 
 /// Runs the core until a signal has led to a complete shutdown.
