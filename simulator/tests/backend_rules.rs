@@ -4,14 +4,15 @@
 //! broken rule.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use simulator::check::KnownIssues;
+mod common;
+
+use common::snapshot;
 use simulator::journal::{BackendCall, Journal, RegisterSent, Reply};
 use simulator::models::backend::BackendMode;
 use simulator::models::registrar::{Mode, RegistrarConfig};
 use simulator::net::LinkConfig;
 use simulator::scenario::{Fault, ProviderChange, SimCommand};
-use simulator::trace::TraceMode;
-use simulator::{run, Report, RunOptions, Scenario};
+use simulator::Scenario;
 use sip_core::{Event, RegisterStatus};
 use std::time::Duration;
 
@@ -37,25 +38,6 @@ fn world(name: &str, providers: usize, heal: u64, converge: u64) -> Scenario {
     s.heal_at = secs(heal);
     s.converge_for = Some(secs(converge));
     s
-}
-
-/// Runs strictly with the full trace and journal, pins the trace, returns the report.
-fn snapshot(name: &str, scenario: Scenario) -> Report {
-    let report = run(
-        scenario,
-        RunOptions {
-            trace: TraceMode::Full,
-            stop_at_first: false,
-            keep_patch_log: true,
-            known: KnownIssues::none(),
-        },
-    );
-    assert!(report.passed(), "{}", report.failure_text(80));
-    let mut settings = insta::Settings::clone_current();
-    settings.set_omit_expression(true);
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(name, report.trace_text()));
-    report
 }
 
 fn registers<'a>(j: &'a Journal, provider: &'a str) -> Vec<&'a RegisterSent> {

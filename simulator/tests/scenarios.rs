@@ -2,14 +2,15 @@
 //! liveness check strictly (no known issue tolerated).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use simulator::check::KnownIssues;
+mod common;
+
+use common::snapshot;
 use simulator::models::backend::BackendMode;
 use simulator::models::digest::Algorithm;
 use simulator::models::registrar::{Mode, RegistrarConfig};
 use simulator::net::LinkConfig;
 use simulator::scenario::{Fault, ProviderChange, SimCommand};
-use simulator::trace::TraceMode;
-use simulator::{run, Scenario};
+use simulator::Scenario;
 use std::time::Duration;
 
 fn secs(s: u64) -> Duration {
@@ -28,23 +29,6 @@ fn world(name: &str, config: RegistrarConfig, expires: i64, converge: u64) -> Sc
     s.heal_at = secs(1);
     s.converge_for = Some(secs(converge));
     s
-}
-
-fn snapshot(name: &str, scenario: Scenario) {
-    let report = run(
-        scenario,
-        simulator::RunOptions {
-            trace: TraceMode::Full,
-            stop_at_first: false,
-            keep_patch_log: true,
-            known: KnownIssues::none(),
-        },
-    );
-    assert!(report.passed(), "{}", report.failure_text(80));
-    let mut settings = insta::Settings::clone_current();
-    settings.set_omit_expression(true);
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(name, report.trace_text()));
 }
 
 #[test]

@@ -1,9 +1,7 @@
 //! The controller: owns every registration, the timers, the transactions and the backend
 //! work, and implements the drive loop described in the crate docs.
 
-use crate::backend::destination::{
-    valid_destination, Answer, Destinations, Lookup, NoRoute, Route,
-};
+use crate::backend::destination::{Answer, Destinations, Lookup, NoRoute, Route, RouteSource};
 use crate::backend::outbox::{Outbox, OutboxStep};
 use crate::config::Config;
 use crate::dns::Dns;
@@ -747,13 +745,7 @@ impl Controller {
 
     fn on_destination_reply(&mut self, now: Instant, did: String, reply: BackendReply) {
         let (answer, fallback) = match reply {
-            BackendReply::Destination { uri } if valid_destination(&uri) => {
-                (Answer::Route(uri), None)
-            }
-            BackendReply::Destination { .. } => (
-                Answer::Unavailable,
-                Some("the backend's destinationUri is not a usable sip: or sips: URI".to_owned()),
-            ),
+            BackendReply::Destination { uri } => (Answer::Route(uri), None),
             BackendReply::NotFound => (Answer::NoEntry, None),
             BackendReply::Unauthorized { status } => {
                 self.ctx
@@ -769,6 +761,13 @@ impl Controller {
             ),
         };
         let (result, waiting) = self.routes.answer(&did, answer, now);
+        // A route the cache refused (its checks live there) also falls back.
+        let refused = || {
+            matches!(&result, Ok(r) if r.source == RouteSource::Fallback).then(|| {
+                "the backend's destinationUri is not a usable sip: or sips: URI".to_owned()
+            })
+        };
+        let fallback = fallback.or_else(refused);
         self.answer_waiters(&did, &result, waiting, fallback);
     }
 

@@ -275,7 +275,8 @@ impl<W> Destinations<W> {
     }
 
     /// Cached answers (expired ones included until the next prune).
-    pub fn cached(&self) -> usize {
+    #[cfg(test)]
+    fn cached(&self) -> usize {
         self.cache.len()
     }
 }
