@@ -35,6 +35,10 @@ struct Call {
     challenges: VecDeque<Challenge>,
     last_nc: BTreeMap<String, u32>,
     retired: bool,
+    /// The last 2xx for this Call-ID reached the core after it had given the transaction
+    /// up (Timer F): the registrar holds a binding the core does not know it has, and
+    /// owes no refresh for (it registers again on its own schedule).
+    late_success: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -227,6 +231,7 @@ impl RegisterChecks {
                 challenges: VecDeque::new(),
                 last_nc: BTreeMap::new(),
                 retired: false,
+                late_success: false,
             });
         if call.provider != provider {
             f.push(
@@ -347,8 +352,12 @@ impl RegisterChecks {
         // Only a response to a live transaction reaches the registration; a late one is
         // a stray the core drops, and its challenge must not count as delivered.
         let mut accepted = false;
+        // A final response after the core gave the transaction up (not a duplicate of
+        // one it took).
+        let mut late = false;
         if let Some(t) = m.branch().and_then(|b| self.txns.get_mut(b)) {
             accepted = !t.final_delivered && now < t.sent_at + span;
+            late = !t.final_delivered && !accepted;
             if status >= 200 && accepted {
                 t.final_delivered = true;
                 self.open = self.open.saturating_sub(1);
@@ -356,6 +365,11 @@ impl RegisterChecks {
                 if let (Some(c), Some(b)) = (self.calls.get_mut(&call_id), m.branch()) {
                     c.open.retain(|x| x != b);
                 }
+            }
+        }
+        if (200..300).contains(&status) && (accepted || late) {
+            if let Some(call) = m.call_id().and_then(|c| self.calls.get_mut(c)) {
+                call.late_success = late;
             }
         }
         if accepted && (status == 401 || status == 407) {
@@ -410,8 +424,12 @@ impl RegisterChecks {
             return;
         };
         let current = state.current_call.as_deref() == Some(binding.call_id.as_str());
+        let known = !self
+            .calls
+            .get(&binding.call_id)
+            .is_some_and(|c| c.late_success);
         let healthy = healthy_since.is_some_and(|s| s <= binding.refreshed_at);
-        if current && state.active && !state.change_allowed && healthy && !shutting_down {
+        if current && known && state.active && !state.change_allowed && healthy && !shutting_down {
             f.push(
                 Invariant::BindingLapsed,
                 format!(
