@@ -7,6 +7,9 @@
 use sip_core::{Event, RegisterStatus};
 use std::collections::BTreeMap;
 
+/// At most this many lines name providers whose final status was lost.
+const LOST_REPORT_LINES: usize = 100;
+
 /// Logs core events; tells the driver when the core has finished shutting down.
 #[derive(Debug, Default)]
 pub struct EventLog {
@@ -27,9 +30,13 @@ impl EventLog {
                 }
                 let error = v.error.as_deref().unwrap_or("");
                 match v.status {
-                    RegisterStatus::Failed => tracing::warn!(
+                    // The warning is `RegistrationFailing`: once per new error, then
+                    // bounded, with a count; every retry is here at debug.
+                    RegisterStatus::Failed => tracing::debug!(
                         provider_id = %v.id, provider_name = %v.name, status = v.status.as_str(),
-                        error, registrar = %v.registrar, "registration failed"
+                        error, registrar = %v.registrar,
+                        next_refresh_at = v.next_refresh_at.as_deref().unwrap_or(""),
+                        "registration failed"
                     ),
                     _ => tracing::info!(
                         provider_id = %v.id, provider_name = %v.name, status = v.status.as_str(),
@@ -43,11 +50,65 @@ impl EventLog {
             Event::RegisterOutcome {
                 provider_id,
                 outcome,
+                sent,
             } => {
+                let request = if sent.expires == 0 {
+                    "un-REGISTER"
+                } else {
+                    "REGISTER"
+                };
+                let credentials = if sent.credentials {
+                    "with credentials"
+                } else {
+                    "without credentials"
+                };
                 tracing::debug!(
                     provider_id = %provider_id, provider_name = self.name(provider_id),
-                    outcome = outcome.as_str(), "REGISTER transaction ended"
+                    outcome = outcome.as_str(), cseq = sent.cseq, expires = sent.expires,
+                    credentials = sent.credentials,
+                    "{request} (CSeq {}, {credentials}) ended: {}", sent.cseq, outcome.as_str()
                 );
+            }
+            Event::RegistrationFailing(n) => {
+                let retry_in = n.retry_in.map(|d| format!("{d:?}")).unwrap_or_default();
+                if n.attempts <= 1 {
+                    tracing::warn!(
+                        provider_id = %n.provider_id, provider_name = %n.provider_name,
+                        error = %n.error, registrar = %n.registrar, retry_in,
+                        "registration failed"
+                    );
+                } else {
+                    tracing::warn!(
+                        provider_id = %n.provider_id, provider_name = %n.provider_name,
+                        error = %n.error, registrar = %n.registrar, retry_in,
+                        attempts = n.attempts, since = %n.since,
+                        "registration still failing, {} attempts since {}", n.attempts, n.since
+                    );
+                }
+            }
+            Event::BindingLeftBehind(b) => tracing::warn!(
+                provider_id = %b.provider_id, provider_name = %b.provider_name,
+                registrar = %b.registrar, aor = %b.aor,
+                expires_at = b.expires_at.as_deref().unwrap_or("unknown"), reason = %b.reason,
+                "binding left behind at the registrar: it was not removed and lapses when it expires"
+            ),
+            Event::FinalReportsLost { providers } => {
+                // One line per provider up to a bound, so `grep <id>` finds it; a
+                // shutdown during a backend outage with 100k providers is one summary.
+                for (id, status) in providers.iter().take(LOST_REPORT_LINES) {
+                    tracing::warn!(
+                        provider_id = %id, provider_name = self.name(id),
+                        status = status.as_str(),
+                        "final status not delivered to the backend before the shutdown ended"
+                    );
+                }
+                if providers.len() > LOST_REPORT_LINES {
+                    tracing::warn!(
+                        count = providers.len(),
+                        "final statuses of {} providers not delivered to the backend ({} listed above)",
+                        providers.len(), LOST_REPORT_LINES
+                    );
+                }
             }
             Event::ProvidersApplied {
                 total,
@@ -128,7 +189,7 @@ mod tests {
     use super::*;
     use crate::config::LogLevel;
     use crate::logging::tests::capture;
-    use sip_core::{BindingIdentity, RegisterOutcome, RegistrationView};
+    use sip_core::{BindingIdentity, RegisterOutcome, RegistrationView, SentRegister};
     use std::time::Duration;
 
     fn view(id: &str, name: &str) -> Event {
@@ -152,6 +213,11 @@ mod tests {
             log.record(&Event::RegisterOutcome {
                 provider_id: "p-1".into(),
                 outcome: RegisterOutcome::Challenged,
+                sent: SentRegister {
+                    cseq: 1,
+                    expires: 3600,
+                    credentials: false,
+                },
             });
             log.record(&Event::ReportFailed {
                 provider_id: "p-1".into(),
@@ -173,6 +239,11 @@ mod tests {
             log.record(&Event::RegisterOutcome {
                 provider_id: "p-1".into(),
                 outcome: RegisterOutcome::Success,
+                sent: SentRegister {
+                    cseq: 2,
+                    expires: 3600,
+                    credentials: true,
+                },
             });
         });
         assert_eq!(lines.len(), 6);

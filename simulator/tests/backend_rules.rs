@@ -161,17 +161,17 @@ fn unchanged_provider_untouched_by_resync() {
         .filter(|r| r.at >= secs(40))
         .collect();
     assert!(p2.iter().all(|r| r.at < secs(41)), "p2: {p2:?}");
-    assert!(p2.first().is_some_and(|r| r.is_unregister()));
-    assert!(p2.iter().skip(1).all(|r| r.expires == 1800));
+    // Same binding, new expiry: refreshed in place, nothing un-REGISTERed.
+    assert!(!p2.is_empty() && p2.iter().all(|r| !r.is_unregister() && r.expires == 1800));
     let lists = applied(j);
     let changes: Vec<usize> = lists.iter().map(|&(_, a, r, c)| a + r + c).collect();
     assert_eq!(changes, [2, 0, 1, 0, 0], "added+removed+changed per list");
     assert_eq!(lists[2].3, 1, "the resync at 40 s changed p2");
 }
 
-// Rule 1: changed expiry → re-register: the old binding is un-REGISTERed (Expires: 0,
-// old Call-ID) before the new registration's first REGISTER, which asks for the new
-// expiry under a new Call-ID; one binding is left.
+// Rule 1: changed expiry of the same account at the same registrar → the binding is
+// refreshed in place: same Call-ID, higher CSeq, the new expiry, no un-REGISTER; one
+// binding is left.
 #[test]
 fn provider_changed_by_resync() {
     let mut s = world("provider_changed", 1, 40, 30);
@@ -193,16 +193,15 @@ fn provider_changed_by_resync() {
     assert!(before
         .iter()
         .all(|r| &r.call_id == old_call && r.expires == 3600));
-    let unregister = after[0];
-    assert!(unregister.is_unregister() && &unregister.call_id == old_call);
-    let fresh = &after[1..];
-    assert!(!fresh.is_empty());
-    assert!(fresh
-        .iter()
-        .all(|r| &r.call_id != old_call && r.call_id == fresh[0].call_id && r.expires == 1800));
+    assert!(!after.is_empty());
+    assert!(after[0].at < secs(22), "refreshed at the resync: {after:?}");
+    assert!(after.iter().all(|r| !r.is_unregister()
+        && &r.call_id == old_call
+        && r.expires == 1800
+        && r.cseq > before[before.len() - 1].cseq));
     let left: Vec<_> = j.bindings_of("p1").collect();
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].call_id, fresh[0].call_id);
+    assert_eq!(&left[0].call_id, old_call);
     assert_eq!(
         applied(j)[1].3,
         1,
@@ -211,10 +210,11 @@ fn provider_changed_by_resync() {
     assert_eq!(j.statuses["p1"].register_status, "registered");
 }
 
-// Rule 1: changed credentials → re-register. A wrong password: the old binding is
-// removed, the new registration is rejected and reported failed. The right password
-// again: the failed registration holds no binding, so nothing is un-REGISTERed; a new
-// registration succeeds.
+// Rule 1: changed credentials of the same account → the binding is refreshed in place
+// with them (a rotation changes the password at the provider first, so un-REGISTERing
+// with the old one may already fail). A wrong password: the refresh is rejected and
+// reported failed; the binding is not removed. The right password again: the same
+// binding is refreshed. One Call-ID throughout, nothing un-REGISTERed, one binding.
 #[test]
 fn provider_credentials_changed_by_resync() {
     let mut s = world("credentials_changed", 1, 60, 30);
@@ -243,16 +243,16 @@ fn provider_credentials_changed_by_resync() {
         c.dedup();
         c
     };
-    // Registered and un-REGISTERed (A), wrong password (B), right password (C).
-    assert_eq!(calls.len(), 3, "{calls:?}");
-    let unregisters: Vec<_> = all.iter().filter(|r| r.is_unregister()).collect();
-    assert_eq!(
-        unregisters.len(),
-        1,
-        "only the bound registration is removed"
+    assert_eq!(calls.len(), 1, "one binding, one Call-ID: {calls:?}");
+    assert!(all.iter().all(|r| !r.is_unregister()), "{all:?}");
+    assert!(
+        all.iter().any(|r| r.at >= secs(21) && r.at < secs(22)),
+        "the new (wrong) password is tried at once: {all:?}"
     );
-    assert_eq!(unregisters[0].call_id, calls[0]);
-    assert!(unregisters[0].at >= secs(21) && unregisters[0].at < secs(22));
+    assert!(
+        all.iter().any(|r| r.at >= secs(41) && r.at < secs(42)),
+        "the right password is tried at once, not after the rejection's backoff: {all:?}"
+    );
     let rejected = j.statuses_of("p1").any(|(at, v)| {
         at >= secs(21)
             && at < secs(40)
@@ -267,7 +267,8 @@ fn provider_credentials_changed_by_resync() {
         .any(|s| s.report.register_status == RegisterStatus::Failed));
     let left: Vec<_> = j.bindings_of("p1").collect();
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].call_id, calls[2]);
+    assert_eq!(left[0].call_id, calls[0]);
+    assert_eq!(j.statuses["p1"].register_status, "registered");
     assert_latest_wins(j, "p1");
 }
 

@@ -3,16 +3,18 @@
 
 use crate::backend::destination::{Answer, Destinations, Lookup, NoRoute, Route, RouteSource};
 use crate::backend::outbox::{Outbox, OutboxStep};
+use crate::backend::API_KEY_RETRY;
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::io::{
     BackendOp, BackendReply, BackendRequest, BindingIdentity, Command, Event, Input, Output,
-    RegisterOutcome, RegisterStatus, RegistrationView, RequestId, StatusReport, Transmit,
+    RegisterOutcome, RegisterStatus, RegistrationView, RequestId, SentRegister, StatusReport,
+    Transmit,
 };
 use crate::message::{self, Message, Request};
 use crate::provider::ProviderSpec;
 use crate::rate::Pacer;
-use crate::registration::{Goal, Phase, Registration};
+use crate::registration::Registration;
 use crate::rng::IdGen;
 use crate::stats::Stats;
 use crate::time::{Backoff, TimerKey, TimerTable};
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 #[derive(Debug, Clone)]
 enum PendingRequest {
     Fetch,
-    Report { outbox_idx: u32 },
+    Report { outbox_idx: u32, sent_at: Instant },
     Config,
     Destination { did: String },
 }
@@ -53,6 +55,9 @@ pub struct Ctx {
     report_wait: VecDeque<u32>,
     /// The last report failed: the next success means the backend is back.
     backend_failing: bool,
+    /// How long delivered reports took lately (a decaying maximum): what the final
+    /// reports of a shutdown need, so the rest of the grace can go to un-REGISTERs.
+    report_latency: Duration,
     /// Slots whose registration stopped during the current step.
     stopped: Vec<u32>,
     /// Registrations not yet [`Phase::Stopped`].
@@ -70,7 +75,7 @@ impl Ctx {
     }
 
     /// Counts and announces the outcome of a REGISTER transaction.
-    pub fn outcome(&mut self, provider_id: &str, outcome: RegisterOutcome) {
+    pub fn outcome(&mut self, provider_id: &str, outcome: RegisterOutcome, sent: SentRegister) {
         *self
             .stats
             .register_outcomes
@@ -79,6 +84,7 @@ impl Ctx {
         self.out.push_back(Output::Event(Event::RegisterOutcome {
             provider_id: provider_id.to_owned(),
             outcome,
+            sent,
         }));
     }
 
@@ -116,7 +122,10 @@ impl Ctx {
                         provider_id,
                         report,
                     },
-                    PendingRequest::Report { outbox_idx: idx },
+                    PendingRequest::Report {
+                        outbox_idx: idx,
+                        sent_at: now,
+                    },
                 );
                 self.reports_in_flight += 1;
             }
@@ -240,6 +249,7 @@ impl Controller {
                 reports_in_flight: 0,
                 report_wait: VecDeque::new(),
                 backend_failing: false,
+                report_latency: Duration::ZERO,
                 stopped: Vec::new(),
                 active: 0,
                 finished: false,
@@ -460,6 +470,12 @@ impl Controller {
         if self.ctx.finished {
             return;
         }
+        let lost = self.ctx.outbox.undelivered_reports();
+        if !lost.is_empty() {
+            self.ctx
+                .out
+                .push_back(Output::Event(Event::FinalReportsLost { providers: lost }));
+        }
         self.ctx
             .out
             .push_back(Output::Event(Event::ShutdownComplete));
@@ -554,12 +570,9 @@ impl Controller {
                 }
                 if let Some(&slot) = self.by_id.get(&id) {
                     if let Some((reg, ctx)) = self.reg_mut(slot) {
-                        // Only a waiting registration starts over: one already resolving,
-                        // queued or in flight is registering now, and a second
-                        // transaction would overlap it (found by the simulator).
-                        if reg.goal == Goal::Registered && reg.phase == Phase::Waiting {
-                            reg.start(now, ctx);
-                        }
+                        // Never a second transaction beside the running one (found by
+                        // the simulator): coalesced by the registration.
+                        reg.reregister(now, ctx);
                     }
                 }
             }
@@ -620,13 +633,19 @@ impl Controller {
             let _ = self.routes.answer(&did, Answer::Unavailable, now);
         }
         self.ctx.timers.set(TimerKey::Shutdown, now + grace);
-        self.ctx
-            .timers
-            .set(TimerKey::ShutdownUnregisterDeadline, now + grace / 2);
+        // Un-REGISTER answers may take the whole grace but what the final reports need
+        // (see `final_report_reserve`): a registrar answering in 3 s of a 5 s grace is
+        // confirmed.
+        let reserve = final_report_reserve(self.ctx.report_latency, grace);
+        self.ctx.timers.set(
+            TimerKey::ShutdownUnregisterDeadline,
+            now + grace.saturating_sub(reserve),
+        );
         let slots: Vec<u32> = self.by_id.values().copied().collect();
         if let Ok(n) = u32::try_from(slots.len()) {
             if n > 0 {
-                // Leave half the grace for answers and final reports.
+                // Every un-REGISTER leaves within half the grace, so each has the
+                // other half (less the reserve) for its answer.
                 self.ctx.pacer.speed_up_to(grace / 2 / n);
             }
         }
@@ -680,6 +699,7 @@ impl Controller {
             // A failure keeps the domain we have; an API-key problem is reported by
             // the provider fetch that goes with this one.
             other => {
+                let rejected_key = matches!(other, BackendReply::Unauthorized { .. });
                 let error = match other {
                     BackendReply::Failed(e) => e,
                     BackendReply::Unauthorized { status } => {
@@ -687,7 +707,10 @@ impl Controller {
                     }
                     _ => "unexpected reply to GET /api/sip/config".to_owned(),
                 };
-                let retry_in = self.sync.config_backoff.next_delay(self.ctx.ids.unit());
+                let mut retry_in = self.sync.config_backoff.next_delay(self.ctx.ids.unit());
+                if rejected_key {
+                    retry_in = retry_in.max(API_KEY_RETRY);
+                }
                 self.ctx
                     .out
                     .push_back(Output::Event(Event::ConfigFetchFailed { error, retry_in }));
@@ -803,7 +826,14 @@ impl Controller {
                 self.sync.in_flight = false;
                 self.on_fetch_reply(now, reply);
             }
-            PendingRequest::Report { outbox_idx } => {
+            PendingRequest::Report {
+                outbox_idx,
+                sent_at,
+            } => {
+                if matches!(reply, BackendReply::Delivered) {
+                    let took = now.saturating_duration_since(sent_at);
+                    self.ctx.report_latency = took.max(self.ctx.report_latency * 3 / 4);
+                }
                 self.on_report_reply(now, outbox_idx, reply);
                 self.ctx.report_done(now);
             }
@@ -851,7 +881,7 @@ impl Controller {
         let (error, slow) = failure;
         let mut retry_in = self.sync.backoff.next_delay(self.ctx.ids.unit());
         if slow {
-            retry_in = retry_in.max(Duration::from_secs(60));
+            retry_in = retry_in.max(API_KEY_RETRY);
         }
         self.ctx
             .out
@@ -898,11 +928,7 @@ impl Controller {
                     .out
                     .push_back(Output::Event(Event::ApiKeyRejected { status }));
                 let draw = self.ctx.ids.unit();
-                if let Some(d) =
-                    self.ctx
-                        .outbox
-                        .failed_slowly(idx, now, Duration::from_secs(60), draw)
-                {
+                if let Some(d) = self.ctx.outbox.failed_slowly(idx, now, API_KEY_RETRY, draw) {
                     self.ctx.timers.set(TimerKey::OutboxRetry(idx), now + d);
                 }
             }
@@ -951,6 +977,19 @@ impl Controller {
                 continue;
             }
             let was_running = self.by_id.contains_key(&spec.id);
+            if let (Ok(p), Some(&slot)) = (&validated, self.by_id.get(&spec.id)) {
+                if let Some((reg, ctx)) = self.reg_mut(slot) {
+                    if reg.same_binding(p) {
+                        // Same binding, new password (or expiry, name…): refresh it in
+                        // place. Un-registering it would need the old credentials,
+                        // which a rotation may already have made useless.
+                        reg.update(now, ctx, p.clone());
+                        changed += 1;
+                        continue;
+                    }
+                    reg.set_successor_credentials(p);
+                }
+            }
             if was_running {
                 self.stop_running(now, &spec.id);
                 changed += 1;
@@ -1065,4 +1104,13 @@ impl Controller {
         self.regs.push(None);
         u32::try_from(self.regs.len() - 1).unwrap_or(u32::MAX)
     }
+}
+
+/// What the final status reports of a shutdown are left, out of `grace`: twice what
+/// delivered reports took lately, at least 250 ms (a first report, a local file write)
+/// and at most half the grace. The rest of the grace waits for un-REGISTER answers.
+fn final_report_reserve(report_latency: Duration, grace: Duration) -> Duration {
+    (report_latency * 2)
+        .max(Duration::from_millis(250))
+        .min(grace / 2)
 }

@@ -217,6 +217,20 @@ pub enum Event {
     RegisterOutcome {
         provider_id: String,
         outcome: RegisterOutcome,
+        /// What the request was.
+        sent: SentRegister,
+    },
+    /// A registration failed with a new error, or still fails with the same one (then
+    /// at most every [`crate::registration::FAILURE_REPEAT_EVERY`], with the count):
+    /// what deserves a warning, where [`Event::RegistrationChanged`] is every change.
+    RegistrationFailing(Box<FailureNotice>),
+    /// The binding of a removed or replaced provider could not be removed and stays at
+    /// the registrar until it expires.
+    BindingLeftBehind(Box<LeftBehind>),
+    /// The shutdown ended before these providers' final statuses reached the backend.
+    FinalReportsLost {
+        /// Provider id and the status it could not report.
+        providers: Vec<(String, RegisterStatus)>,
     },
     /// The identity of a registration's binding changed or its CSeq reservation moved
     /// on: persist it, and hand it back with [`crate::Controller::restore`] after a
@@ -254,6 +268,47 @@ pub struct BindingIdentity {
     pub line: String,
     /// No request has used a CSeq at or above this value; a restart starts here.
     pub next_cseq: u32,
+}
+
+/// What a REGISTER transaction sent, so that its outcome can be read alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentRegister {
+    pub cseq: u32,
+    /// `Expires` of the request: 0 for an un-REGISTER.
+    pub expires: u32,
+    /// Whether it carried credentials (an answer to a challenge, or pre-emptive).
+    pub credentials: bool,
+}
+
+/// A failing registration, as announced to the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureNotice {
+    pub provider_id: String,
+    pub provider_name: String,
+    /// `host:port` of the registrar.
+    pub registrar: String,
+    pub error: String,
+    /// Failed attempts with this error so far (1 when it is new).
+    pub attempts: u32,
+    /// When this error first occurred, RFC 3339 UTC.
+    pub since: String,
+    /// When the next attempt is due, if one is scheduled.
+    pub retry_in: Option<Duration>,
+}
+
+/// A binding that stays at a registrar although its provider is gone or changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftBehind {
+    pub provider_id: String,
+    pub provider_name: String,
+    /// `host:port` of the registrar.
+    pub registrar: String,
+    /// The address of record the binding is for.
+    pub aor: String,
+    /// When it lapses at the registrar, RFC 3339 UTC, when known.
+    pub expires_at: Option<String>,
+    /// Why it could not be removed.
+    pub reason: String,
 }
 
 /// How a REGISTER transaction ended, for metrics.

@@ -59,9 +59,9 @@ pub use backend::destination::{NoRoute, Route, RouteSource};
 pub use config::{Config, SipTimers};
 pub use controller::Controller;
 pub use io::{
-    BackendOp, BackendReply, BackendRequest, BindingIdentity, Command, Event, Input, Output,
-    QueryId, RegisterOutcome, RegisterStatus, RegistrationView, RequestId, Resolution,
-    ResolveQuery, StatusReport, Transmit,
+    BackendOp, BackendReply, BackendRequest, BindingIdentity, Command, Event, FailureNotice, Input,
+    LeftBehind, Output, QueryId, RegisterOutcome, RegisterStatus, RegistrationView, RequestId,
+    Resolution, ResolveQuery, SentRegister, StatusReport, Transmit,
 };
 pub use provider::{Provider, ProviderSpec};
 pub use secret::Secret;

@@ -88,7 +88,9 @@ pub enum InvalidProvider {
     ControlCharacter { field: &'static str },
     #[error("invalid provider: `{field}` contains `{ch}`, which cannot appear there unescaped")]
     BadCharacter { field: &'static str, ch: char },
-    #[error("invalid provider: `port` {0} is out of range (1-65535)")]
+    #[error("invalid provider: `password` is missing or empty: give the password the registrar challenges for")]
+    MissingPassword,
+    #[error("invalid provider: `port` {0} is out of range (1-65535; leave it out for the transport's default)")]
     Port(i64),
     #[error("invalid provider: `transport` {0:?} is unknown (udp, tcp or tls)")]
     UnknownTransport(String),
@@ -96,7 +98,7 @@ pub enum InvalidProvider {
         "invalid provider: `transport` {0} is not supported by this version of trunkline (use udp)"
     )]
     UnsupportedTransport(&'static str),
-    #[error("invalid provider: `expires` {0} is out of range (1-4294967295 seconds)")]
+    #[error("invalid provider: `expires` {0} is out of range (1-4294967295 seconds; leave it out for the default of 3600)")]
     Expires(i64),
     #[error("invalid provider: `host` {0:?} is not a host name or IP address")]
     Host(String),
@@ -216,6 +218,12 @@ impl ProviderSpec {
             return Err(InvalidProvider::Host(host.to_owned()));
         }
         check_user("username", &self.username)?;
+        // Not trimmed: spaces are valid in a password. An empty one would only be sent
+        // as an empty secret and end as "authentication rejected", which sends the
+        // operator to the wrong place.
+        if self.password.expose().is_empty() {
+            return Err(InvalidProvider::MissingPassword);
+        }
         if self.password.expose().chars().any(char::is_control) {
             return Err(InvalidProvider::ControlCharacter { field: "password" });
         }
@@ -246,16 +254,22 @@ impl ProviderSpec {
                 _ => "tls",
             }));
         }
+        // Absent (or JSON null) takes the default; 0 is out of range like any other
+        // number outside 1-65535, not a second way to say "default".
         let port = match self.port {
-            None | Some(0) => transport.default_port(),
+            None => transport.default_port(),
             Some(p) => u16::try_from(p)
                 .ok()
                 .filter(|p| *p > 0)
                 .ok_or(InvalidProvider::Port(p))?,
         };
+        // 0 would ask for an un-REGISTER: out of range, like a negative value.
         let expires = match self.expires {
-            None | Some(0) => DEFAULT_EXPIRES,
-            Some(e) => u32::try_from(e).map_err(|_| InvalidProvider::Expires(e))?,
+            None => DEFAULT_EXPIRES,
+            Some(e) => u32::try_from(e)
+                .ok()
+                .filter(|e| *e > 0)
+                .ok_or(InvalidProvider::Expires(e))?,
         };
         let outbound_proxy = match &self.outbound_proxy {
             Some(p) if !p.trim().is_empty() => Some(parse_proxy(p)?),
@@ -275,5 +289,83 @@ impl ProviderSpec {
             outbound_proxy,
             enabled: self.enabled.unwrap_or(true),
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ProviderSpec {
+        ProviderSpec {
+            id: "p1".into(),
+            name: "P".into(),
+            host: "sip.example".into(),
+            username: "alice".into(),
+            password: Secret::new("pw"),
+            ..ProviderSpec::default()
+        }
+    }
+
+    /// The "empty" forms: absent/null numbers take the default, 0 is out of range;
+    /// required strings must not be empty; optional strings that are empty are absent.
+    #[test]
+    fn empty_forms_have_one_meaning_each() {
+        let p = spec().validate().unwrap();
+        assert_eq!((p.port, p.expires), (5060, DEFAULT_EXPIRES));
+        let zero_port = ProviderSpec {
+            port: Some(0),
+            ..spec()
+        };
+        assert_eq!(zero_port.validate(), Err(InvalidProvider::Port(0)));
+        let zero_expires = ProviderSpec {
+            expires: Some(0),
+            ..spec()
+        };
+        assert_eq!(zero_expires.validate(), Err(InvalidProvider::Expires(0)));
+        let no_password = ProviderSpec {
+            password: Secret::new(""),
+            ..spec()
+        };
+        let err = no_password.validate().unwrap_err();
+        assert_eq!(err, InvalidProvider::MissingPassword);
+        assert!(err.to_string().contains("`password`"), "{err}");
+        // A password of spaces is a password.
+        let spaces = ProviderSpec {
+            password: Secret::new("  "),
+            ..spec()
+        };
+        assert!(spaces.validate().is_ok());
+        let empty_optionals = ProviderSpec {
+            auth_username: Some(String::new()),
+            realm: Some(" ".into()),
+            outbound_proxy: Some(String::new()),
+            transport: Some(String::new()),
+            ..spec()
+        };
+        let p = empty_optionals.validate().unwrap();
+        assert_eq!(p.auth_username, "alice");
+        assert_eq!(p.realm, None);
+        assert_eq!(p.outbound_proxy, None);
+        assert_eq!(p.transport, Transport::Udp);
+        for (field, bad) in [
+            (
+                "host",
+                ProviderSpec {
+                    host: String::new(),
+                    ..spec()
+                },
+            ),
+            (
+                "username",
+                ProviderSpec {
+                    username: String::new(),
+                    ..spec()
+                },
+            ),
+        ] {
+            assert_eq!(bad.validate(), Err(InvalidProvider::Empty { field }));
+        }
     }
 }

@@ -10,9 +10,13 @@
 
 use crate::auth::{self, Challenge, DigestInput};
 use crate::controller::Ctx;
-use crate::io::{BindingIdentity, RegisterOutcome, RegisterStatus, RegistrationView};
+use crate::io::{
+    BindingIdentity, Event, FailureNotice, LeftBehind, Output, RegisterOutcome, RegisterStatus,
+    RegistrationView,
+};
 use crate::message::{MessageBuilder, Response};
 use crate::provider::Provider;
+use crate::secret::Secret;
 use crate::time::{Backoff, TimerKey};
 use crate::transaction::{Owner, TxnEvent};
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +28,12 @@ const TRANSACTION_SPAN: Duration = Duration::from_secs(32);
 /// Challenges answered within one attempt before we call it a rejection (a first answer,
 /// one more for a fresh nonce without `stale`, and stale rounds).
 const MAX_CHALLENGE_ROUNDS: u8 = 4;
+/// An unchanged error is announced again (with its count) at most this often: a
+/// registration retried every 5 minutes for a day is one warning an hour, not 288.
+pub const FAILURE_REPEAT_EVERY: Duration = Duration::from_secs(3600);
+/// Re-registers an operator asks for are at least this far apart per registration:
+/// 200 requests in 2 s cost 3 REGISTER attempts, not 200.
+pub const REREGISTER_SPACING: Duration = Duration::from_secs(1);
 
 /// How a failure is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +68,24 @@ pub enum Goal {
     /// Remove the binding; `report` says whether the outcome is reported to the backend
     /// (shutdown: yes; a provider that was removed from the backend: no).
     Unregistered { report: bool },
+}
+
+/// Credentials of the provider entry that replaced a registration's, kept for the old
+/// binding's un-REGISTER: a rotation usually changes the password at the provider
+/// first, so the old one may already be refused.
+#[derive(Debug, Clone)]
+struct Credentials {
+    auth_username: String,
+    password: Secret,
+}
+
+/// A run of failed attempts with the same error: counted, and announced when it starts
+/// and then at most every [`FAILURE_REPEAT_EVERY`].
+#[derive(Debug, Clone)]
+struct FailureRun {
+    since: Instant,
+    attempts: u32,
+    announced_at: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +130,17 @@ pub struct Registration {
     pub next_at: Option<Instant>,
     backoff: Backoff,
     rejected_backoff: Backoff,
+    /// Whether the request in flight carried credentials (for the outcome event).
+    sent_credentials: bool,
+    /// A re-register was asked while an attempt was running: one more attempt when it
+    /// ends. At most one attempt runs and one waits, however often it is asked.
+    rerun: bool,
+    /// When the last attempt was released to the wire (spacing of re-registers).
+    attempt_started: Option<Instant>,
+    /// See [`Credentials`]; set only while un-registering a replaced provider.
+    successor: Option<Box<Credentials>>,
+    /// The current run of failures, if the registration is failing.
+    failures: Option<Box<FailureRun>>,
 }
 
 /// CSeq values are reserved in blocks, so persisting the identity costs one write per
@@ -166,6 +205,110 @@ impl Registration {
             next_at: None,
             backoff,
             rejected_backoff,
+            sent_credentials: false,
+            rerun: false,
+            attempt_started: None,
+            successor: None,
+            failures: None,
+        }
+    }
+
+    /// Whether `new` names the same binding as this registration: the same account at
+    /// the same registrar, reached the same way (so the same Contact). A change of
+    /// anything else (password, auth user, realm, expiry, name) then refreshes this
+    /// binding — same Call-ID, CSeq + 1 — instead of removing it and adding a second.
+    pub fn same_binding(&self, new: &Provider) -> bool {
+        let p = &self.provider;
+        new.enabled
+            && p.username == new.username
+            && p.host == new.host
+            && p.port == new.port
+            && p.transport == new.transport
+            && p.outbound_proxy == new.outbound_proxy
+    }
+
+    /// Takes the changed entry of the same binding (see [`Registration::same_binding`]):
+    /// new credentials or expiry are used by a REGISTER now (or right after the one in
+    /// flight); a change of name alone sends nothing.
+    pub fn update(&mut self, now: Instant, ctx: &mut Ctx, new: Provider) {
+        let old = &self.provider;
+        let credentials_changed = old.password != new.password
+            || old.auth_username != new.auth_username
+            || old.realm != new.realm;
+        let expires_changed = old.expires != new.expires;
+        if credentials_changed {
+            // A cached challenge belongs to the old credentials (or realm filter).
+            self.auth = None;
+        }
+        if expires_changed {
+            self.requested_expires = new.expires;
+        }
+        self.provider = new;
+        if credentials_changed || expires_changed {
+            self.reregister_now(now, ctx);
+        } else {
+            // Only the name changed: the status line carries the new one.
+            let view = self.view(ctx);
+            ctx.out
+                .push_back(Output::Event(Event::RegistrationChanged(Box::new(view))));
+        }
+    }
+
+    /// Keeps the credentials of the entry that replaced this one, for the un-REGISTER.
+    pub fn set_successor_credentials(&mut self, new: &Provider) {
+        if new.auth_username != self.provider.auth_username
+            || new.password != self.provider.password
+        {
+            self.successor = Some(Box::new(Credentials {
+                auth_username: new.auth_username.clone(),
+                password: new.password.clone(),
+            }));
+        }
+    }
+
+    /// An operator asks for a REGISTER now. Coalesced: while an attempt runs, one more
+    /// follows it; and attempts asked this way are [`REREGISTER_SPACING`] apart.
+    pub fn reregister(&mut self, now: Instant, ctx: &mut Ctx) {
+        if self.goal != Goal::Registered {
+            return;
+        }
+        match self.phase {
+            Phase::Waiting => {
+                let at = self.spaced(now);
+                if at <= now {
+                    self.start(now, ctx);
+                } else if self.next_at.is_none_or(|t| t > at) {
+                    self.wait_until(at, ctx);
+                }
+            }
+            Phase::Stopped => {}
+            Phase::Resolving | Phase::Queued | Phase::InFlight(_) => self.rerun = true,
+        }
+    }
+
+    /// Like [`Registration::reregister`] without the spacing (new credentials).
+    fn reregister_now(&mut self, now: Instant, ctx: &mut Ctx) {
+        match self.phase {
+            Phase::Waiting => self.start(now, ctx),
+            Phase::Stopped => {}
+            Phase::Resolving | Phase::Queued | Phase::InFlight(_) => self.rerun = true,
+        }
+    }
+
+    /// The earliest instant an operator's re-register may start.
+    fn spaced(&self, now: Instant) -> Instant {
+        self.attempt_started
+            .map_or(now, |t| (t + REREGISTER_SPACING).max(now))
+    }
+
+    /// After an attempt ended: an asked-for re-register goes now (spaced), unless the
+    /// registration already waits for less.
+    fn take_rerun(&mut self, now: Instant, ctx: &mut Ctx) {
+        if std::mem::take(&mut self.rerun) {
+            let at = self.spaced(now);
+            if self.next_at.is_none_or(|t| t > at) {
+                self.wait_until(at, ctx);
+            }
         }
     }
 
@@ -224,6 +367,13 @@ impl Registration {
     pub fn start(&mut self, now: Instant, ctx: &mut Ctx) {
         ctx.timers.cancel(TimerKey::Registration(self.slot));
         self.next_at = None;
+        // While the attempt runs, the registration timer stands for the binding's
+        // expiry: if it passes unconfirmed, the registration is no longer `registered`.
+        if let Some(until) = self.bound_until.filter(|t| *t > now) {
+            if self.goal == Goal::Registered {
+                ctx.timers.set(TimerKey::Registration(self.slot), until);
+            }
+        }
         if let Phase::InFlight(txn) = self.phase {
             ctx.txns.abandon(txn, &mut ctx.timers);
         }
@@ -330,6 +480,7 @@ impl Registration {
             ctx.persist(self.identity());
         }
         let branch = ctx.ids.branch();
+        self.attempt_started = Some(now);
         let payload = self.build_request(ctx, &contact_host, &branch, expires);
         let txn = ctx.txns.start(
             now,
@@ -382,6 +533,7 @@ impl Registration {
             msg = msg.header("Route", format!("<sip:{}:{port};lr>", uri_host(h)));
         }
         self.answered_nonce = None;
+        self.sent_credentials = self.auth.is_some();
         if let Some(cache) = self.auth.as_mut() {
             cache.nc = cache.nc.wrapping_add(1);
             let cnonce = ctx.ids.cnonce();
@@ -410,12 +562,53 @@ impl Registration {
             .to_bytes()
     }
 
-    /// The registration timer fired: refresh or retry.
+    /// The registration timer fired: refresh or retry; or, while an attempt runs, the
+    /// binding expired without a confirmed refresh.
     pub fn on_timer(&mut self, now: Instant, ctx: &mut Ctx) {
         if self.phase == Phase::Waiting {
             self.next_at = None;
             self.start(now, ctx);
+        } else {
+            self.on_lapse(now, ctx);
         }
+    }
+
+    /// The granted binding has expired while the refresh is unconfirmed: the registrar
+    /// may no longer route calls to us, so we must not go on saying `registered`.
+    fn on_lapse(&mut self, now: Instant, ctx: &mut Ctx) {
+        let Some(until) = self.bound_until.filter(|t| *t <= now) else {
+            return;
+        };
+        if self.goal != Goal::Registered {
+            return;
+        }
+        self.bound_until = None;
+        let registrar = self.registrar();
+        let why = match self.phase {
+            Phase::InFlight(_) => format!("{registrar} has not answered the refresh"),
+            Phase::Queued => "the refresh is still waiting for its turn (REGISTER_RATE)".to_owned(),
+            Phase::Resolving => format!("the address of {registrar} is still being resolved"),
+            Phase::Waiting | Phase::Stopped => return,
+        };
+        let at = ctx.clock.rfc3339(until);
+        let error =
+            format!("registration lapsed: the binding at {registrar} expired at {at} and {why}");
+        self.announce_failure(now, ctx, &error, None);
+        self.set_status(ctx, now, RegisterStatus::Failed, Some(error));
+    }
+
+    /// Counts and announces the outcome of the transaction that just ended, with what
+    /// was sent: two "challenged" lines must be told apart.
+    fn outcome(&self, ctx: &mut Ctx, outcome: RegisterOutcome) {
+        ctx.outcome(
+            &self.provider.id,
+            outcome,
+            crate::io::SentRegister {
+                cseq: self.cseq,
+                expires: self.sent_expires,
+                credentials: self.sent_credentials,
+            },
+        );
     }
 
     /// Our REGISTER transaction ended.
@@ -425,7 +618,7 @@ impl Registration {
         }
         match event {
             TxnEvent::Timeout => {
-                ctx.outcome(&self.provider.id, RegisterOutcome::Timeout);
+                self.outcome(ctx, RegisterOutcome::Timeout);
                 let registrar = self.registrar();
                 self.fail(
                     now,
@@ -446,7 +639,7 @@ impl Registration {
             200..=299 => self.on_success(now, ctx, resp),
             401 | 407 => self.on_challenge(now, ctx, resp),
             423 => {
-                ctx.outcome(&self.provider.id, RegisterOutcome::IntervalTooBrief);
+                self.outcome(ctx, RegisterOutcome::IntervalTooBrief);
                 match resp.headers.min_expires() {
                     Some(min) if min > self.requested_expires => {
                         self.requested_expires = min;
@@ -462,7 +655,7 @@ impl Registration {
                 }
             }
             403 => {
-                ctx.outcome(&self.provider.id, RegisterOutcome::Rejected);
+                self.outcome(ctx, RegisterOutcome::Rejected);
                 self.fail(
                     now,
                     ctx,
@@ -472,7 +665,7 @@ impl Registration {
                 );
             }
             404 => {
-                ctx.outcome(&self.provider.id, RegisterOutcome::Rejected);
+                self.outcome(ctx, RegisterOutcome::Rejected);
                 self.fail(
                     now,
                     ctx,
@@ -482,7 +675,7 @@ impl Registration {
                 );
             }
             _ => {
-                ctx.outcome(&self.provider.id, RegisterOutcome::Failed);
+                self.outcome(ctx, RegisterOutcome::Failed);
                 let retry_after = resp
                     .headers
                     .retry_after()
@@ -509,7 +702,7 @@ impl Registration {
     }
 
     fn on_success(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
-        ctx.outcome(&self.provider.id, RegisterOutcome::Success);
+        self.outcome(ctx, RegisterOutcome::Success);
         self.challenge_rounds = 0;
         if let Goal::Unregistered { report } = self.goal {
             if self.sent_expires > 0 {
@@ -554,10 +747,12 @@ impl Registration {
         }
         self.backoff.reset();
         self.rejected_backoff.reset();
+        self.failures = None;
         self.bound_until = Some(now + Duration::from_secs(u64::from(granted)));
         self.last_register_at = Some(ctx.clock.rfc3339(now));
         let delay = self.refresh_delay(granted, ctx);
         self.wait_until(now + delay, ctx);
+        self.take_rerun(now, ctx);
         // Reported on every success, also unchanged: the backend wants `lastRegisterAt`.
         self.set_status(ctx, now, RegisterStatus::Registered, None);
     }
@@ -578,7 +773,7 @@ impl Registration {
     }
 
     fn on_challenge(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
-        ctx.outcome(&self.provider.id, RegisterOutcome::Challenged);
+        self.outcome(ctx, RegisterOutcome::Challenged);
         let proxy = resp.status == 407;
         let header = if proxy {
             "Proxy-Authenticate"
@@ -614,8 +809,24 @@ impl Registration {
             Some(_) => self.challenge_rounds >= 2,
         };
         self.challenge_rounds = self.challenge_rounds.saturating_add(1);
+        if rejected && matches!(self.goal, Goal::Unregistered { .. }) {
+            if let Some(next) = self.successor.take() {
+                // The old binding's un-REGISTER was refused with the old credentials:
+                // the rotation reached the provider first, so try the new ones.
+                self.provider.auth_username = next.auth_username;
+                self.provider.password = next.password;
+                self.challenge_rounds = 1;
+                self.auth = Some(AuthCache {
+                    challenge,
+                    proxy,
+                    nc: 0,
+                });
+                self.requeue_now(ctx);
+                return;
+            }
+        }
         if rejected || self.challenge_rounds > MAX_CHALLENGE_ROUNDS {
-            ctx.outcome(&self.provider.id, RegisterOutcome::Rejected);
+            self.outcome(ctx, RegisterOutcome::Rejected);
             self.auth = None;
             let user = &self.provider.auth_username;
             self.fail(
@@ -664,13 +875,21 @@ impl Registration {
             }
             // Un-registering is best effort: the binding lapses at the registrar anyway.
             self.phase = Phase::Stopped;
+            let error = if self.sent_expires > 0 {
+                // The REGISTER in flight failed: no binding was confirmed, none to remove.
+                format!("unregistered: trunkline shut down; the REGISTER got {error}, so no binding was confirmed")
+            } else {
+                format!("un-register failed: {error}")
+            };
             if report {
-                self.set_status(
-                    ctx,
-                    now,
-                    RegisterStatus::Failed,
-                    Some(format!("un-register failed: {error}")),
-                );
+                let status = if self.sent_expires > 0 {
+                    RegisterStatus::Pending
+                } else {
+                    RegisterStatus::Failed
+                };
+                self.set_status(ctx, now, status, Some(error));
+            } else if self.sent_expires == 0 {
+                self.left_behind(ctx, error);
             }
             ctx.stopped(self.slot);
             return;
@@ -684,7 +903,64 @@ impl Registration {
             delay = delay.max(ra.min(ctx.cfg.max_retry_after));
         }
         self.wait_until(now + delay, ctx);
+        self.take_rerun(now, ctx);
+        self.announce_failure(now, ctx, &error, Some(delay));
         self.set_status(ctx, now, RegisterStatus::Failed, Some(error));
+    }
+
+    /// Counts the failure into the current run; announces it when the error is new, and
+    /// an unchanged one again with its count at most every [`FAILURE_REPEAT_EVERY`].
+    fn announce_failure(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        error: &str,
+        retry_in: Option<Duration>,
+    ) {
+        let same = self.error.as_deref() == Some(error) && self.status == RegisterStatus::Failed;
+        let run = match self.failures.as_mut() {
+            Some(run) if same => {
+                run.attempts = run.attempts.saturating_add(1);
+                if now.saturating_duration_since(run.announced_at) < FAILURE_REPEAT_EVERY {
+                    return;
+                }
+                run.announced_at = now;
+                run
+            }
+            _ => self.failures.insert(Box::new(FailureRun {
+                since: now,
+                attempts: 1,
+                announced_at: now,
+            })),
+        };
+        let (attempts, since) = (run.attempts, run.since);
+        let notice = FailureNotice {
+            provider_id: self.provider.id.clone(),
+            provider_name: self.provider.name.clone(),
+            registrar: self.registrar(),
+            error: error.to_owned(),
+            attempts,
+            since: ctx.clock.rfc3339(since),
+            retry_in,
+        };
+        ctx.out
+            .push_back(Output::Event(Event::RegistrationFailing(Box::new(notice))));
+    }
+
+    /// A removed or replaced provider's binding could not be removed: say what stays at
+    /// the registrar, and until when, instead of forgetting it silently.
+    fn left_behind(&self, ctx: &mut Ctx, reason: String) {
+        let p = &self.provider;
+        let notice = LeftBehind {
+            provider_id: p.id.clone(),
+            provider_name: p.name.clone(),
+            registrar: self.registrar(),
+            aor: format!("sip:{}@{}", p.username, uri_host(&p.host)),
+            expires_at: self.bound_until.map(|t| ctx.clock.rfc3339(t)),
+            reason,
+        };
+        ctx.out
+            .push_back(Output::Event(Event::BindingLeftBehind(Box::new(notice))));
     }
 
     fn set_status(
@@ -708,21 +984,40 @@ impl Registration {
         if self.phase == Phase::Stopped {
             return;
         }
+        let registrar = self.registrar();
+        let lapses = match self.bound_until.filter(|t| *t > now) {
+            Some(t) => format!("the binding lapses at {}", ctx.clock.rfc3339(t)),
+            None => "the binding lapses when it expires".to_owned(),
+        };
+        // Say what really happened: which request was outstanding, if any.
+        let what = match self.phase {
+            Phase::InFlight(_) if self.sent_expires == 0 => {
+                format!("trunkline shut down before {registrar} confirmed the un-REGISTER; {lapses}")
+            }
+            Phase::InFlight(_) if self.bound_until.is_some_and(|t| t > now) => format!(
+                "trunkline shut down while a refresh to {registrar} was unanswered, so no un-REGISTER could be sent; {lapses}"
+            ),
+            Phase::InFlight(_) => format!(
+                "trunkline shut down while {registrar} had not answered the REGISTER; no binding was confirmed"
+            ),
+            _ => format!(
+                "trunkline shut down before the un-REGISTER to {registrar} could be sent; {lapses}"
+            ),
+        };
         if let Phase::InFlight(txn) = self.phase {
             ctx.txns.abandon(txn, &mut ctx.timers);
         }
         self.leave_pacer(ctx);
         self.phase = Phase::Stopped;
         if report {
-            let registrar = self.registrar();
             self.set_status(
                 ctx,
                 now,
                 RegisterStatus::Pending,
-                Some(format!(
-                    "unregistered: trunkline shut down before {registrar} confirmed the un-REGISTER; the binding lapses when it expires"
-                )),
+                Some(format!("unregistered: {what}")),
             );
+        } else {
+            self.left_behind(ctx, what);
         }
         ctx.stopped(self.slot);
     }
@@ -733,10 +1028,17 @@ impl Registration {
         let may_be_bound =
             self.bound_until.is_some_and(|t| t > now) || matches!(self.phase, Phase::InFlight(_));
         ctx.timers.cancel(TimerKey::Registration(self.slot));
-        if matches!(self.phase, Phase::InFlight(_)) {
+        self.rerun = false;
+        if let Phase::InFlight(txn) = self.phase {
             // Let the REGISTER in flight finish: a second transaction of the same
             // registration must not overlap it (RFC 3261 §10.2; found by the
             // simulator). Its outcome leads to the un-REGISTER.
+            let bound = self.bound_until.is_some_and(|t| t > now);
+            if report && self.sent_expires > 0 && !bound {
+                // Shutting down with a first REGISTER unanswered (a black hole): stop
+                // retransmitting it; a late 200 still leads to the un-REGISTER.
+                ctx.txns.stop_retransmitting(txn, &mut ctx.timers);
+            }
             return;
         }
         self.leave_pacer(ctx);

@@ -123,6 +123,16 @@ impl Transactions {
         }
     }
 
+    /// Keeps the transaction open for its final response until Timer F, but sends the
+    /// request no more (a shutdown gives up on a registrar that never answered, while a
+    /// late answer must still be heard).
+    pub fn stop_retransmitting(&mut self, id: u64, table: &mut TimerTable) {
+        if let Some(txn) = self.by_id.get_mut(&id) {
+            txn.retransmit_at = txn.timeout_at;
+            table.set(TimerKey::Transaction(id), txn.timeout_at);
+        }
+    }
+
     /// Number of live transactions.
     pub fn len(&self) -> usize {
         self.by_id.len()

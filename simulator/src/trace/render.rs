@@ -220,6 +220,7 @@ pub fn event(e: &Event) -> String {
         Event::RegisterOutcome {
             provider_id,
             outcome,
+            ..
         } => format!("outcome {provider_id} {}", outcome.as_str()),
         Event::ShutdownComplete => "shutdown-complete".to_owned(),
         #[allow(unreachable_patterns)]

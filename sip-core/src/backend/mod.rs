@@ -4,3 +4,8 @@
 pub mod destination;
 pub mod http;
 pub mod outbox;
+
+/// After the backend refused our API key (401/403), no backend call — provider list,
+/// config, status report — is retried sooner than this: someone has to fix the key,
+/// and hammering the backend with a wrong one helps nobody.
+pub const API_KEY_RETRY: std::time::Duration = std::time::Duration::from_secs(60);

@@ -2,7 +2,7 @@
 //! time, retried with backoff until delivered or superseded. Nothing is lost through a
 //! backend outage, and an older status never overwrites a newer one.
 
-use crate::io::StatusReport;
+use crate::io::{RegisterStatus, StatusReport};
 use crate::time::Backoff;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -258,6 +258,22 @@ impl Outbox {
         })
     }
 
+    /// Each provider whose latest status is not delivered, with that status, by id.
+    pub fn undelivered_reports(&self) -> Vec<(String, RegisterStatus)> {
+        let mut lost: Vec<(String, RegisterStatus)> = self
+            .entries
+            .iter()
+            .flatten()
+            .filter_map(|e| {
+                let d = e.desired.as_ref()?;
+                (e.delivered != Some(fingerprint(d)))
+                    .then(|| (e.provider_id.clone(), d.register_status))
+            })
+            .collect();
+        lost.sort_by(|a, b| a.0.cmp(&b.0));
+        lost
+    }
+
     /// Reports not yet delivered (for metrics and the shutdown log).
     pub fn undelivered(&self) -> usize {
         self.entries
@@ -276,7 +292,6 @@ impl Outbox {
 #[allow(clippy::disallowed_methods, clippy::unwrap_used)] // tests anchor virtual time once
 mod tests {
     use super::*;
-    use crate::io::RegisterStatus;
 
     fn rep(s: RegisterStatus, at: Option<&str>) -> StatusReport {
         StatusReport {

@@ -53,6 +53,8 @@ pub struct World {
     pub lookups: usize,
     /// How long the backend takes to answer.
     pub backend_delay: Duration,
+    /// How long the registrar takes to answer.
+    pub registrar_delay: Duration,
     /// Datagrams in flight to the core: (deliver at, from, bytes).
     inbound: Vec<(Instant, SocketAddr, Vec<u8>)>,
     backend_queue: Vec<(Instant, sip_core::RequestId, BackendReply)>,
@@ -126,6 +128,7 @@ impl World {
             config_fetches: 0,
             lookups: 0,
             backend_delay: Duration::from_millis(5),
+            registrar_delay: Duration::from_millis(10),
             inbound: Vec::new(),
             backend_queue: Vec::new(),
         };
@@ -146,11 +149,8 @@ impl World {
                     self.sent.push((self.elapsed(), t.remote, text));
                     if t.remote.ip() == REGISTRAR.parse::<IpAddr>().unwrap() {
                         for resp in self.registrar.handle(&t.payload, self.elapsed()) {
-                            self.inbound.push((
-                                self.now + Duration::from_millis(10),
-                                t.remote,
-                                resp,
-                            ));
+                            self.inbound
+                                .push((self.now + self.registrar_delay, t.remote, resp));
                         }
                     }
                 }
