@@ -194,6 +194,13 @@ impl Kamailio {
         crate::hex(&Md5::digest(format!("{}:{user}", self.pw_key)))
     }
 
+    /// Changes the password Kamailio accepts for `user` from now on (a rotation at the
+    /// provider; see `pwover` in the cfg).
+    pub async fn set_password(&self, user: &str, password: &str) {
+        self.kamcmd(&["htable.sets", "pwover", user, password])
+            .await;
+    }
+
     /// The control socket, for running `kamcmd -s <socket> …` by hand while debugging.
     pub fn ctl_socket(&self) -> &Path {
         &self.ctl
