@@ -6,9 +6,14 @@
 #   bash scripts/bench-register.sh            # N = 1000 and 10000, both contenders
 #   N_LIST="10000" RATE=20000 bash scripts/bench-register.sh
 #   CONTENDERS="trunkline" bash scripts/bench-register.sh
+#   BIN=/tmp/trunkline-old CONTENDERS=trunkline bash scripts/bench-register.sh   # that binary
 #   WRAP="heaptrack -o /tmp/tl" CONTENDERS=trunkline bash scripts/bench-register.sh
 #                                    # trunkline under a wrapper (profiler); its figures
 #                                    # then include the wrapper's cost
+#   N_LIST=100000 CONTENDERS=trunkline bash scripts/bench-register.sh
+#                                    # the 100k mode (TIMEOUT grows with N)
+#   N_LIST=100000 CONTENDERS=trunkline EXPIRES=300 STEADY=600 bash scripts/bench-register.sh
+#                                    # steady state: 300 s grants, then 600 s of refreshes
 #
 # Per N, one registrar (tests/kamailio/registrar.cfg, 4 children, 4 MiB receive
 # buffer) serves both contenders, one after the other, never at the same time:
@@ -28,6 +33,12 @@
 # registrar saw (REGISTERs received, 2 per account when nothing was retransmitted;
 # datagrams the kernel dropped because the registrar's or the contender's UDP receive
 # buffer was full, from the drops column of /proc/net/udp).
+#
+# STEADY=S keeps each contender running S seconds after everyone is registered and adds
+# a second line: CPU seconds over those S seconds, refreshes per second as the registrar
+# accepted them (sampled every second: the mean and the busiest second, and their
+# ratio), REGISTERs per refresh, UDP drops, and PSS at the end. Ask for grants short
+# enough to refresh within S (EXPIRES=300: refreshes from about 150 s on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -40,7 +51,10 @@ KPORT=${KPORT:-5190}     # registrar
 SPORT=${SPORT:-5170}     # trunkline
 UPORT=${UPORT:-5191}     # Kamailio uac client
 RCVBUF=${RCVBUF:-4194304}
-TIMEOUT=${TIMEOUT:-120}  # seconds a contender may take to register everyone
+TIMEOUT=${TIMEOUT:-}     # seconds a contender may take to register everyone (default
+                         # 120, or N/500 when that is more)
+EXPIRES=${EXPIRES:-3600} # expiry every account asks for
+STEADY=${STEADY:-0}      # seconds of steady state measured after all registered
 
 die() { echo "bench-register: error: $*" >&2; exit 1; }
 
@@ -52,8 +66,11 @@ for port in "$KPORT" "$SPORT" "$UPORT"; do
     die "UDP port 127.0.0.1:$port is already in use (choose others with KPORT=, SPORT=, UPORT=)"
 done
 
-cargo build --release --bin trunkline >/dev/null 2>&1 || cargo build --release --bin trunkline
-BIN=target/release/trunkline
+# BIN=path benchmarks that binary as it is (e.g. one built from another commit).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --bin trunkline >/dev/null 2>&1 || cargo build --release --bin trunkline
+  BIN=${CARGO_TARGET_DIR:-target}/release/trunkline
+fi
 UAC_CFG=scripts/bench/uac-client.cfg
 
 # Everything started here, so the trap can stop it by pid; and the temp dirs.
@@ -142,8 +159,9 @@ cat >"$ROOT/measure.py" <<'PY'
 import os, re, subprocess, sys, time
 
 (mode, n, pid, start, reg_sock, target_sock, status_path, timeout, clk,
- base_contacts, base_regs, base_ok, base_drops, label, kport, cport) = sys.argv[1:]
+ base_contacts, base_regs, base_ok, base_drops, label, kport, cport, steady) = sys.argv[1:]
 n, pid, start, timeout, clk = int(n), int(pid), float(start), float(timeout), int(clk)
+steady = float(steady)
 base_contacts, base_regs, base_ok, base_drops = map(int, (base_contacts, base_regs, base_ok, base_drops))
 
 def stats(sock, *names):
@@ -251,6 +269,32 @@ print(f"N={n:<6} {label:<13} all registered in {end - start:6.2f} s (registrar h
       f"(sum over {procs}); registrar: {bindings} bindings, {regs} REGISTERs "
       f"({regs / n:.2f}/account), {accepted} accepted; UDP drops: registrar {drops}, contender {cdrops}",
       flush=True)
+
+if steady > 0:
+    # Steady state: one sample a second of the registrar's accepted REGISTERs (each a
+    # refresh now: every account is registered) and of the contender's CPU.
+    t0, cpu0, prev = time.time(), cpu, r
+    per_second, busiest_at = [], 0.0
+    while time.time() < t0 + steady:
+        time.sleep(max(0.0, t0 + len(per_second) + 1 - time.time()))
+        cur = stats(reg_sock, "accepted_regs", "rcv_requests_register", "location_contacts")
+        per_second.append(cur.get("accepted_regs", 0) - prev.get("accepted_regs", 0))
+        if per_second[-1] == max(per_second):
+            busiest_at = time.time() - t0
+        prev = cur
+    cpu1, pss1, _ = sample(tree(pid))
+    span = time.time() - t0
+    refreshes = sum(per_second)
+    sent = prev.get("rcv_requests_register", 0) - r.get("rcv_requests_register", 0)
+    mean = refreshes / span
+    busiest = max(per_second, default=0)
+    held = prev.get("location_contacts", 0) - base_contacts
+    print(f"N={n:<6} {label:<13} steady {span:.0f} s: CPU {cpu1 - cpu0:6.2f} s "
+          f"({(cpu1 - cpu0) / span * 100:.1f}% of a core); refreshes/s mean {mean:.0f}, busiest "
+          f"{busiest} at {busiest_at:.0f} s ({busiest / mean if mean else 0:.2f}x mean); "
+          f"{refreshes} refreshes, {sent / refreshes if refreshes else 0:.2f} REGISTERs each; "
+          f"bindings held {held}; UDP drops since start: registrar {udp_drops(kport) - base_drops}, "
+          f"contender {udp_drops(cport)}; PSS {pss1 / 1e6:.1f} MB", flush=True)
 PY
 
 run_contender() {  # run_contender NAME N DIR REG_SOCK
@@ -284,7 +328,8 @@ run_contender() {  # run_contender NAME N DIR REG_SOCK
   esac
   PIDS+=("$pid")
   if ! python3 "$ROOT/measure.py" "$name" "$n" "$pid" "$start" "$rsock" "$target_sock" \
-      "$status" "$TIMEOUT" "$(getconf CLK_TCK)" "$c0" "$r0" "$a0" "$d0" "$name" "$KPORT" "$cport"; then
+      "$status" "${TIMEOUT:-$(( n / 500 > 120 ? n / 500 : 120 ))}" "$(getconf CLK_TCK)" "$c0" "$r0" "$a0" "$d0" \
+      "$name" "$KPORT" "$cport" "$STEADY"; then
     echo "--- last lines of $log:" >&2
     tail -n 20 "$log" >&2
     die "$name did not register $n accounts"
@@ -319,9 +364,9 @@ for N in $N_LIST; do
   PIDS+=("$kpid")
   wait_ctl "$rsock" "$kpid" "$work/registrar/kamailio.log" "the registrar"
 
-  python3 - "$N" "$KPORT" "$SPORT" "$RATE" "$work" <<'PY'
+  python3 - "$N" "$KPORT" "$SPORT" "$RATE" "$work" "$EXPIRES" <<'PY'
 import hashlib, sys
-n, kport, sport, rate, work = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+n, kport, sport, rate, work, expires = int(sys.argv[1]), *sys.argv[2:]
 pw = lambda u: hashlib.md5(f"trunkline-test:{u}".encode()).hexdigest()
 
 # trunkline: file mode, users tl000001…
@@ -330,7 +375,7 @@ out = [f'[sip]\nlisten_address = "127.0.0.1"\nport = {sport}\npublic_address = "
 for i in range(1, n + 1):
     u = f"tl{i:06d}"
     out.append(f'[[providers]]\nid = "{u}"\nname = "{u}"\nhost = "127.0.0.1"\nport = {kport}\n'
-               f'username = "{u}"\npassword = "{pw(u)}"\nexpires = 3600\n')
+               f'username = "{u}"\npassword = "{pw(u)}"\nexpires = {expires}\n')
 open(f"{work}/trunkline.toml", "w").write("\n".join(out))
 
 # Kamailio uac: db_text tables, users ku000001…. Columns as in Kamailio 5.6's
@@ -346,7 +391,7 @@ rows = ["id(int,auto) l_uuid(string) l_username(string) l_domain(string) r_usern
 for i in range(1, n + 1):
     u = f"ku{i:06d}"
     rows.append(f"{i}:{u}:{u}:127.0.0.1:{u}:127.0.0.1:trunkline.test:{u}:{pw(u)}::"
-                f"sip\\:127.0.0.1\\:{kport}:3600:0:0::")
+                f"sip\\:127.0.0.1\\:{kport}:{expires}:0:0::")
 open(f"{db}/uacreg", "w").write("\n".join(rows) + "\n")
 PY
 

@@ -51,6 +51,7 @@ pub fn registrar_config(rng: &mut SimRng, index: usize) -> RegistrarConfig {
         )
         .unwrap_or(ExpiresPlacement::ContactParam),
         foreign_binding: rng.chance(0.3),
+        capacity: None,
     }
 }
 

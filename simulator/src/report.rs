@@ -22,6 +22,8 @@ pub struct RunStats {
     pub patches: u64,
     /// REGISTERs the registrars received.
     pub registrar_requests: u64,
+    /// REGISTERs the registrars dropped for want of capacity.
+    pub registrar_overflowed: u64,
     /// Trace lines rendered.
     pub trace_lines: u64,
     /// Violations of known issues that were tolerated.

@@ -57,7 +57,7 @@ fn register_401_sha256() {
 
 #[test]
 fn stale_nonce() {
-    // Nonces live 60 s; the refresh near 100 s meets `stale=true` and answers again.
+    // Nonces live 60 s; the second refresh (near 115 s) meets `stale=true` and answers again.
     let config = RegistrarConfig {
         max_expires: 120,
         nonce_ttl: Some(secs(60)),

@@ -156,6 +156,7 @@ mod worlds {
                             min_expires: min.filter(|m| *m <= max),
                             expires_in: place,
                             foreign_binding: foreign,
+                            capacity: None,
                         },
                         link,
                         by_name,

@@ -437,12 +437,12 @@ impl Controller {
         if self.ctx.finished {
             return;
         }
-        while let Some(slot) = self.ctx.pacer.pop_ready(now) {
+        while let Some(slot) = self.ctx.pacer.pop_ready(now, self.ctx.txns.in_flight()) {
             if let Some((reg, ctx)) = self.reg_mut(slot) {
                 reg.send(now, ctx);
             }
         }
-        match self.ctx.pacer.next_deadline(now) {
+        match self.ctx.pacer.next_deadline(now, self.ctx.txns.in_flight()) {
             Some(at) => self.ctx.timers.set(TimerKey::RateLimit, at),
             None => self.ctx.timers.cancel(TimerKey::RateLimit),
         }
@@ -542,12 +542,25 @@ impl Controller {
 
     fn on_txn_action(&mut self, now: Instant, action: Option<TxnAction>) {
         match action {
-            Some(TxnAction::Send { remote, payload }) => self.ctx.transmit(remote, payload),
+            Some(TxnAction::Send {
+                remote,
+                payload,
+                lost_since,
+            }) => {
+                if let Some(sent_at) = lost_since {
+                    self.ctx.pacer.window.on_loss(now, sent_at);
+                }
+                self.ctx.transmit(remote, payload);
+            }
             Some(TxnAction::Notify {
                 owner: Owner::Registration(slot),
                 id,
                 event,
+                rtt,
             }) => {
+                if let Some(s) = rtt {
+                    self.ctx.pacer.window.on_answer(now, s.remote, s.sent_at);
+                }
                 if let Some((reg, ctx)) = self.reg_mut(slot) {
                     reg.on_transaction(now, ctx, id, event);
                 }

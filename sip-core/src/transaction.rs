@@ -42,6 +42,10 @@ struct ClientTxn {
     interval: Duration,
     retransmit_at: Instant,
     timeout_at: Instant,
+    /// When the request first left, for the round trip the pacer's window learns from.
+    sent_at: Instant,
+    /// Timer E has retransmitted it: no round trip sample, no longer in flight.
+    lost: bool,
 }
 
 /// What a transaction reports to its owner.
@@ -60,13 +64,27 @@ pub enum TxnAction {
     Send {
         remote: SocketAddr,
         payload: Vec<u8>,
+        /// On the first retransmission: when the request first left (a loss for the
+        /// REGISTER pacer's congestion window).
+        lost_since: Option<Instant>,
     },
     /// Tell the owner how transaction `id` ended.
     Notify {
         owner: Owner,
         id: u64,
         event: TxnEvent,
+        /// For a final response to a request never retransmitted: the round trip.
+        rtt: Option<RttSample>,
     },
+}
+
+/// A round trip measured by a transaction (for the REGISTER pacer's window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RttSample {
+    /// Where the request went.
+    pub remote: SocketAddr,
+    /// When it left.
+    pub sent_at: Instant,
 }
 
 /// All client transactions, by id and by branch.
@@ -75,6 +93,8 @@ pub struct Transactions {
     by_id: BTreeMap<u64, ClientTxn>,
     by_branch: BTreeMap<String, u64>,
     next_id: u64,
+    /// Transactions neither answered nor retransmitted yet.
+    in_flight: usize,
 }
 
 impl Transactions {
@@ -104,7 +124,10 @@ impl Transactions {
             interval: timers.t1,
             retransmit_at: now + timers.t1,
             timeout_at: now + timers.t1 * 64,
+            sent_at: now,
+            lost: false,
         };
+        self.in_flight += 1;
         table.set(
             TimerKey::Transaction(id),
             txn.retransmit_at.min(txn.timeout_at),
@@ -118,6 +141,9 @@ impl Transactions {
     /// late responses to it are then dropped as strays.
     pub fn abandon(&mut self, id: u64, table: &mut TimerTable) {
         if let Some(txn) = self.by_id.remove(&id) {
+            if !txn.lost {
+                self.in_flight = self.in_flight.saturating_sub(1);
+            }
             self.by_branch.remove(&txn.branch);
             table.cancel(TimerKey::Transaction(id));
         }
@@ -136,6 +162,11 @@ impl Transactions {
     /// Number of live transactions.
     pub fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// Transactions neither answered nor retransmitted: what the pacer's window counts.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
     }
 
     /// Whether there are none.
@@ -177,12 +208,17 @@ impl Transactions {
             }
             State::Trying | State::Proceeding => {
                 let owner = txn.owner;
+                let rtt = (!txn.lost).then_some(RttSample {
+                    remote: txn.remote,
+                    sent_at: txn.sent_at,
+                });
                 // Completed: forgotten at once (see the module docs on Timer K).
                 self.abandon(id, table);
                 Some(TxnAction::Notify {
                     owner,
                     id,
                     event: TxnEvent::Final(Box::new(response)),
+                    rtt,
                 })
             }
         }
@@ -204,6 +240,7 @@ impl Transactions {
                 owner,
                 id,
                 event: TxnEvent::Timeout,
+                rtt: None,
             });
         }
         if now >= txn.retransmit_at {
@@ -216,9 +253,17 @@ impl Transactions {
                 TimerKey::Transaction(id),
                 txn.retransmit_at.min(txn.timeout_at),
             );
+            // Only an unanswered request is a loss: after a provisional response the
+            // registrar has it, and Timer E just keeps the transaction alive.
+            let lost_since = (txn.state == State::Trying && !txn.lost).then_some(txn.sent_at);
+            if lost_since.is_some() {
+                txn.lost = true;
+                self.in_flight = self.in_flight.saturating_sub(1);
+            }
             return Some(TxnAction::Send {
                 remote: txn.remote,
                 payload: txn.request.clone(),
+                lost_since,
             });
         }
         table.set(
@@ -289,5 +334,53 @@ mod tests {
         assert!(txns
             .on_response(t1, &timers, &mut table, response("z9hG4bK-3", 200))
             .is_none());
+    }
+
+    #[test]
+    fn the_first_retransmission_is_a_loss_and_leaves_the_window() {
+        let timers = SipTimers::default();
+        let mut table = TimerTable::default();
+        let mut txns = Transactions::default();
+        let t0 = Instant::now();
+        let remote: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        let start = |txns: &mut Transactions, table: &mut TimerTable, i: u32| {
+            txns.start(
+                t0,
+                &timers,
+                table,
+                Owner::Registration(i),
+                format!("z9hG4bK-{i}"),
+                "REGISTER",
+                remote,
+                b"REGISTER sip:b SIP/2.0\r\n\r\n".to_vec(),
+            )
+        };
+        let lost = start(&mut txns, &mut table, 0);
+        start(&mut txns, &mut table, 1);
+        assert_eq!(txns.in_flight(), 2);
+        // Timer E, first firing: a loss, reported once, out of the window.
+        let e1 = t0 + timers.t1;
+        let act = txns.on_timer(lost, e1, &timers, &mut table);
+        assert!(matches!(act, Some(TxnAction::Send { lost_since: Some(at), .. }) if at == t0));
+        assert_eq!(txns.in_flight(), 1);
+        let e2 = e1 + timers.t1 * 2;
+        let act = txns.on_timer(lost, e2, &timers, &mut table);
+        assert!(matches!(
+            act,
+            Some(TxnAction::Send {
+                lost_since: None,
+                ..
+            })
+        ));
+        // Its late answer gives no round trip (Karn); the other's does.
+        let at = e2 + Duration::from_millis(1);
+        let late = txns.on_response(at, &timers, &mut table, response("z9hG4bK-0", 200));
+        assert!(matches!(late, Some(TxnAction::Notify { rtt: None, .. })));
+        let prompt = txns.on_response(at, &timers, &mut table, response("z9hG4bK-1", 200));
+        assert!(matches!(
+            prompt,
+            Some(TxnAction::Notify { rtt: Some(RttSample { sent_at, .. }), .. }) if sent_at == t0
+        ));
+        assert_eq!(txns.in_flight(), 0);
     }
 }

@@ -1,7 +1,10 @@
 //! A registrar model (RFC 3261 §10.3) serving many accounts: digest challenges (MD5 or
 //! SHA-256, with or without `qop`, nonce lifetime and `stale=true`), bindings that lapse,
 //! grants shorter than asked, `423 Min-Expires`, and scripted misbehaviour — rejections
-//! with `Retry-After`, silence, slowness, a restart that forgets every binding.
+//! with `Retry-After`, silence, slowness, a restart that forgets every binding — and a
+//! finite capacity: requests are served one after another at a fixed rate from a queue
+//! of bounded length, and what arrives at a full queue is dropped, as a real registrar's
+//! socket buffer does.
 //!
 //! Sans-IO: [`Registrar::handle_datagram`] takes bytes and returns datagrams to send;
 //! [`Registrar::poll_timeout`] / [`Registrar::handle_timeout`] release slow answers and
@@ -55,6 +58,19 @@ pub struct RegistrarConfig {
     pub expires_in: ExpiresPlacement,
     /// The 200 OK lists a second, foreign binding of the AoR (as real registrars list all).
     pub foreign_binding: bool,
+    /// How much it can take; `None`: unlimited, every request answered at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+}
+
+/// A registrar's throughput: `per_second` requests served one after another, at most
+/// `queue` waiting; a request arriving at a full queue is dropped unread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// Requests served per second (at least 1).
+    pub per_second: u32,
+    /// Requests that may wait to be served.
+    pub queue: u32,
 }
 
 impl Default for RegistrarConfig {
@@ -70,6 +86,7 @@ impl Default for RegistrarConfig {
             min_expires: None,
             expires_in: ExpiresPlacement::ContactParam,
             foreign_binding: false,
+            capacity: None,
         }
     }
 }
@@ -150,6 +167,8 @@ pub struct RegistrarStats {
     pub rejected: u64,
     /// Bindings that lapsed.
     pub lapsed: u64,
+    /// Requests dropped because the queue of a limited [`Capacity`] was full.
+    pub overflowed: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +196,8 @@ pub struct Registrar {
     answered_order: VecDeque<(Instant, String)>,
     delayed: BTreeMap<(Instant, u64), (String, Datagram)>,
     delayed_seq: u64,
+    /// With a [`Capacity`]: when the last request queued will have been served.
+    busy_until: Option<Instant>,
     lapses: Vec<Lapse>,
     rng: ChaCha8Rng,
     counter: u64,
@@ -210,6 +231,7 @@ impl Registrar {
             answered_order: VecDeque::new(),
             delayed: BTreeMap::new(),
             delayed_seq: 0,
+            busy_until: None,
             lapses: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             counter: 0,
@@ -248,6 +270,7 @@ impl Registrar {
         self.answered.clear();
         self.answered_order.clear();
         self.delayed.clear();
+        self.busy_until = None;
     }
 
     /// Every current binding, by `(aor, contact)`.
@@ -347,6 +370,17 @@ impl Registrar {
             return vec![(from, resp)];
         }
         self.stats.requests += 1;
+        // Retransmissions take their place in the queue too: the registrar reads them.
+        let served_at = match self.config.capacity {
+            Some(c) => match self.admit(now, c) {
+                Some(at) => Some(at),
+                None => {
+                    self.stats.overflowed += 1;
+                    return Vec::new();
+                }
+            },
+            None => None,
+        };
         let branch = req
             .headers
             .top_via()
@@ -377,15 +411,38 @@ impl Registrar {
             Mode::Normal | Mode::Slow { .. } => self.process(now, &req),
         };
         self.answered_order.push_back((now, branch.clone()));
-        if let Mode::Slow { delay } = self.mode {
+        let slow = match self.mode {
+            Mode::Slow { delay } => Some(now + delay),
+            _ => None,
+        };
+        let answer_at = match (slow, served_at) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b).filter(|at| *at > now),
+        };
+        if let Some(at) = answer_at {
             self.answered.insert(branch.clone(), None);
             self.delayed_seq += 1;
             self.delayed
-                .insert((now + delay, self.delayed_seq), (branch, (from, response)));
+                .insert((at, self.delayed_seq), (branch, (from, response)));
             return Vec::new();
         }
         self.answered.insert(branch, Some((from, response.clone())));
         vec![(from, response)]
+    }
+
+    /// Queues a request arriving at `now`: when it will have been served, or `None` when
+    /// the queue is full.
+    fn admit(&mut self, now: Instant, c: Capacity) -> Option<Instant> {
+        let service = Duration::from_secs(1) / c.per_second.max(1);
+        let start = self.busy_until.filter(|b| *b > now).unwrap_or(now);
+        // Requests still waiting: the backlog in front of this one, rounded down.
+        let waiting = start.saturating_duration_since(now).as_nanos() / service.as_nanos().max(1);
+        if waiting > u128::from(c.queue) {
+            return None;
+        }
+        let done = start + service;
+        self.busy_until = Some(done);
+        Some(done)
     }
 
     fn tag(&mut self) -> String {
@@ -697,5 +754,45 @@ mod tests {
         assert_eq!(uri_user("<sip:alice@example.com>;tag=1"), Some("alice"));
         assert_eq!(uri_user("\"A\" <sip:bob@h:5060>"), Some("bob"));
         assert_eq!(uri_user("<sip:example.com>"), None);
+    }
+
+    fn register(branch: &str) -> Vec<u8> {
+        format!(
+            "REGISTER sip:sim.test SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\n\
+             From: <sip:u1@sim.test>;tag=1\r\nTo: <sip:u1@sim.test>\r\nCall-ID: c-{branch}\r\n\
+             CSeq: 1 REGISTER\r\nContact: <sip:u1@127.0.0.1>\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // the test anchors virtual time once
+    fn a_limited_registrar_serves_in_turn_and_drops_at_a_full_queue() {
+        let config = RegistrarConfig {
+            capacity: Some(Capacity {
+                per_second: 1_000,
+                queue: 2,
+            }),
+            ..RegistrarConfig::default()
+        };
+        let mut r = Registrar::new(config, 1);
+        r.add_account("u1", "pw");
+        let t0 = Instant::now();
+        let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        // Five at once: one served, two wait, two dropped; none answered at once.
+        for i in 0..5 {
+            assert!(r
+                .handle_datagram(t0, from, &register(&format!("z9hG4bK{i}")))
+                .is_empty());
+        }
+        assert_eq!((r.stats().requests, r.stats().overflowed), (5, 2));
+        // Answers leave one per millisecond.
+        let ms = Duration::from_millis;
+        assert_eq!(r.poll_timeout(), Some(t0 + ms(1)));
+        assert_eq!(r.handle_timeout(t0 + ms(1)).len(), 1);
+        assert_eq!(r.handle_timeout(t0 + ms(3)).len(), 2);
+        // The queue has drained: the next is taken again.
+        r.handle_datagram(t0 + ms(3), from, &register("z9hG4bK9"));
+        assert_eq!(r.stats().overflowed, 2);
     }
 }

@@ -506,6 +506,7 @@ impl Sim {
         stats.core = self.core.stats().clone();
         stats.patches = self.backend.stats().patches;
         stats.registrar_requests = self.registrars.iter().map(|r| r.stats().requests).sum();
+        stats.registrar_overflowed = self.registrars.iter().map(|r| r.stats().overflowed).sum();
         stats.tolerated += self.register.tolerated();
         let mut journal = self.journal.unwrap_or_default();
         if self.options.trace == TraceMode::Full {
