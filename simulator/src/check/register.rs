@@ -18,6 +18,8 @@ struct Txn {
     sent_at: Instant,
     final_delivered: bool,
     fingerprint: u64,
+    /// The request carried credentials.
+    authorized: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,12 @@ struct Call {
     /// up (Timer F): the registrar holds a binding the core does not know it has, and
     /// owes no refresh for (it registers again on its own schedule).
     late_success: bool,
+    /// The registrar refused the credentials of the last REGISTER (its answer to our
+    /// answer was another challenge, or 403/404): a refresh was tried and refused, so a
+    /// lapse is the registrar's verdict, not a missing refresh. A credential change
+    /// refreshes the same binding in place with the new password; while the provider
+    /// has not taken that password yet, the old binding runs out.
+    refused: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -232,6 +240,7 @@ impl RegisterChecks {
                 last_nc: BTreeMap::new(),
                 retired: false,
                 late_success: false,
+                refused: false,
             });
         if call.provider != provider {
             f.push(
@@ -333,6 +342,8 @@ impl RegisterChecks {
                 sent_at: now,
                 final_delivered: false,
                 fingerprint: fp,
+                authorized: m.headers("Authorization").next().is_some()
+                    || m.headers("Proxy-Authorization").next().is_some(),
             },
         );
         self.txn_order.push_back((now, branch.to_owned()));
@@ -359,6 +370,11 @@ impl RegisterChecks {
             accepted = !t.final_delivered && now < t.sent_at + span;
             late = !t.final_delivered && !accepted;
             if status >= 200 && accepted {
+                let refused =
+                    matches!(status, 403 | 404) || (t.authorized && matches!(status, 401 | 407));
+                if let Some(c) = self.calls.get_mut(&t.call_id) {
+                    c.refused = refused;
+                }
                 t.final_delivered = true;
                 self.open = self.open.saturating_sub(1);
                 let call_id = t.call_id.clone();
@@ -429,7 +445,15 @@ impl RegisterChecks {
             .get(&binding.call_id)
             .is_some_and(|c| c.late_success);
         let healthy = healthy_since.is_some_and(|s| s <= binding.refreshed_at);
-        if current && known && state.active && !state.change_allowed && healthy && !shutting_down {
+        let refused = self.calls.get(&binding.call_id).is_some_and(|c| c.refused);
+        if current
+            && known
+            && !refused
+            && state.active
+            && !state.change_allowed
+            && healthy
+            && !shutting_down
+        {
             f.push(
                 Invariant::BindingLapsed,
                 format!(
