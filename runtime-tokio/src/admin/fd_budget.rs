@@ -30,14 +30,20 @@ pub fn raise_open_file_limit() -> u64 {
             return 1024;
         }
     };
-    if soft >= hard {
+    let target = if hard == nix::sys::resource::RLIM_INFINITY {
+        // Linux refuses an infinite soft limit: the kernel's ceiling is fs.nr_open.
+        kernel_ceiling().unwrap_or(1 << 20)
+    } else {
+        hard
+    };
+    if soft >= target {
         log_limit(soft, hard);
         return soft;
     }
-    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+    match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
         Ok(()) => {
-            log_limit(hard, hard);
-            hard
+            log_limit(target, hard);
+            target
         }
         Err(e) => {
             tracing::warn!(
@@ -49,6 +55,15 @@ pub fn raise_open_file_limit() -> u64 {
             soft
         }
     }
+}
+
+/// `fs.nr_open`, the most descriptors the kernel lets one process have.
+fn kernel_ceiling() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn log_limit(soft: u64, hard: u64) {
@@ -74,10 +89,17 @@ mod tests {
 
     #[test]
     fn the_soft_limit_is_raised_to_the_hard_one() {
-        use nix::sys::resource::{getrlimit, Resource};
+        use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+        // Start below the hard limit, as under the common default of 1,024.
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((0, 0));
+        if hard != RLIM_INFINITY && hard >= 512 {
+            setrlimit(Resource::RLIMIT_NOFILE, hard / 2, hard).unwrap_or(());
+        }
         let in_force = raise_open_file_limit();
         let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((0, 0));
         assert_eq!(soft, in_force);
-        assert_eq!(soft, hard, "the soft limit should now be the hard one");
+        if hard != RLIM_INFINITY {
+            assert_eq!(soft, hard, "the soft limit should now be the hard one");
+        }
     }
 }
