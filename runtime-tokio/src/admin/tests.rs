@@ -430,3 +430,75 @@ async fn a_kept_alive_connection_serves_request_after_request() {
         assert_eq!(health.text().await.unwrap(), "ok");
     }
 }
+
+#[tokio::test]
+async fn an_answer_larger_than_the_connection_buffer_arrives_whole() {
+    // /api/registrations of 10,000 providers is megabytes; MAX_BUF bounds reads only.
+    let big = "x".repeat(3 * 1024 * 1024);
+    let body = big.clone();
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route("/big", get(move || async move { body }));
+    tokio::spawn(server::serve(listener, app, server::Limits::with_cap(8)));
+    let got = client()
+        .get(format!("http://{addr}/big"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(got == big, "got {} bytes of {}", got.len(), big.len());
+}
+
+#[tokio::test]
+async fn a_request_head_larger_than_the_buffer_is_refused() {
+    let addr = start_with(server::Limits::with_cap(8)).await;
+    let response = client()
+        .get(format!("http://{addr}/healthz"))
+        .header("x-padding", "p".repeat(64 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+}
+
+#[tokio::test]
+async fn a_connection_being_answered_is_never_evicted() {
+    use std::sync::Mutex;
+    // One connection allowed; its request waits in the handler until the test lets go.
+    let (entered_tx, entered) = oneshot::channel::<()>();
+    let (release, released) = oneshot::channel::<()>();
+    let hooks = Arc::new(Mutex::new(Some((entered_tx, released))));
+    let app = Router::new().route(
+        "/slow",
+        get(move || {
+            let hooks = hooks.lock().unwrap().take();
+            async move {
+                if let Some((entered, released)) = hooks {
+                    let _ = entered.send(());
+                    let _ = released.await;
+                }
+                "done"
+            }
+        }),
+    );
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(listener, app, server::Limits::with_cap(1)));
+    let answer = tokio::spawn(client().get(format!("http://{addr}/slow")).send());
+    entered.await.unwrap();
+
+    // The only slot is mid-answer: a new connection is closed at once, unanswered.
+    let mut late = slow_client(addr, b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+    let sent = closed_by_server(&mut late, "a connection over the cap").await;
+    assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
+
+    release.send(()).unwrap();
+    let answer = answer.await.unwrap().unwrap();
+    assert_eq!(answer.text().await.unwrap(), "done");
+}
