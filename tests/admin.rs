@@ -418,3 +418,99 @@ async fn a_taken_admin_port_exits_2_naming_admin_listen() {
         exited.stderr
     );
 }
+
+/// The descriptors `pid` holds now.
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("reading trunkline's /proc/<pid>/fd")
+        .count()
+}
+
+#[tokio::test]
+async fn slow_clients_cannot_take_the_admin_api_or_the_descriptors() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource, RLIM_INFINITY};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    // trunkline inherits the common soft limit of 1,024 and raises it to the hard one.
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if hard > 1024 {
+        setrlimit(Resource::RLIMIT_NOFILE, 1024, hard).unwrap();
+    }
+    let admin_port = net::free_tcp_port();
+    let mut trunkline = Trunkline::start(
+        &["run"],
+        &[
+            ("SIP_LISTEN_ADDRESS", "127.0.0.1".to_owned()),
+            ("SIP_PORT", net::free_udp_port().to_string()),
+            ("ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+            ("LOG_FORMAT", "json".to_owned()),
+        ],
+    )
+    .await;
+    trunkline
+        .wait_for_log("the start line", |lines| {
+            lines.iter().any(|l| l["msg"] == "trunkline started")
+        })
+        .await;
+    let lines: Vec<serde_json::Value> = trunkline
+        .stdout()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let limit = lines
+        .iter()
+        .find(|l| {
+            l["msg"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("open-file limit"))
+        })
+        .unwrap_or_else(|| panic!("no open-file limit line: {lines:?}"));
+    if hard != RLIM_INFINITY {
+        assert_eq!(
+            limit["open_files"], hard,
+            "raised to the hard limit: {limit}"
+        );
+    }
+    let cap = usize::try_from(limit["admin_connections"].as_u64().unwrap()).unwrap();
+    assert!((1..=256).contains(&cap), "{limit}");
+
+    // More slow-loris connections than the cap, each holding half a request head.
+    let before = open_descriptors(trunkline.pid());
+    let mut slow = Vec::new();
+    for _ in 0..cap + 40 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", admin_port))
+            .await
+            .unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let healthz = trunkline
+        .run_until(
+            client()
+                .get(format!("http://127.0.0.1:{admin_port}/healthz"))
+                .send(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), 200);
+    assert_eq!(healthz.text().await.unwrap(), "ok");
+    // The oldest made room: the server closed them (a read sees the end).
+    for (i, s) in slow.iter_mut().take(40).enumerate() {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(WAIT_LIMIT, s.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "slow connection {i} is still open at the server: {read:?}"
+        );
+    }
+    // The admin side holds at most its cap (plus one connection being evicted).
+    let during = open_descriptors(trunkline.pid());
+    assert!(
+        during <= before + cap + 1,
+        "trunkline holds {during} descriptors with {} slow clients (before: {before}, cap {cap})",
+        slow.len()
+    );
+    drop(slow);
+    trunkline.terminate().await;
+}

@@ -62,6 +62,8 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
+    // Before any socket: the admin API's share is sized from the limit in force.
+    let open_files = admin::fd_budget::raise_open_file_limit();
     rt.block_on(async move {
         let bind = SocketAddr::new(settings.sip.listen_address, settings.sip.port);
         let socket = driver::bind_udp(bind, settings.sip.socket_buffer_bytes)?;
@@ -127,6 +129,7 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
         tokio::spawn(admin::serve(
             admin_listener,
             admin::AdminState::new(admin_tx, settings.admin.token.clone()),
+            admin::fd_budget::admin_connection_cap(open_files),
         ));
         driver::run(core, socket, backend, dcfg, EventLog::default(), admin_rx).await?;
         Ok(())

@@ -4,8 +4,11 @@
 //! `grep <id>` or `grep <name>` finds a provider's whole story. Events that only carry
 //! the id get the name from the last status line of that provider.
 
+mod drops;
+
 use sip_core::{Event, RegisterStatus};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// At most this many lines name providers whose final status was lost.
 const LOST_REPORT_LINES: usize = 100;
@@ -14,6 +17,7 @@ const LOST_REPORT_LINES: usize = 100;
 #[derive(Debug, Default)]
 pub struct EventLog {
     names: BTreeMap<String, String>,
+    drops: drops::DropLog,
 }
 
 impl EventLog {
@@ -23,6 +27,17 @@ impl EventLog {
 
     /// Logs one event; returns true on [`Event::ShutdownComplete`].
     pub fn record(&mut self, event: &Event) -> bool {
+        self.record_at(event, Instant::now())
+    }
+
+    /// [`Self::record`] at `now`, the instant that paces the dropped-datagram lines.
+    fn record_at(&mut self, event: &Event, now: Instant) -> bool {
+        if let Event::MessageDropped { remote, reason } = event {
+            self.drops.dropped(now, *remote, reason);
+            return false;
+        }
+        // Any other event may close a summary interval: the logger has no timer.
+        self.drops.tick(now);
         match event {
             Event::RegistrationChanged(v) => {
                 if self.names.get(&v.id) != Some(&v.name) {
@@ -140,9 +155,8 @@ impl EventLog {
                 status,
                 "API key rejected by the backend: check API_KEY (backend.api_key)"
             ),
-            Event::MessageDropped { remote, reason } => {
-                tracing::debug!(remote = %remote, reason = %reason, "dropped an unusable SIP message");
-            }
+            // Counted above, at a bounded rate (drops.rs).
+            Event::MessageDropped { .. } => {}
             Event::BindingIdentity(b) => {
                 tracing::debug!(
                     provider_id = %b.provider_id, provider_name = self.name(&b.provider_id),
@@ -175,6 +189,7 @@ impl EventLog {
                 domain = %domain, "default destination domain from the backend (livekitDomain)"
             ),
             Event::ShutdownComplete => {
+                self.drops.flush(now);
                 tracing::info!("shutdown complete");
                 return true;
             }
@@ -252,5 +267,42 @@ mod tests {
             assert_eq!(l["provider_name"], "WaVoIP main", "{l}");
         }
         assert_eq!(lines[5]["provider_name"], "");
+    }
+
+    #[test]
+    fn dropped_messages_are_summarised_by_later_events_and_at_shutdown() {
+        let t0 = Instant::now();
+        let dropped = Event::MessageDropped {
+            remote: "127.0.0.1:5099".parse().unwrap(),
+            reason: "not SIP".into(),
+        };
+        let lines = capture(LogLevel::Debug, || {
+            let mut log = EventLog::default();
+            for _ in 0..1_000 {
+                log.record_at(&dropped, t0);
+            }
+            // Another event after the interval writes the summary of what was counted.
+            log.record_at(&view("p-1", "Main"), t0 + drops::SUMMARY_INTERVAL);
+            for _ in 0..3 {
+                log.record_at(&dropped, t0 + drops::SUMMARY_INTERVAL);
+            }
+            log.record_at(&Event::ShutdownComplete, t0 + drops::SUMMARY_INTERVAL);
+        });
+        let counted: Vec<_> = lines
+            .iter()
+            .filter(|l| l.get("dropped").is_some())
+            .collect();
+        let singly = lines
+            .iter()
+            .filter(|l| l.get("dropped").is_none() && l["reason"] == "not SIP")
+            .count();
+        assert_eq!(singly, drops::LOGGED_SINGLY as usize, "{lines:#?}");
+        assert_eq!(counted.len(), 2, "{lines:#?}");
+        assert_eq!(
+            counted[0]["dropped"],
+            1_000 - u64::from(drops::LOGGED_SINGLY)
+        );
+        assert_eq!(counted[1]["dropped"], 3, "flushed at shutdown");
+        assert_eq!(lines.last().unwrap()["msg"], "shutdown complete");
     }
 }

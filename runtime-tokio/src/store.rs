@@ -145,13 +145,32 @@ fn apply(file: &mut StoreFile, write: StoreWrite, acks: &mut Vec<RequestId>) {
     }
 }
 
+/// The store's files are readable by trunkline's user alone: they name every provider,
+/// its account and registrar, and the binding identities that let anyone who reads them
+/// refresh or remove the bindings.
+const FILE_MODE: u32 = 0o600;
+
+/// Creates (or truncates) `path` with [`FILE_MODE`]. The mode is set on the open file as
+/// well, since a temporary file left by a crash keeps the mode it was created with.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(f)
+}
+
 fn write_atomically(path: &Path, file: &StoreFile) -> Result<(), String> {
     use std::io::Write as _;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let write = || -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut out = std::io::BufWriter::new(create_private(&tmp)?);
         serde_json::to_writer(&mut out, file)?;
         out.flush()?;
         out.into_inner()
@@ -208,6 +227,34 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("\"registerStatus\":\"registered\""), "{text}");
         assert!(!dir.join("state.json.tmp").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn the_file_and_its_temporary_are_readable_by_the_owner_alone() {
+        let dir = std::env::temp_dir().join(format!("trunkline-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        // Older versions left the file 0644, and a crash can leave a 0644 temporary.
+        let tmp = dir.join("state.json.tmp");
+        for stale in [&path, &tmp] {
+            std::fs::write(stale, b"{}").unwrap();
+            std::fs::set_permissions(stale, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .unwrap();
+        }
+        let fresh = dir.join("fresh.tmp");
+        drop(create_private(&fresh).unwrap());
+        assert_eq!(mode(&fresh), 0o600, "a new temporary file");
+        drop(create_private(&tmp).unwrap());
+        assert_eq!(mode(&tmp), 0o600, "a temporary file left by a crash");
+        let file = StoreFile::default();
+        write_atomically(&path, &file).unwrap();
+        assert_eq!(mode(&path), 0o600, "the store file after a write");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

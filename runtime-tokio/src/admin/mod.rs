@@ -10,10 +10,16 @@
 //! Reads (`GET`) are open and the two `POST`s need the bearer token when one is
 //! configured: Kubernetes probes and Prometheus scrape without credentials, and the
 //! registrations hold no secret; what changes state is what needs protecting.
+//!
+//! The connections are bounded (see [`server`]): a cap taken from the descriptor budget
+//! ([`fd_budget`]), a header-read and an idle keep-alive timeout.
 
+mod activity;
 mod auth;
 mod error;
+pub mod fd_budget;
 pub mod metrics;
+mod server;
 pub mod view;
 
 pub use error::ApiError;
@@ -105,13 +111,15 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
-/// Serves the admin API on `listener` until the runtime stops.
-pub async fn serve(listener: TcpListener, state: AdminState) {
-    if let Err(e) = axum::serve(listener, router(state)).await {
-        // axum::serve retries failed accepts itself; reaching this means the listener
-        // is unusable. SIP keeps running: the admin API is not worth stopping calls for.
-        tracing::error!(error = %e, "the admin API stopped serving");
-    }
+/// Serves the admin API on `listener` until the runtime stops, with at most
+/// `max_connections` connections open (see [`fd_budget::admin_connection_cap`]).
+pub async fn serve(listener: TcpListener, state: AdminState, max_connections: usize) {
+    server::serve(
+        listener,
+        router(state),
+        server::Limits::with_cap(max_connections),
+    )
+    .await;
 }
 
 /// Alive as long as this task can answer: it does not depend on the driver.

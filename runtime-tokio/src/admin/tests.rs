@@ -72,8 +72,24 @@ async fn start(calls: mpsc::Sender<AdminCall>, token: Option<&str>) -> String {
     tokio::spawn(serve(
         listener,
         AdminState::new(calls, token.map(Secret::new)),
+        fd_budget::MAX_ADMIN_CONNECTIONS,
     ));
     url
+}
+
+/// The admin server within `limits`, without a token; its loopback address.
+async fn start_with(limits: server::Limits) -> SocketAddr {
+    let (calls, _seen) = fake_driver(true);
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(
+        listener,
+        router(AdminState::new(calls, None)),
+        limits,
+    ));
+    addr
 }
 
 fn client() -> reqwest::Client {
@@ -298,4 +314,191 @@ async fn a_driver_that_drops_the_question_is_503() {
         .await
         .unwrap();
     assert_eq!(r.status(), 503);
+}
+
+/// The safety net of the connection tests: it turns a hang into a failure, it times
+/// nothing (the server's own limits are what the tests wait for).
+const CLOSE_WAIT: Duration = Duration::from_secs(60);
+
+/// A connection that sent `sent` and then nothing: a slow-loris client.
+async fn slow_client(addr: SocketAddr, sent: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(sent).await.unwrap();
+    s
+}
+
+/// Waits until the server closes `s`, returning what it sent before (a reset counts as
+/// a close too); fails when the server keeps it open past the safety net.
+async fn closed_by_server(s: &mut tokio::net::TcpStream, what: &str) -> Vec<u8> {
+    use tokio::io::AsyncReadExt as _;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(CLOSE_WAIT, s.read(&mut buf)).await {
+            Err(_) => panic!(
+                "the server kept {what} open; it sent {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+            Ok(Ok(0) | Err(_)) => return got,
+            Ok(Ok(n)) => got.extend_from_slice(buf.get(..n).unwrap()),
+        }
+    }
+}
+
+const PARTIAL_HEAD: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+
+#[tokio::test]
+async fn healthz_answers_while_more_slow_connections_than_the_cap_are_held() {
+    let cap = 8;
+    let addr = start_with(server::Limits::with_cap(cap)).await;
+    let mut slow = Vec::new();
+    for _ in 0..cap * 5 {
+        slow.push(slow_client(addr, PARTIAL_HEAD).await);
+    }
+
+    let health = client()
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok");
+
+    // The oldest were evicted to make room (the newest `cap` may still be open, minus
+    // the one the probe took): the server holds no more than its cap.
+    let evicted = slow.len() - cap;
+    for (i, s) in slow.iter_mut().take(evicted).enumerate() {
+        let sent = closed_by_server(s, &format!("slow connection {i} (over the cap)")).await;
+        assert!(sent.is_empty(), "an evicted connection gets no answer");
+    }
+}
+
+#[tokio::test]
+async fn a_partial_request_head_is_closed_after_the_header_read_timeout() {
+    let addr = start_with(server::Limits {
+        header_read: Duration::from_millis(200),
+        ..server::Limits::with_cap(8)
+    })
+    .await;
+    let mut s = slow_client(addr, PARTIAL_HEAD).await;
+    let sent = closed_by_server(&mut s, "a connection with half a request head").await;
+    assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
+    // Connecting and sending nothing is the same: the head is due from the accept.
+    let mut silent = slow_client(addr, b"").await;
+    closed_by_server(&mut silent, "a connection that sent nothing").await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    // The header-read limit is far off: only the idle limit can close this one.
+    let addr = start_with(server::Limits {
+        idle: Duration::from_millis(200),
+        header_read: CLOSE_WAIT * 10,
+        ..server::Limits::with_cap(8)
+    })
+    .await;
+    let mut s = slow_client(
+        addr,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n",
+    )
+    .await;
+    let sent =
+        String::from_utf8(closed_by_server(&mut s, "an idle keep-alive connection").await).unwrap();
+    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
+    assert!(
+        sent.ends_with("ok"),
+        "answered before it was closed: {sent}"
+    );
+    assert!(
+        !sent.to_ascii_lowercase().contains("connection: close"),
+        "the server offered keep-alive: {sent}"
+    );
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_serves_request_after_request() {
+    // The watchdog must not close a connection that is answering or being asked.
+    let addr = start_with(server::Limits::with_cap(8)).await;
+    let c = client();
+    for _ in 0..3 {
+        let health = c
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.text().await.unwrap(), "ok");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_larger_than_the_connection_buffer_arrives_whole() {
+    // /api/registrations of 10,000 providers is megabytes; MAX_BUF bounds reads only.
+    let big = "x".repeat(3 * 1024 * 1024);
+    let body = big.clone();
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route("/big", get(move || async move { body }));
+    tokio::spawn(server::serve(listener, app, server::Limits::with_cap(8)));
+    let got = client()
+        .get(format!("http://{addr}/big"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(got == big, "got {} bytes of {}", got.len(), big.len());
+}
+
+#[tokio::test]
+async fn a_request_head_larger_than_the_buffer_is_refused() {
+    let addr = start_with(server::Limits::with_cap(8)).await;
+    let response = client()
+        .get(format!("http://{addr}/healthz"))
+        .header("x-padding", "p".repeat(64 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+}
+
+#[tokio::test]
+async fn a_connection_being_answered_is_never_evicted() {
+    use std::sync::Mutex;
+    // One connection allowed; its request waits in the handler until the test lets go.
+    let (entered_tx, entered) = oneshot::channel::<()>();
+    let (release, released) = oneshot::channel::<()>();
+    let hooks = Arc::new(Mutex::new(Some((entered_tx, released))));
+    let app = Router::new().route(
+        "/slow",
+        get(move || {
+            let hooks = hooks.lock().unwrap().take();
+            async move {
+                if let Some((entered, released)) = hooks {
+                    let _ = entered.send(());
+                    let _ = released.await;
+                }
+                "done"
+            }
+        }),
+    );
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(server::serve(listener, app, server::Limits::with_cap(1)));
+    let answer = tokio::spawn(client().get(format!("http://{addr}/slow")).send());
+    entered.await.unwrap();
+
+    // The only slot is mid-answer: a new connection is closed at once, unanswered.
+    let mut late = slow_client(addr, b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
+    let sent = closed_by_server(&mut late, "a connection over the cap").await;
+    assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
+
+    release.send(()).unwrap();
+    let answer = answer.await.unwrap().unwrap();
+    assert_eq!(answer.text().await.unwrap(), "done");
 }
