@@ -305,4 +305,67 @@ mod tests {
         assert_eq!(counted[1]["dropped"], 3, "flushed at shutdown");
         assert_eq!(lines.last().unwrap()["msg"], "shutdown complete");
     }
+
+    fn failing(attempts: u32) -> Event {
+        Event::RegistrationFailing(Box::new(sip_core::FailureNotice {
+            provider_id: "p-2".into(),
+            provider_name: "Twilio".into(),
+            registrar: "sip.example:5060".into(),
+            error: "no response from sip.example:5060".into(),
+            attempts,
+            since: "2026-12-01T10:00:00.000Z".into(),
+            retry_in: Some(Duration::from_secs(300)),
+        }))
+    }
+
+    #[test]
+    fn failures_are_warned_when_new_and_repeated_with_their_count() {
+        let lines = capture(LogLevel::Info, || {
+            let mut log = EventLog::default();
+            let mut failed = view("p-2", "Twilio");
+            if let Event::RegistrationChanged(v) = &mut failed {
+                v.status = RegisterStatus::Failed;
+                v.error = Some("no response from sip.example:5060".into());
+            }
+            log.record(&failed);
+            log.record(&failing(1));
+            log.record(&failed);
+            log.record(&failing(12));
+        });
+        // Every retry's status change is below info; the two notices are warnings.
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l["level"] == "warn"));
+        assert_eq!(lines[0]["msg"], "registration failed");
+        assert_eq!(
+            lines[1]["msg"],
+            "registration still failing, 12 attempts since 2026-12-01T10:00:00.000Z"
+        );
+        assert_eq!(lines[1]["provider_name"], "Twilio");
+    }
+
+    #[test]
+    fn lost_final_reports_and_bindings_left_behind_are_warned() {
+        let lines = capture(LogLevel::Info, || {
+            let mut log = EventLog::default();
+            log.record(&view("p-1", "WaVoIP"));
+            log.record(&Event::FinalReportsLost {
+                providers: vec![("p-1".into(), RegisterStatus::Pending)],
+            });
+            log.record(&Event::BindingLeftBehind(Box::new(sip_core::LeftBehind {
+                provider_id: "p-1".into(),
+                provider_name: "WaVoIP".into(),
+                registrar: "sip.example:5060".into(),
+                aor: "sip:u@sip.example".into(),
+                expires_at: Some("2026-12-01T11:00:00.000Z".into()),
+                reason: "authentication rejected".into(),
+            })));
+        });
+        let warns: Vec<_> = lines.iter().filter(|l| l["level"] == "warn").collect();
+        assert_eq!(warns.len(), 2, "{lines:?}");
+        assert_eq!(warns[0]["provider_id"], "p-1");
+        assert_eq!(warns[0]["provider_name"], "WaVoIP");
+        assert_eq!(warns[0]["status"], "pending");
+        assert_eq!(warns[1]["aor"], "sip:u@sip.example");
+        assert_eq!(warns[1]["expires_at"], "2026-12-01T11:00:00.000Z");
+    }
 }
