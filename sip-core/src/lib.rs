@@ -53,6 +53,7 @@ pub mod secret;
 pub mod stats;
 pub mod time;
 pub mod transaction;
+pub mod triage;
 pub mod wallclock;
 
 pub use backend::destination::{NoRoute, Route, RouteSource};
@@ -65,3 +66,4 @@ pub use io::{
 };
 pub use provider::{Provider, ProviderSpec};
 pub use secret::Secret;
+pub use triage::{Dropped, Triage};
