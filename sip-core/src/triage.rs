@@ -49,6 +49,19 @@ pub enum Dropped {
 }
 
 impl Dropped {
+    /// Every reason, in label order of the metrics page.
+    pub const ALL: [Dropped; 9] = [
+        Self::KeepAlive,
+        Self::TooLarge,
+        Self::TooManyHeaders,
+        Self::TooManyVias,
+        Self::Malformed,
+        Self::UnknownSource,
+        Self::OverBudget,
+        Self::Amplification,
+        Self::InvalidCseq,
+    ];
+
     /// The `reason` label of `trunkline_sip_dropped_total`.
     pub fn label(self) -> &'static str {
         match self {
