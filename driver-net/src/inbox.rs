@@ -3,14 +3,15 @@
 //! Both drivers read the SIP socket in batches: they drain it without blocking up to
 //! [`MAX_BATCH`] datagrams, offer each to an [`Inbox`], then [`Inbox::deliver`] hands
 //! the core what came from registrars it waits on first, then at most
-//! [`UNKNOWN_BUDGET`] datagrams from anywhere else, and counts the rest as dropped.
+//! [`UNKNOWN_BUDGET`] datagrams from anywhere else (at most [`PER_SOURCE_BUDGET`] from
+//! any one address), and counts the rest as dropped.
 //! A flood from elsewhere then costs a read and a look at the first line per datagram,
 //! and cannot delay a registrar's answer by more than one batch. The SIP decisions
 //! (what is known, what cannot be ours) are the core's; this only acts on them.
 
 use sip_core::{Controller, Dropped, Input, Triage};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 /// The most datagrams read in one batch.
@@ -28,6 +29,14 @@ pub const MAX_BATCH: usize = 128;
 /// reading and answers from registrars keep their place.
 pub const UNKNOWN_BUDGET: usize = 32;
 
+/// The most datagrams of a batch from one unknown source IP that are handed to the
+/// core, within [`UNKNOWN_BUDGET`].
+///
+/// A flood usually comes from one address: eight full parses per batch bound what it
+/// costs, while four such sources together still fill the budget. (No peer sends us
+/// eight requests within one batch, well under a millisecond, in normal operation.)
+pub const PER_SOURCE_BUDGET: usize = 8;
+
 /// A received datagram waiting for the core.
 #[derive(Debug)]
 struct Datagram {
@@ -41,6 +50,8 @@ pub struct Inbox {
     known: Vec<Datagram>,
     unknown: Vec<Datagram>,
     dropped: BTreeMap<Dropped, u64>,
+    /// Datagrams kept per unknown source IP in this batch (a few entries: a list).
+    per_source: Vec<(IpAddr, usize)>,
     read: usize,
 }
 
@@ -69,12 +80,29 @@ impl Inbox {
                 remote,
                 payload: payload.to_vec(),
             }),
-            Triage::Unknown if self.unknown.len() < UNKNOWN_BUDGET => self.unknown.push(Datagram {
-                remote,
-                payload: payload.to_vec(),
-            }),
+            Triage::Unknown if self.unknown.len() < UNKNOWN_BUDGET && self.take(remote.ip()) => {
+                self.unknown.push(Datagram {
+                    remote,
+                    payload: payload.to_vec(),
+                })
+            }
             Triage::Unknown => *self.dropped.entry(Dropped::OverBudget).or_default() += 1,
             Triage::Drop(why) => *self.dropped.entry(why).or_default() += 1,
+        }
+    }
+
+    /// Takes one datagram of `ip`'s share of the batch, if any is left.
+    fn take(&mut self, ip: IpAddr) -> bool {
+        match self.per_source.iter_mut().find(|(seen, _)| *seen == ip) {
+            Some((_, n)) if *n >= PER_SOURCE_BUDGET => false,
+            Some((_, n)) => {
+                *n += 1;
+                true
+            }
+            None => {
+                self.per_source.push((ip, 1));
+                true
+            }
         }
     }
 
@@ -82,6 +110,7 @@ impl Inbox {
     /// then the others; returns how many datagrams the batch held. The inbox is empty
     /// afterwards (its buffers are kept for the next batch).
     pub fn deliver(&mut self, core: &mut Controller, local: SocketAddr, now: Instant) -> usize {
+        self.per_source.clear();
         for (why, count) in std::mem::take(&mut self.dropped) {
             core.count_dropped(why, count);
         }
@@ -111,7 +140,8 @@ mod tests {
         let now = Instant::now();
         let mut core = Controller::new(Config::default(), 1, now, SystemTime::now());
         let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        let flood: SocketAddr = "127.0.0.2:4000".parse().unwrap();
+        // Sixteen sources: together they are bounded by the total budget.
+        let flood = |i: usize| -> SocketAddr { ([127, 0, 0, 2 + (i % 16) as u8], 4000).into() };
         let ping = b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:4000;branch=z9hG4bK1\r\n\
             From: <sip:p@127.0.0.2>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
             Max-Forwards: 70\r\nContact: <sip:p@127.0.0.2:4000>\r\nUser-Agent: flood/1\r\n\
@@ -124,7 +154,7 @@ mod tests {
                 1 => b"SIP/2.0 200 OK\r\n\r\n",
                 _ => ping,
             };
-            inbox.offer(&core, flood, payload);
+            inbox.offer(&core, flood(offered), payload);
             offered += 1;
         }
         assert_eq!(inbox.deliver(&mut core, local, now), MAX_BATCH);
@@ -150,5 +180,25 @@ mod tests {
             }
         }
         assert_eq!(answers, UNKNOWN_BUDGET);
+    }
+
+    #[test]
+    fn one_source_gets_its_share_and_others_still_get_through() {
+        let now = Instant::now();
+        let core = Controller::new(Config::default(), 1, now, SystemTime::now());
+        let ping = b"OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n";
+        let mut inbox = Inbox::default();
+        let flood: SocketAddr = "127.0.0.2:4000".parse().unwrap();
+        for _ in 0..100 {
+            inbox.offer(&core, flood, ping);
+        }
+        let peer: SocketAddr = "127.0.0.3:5060".parse().unwrap();
+        inbox.offer(&core, peer, ping);
+        assert_eq!(inbox.unknown.len(), PER_SOURCE_BUDGET + 1);
+        assert_eq!(inbox.unknown.last().map(|d| d.remote), Some(peer));
+        assert_eq!(
+            inbox.dropped.get(&Dropped::OverBudget),
+            Some(&(100 - PER_SOURCE_BUDGET as u64))
+        );
     }
 }

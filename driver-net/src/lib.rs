@@ -5,7 +5,7 @@
 
 mod inbox;
 
-pub use inbox::{Inbox, MAX_BATCH, UNKNOWN_BUDGET};
+pub use inbox::{Inbox, MAX_BATCH, PER_SOURCE_BUDGET, UNKNOWN_BUDGET};
 
 use sip_core::Resolution;
 use std::io;

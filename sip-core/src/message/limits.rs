@@ -57,7 +57,7 @@ pub fn peek(bytes: &[u8]) -> Result<Peek, ParseError> {
         Some(lf) => rest.get(..lf).unwrap_or_default(),
         None => return Err(malformed("no line ends the start line")),
     };
-    let line = trim_end(line);
+    let line = trim_start(trim_end(line));
     const VERSION: &[u8] = b"SIP/2.0";
     let starts_with_version = line
         .get(..VERSION.len())
@@ -70,7 +70,7 @@ pub fn peek(bytes: &[u8]) -> Result<Peek, ParseError> {
         .checked_sub(VERSION.len())
         .and_then(|at| line.get(at..))
         .is_some_and(|v| v.eq_ignore_ascii_case(VERSION));
-    if ends_with_version && line.iter().filter(|&&b| b == b' ').count() >= 2 {
+    if ends_with_version && line.iter().filter(|&&b| b == b' ' || b == b'\t').count() >= 2 {
         return Ok(Peek::Request);
     }
     Err(malformed(
@@ -144,6 +144,17 @@ fn via_values(line: &[u8]) -> usize {
     count
 }
 
+/// `s` without leading SP and HTAB.
+fn trim_start(mut s: &[u8]) -> &[u8] {
+    while let Some((&first, rest)) = s.split_first() {
+        if !matches!(first, b' ' | b'\t') {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
 /// `s` without trailing CR, SP and HTAB.
 fn trim_end(mut s: &[u8]) -> &[u8] {
     while let Some((&last, init)) = s.split_last() {
@@ -192,6 +203,9 @@ mod tests {
         );
         assert_eq!(peek(b"OPTIONS sip:a SIP/2.0\r\n\r\n"), Ok(Peek::Request));
         assert_eq!(peek(b"FOO tel:+1 sip/2.0 \r\n"), Ok(Peek::Request));
+        // Whatever the parser accepts: tabs, surrounding whitespace.
+        assert_eq!(peek(b"OPTIONS\tsip:a\tSIP/2.0\n\n"), Ok(Peek::Request));
+        assert_eq!(peek(b" SIP/2.0 200 OK \r\n\r\n"), Ok(Peek::Response));
         for bad in [
             &b"hello world\r\n\r\n"[..],
             b"SIP/2.0200 OK\r\n",
