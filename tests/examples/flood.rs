@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         from,
         target,
         kind,
+        0, // full rate
         max_count,
         max_time,
         &AtomicBool::new(false),

@@ -83,13 +83,14 @@ pub fn payloads(kind: Kind, target: SocketAddr) -> Vec<Vec<u8>> {
     }
 }
 
-/// Sends `kind` from `from` to `target` as fast as the socket goes, until `max_count`
-/// datagrams, `max_time`, or `stop`, whichever comes first. Loopback only: anything
-/// else is refused.
+/// Sends `kind` from `from` to `target` at `rate` datagrams per second (0: as fast as
+/// the socket goes), until `max_count` datagrams, `max_time`, or `stop`, whichever comes
+/// first. Loopback only: anything else is refused.
 pub fn flood(
     from: SocketAddr,
     target: SocketAddr,
     kind: Kind,
+    rate: u64,
     max_count: u64,
     max_time: Duration,
     stop: &AtomicBool,
@@ -110,6 +111,13 @@ pub fn flood(
         if i.is_multiple_of(1024) && (started.elapsed() >= max_time || stop.load(Ordering::Relaxed))
         {
             break;
+        }
+        if rate > 0 && i.is_multiple_of(64) {
+            // Paced: sleep off any lead over the schedule (a load generator's pacing).
+            let due = Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(ahead);
+            }
         }
         let payload = payloads.get(i % payloads.len()).map_or(&[][..], |p| p);
         match socket.send_to(payload, target) {
