@@ -1,6 +1,11 @@
 //! The network plumbing the tokio and smol drivers share, with std and socket2 only, so
 //! that each driver keeps just the part its runtime changes (registering the socket with
-//! its reactor, running the system resolver on its blocking pool). No SIP decision here.
+//! its reactor, running the system resolver on its blocking pool). No SIP decision here:
+//! the [`Inbox`] of a read batch acts on the core's triage.
+
+mod inbox;
+
+pub use inbox::{Inbox, MAX_BATCH, PER_SOURCE_BUDGET, UNKNOWN_BUDGET};
 
 use sip_core::Resolution;
 use std::io;

@@ -5,13 +5,22 @@
 //! [`MessageBuilder`] parses back to the same header fields and body — the B2BUA relays
 //! headers it does not own through exactly that path.
 
-use sip_core::message::{parse, Headers, Message, MessageBuilder};
+use sip_core::message::{check_limits, parse, peek, Headers, Message, MessageBuilder, Peek};
 
 /// Runs one input through the parser, the readers and the writer.
 pub fn run(data: &[u8]) {
+    // The cheap checks before the parse never panic, and never refuse what parses.
+    let kind = peek(data);
+    let limits = check_limits(data);
     let Ok(message) = parse(data) else {
         return;
     };
+    assert_eq!(limits, Ok(()), "check_limits refused a message that parses");
+    let expected = match &message {
+        Message::Request(_) => Peek::Request,
+        Message::Response(_) => Peek::Response,
+    };
+    assert_eq!(kind, Ok(expected), "peek disagrees with the parser");
     read_everything(message.headers());
     let rebuilt = rebuild(&message).to_bytes();
     let again = match parse(&rebuilt) {

@@ -102,6 +102,9 @@ pub async fn run<B: Backend>(
     // The driver's own bound on a shutdown, a safety net behind the core's grace.
     let mut hard_stop = Timer::never();
     let mut buf = vec![0u8; 65_536];
+    let mut inbox = driver_net::Inbox::default();
+    // Set when a batch was read after the last drain: drain its answers, then go on.
+    let mut read_since_wait = false;
     loop {
         // Drain every output of the last mutation.
         let deadline = loop {
@@ -139,6 +142,16 @@ pub async fn run<B: Backend>(
                 Output::Timeout(at) => break at,
             }
         };
+        // Reads before writes: whatever waits on the socket (one bounded batch) goes to
+        // the core before an elapsed timer can release more paced sends. This also keeps
+        // the clock check below from starving the socket.
+        if !read_since_wait
+            && read_batch(&socket, &mut buf, &mut inbox, &mut core, local, None).await > 0
+        {
+            read_since_wait = true;
+            continue;
+        }
+        read_since_wait = false;
         // Check the clock before sleeping: an elapsed deadline is handled now, not
         // after a round through the reactor.
         if let Some(at) = deadline {
@@ -169,15 +182,17 @@ pub async fn run<B: Backend>(
         let now = Instant::now();
         match wake {
             Wake::Datagram(Ok((n, remote))) => {
-                let payload = buf.get(..n).unwrap_or_default().to_vec();
-                core.handle_input(
-                    now,
-                    Input::Datagram {
-                        local,
-                        remote,
-                        payload,
-                    },
-                );
+                // The first of a batch: the rest is read without waiting.
+                let first = buf.get(..n).unwrap_or_default().to_vec();
+                read_batch(
+                    &socket,
+                    &mut buf,
+                    &mut inbox,
+                    &mut core,
+                    local,
+                    Some((remote, &first)),
+                )
+                .await;
             }
             Wake::Datagram(Err(e)) => {
                 // ICMP port unreachable and friends surface here on some systems: the
@@ -207,6 +222,36 @@ pub async fn run<B: Backend>(
             }
         }
     }
+}
+
+/// Drains the socket without blocking (after `first`, a datagram already read), up to
+/// one batch ([`driver_net::MAX_BATCH`]), and hands it to the core in the order its
+/// triage asks; returns how many datagrams the batch held.
+async fn read_batch(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    inbox: &mut driver_net::Inbox,
+    core: &mut Controller,
+    local: SocketAddr,
+    first: Option<(SocketAddr, &[u8])>,
+) -> usize {
+    if let Some((remote, payload)) = first {
+        inbox.offer(core, remote, payload);
+    }
+    while !inbox.full() {
+        // One poll: the read is tried at once, and `None` means it would block.
+        match smol::future::poll_once(socket.recv_from(buf)).await {
+            Some(Ok((n, remote))) => inbox.offer(core, remote, buf.get(..n).unwrap_or_default()),
+            Some(Err(e)) => {
+                // ICMP port unreachable and friends surface here on some systems: the
+                // transaction's own timers deal with the lost request.
+                tracing::debug!(error = %e, "receiving on the SIP socket failed");
+                break;
+            }
+            None => break,
+        }
+    }
+    inbox.deliver(core, local, Instant::now())
 }
 
 /// Waits for whichever comes first: a datagram, a reply from a task, the core's

@@ -130,6 +130,9 @@ pub async fn run(
     let mut route_checks: BTreeMap<u64, oneshot::Sender<Result<Route, NoRoute>>> = BTreeMap::new();
     let mut next_ticket = 0u64;
     let mut hard_deadline: Option<tokio::time::Instant> = None;
+    let mut inbox = driver_net::Inbox::default();
+    // Set when a batch was read after the last drain: drain its answers, then wait.
+    let mut read_since_wait = false;
     loop {
         // Drain every output of the last mutation.
         let deadline = loop {
@@ -226,21 +229,24 @@ pub async fn run(
                 Output::Timeout(at) => break at,
             }
         };
+        // Reads before writes: whatever waits on the socket (one bounded batch) goes to
+        // the core before an elapsed timer can release more paced sends, so that under
+        // load registrars' answers are not left in the buffer behind our own requests.
+        if !read_since_wait && read_batch(&socket, &mut buf, &mut inbox, &mut core, local) > 0 {
+            read_since_wait = true;
+            continue;
+        }
+        read_since_wait = false;
         // An elapsed deadline makes the sleep below ready at once; it still competes
         // fairly with the socket and the channels. (Handling it here and looping would
         // starve them while the pacer releases a send every few hundred microseconds.)
         let sleep_until = deadline.map(tokio::time::Instant::from_std);
         tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((n, remote)) => {
-                    let payload = buf.get(..n).unwrap_or_default().to_vec();
-                    core.handle_input(Instant::now(), Input::Datagram { local, remote, payload });
+            r = socket.readable() => match r {
+                Ok(()) => {
+                    read_batch(&socket, &mut buf, &mut inbox, &mut core, local);
                 }
-                Err(e) => {
-                    // ICMP port unreachable and friends surface here on some systems:
-                    // the transaction's own timers deal with the lost request.
-                    tracing::debug!(error = %e, "receiving on the SIP socket failed");
-                }
+                Err(e) => tracing::debug!(error = %e, "waiting on the SIP socket failed"),
             },
             Some(input) = rx.recv() => core.handle_input(Instant::now(), input),
             Some(call) = admin.recv() => match call {
@@ -269,6 +275,31 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Drains the socket without blocking, up to one batch ([`driver_net::MAX_BATCH`]),
+/// and hands it to the core in the order its triage asks; returns how many datagrams
+/// were read.
+fn read_batch(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    inbox: &mut driver_net::Inbox,
+    core: &mut Controller,
+    local: SocketAddr,
+) -> usize {
+    while !inbox.full() {
+        match socket.try_recv_from(buf) {
+            Ok((n, remote)) => inbox.offer(core, remote, buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                // ICMP port unreachable and friends surface here on some systems: the
+                // transaction's own timers deal with the lost request.
+                tracing::debug!(error = %e, "receiving on the SIP socket failed");
+                break;
+            }
+        }
+    }
+    inbox.deliver(core, local, Instant::now())
 }
 
 /// File mode's provider fetch after the first: the config file's `[[providers]]` now.

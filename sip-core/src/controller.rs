@@ -491,8 +491,33 @@ impl Controller {
         }
     }
 
+    /// The verdict on a datagram before it is handed in: see [`crate::triage`]. Pure
+    /// and cheap (no allocation, no full parse), so a driver can ask it of every
+    /// datagram it reads, feed [`Triage::Known`] ones first, bound the
+    /// [`Triage::Unknown`] ones, and drop the rest unparsed.
+    pub fn triage(&self, remote: SocketAddr, payload: &[u8]) -> crate::Triage {
+        crate::triage::triage(&self.ctx.txns, remote, payload)
+    }
+
+    /// Counts `count` datagrams a driver read and dropped on the core's
+    /// [`Controller::triage`] verdict (or over its budget): they are received
+    /// messages too, and the counters must show them.
+    pub fn count_dropped(&mut self, why: crate::Dropped, count: u64) {
+        let stats = &mut self.ctx.stats;
+        stats.sip_in += count;
+        match why {
+            crate::Dropped::KeepAlive => stats.keepalives += count,
+            _ => *stats.dropped.entry(why.label()).or_default() += count,
+        }
+    }
+
     fn on_datagram(&mut self, now: Instant, remote: SocketAddr, payload: &[u8]) {
         self.ctx.stats.sip_in += 1;
+        if message::is_keepalive(payload) {
+            // RFC 5626 §3.5.1: a keep-alive, not a message (the pong is for streams).
+            self.ctx.stats.keepalives += 1;
+            return;
+        }
         match message::parse(payload) {
             Err(e) => {
                 self.ctx.stats.parse_errors += 1;
@@ -500,6 +525,15 @@ impl Controller {
                     remote,
                     reason: e.to_string(),
                 }));
+            }
+            Ok(Message::Response(resp)) if resp.headers.cseq_out_of_range() => {
+                // RFC 3261 §8.1.1.5: no request of ours has such a CSeq.
+                *self
+                    .ctx
+                    .stats
+                    .dropped
+                    .entry(crate::Dropped::InvalidCseq.label())
+                    .or_default() += 1;
             }
             Ok(Message::Response(resp)) => {
                 let timers = self.ctx.cfg.timers;
@@ -512,30 +546,50 @@ impl Controller {
                     None => self.ctx.stats.stray_responses += 1,
                 }
             }
-            Ok(Message::Request(req)) => self.on_request(remote, &req),
+            Ok(Message::Request(req)) => self.on_request(remote, &req, payload.len()),
         }
     }
 
     /// Requests to us. Calls are the B2BUA's (a later module); until then we answer what
     /// a registered UA must: OPTIONS keep-alives with 200, the rest as not available.
-    fn on_request(&mut self, remote: SocketAddr, req: &Request) {
+    ///
+    /// The answer goes to a source address anyone can forge, so it is never larger
+    /// than the `received` bytes: when it would be, it goes without the optional
+    /// Allow/Accept/User-Agent, and when even that is larger it is dropped (counted).
+    fn on_request(&mut self, remote: SocketAddr, req: &Request, received: usize) {
         let (status, reason) = match req.method.as_str() {
             "ACK" => return,
+            _ if req.headers.cseq_out_of_range() => (400, "Bad CSeq: must be below 2^31"),
             "OPTIONS" => (200, "OK"),
             "INVITE" => (480, "Temporarily Unavailable"),
             "BYE" | "CANCEL" => (481, "Call/Transaction Does Not Exist"),
             _ => (501, "Not Implemented"),
         };
         let tag = self.ctx.ids.tag();
-        let mut resp = message::response_to(req, status, reason, Some(&tag));
+        let minimal = message::response_to(req, status, reason, Some(&tag));
+        let mut full = minimal.clone();
         if status == 200 {
-            resp = resp
+            full = full
                 .header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
                 .header("Accept", "application/sdp");
         }
-        let bytes = resp
+        let full = full
             .header("User-Agent", self.ctx.cfg.user_agent.clone())
             .to_bytes();
+        let bytes = if full.len() <= received {
+            full
+        } else {
+            minimal.to_bytes()
+        };
+        if bytes.len() > received {
+            *self
+                .ctx
+                .stats
+                .dropped
+                .entry(crate::Dropped::Amplification.label())
+                .or_default() += 1;
+            return;
+        }
         // Responses go back to the source address and port (RFC 3581 symmetric response).
         self.ctx.transmit(remote, bytes);
     }

@@ -21,7 +21,9 @@
 //! 3. `Output::Timeout(at)` is the one "set timer" action: sleep until `at` (forever when
 //!    `None`) or until an input arrives, whichever is first.
 //! 4. Perform exactly one mutation — [`Controller::handle_input`] for an input, or
-//!    [`Controller::handle_timeout`] once `at` has passed — then go to 2.
+//!    [`Controller::handle_timeout`] once `at` has passed — then go to 2. (Datagrams
+//!    read together as one batch may be fed one after another before that drain, in
+//!    the order [`Controller::triage`] asks: their outputs queue in order.)
 //!
 //! **Every mutation must be followed by a complete drain** (step 2): outputs are queued in
 //! order and the deadline is only correct after the drain. The core owns every timer —
@@ -53,6 +55,7 @@ pub mod secret;
 pub mod stats;
 pub mod time;
 pub mod transaction;
+pub mod triage;
 pub mod wallclock;
 
 pub use backend::destination::{NoRoute, Route, RouteSource};
@@ -65,3 +68,4 @@ pub use io::{
 };
 pub use provider::{Provider, ProviderSpec};
 pub use secret::Secret;
+pub use triage::{Dropped, Triage};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 /// Monotonic counters since start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// SIP datagrams received.
+    /// SIP datagrams received (those dropped by triage included).
     pub sip_in: u64,
     /// SIP datagrams sent (retransmissions included).
     pub sip_out: u64,
@@ -13,6 +13,11 @@ pub struct Stats {
     pub parse_errors: u64,
     /// Responses that matched no transaction.
     pub stray_responses: u64,
+    /// CRLF keep-alives (RFC 5626 §3.5.1): received and ignored, not parse errors.
+    pub keepalives: u64,
+    /// Datagrams dropped without the full parse or without an answer, by reason label
+    /// (see [`Dropped::label`](crate::triage::Dropped::label)).
+    pub dropped: BTreeMap<&'static str, u64>,
     /// REGISTER transactions by outcome label.
     pub register_outcomes: BTreeMap<&'static str, u64>,
     /// Backend requests by operation and outcome label, e.g. `("report", "delivered")`.

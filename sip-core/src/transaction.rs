@@ -13,7 +13,7 @@ use crate::config::SipTimers;
 use crate::message::Response;
 use crate::time::{TimerKey, TimerTable};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Who a transaction works for, so its outcome reaches the right machine.
@@ -92,6 +92,9 @@ pub struct RttSample {
 pub struct Transactions {
     by_id: BTreeMap<u64, ClientTxn>,
     by_branch: BTreeMap<String, u64>,
+    /// Live transactions per remote IP: answers are expected only from these (the
+    /// port is left out, since some registrars answer from another port).
+    by_remote: BTreeMap<IpAddr, u32>,
     next_id: u64,
     /// Transactions neither answered nor retransmitted yet.
     in_flight: usize,
@@ -133,6 +136,7 @@ impl Transactions {
             txn.retransmit_at.min(txn.timeout_at),
         );
         self.by_branch.insert(branch, id);
+        *self.by_remote.entry(remote.ip()).or_default() += 1;
         self.by_id.insert(id, txn);
         id
     }
@@ -145,6 +149,12 @@ impl Transactions {
                 self.in_flight = self.in_flight.saturating_sub(1);
             }
             self.by_branch.remove(&txn.branch);
+            if let Some(n) = self.by_remote.get_mut(&txn.remote.ip()) {
+                *n -= 1;
+                if *n == 0 {
+                    self.by_remote.remove(&txn.remote.ip());
+                }
+            }
             table.cancel(TimerKey::Transaction(id));
         }
     }
@@ -157,6 +167,11 @@ impl Transactions {
             txn.retransmit_at = txn.timeout_at;
             table.set(TimerKey::Transaction(id), txn.timeout_at);
         }
+    }
+
+    /// Whether a live transaction waits for an answer from `ip`.
+    pub fn awaits(&self, ip: IpAddr) -> bool {
+        self.by_remote.contains_key(&ip)
     }
 
     /// Number of live transactions.
@@ -312,6 +327,8 @@ mod tests {
             );
         }
         assert_eq!(table.len(), 10);
+        assert!(txns.awaits(remote.ip()));
+        assert!(!txns.awaits("192.0.2.2".parse().unwrap()));
         let t1 = t0 + Duration::from_millis(100);
         for i in 0..10 {
             let done = txns.on_response(
@@ -330,6 +347,7 @@ mod tests {
         }
         // Nothing is kept: no transaction, no branch, no timer.
         assert_eq!((txns.len(), txns.by_branch.len(), table.len()), (0, 0, 0));
+        assert!(!txns.awaits(remote.ip()) && txns.by_remote.is_empty());
         // A retransmitted final response is not passed up again.
         assert!(txns
             .on_response(t1, &timers, &mut table, response("z9hG4bK-3", 200))

@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod backend;
+pub mod flood;
 pub mod kamailio;
 pub mod net;
 pub mod sipp;

@@ -107,6 +107,27 @@ pub fn render(registrations: &[RegistrationView], stats: &Stats) -> String {
         stats.stray_responses,
     );
 
+    page.family(
+        "trunkline_sip_keepalives_total",
+        "counter",
+        "CRLF keep-alives received (RFC 5626), ignored.",
+    );
+    page.sample("trunkline_sip_keepalives_total", &[], stats.keepalives);
+
+    page.family(
+        "trunkline_sip_dropped_total",
+        "counter",
+        "Received SIP datagrams dropped unanswered, by reason (limits, unknown source, over the per-batch budget, answer larger than the request, CSeq out of range).",
+    );
+    for reason in sip_core::Dropped::ALL
+        .iter()
+        .filter(|d| **d != sip_core::Dropped::KeepAlive)
+        .map(|d| d.label())
+    {
+        let n = stats.dropped.get(reason).copied().unwrap_or_default();
+        page.sample("trunkline_sip_dropped_total", &[("reason", reason)], n);
+    }
+
     page.out
 }
 
@@ -186,6 +207,8 @@ mod tests {
             sip_out: 11,
             parse_errors: 2,
             stray_responses: 1,
+            keepalives: 3,
+            dropped: BTreeMap::from([("unknown_source", 9), ("over_budget", 6)]),
             register_outcomes: BTreeMap::from([("registered", 4), ("auth_failed", 1)]),
             backend_requests: BTreeMap::from([
                 (("fetch_providers", "providers"), 1),
@@ -290,6 +313,29 @@ mod tests {
             g("trunkline_sip_stray_responses_total", &[]),
             Some(Value::Counter(1.0))
         );
+        assert_eq!(
+            g("trunkline_sip_keepalives_total", &[]),
+            Some(Value::Counter(3.0))
+        );
+        assert_eq!(
+            g(
+                "trunkline_sip_dropped_total",
+                &[("reason", "unknown_source")]
+            ),
+            Some(Value::Counter(9.0))
+        );
+        assert_eq!(
+            g("trunkline_sip_dropped_total", &[("reason", "over_budget")]),
+            Some(Value::Counter(6.0))
+        );
+        // Every reason is published, zeros included.
+        assert_eq!(
+            g(
+                "trunkline_sip_dropped_total",
+                &[("reason", "too_many_vias")]
+            ),
+            Some(Value::Counter(0.0))
+        );
         // No call yet: no series, but the family is documented.
         assert!(s
             .samples
@@ -303,6 +349,8 @@ mod tests {
             "trunkline_calls_total",
             "trunkline_sip_messages_total",
             "trunkline_sip_parse_errors_total",
+            "trunkline_sip_keepalives_total",
+            "trunkline_sip_dropped_total",
         ] {
             assert!(s.docs.contains_key(family), "no HELP for {family}:\n{page}");
         }

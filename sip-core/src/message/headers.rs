@@ -56,6 +56,20 @@ impl Headers {
         Some((number.parse().ok()?, method))
     }
 
+    /// Whether CSeq's sequence number is 2^31 or more, which RFC 3261 §8.1.1.5 forbids
+    /// ("MUST be less than 2**31"); a number of any length counts, so a value past
+    /// `u32` (which [`Headers::cseq`] cannot read) is caught too.
+    pub fn cseq_out_of_range(&self) -> bool {
+        let Some(number) = self
+            .get("CSeq")
+            .and_then(|v| v.split([' ', '\t']).find(|w| !w.is_empty()))
+        else {
+            return false;
+        };
+        number.bytes().all(|b| b.is_ascii_digit())
+            && number.parse::<u64>().map_or(true, |n| n >= 1 << 31)
+    }
+
     /// The `tag` parameter of From (a header parameter — a `tag` inside `<…>` belongs to
     /// the URI and is not the dialog tag).
     pub fn from_tag(&self) -> Option<&str> {
@@ -120,6 +134,19 @@ mod tests {
                 .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn cseq_at_or_above_2_pow_31_is_out_of_range() {
+        let cseq = |v: &str| headers(&[("CSeq", v)]).cseq_out_of_range();
+        assert!(!cseq("1 REGISTER"));
+        assert!(!cseq("2147483647 OPTIONS"));
+        assert!(cseq("2147483648 OPTIONS"));
+        assert!(cseq("4294967296 OPTIONS"));
+        assert!(cseq("99999999999999999999999999 OPTIONS"));
+        // Not a number at all is another defect, not this one.
+        assert!(!cseq("x OPTIONS"));
+        assert!(!headers(&[]).cseq_out_of_range());
     }
 
     #[test]

@@ -22,6 +22,7 @@
 mod build;
 mod contact;
 mod headers;
+mod limits;
 mod names;
 mod normalize;
 mod parse;
@@ -36,6 +37,7 @@ use thiserror::Error;
 
 pub use build::{response_to, BuildError, MessageBuilder};
 pub use contact::ContactBinding;
+pub use limits::{check_limits, is_keepalive, peek, Peek, MAX_HEADERS, MAX_VIAS};
 pub use names::canonical_name;
 pub use parse::parse;
 pub use via::Via;
@@ -57,6 +59,18 @@ pub enum ParseError {
         /// The limit, [`MAX_MESSAGE_SIZE`].
         limit: usize,
     },
+    /// More header lines than [`MAX_HEADERS`].
+    #[error("more than {limit} header lines")]
+    TooManyHeaders {
+        /// The limit, [`MAX_HEADERS`].
+        limit: usize,
+    },
+    /// More Via values than [`MAX_VIAS`].
+    #[error("more than {limit} Via values")]
+    TooManyVias {
+        /// The limit, [`MAX_VIAS`].
+        limit: usize,
+    },
     /// The bytes are not a SIP message.
     #[error("malformed SIP message: {0}")]
     Malformed(String),
@@ -71,6 +85,20 @@ pub enum ParseError {
         /// Body bytes actually present after the header section.
         available: usize,
     },
+}
+
+impl ParseError {
+    /// A short label for counters (`reason` in metrics).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "too_large",
+            Self::TooManyHeaders { .. } => "too_many_headers",
+            Self::TooManyVias { .. } => "too_many_vias",
+            Self::Malformed(_) | Self::InvalidContentLength(_) | Self::Truncated { .. } => {
+                "malformed"
+            }
+        }
+    }
 }
 
 /// Header fields in order, names in their canonical long form (`v` → `Via`).

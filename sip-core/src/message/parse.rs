@@ -1,9 +1,10 @@
 //! [`parse`]: normalize, check the envelope with `rsip`, frame the body.
 
+use super::limits::check_limits;
 use super::names::is_token;
 use super::normalize::{excerpt, malformed, split_head, Head};
 use super::syntax::trim_ws;
-use super::{Headers, Message, ParseError, Request, Response, MAX_MESSAGE_SIZE};
+use super::{Headers, Message, ParseError, Request, Response};
 
 /// A start line both `rsip` and SIP accept, used to let `rsip` check the header
 /// section of a message whose real start line it cannot read.
@@ -13,7 +14,7 @@ const STAND_IN_STATUS_LINE: &str = "SIP/2.0 200 OK";
 
 /// Parses one datagram (or one message framed off a stream).
 ///
-/// In order: the size limit; normalization (leading CRLFs, LF-only endings, folding,
+/// In order: the size, header-count and Via-count limits ([`check_limits`]); normalization (leading CRLFs, LF-only endings, folding,
 /// space before `:`, compact names); our own start-line grammar; `rsip`'s envelope
 /// check; body framing. The body is exactly `Content-Length` bytes when that header is
 /// present (extra trailing bytes are ignored, too few is an error), else the rest.
@@ -26,12 +27,8 @@ const STAND_IN_STATUS_LINE: &str = "SIP/2.0 200 OK";
 ///
 /// Malformed input returns `Err`; no input panics.
 pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
-    if bytes.len() > MAX_MESSAGE_SIZE {
-        return Err(ParseError::TooLarge {
-            size: bytes.len(),
-            limit: MAX_MESSAGE_SIZE,
-        });
-    }
+    // Size, header and Via counts first: a scan, before anything allocates.
+    check_limits(bytes)?;
     let Head {
         start_line,
         headers,
@@ -227,6 +224,7 @@ fn frame_body<'a>(headers: &[(String, String)], rest: &'a [u8]) -> Result<&'a [u
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::message::MAX_MESSAGE_SIZE;
 
     const REGISTER: &str = "REGISTER sip:registrar.example.com SIP/2.0\r\n\
         Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKabc;rport\r\n\
