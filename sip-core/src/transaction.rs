@@ -166,6 +166,11 @@ impl Transactions {
         if let Some(txn) = self.by_id.get_mut(&id) {
             txn.retransmit_at = txn.timeout_at;
             table.set(TimerKey::Transaction(id), txn.timeout_at);
+            // No longer on the path: it must not hold a place in the pacer's window.
+            if !txn.lost {
+                txn.lost = true;
+                self.in_flight = self.in_flight.saturating_sub(1);
+            }
         }
     }
 
