@@ -16,6 +16,13 @@ mod store;
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: at 100,000 registrations glibc kept about 76 MB
+/// that the start burst had freed (the parsed provider list, the first REGISTERs) in
+/// its heaps, 23 % of the process (README, "Performance", measured with
+/// `scripts/bench-register.sh`); mimalloc gives such pages back.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let settings = match config::load(&cli) {
