@@ -16,9 +16,9 @@ mod store;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc rather than glibc's malloc: at 100,000 registrations glibc kept about 76 MB
+/// mimalloc rather than glibc's malloc: at 100,000 registrations glibc kept 62–68 MB
 /// that the start burst had freed (the parsed provider list, the first REGISTERs) in
-/// its heaps, 23 % of the process (README, "Performance", measured with
+/// its heaps, a fifth of the process (README, "Testing": memory at 100,000, measured with
 /// `scripts/bench-register.sh`); mimalloc gives such pages back.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
