@@ -16,13 +16,15 @@ const LOST_REPORT_LINES: usize = 100;
 /// Logs core events; tells the driver when the core has finished shutting down.
 #[derive(Debug, Default)]
 pub struct EventLog {
-    names: BTreeMap<String, String>,
+    /// Id → name of every provider: boxed strings, 16 bytes less each than a `String`
+    /// (3 MB at 100,000 providers).
+    names: BTreeMap<Box<str>, Box<str>>,
     drops: drops::DropLog,
 }
 
 impl EventLog {
     fn name(&self, id: &str) -> &str {
-        self.names.get(id).map_or("", String::as_str)
+        self.names.get(id).map_or("", |n| n)
     }
 
     /// Logs one event; returns true on [`Event::ShutdownComplete`].
@@ -40,8 +42,9 @@ impl EventLog {
         self.drops.tick(now);
         match event {
             Event::RegistrationChanged(v) => {
-                if self.names.get(&v.id) != Some(&v.name) {
-                    self.names.insert(v.id.clone(), v.name.clone());
+                if self.names.get(v.id.as_str()).map(|n| &**n) != Some(v.name.as_str()) {
+                    self.names
+                        .insert(v.id.as_str().into(), v.name.as_str().into());
                 }
                 let error = v.error.as_deref().unwrap_or("");
                 match v.status {
@@ -168,7 +171,7 @@ impl EventLog {
                     provider_id = %provider_id, provider_name = self.name(provider_id),
                     "provider removed from the list: un-registered and forgotten"
                 );
-                self.names.remove(provider_id);
+                self.names.remove(provider_id.as_str());
             }
             Event::DestinationFound { did, result, .. } => match result {
                 Ok(route) => tracing::info!(

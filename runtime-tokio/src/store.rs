@@ -35,12 +35,77 @@ const GATHER: Duration = Duration::from_millis(20);
 /// of a core during a burst), but never longer than this.
 const GATHER_MAX: Duration = Duration::from_secs(1);
 
+/// The file as it is read.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StoreFile {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     providers: BTreeMap<String, StatusReport>,
     #[serde(default)]
     bindings: BTreeMap<String, BindingIdentity>,
+}
+
+/// The file as the writer keeps it between writes: one entry per provider holding its
+/// status and binding identity already serialized. At 100,000 providers the two maps of
+/// [`StoreFile`] (two keys, a `StatusReport` and a `BindingIdentity` with six strings
+/// per provider) cost about 500 bytes each; one key and two JSON strings cost about 350.
+#[derive(Debug, Default)]
+struct Entries(BTreeMap<Box<str>, Entry>);
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// The `StatusReport`, as JSON (file mode).
+    status: Option<Box<str>>,
+    /// The `BindingIdentity`, as JSON.
+    binding: Option<Box<str>>,
+}
+
+fn json(value: &impl Serialize) -> Option<Box<str>> {
+    // Serializing these plain structs cannot fail; an entry that did is left out.
+    serde_json::to_string(value)
+        .ok()
+        .map(String::into_boxed_str)
+}
+
+impl Entries {
+    fn from_file(file: StoreFile) -> Self {
+        let mut entries = Self::default();
+        for (id, report) in file.providers {
+            entries.0.entry(id.into()).or_default().status = json(&report);
+        }
+        for (id, binding) in file.bindings {
+            entries.0.entry(id.into()).or_default().binding = json(&binding);
+        }
+        entries
+    }
+
+    /// Writes the same JSON that serializing a [`StoreFile`] would.
+    fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let section = |out: &mut dyn std::io::Write,
+                       pick: fn(&Entry) -> Option<&str>|
+         -> std::io::Result<()> {
+            out.write_all(b"{")?;
+            let mut first = true;
+            for (id, raw) in self.0.iter().filter_map(|(id, e)| Some((id, pick(e)?))) {
+                if !first {
+                    out.write_all(b",")?;
+                }
+                first = false;
+                serde_json::to_writer(&mut *out, &**id)?;
+                out.write_all(b":")?;
+                out.write_all(raw.as_bytes())?;
+            }
+            out.write_all(b"}")
+        };
+        out.write_all(b"{")?;
+        if self.0.values().any(|e| e.status.is_some()) {
+            out.write_all(b"\"providers\":")?;
+            section(out, |e| e.status.as_deref())?;
+            out.write_all(b",")?;
+        }
+        out.write_all(b"\"bindings\":")?;
+        section(out, |e| e.binding.as_deref())?;
+        out.write_all(b"}")
+    }
 }
 
 /// Reads the binding identities a previous run left. A missing file is a first start;
@@ -76,10 +141,12 @@ pub fn spawn_writer(
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<StoreWrite>();
     let handle = tokio::spawn(async move {
-        let mut file: StoreFile = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let mut file = Entries::from_file(
+            std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+        );
         let mut warned = false;
         let mut gather = GATHER;
         while let Some(first) = rx.recv().await {
@@ -100,12 +167,7 @@ pub fn spawn_writer(
                     (taken, r)
                 })
                 .await
-                .unwrap_or_else(|e| {
-                    (
-                        StoreFile::default(),
-                        Err(format!("writer task failed: {e}")),
-                    )
-                })
+                .unwrap_or_else(|e| (Entries::default(), Err(format!("writer task failed: {e}"))))
             };
             file = back;
             gather = (started.elapsed() * 2).clamp(GATHER, GATHER_MAX);
@@ -125,22 +187,24 @@ pub fn spawn_writer(
     (tx, handle)
 }
 
-fn apply(file: &mut StoreFile, write: StoreWrite, acks: &mut Vec<RequestId>) {
+fn apply(file: &mut Entries, write: StoreWrite, acks: &mut Vec<RequestId>) {
     match write {
         StoreWrite::Status {
             id,
             provider_id,
             report,
         } => {
-            file.providers.insert(provider_id, report);
+            file.0.entry(provider_id.into()).or_default().status = json(&report);
             acks.push(id);
         }
         StoreWrite::Binding(b) => {
-            file.bindings.insert(b.provider_id.clone(), b);
+            file.0
+                .entry(b.provider_id.as_str().into())
+                .or_default()
+                .binding = json(&b);
         }
         StoreWrite::Forget(id) => {
-            file.providers.remove(&id);
-            file.bindings.remove(&id);
+            file.0.remove(id.as_str());
         }
     }
 }
@@ -164,14 +228,14 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
-fn write_atomically(path: &Path, file: &StoreFile) -> Result<(), String> {
+fn write_atomically(path: &Path, file: &Entries) -> Result<(), String> {
     use std::io::Write as _;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
     let write = || -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(create_private(&tmp)?);
-        serde_json::to_writer(&mut out, file)?;
+        file.write_json(&mut out)?;
         out.flush()?;
         out.into_inner()
             .map_err(std::io::IntoInnerError::into_error)?
@@ -252,10 +316,36 @@ mod tests {
         assert_eq!(mode(&fresh), 0o600, "a new temporary file");
         drop(create_private(&tmp).unwrap());
         assert_eq!(mode(&tmp), 0o600, "a temporary file left by a crash");
-        let file = StoreFile::default();
+        let file = Entries::default();
         write_atomically(&path, &file).unwrap();
         assert_eq!(mode(&path), 0o600, "the store file after a write");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_compact_entries_write_what_the_file_type_serializes() {
+        let report = StatusReport {
+            register_status: RegisterStatus::Failed,
+            register_error: Some("quote \" and \\ in it".into()),
+            last_register_at: None,
+        };
+        let mut with_status = StoreFile::default();
+        with_status.providers.insert("a\"1".into(), report.clone());
+        with_status.providers.insert("b".into(), report);
+        with_status
+            .bindings
+            .insert("a\"1".into(), identity("a\"1", 101));
+        with_status.bindings.insert("c".into(), identity("c", 301));
+        let bindings_only = StoreFile {
+            providers: BTreeMap::new(),
+            bindings: with_status.bindings.clone(),
+        };
+        for file in [with_status, bindings_only, StoreFile::default()] {
+            let expected = serde_json::to_string(&file).unwrap();
+            let mut written = Vec::new();
+            Entries::from_file(file).write_json(&mut written).unwrap();
+            assert_eq!(String::from_utf8(written).unwrap(), expected);
+        }
     }
 
     #[test]
