@@ -24,12 +24,25 @@ pub struct RunStats {
     pub registrar_requests: u64,
     /// REGISTERs the registrars dropped for want of capacity.
     pub registrar_overflowed: u64,
+    /// Per registrar (by index), what it received and when it held every account.
+    pub registrars: Vec<RegistrarRun>,
     /// Trace lines rendered.
     pub trace_lines: u64,
     /// Violations of known issues that were tolerated.
     pub tolerated: u64,
     /// The core's own counters.
     pub core: Stats,
+}
+
+/// One registrar's share of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrarRun {
+    /// REGISTERs it received (retransmissions included).
+    pub requests: u64,
+    /// REGISTERs it dropped for want of capacity.
+    pub overflowed: u64,
+    /// Virtual time from the start until it first held a binding for every account.
+    pub all_bound_at: Option<Duration>,
 }
 
 /// The outcome of one run.

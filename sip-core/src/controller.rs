@@ -437,12 +437,20 @@ impl Controller {
         if self.ctx.finished {
             return;
         }
-        while let Some(slot) = self.ctx.pacer.pop_ready(now, self.ctx.txns.in_flight()) {
+        loop {
+            // Each registrar's window counts what is in flight to it, as of now.
+            for addr in self.ctx.txns.take_changed() {
+                let n = self.ctx.txns.in_flight_to(addr);
+                self.ctx.pacer.set_in_flight(addr, n);
+            }
+            let Some(slot) = self.ctx.pacer.pop_ready(now) else {
+                break;
+            };
             if let Some((reg, ctx)) = self.reg_mut(slot) {
                 reg.send(now, ctx);
             }
         }
-        match self.ctx.pacer.next_deadline(now, self.ctx.txns.in_flight()) {
+        match self.ctx.pacer.next_deadline(now) {
             Some(at) => self.ctx.timers.set(TimerKey::RateLimit, at),
             None => self.ctx.timers.cancel(TimerKey::RateLimit),
         }
@@ -602,7 +610,7 @@ impl Controller {
                 lost_since,
             }) => {
                 if let Some(sent_at) = lost_since {
-                    self.ctx.pacer.window.on_loss(now, sent_at);
+                    self.ctx.pacer.on_loss(now, remote, sent_at);
                 }
                 self.ctx.transmit(remote, payload);
             }
@@ -613,7 +621,7 @@ impl Controller {
                 rtt,
             }) => {
                 if let Some(s) = rtt {
-                    self.ctx.pacer.window.on_answer(now, s.remote, s.sent_at);
+                    self.ctx.pacer.on_answer(now, s.remote, s.sent_at);
                 }
                 if let Some((reg, ctx)) = self.reg_mut(slot) {
                     reg.on_transaction(now, ctx, id, event);

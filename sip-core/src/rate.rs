@@ -1,9 +1,11 @@
-//! The global REGISTER pacer: new REGISTER transactions leave at most at the configured
-//! rate, so ten thousand providers starting together never become a burst, and never
-//! more at once than the registrars answer without queueing or dropping (a congestion
-//! window, as TCP has: the rate follows the answers).
+//! The REGISTER pacer: new REGISTER transactions leave at most at the configured rate
+//! (one ceiling for all registrars), so ten thousand providers starting together never
+//! become a burst, and never more at once than each registrar answers without queueing
+//! or dropping (a congestion window per registrar address, as TCP has per connection:
+//! the rate follows the answers).
 //!
-//! `REGISTER_RATE` is only the ceiling. Below it the [`Window`] decides: a REGISTER
+//! `REGISTER_RATE` is only the ceiling. Below it each registrar's [`Window`] decides: a
+//! REGISTER
 //! transaction counts as in flight from its first send until its final response or its
 //! first retransmission (Timer E firing means the request or its answer was lost, so it
 //! no longer occupies the path). The window grows by one per answer while answers come
@@ -12,8 +14,13 @@
 //! registrar by more than [`TARGET_QUEUE_DELAY`]) and halves on a loss. A fixed rate
 //! cannot do this: 20,000 REGISTERs per second to a registrar that takes 5,000 is lost
 //! and retransmitted, and retransmissions are more load still.
+//!
+//! The window is per registrar so that a dead or lossy one (its window at the floor)
+//! slows only its own accounts, and the queue is ordered across registrars but released
+//! per registrar: the next send is the first queued one whose registrar has room, so a
+//! full registrar does not hold the others up behind it (no head-of-line blocking).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -33,17 +40,16 @@ const MIN_RTT_LIFETIME: Duration = Duration::from_secs(10);
 /// Weight of a new round-trip sample in the smoothed queueing delay (as TCP's SRTT).
 const DELAY_GAIN: f64 = 1.0 / 8.0;
 
-/// The congestion window over REGISTER transactions in flight (AIMD with a delay
-/// signal). Pure: every input carries its `now`.
+/// The congestion window over one registrar's REGISTER transactions in flight (AIMD
+/// with a delay signal). Pure: every input carries its `now`.
 #[derive(Debug)]
 pub struct Window {
     cwnd: f64,
     ssthresh: f64,
-    /// The fastest round trip seen per registrar address (few entries: one per
-    /// registrar, not per account), so that a far registrar is not mistaken for a
-    /// congested one.
-    min_rtt: BTreeMap<SocketAddr, (Duration, Instant)>,
-    /// Smoothed queueing delay: round trip minus its registrar's fastest, in seconds.
+    /// The registrar's fastest round trip and when it was seen, so that a far registrar
+    /// is not mistaken for a congested one.
+    min_rtt: Option<(Duration, Instant)>,
+    /// Smoothed queueing delay: round trip minus the fastest, in seconds.
     queue_delay: f64,
     /// Losses of requests sent before this instant belong to the last decrease.
     recovery_from: Option<Instant>,
@@ -54,7 +60,7 @@ impl Default for Window {
         Self {
             cwnd: INITIAL_WINDOW,
             ssthresh: MAX_WINDOW,
-            min_rtt: BTreeMap::new(),
+            min_rtt: None,
             queue_delay: 0.0,
             recovery_from: None,
         }
@@ -70,11 +76,11 @@ impl Window {
         n
     }
 
-    /// A final response came to a request sent at `sent_at` to `remote`, never
-    /// retransmitted (a retransmitted one gives no round trip, as in Karn's algorithm).
-    pub fn on_answer(&mut self, now: Instant, remote: SocketAddr, sent_at: Instant) {
+    /// A final response came to a request sent at `sent_at`, never retransmitted (a
+    /// retransmitted one gives no round trip, as in Karn's algorithm).
+    pub fn on_answer(&mut self, now: Instant, sent_at: Instant) {
         let rtt = now.saturating_duration_since(sent_at);
-        let (min, seen) = self.min_rtt.entry(remote).or_insert((rtt, now));
+        let (min, seen) = self.min_rtt.get_or_insert((rtt, now));
         // An old minimum is forgotten, so that a path that became slower for good is
         // not taken for a queue forever (BBR keeps its minimum for 10 s likewise).
         if rtt <= *min || now.saturating_duration_since(*seen) > MIN_RTT_LIFETIME {
@@ -108,47 +114,171 @@ impl Window {
     }
 }
 
-/// A FIFO of registrations waiting to send, released at most at the configured pace and
-/// while the congestion [`Window`] has room. Urgent sends (the answer to a challenge, the
-/// retry after a 423) go to the front: an attempt that has started finishes before new
-/// ones begin.
+/// Where a queued send stands in the release order: attempts in progress (negative,
+/// the latest first) ahead of new ones (positive, first come first served).
+type Order = i64;
+
+/// One registrar's share of the pacer: its queued sends, its window and how many of its
+/// transactions are in flight (as the transaction layer last said).
+#[derive(Debug, Default)]
+struct Lane {
+    queue: BTreeMap<Order, u32>,
+    in_flight: usize,
+    window: Window,
+}
+
+/// A lane's index in [`Pacer::lanes`] (4 bytes per queued send rather than an address).
+type LaneId = u32;
+
+impl Lane {
+    /// The lane's entry in the pacer's ready set: its first send, if its window has room.
+    fn ready_key(&self, id: LaneId) -> Option<(Order, LaneId)> {
+        if self.in_flight >= self.window.size() {
+            return None;
+        }
+        self.queue.first_key_value().map(|(o, _)| (*o, id))
+    }
+}
+
+/// Registrations waiting to send, each queued under its registrar's address, released at
+/// most at the configured pace (across all registrars) and while that registrar's
+/// congestion [`Window`] has room. Urgent sends (the answer to a challenge, the retry
+/// after a 423) go ahead of new ones: an attempt that has started finishes before new
+/// ones begin. Every operation is O(log n): the registrars whose window has room are
+/// kept ordered by their first queued send.
 #[derive(Debug)]
 pub struct Pacer {
-    queue: VecDeque<u32>,
+    /// One per registrar address ever queued to (few: one per registrar, not per
+    /// account), found by address through `lane_ids`.
+    lanes: Vec<Lane>,
+    lane_ids: BTreeMap<SocketAddr, LaneId>,
+    /// Lanes with a queued send and room in their window, by their first send's order.
+    ready: BTreeSet<(Order, LaneId)>,
+    /// Where each queued slot is, so that removing one is not a scan.
+    queued: BTreeMap<u32, (LaneId, Order)>,
+    next_back: Order,
+    next_front: Order,
     interval: Duration,
     next_at: Option<Instant>,
     burst: u32,
-    /// How many REGISTER transactions may be in flight; fed by the transaction layer.
-    pub window: Window,
 }
+
+/// The lane of a registration that has no address yet (its send restarts it).
+const NO_TARGET: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::UNSPECIFIED,
+    0,
+));
 
 impl Pacer {
     /// A pacer releasing `rate` sends per second (at least 1).
     pub fn new(rate: u32) -> Self {
         let rate = rate.max(1);
         Self {
-            queue: VecDeque::new(),
+            lanes: Vec::new(),
+            lane_ids: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            queued: BTreeMap::new(),
+            next_back: 0,
+            next_front: -1,
             interval: Duration::from_secs(1) / rate,
             next_at: None,
             // Allow catching up on 50 ms of sends after a late wake-up, no more.
             burst: (rate / 20).max(1),
-            window: Window::default(),
         }
     }
 
-    /// Queues `slot` behind the others.
-    pub fn push_back(&mut self, slot: u32) {
-        self.queue.push_back(slot);
+    /// The lane of `addr`, made on first use.
+    fn lane_of(&mut self, addr: SocketAddr) -> LaneId {
+        if let Some(id) = self.lane_ids.get(&addr) {
+            return *id;
+        }
+        let id = LaneId::try_from(self.lanes.len()).unwrap_or(LaneId::MAX);
+        if id == LaneId::MAX {
+            // Four billion registrar addresses: share the last lane rather than fail.
+            return id - 1;
+        }
+        self.lanes.push(Lane::default());
+        self.lane_ids.insert(addr, id);
+        id
     }
 
-    /// Queues `slot` ahead of the others.
-    pub fn push_front(&mut self, slot: u32) {
-        self.queue.push_front(slot);
+    /// Applies `change` to lane `id` and keeps the ready set in step with it.
+    fn with_lane<R: Default>(&mut self, id: LaneId, change: impl FnOnce(&mut Lane) -> R) -> R {
+        let Some(lane) = self.lanes.get_mut(id as usize) else {
+            return R::default();
+        };
+        let before = lane.ready_key(id);
+        let r = change(lane);
+        let after = lane.ready_key(id);
+        if before != after {
+            if let Some(k) = before {
+                self.ready.remove(&k);
+            }
+            if let Some(k) = after {
+                self.ready.insert(k);
+            }
+        }
+        r
+    }
+
+    fn enqueue(&mut self, slot: u32, target: Option<SocketAddr>, order: Order) {
+        self.remove(slot);
+        let id = self.lane_of(target.unwrap_or(NO_TARGET));
+        self.queued.insert(slot, (id, order));
+        self.with_lane(id, |l| l.queue.insert(order, slot));
+    }
+
+    /// Queues `slot` (to send to `target`) behind the others.
+    pub fn push_back(&mut self, slot: u32, target: Option<SocketAddr>) {
+        let order = self.next_back;
+        self.next_back += 1;
+        self.enqueue(slot, target, order);
+    }
+
+    /// Queues `slot` (to send to `target`) ahead of the others.
+    pub fn push_front(&mut self, slot: u32, target: Option<SocketAddr>) {
+        let order = self.next_front;
+        self.next_front -= 1;
+        self.enqueue(slot, target, order);
     }
 
     /// Removes `slot` wherever it is queued.
     pub fn remove(&mut self, slot: u32) {
-        self.queue.retain(|s| *s != slot);
+        if let Some((id, order)) = self.queued.remove(&slot) {
+            self.with_lane(id, |l| l.queue.remove(&order));
+        }
+    }
+
+    /// The transaction layer's count of REGISTERs in flight to `addr` (sent, neither
+    /// answered nor retransmitted yet).
+    pub fn set_in_flight(&mut self, addr: SocketAddr, n: usize) {
+        if n == 0 && !self.lane_ids.contains_key(&addr) {
+            return;
+        }
+        let id = self.lane_of(addr);
+        self.with_lane(id, |l| l.in_flight = n);
+    }
+
+    /// A final response from `remote` to a request sent at `sent_at`, never
+    /// retransmitted: that registrar's window learns the round trip.
+    pub fn on_answer(&mut self, now: Instant, remote: SocketAddr, sent_at: Instant) {
+        let id = self.lane_of(remote);
+        self.with_lane(id, |l| l.window.on_answer(now, sent_at));
+    }
+
+    /// A request sent at `sent_at` to `remote` was retransmitted for the first time:
+    /// that registrar's window shrinks.
+    pub fn on_loss(&mut self, now: Instant, remote: SocketAddr, sent_at: Instant) {
+        let id = self.lane_of(remote);
+        self.with_lane(id, |l| l.window.on_loss(now, sent_at));
+    }
+
+    /// The window of the registrar at `addr` now (the initial one if it is unknown).
+    pub fn window_size(&self, addr: SocketAddr) -> usize {
+        self.lane_ids
+            .get(&addr)
+            .and_then(|id| self.lanes.get(*id as usize))
+            .map_or_else(|| Window::default().size(), |l| l.window.size())
     }
 
     /// Sends at most this many per second from now on (used to un-register everything
@@ -159,36 +289,34 @@ impl Pacer {
 
     /// Number of queued sends.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.queued.len()
     }
 
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.queued.is_empty()
     }
 
-    /// The next slot allowed to send at `now` with `in_flight` transactions unanswered
-    /// (and not yet retransmitted), if any.
-    pub fn pop_ready(&mut self, now: Instant, in_flight: usize) -> Option<u32> {
-        if self.queue.is_empty() || in_flight >= self.window.size() {
-            return None;
-        }
+    /// The next slot allowed to send at `now`, if any: the first queued whose
+    /// registrar's window has room, when the pace allows one. The caller reports the
+    /// registrar's new count with [`Pacer::set_in_flight`] before asking again.
+    pub fn pop_ready(&mut self, now: Instant) -> Option<u32> {
+        let &(order, id) = self.ready.first()?;
         let earliest = now.checked_sub(self.interval * self.burst).unwrap_or(now);
         let at = self.next_at.map_or(now, |t| t.max(earliest));
         if at > now {
             return None;
         }
-        let slot = self.queue.pop_front()?;
+        let slot = self.with_lane(id, |l| l.queue.remove(&order))?;
+        self.queued.remove(&slot);
         self.next_at = Some(at + self.interval);
         Some(slot)
     }
 
-    /// When the next queued send may leave, if anything is queued and the window has
-    /// room (a full window opens on an answer or a retransmission, not at a time).
-    pub fn next_deadline(&self, now: Instant, in_flight: usize) -> Option<Instant> {
-        if self.queue.is_empty() || in_flight >= self.window.size() {
-            return None;
-        }
+    /// When the next queued send may leave, if a registrar with a queued send has room
+    /// (a full window opens on an answer or a retransmission, not at a time).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        self.ready.first()?;
         Some(self.next_at.map_or(now, |t| t.max(now)))
     }
 }
@@ -198,27 +326,52 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    const A: Option<SocketAddr> = Some(SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::LOCALHOST,
+        5060,
+    )));
+    const B: Option<SocketAddr> = Some(SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::LOCALHOST,
+        5061,
+    )));
+
+    /// Everything `p` releases from `t0` on, a microsecond apart (its pace at 1,000,000/s),
+    /// calling `on_release` after each release.
+    fn drain(p: &mut Pacer, t0: Instant, mut on_release: impl FnMut(&mut Pacer, u32)) -> Vec<u32> {
+        let mut out = Vec::new();
+        for i in 0..100_000 {
+            let Some(s) = p.pop_ready(t0 + Duration::from_micros(i)) else {
+                break;
+            };
+            out.push(s);
+            on_release(p, s);
+        }
+        out
+    }
+
     #[test]
     fn paces_at_the_rate() {
         let t0 = Instant::now();
         let mut p = Pacer::new(10);
         for s in 0..5 {
-            p.push_back(s);
+            p.push_back(s, A);
         }
-        assert_eq!(p.pop_ready(t0, 0), Some(0));
-        assert_eq!(p.pop_ready(t0, 0), None);
-        assert_eq!(
-            p.next_deadline(t0, 0),
-            Some(t0 + Duration::from_millis(100))
-        );
-        assert_eq!(p.pop_ready(t0 + Duration::from_millis(100), 0), Some(1));
-        p.push_front(9);
-        assert_eq!(p.pop_ready(t0 + Duration::from_millis(200), 0), Some(9));
+        assert_eq!(p.pop_ready(t0), Some(0));
+        assert_eq!(p.pop_ready(t0), None);
+        assert_eq!(p.next_deadline(t0), Some(t0 + Duration::from_millis(100)));
+        assert_eq!(p.pop_ready(t0 + Duration::from_millis(100)), Some(1));
+        p.push_front(9, A);
+        assert_eq!(p.pop_ready(t0 + Duration::from_millis(200)), Some(9));
         p.remove(3);
-        assert_eq!(p.pop_ready(t0 + Duration::from_millis(300), 0), Some(2));
-        assert_eq!(p.pop_ready(t0 + Duration::from_millis(400), 0), Some(4));
+        assert_eq!(p.len(), 2);
+        assert_eq!(p.pop_ready(t0 + Duration::from_millis(300)), Some(2));
+        assert_eq!(p.pop_ready(t0 + Duration::from_millis(400)), Some(4));
         assert!(p.is_empty());
-        assert_eq!(p.next_deadline(t0, 0), None);
+        assert_eq!(p.next_deadline(t0), None);
     }
 
     #[test]
@@ -226,20 +379,16 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new(100);
         for s in 0..100 {
-            p.push_back(s);
+            p.push_back(s, A);
         }
-        assert!(p.pop_ready(t0, 0).is_some());
+        assert!(p.pop_ready(t0).is_some());
         let late = t0 + Duration::from_secs(10);
         let mut n = 0;
-        while p.pop_ready(late, 0).is_some() {
+        while p.pop_ready(late).is_some() {
             n += 1;
         }
         // burst = 100/20 = 5 intervals of catch-up, plus the one due now.
         assert!(n <= 6, "released {n} at once");
-    }
-
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
     }
 
     #[test]
@@ -247,13 +396,81 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new(1_000_000);
         for s in 0..100 {
-            p.push_back(s);
+            p.push_back(s, A);
         }
-        let full = p.window.size();
+        let full = p.window_size(addr(5060));
         assert_eq!(full, 32);
-        assert!(p.pop_ready(t0, full).is_none());
-        assert_eq!(p.next_deadline(t0, full), None);
-        assert!(p.pop_ready(t0, full - 1).is_some());
+        p.set_in_flight(addr(5060), full);
+        assert!(p.pop_ready(t0).is_none());
+        assert_eq!(p.next_deadline(t0), None);
+        p.set_in_flight(addr(5060), full - 1);
+        assert_eq!(p.pop_ready(t0), Some(0));
+    }
+
+    #[test]
+    fn a_full_registrar_does_not_hold_up_the_others_queued_behind_it() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1_000_000);
+        // 1,000 for A queued first, then 10 for B.
+        for s in 0..1000 {
+            p.push_back(s, A);
+        }
+        for s in 1000..1010 {
+            p.push_back(s, B);
+        }
+        p.set_in_flight(addr(5060), 32);
+        let released = drain(&mut p, t0, |_, _| ());
+        assert_eq!(released, (1000..1010).collect::<Vec<_>>());
+        // A gets room: its sends come out in their order again.
+        p.set_in_flight(addr(5060), 30);
+        assert_eq!(p.pop_ready(t0 + Duration::from_millis(1)), Some(0));
+        assert_eq!(p.len(), 999);
+    }
+
+    #[test]
+    fn attempts_in_progress_go_first_across_registrars_and_in_order() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(1_000_000);
+        p.push_back(1, A);
+        p.push_back(2, B);
+        p.push_back(3, A);
+        p.push_front(4, B);
+        p.push_front(5, A);
+        // Re-queuing a queued slot moves it (one entry per slot).
+        p.push_back(1, B);
+        assert_eq!(p.len(), 5);
+        assert_eq!(drain(&mut p, t0, |_, _| ()), vec![5, 4, 2, 3, 1]);
+        // Without a target: released through a lane of its own.
+        p.push_back(7, None);
+        assert_eq!(p.pop_ready(t0 + Duration::from_millis(1)), Some(7));
+    }
+
+    #[test]
+    fn a_lossy_registrar_shrinks_only_its_own_window() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut p = Pacer::new(1_000_000);
+        for i in 0..64 {
+            p.on_answer(t0 + ms(i + 1), addr(5060), t0 + ms(i));
+            p.on_loss(t0 + ms(600 + 600 * i), addr(5061), t0 + ms(500 + 600 * i));
+        }
+        assert_eq!(p.window_size(addr(5061)), 4);
+        assert_eq!(p.window_size(addr(5060)), 96);
+        // The lossy one full with 4 retrying, queued first; the healthy one still sends
+        // a full window of its own.
+        for s in 0..200 {
+            p.push_back(s, B);
+        }
+        for s in 200..400 {
+            p.push_back(s, A);
+        }
+        p.set_in_flight(addr(5061), 4);
+        let mut in_flight = 0;
+        let released = drain(&mut p, t0, |p, _| {
+            in_flight += 1;
+            p.set_in_flight(addr(5060), in_flight);
+        });
+        assert_eq!(released, (200..296).collect::<Vec<_>>());
     }
 
     #[test]
@@ -263,7 +480,7 @@ mod tests {
         let mut w = Window::default();
         // Slow start: one more per answer.
         for i in 0..32 {
-            w.on_answer(t0 + ms(i + 1), addr(5060), t0 + ms(i));
+            w.on_answer(t0 + ms(i + 1), t0 + ms(i));
         }
         assert_eq!(w.size(), 64);
         // Two losses of requests sent before the decrease: one halving.
@@ -275,7 +492,7 @@ mod tests {
         assert_eq!(w.size(), 16);
         // Out of slow start: a window's worth of answers adds one.
         for i in 0..18 {
-            w.on_answer(t0 + ms(1301 + i), addr(5060), t0 + ms(1300 + i));
+            w.on_answer(t0 + ms(1301 + i), t0 + ms(1300 + i));
         }
         assert_eq!(w.size(), 17);
         // Never below the floor.
@@ -289,23 +506,27 @@ mod tests {
     fn stops_growing_when_answers_queue_but_not_for_a_far_registrar() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let mut w = Window::default();
+        let mut p = Pacer::new(1_000_000);
         // A near registrar (1 ms) and a far one (80 ms): both at their fastest.
         for i in 0..10 {
-            w.on_answer(t0 + ms(i + 1), addr(5060), t0 + ms(i));
-            w.on_answer(t0 + ms(i + 80), addr(5061), t0 + ms(i));
+            p.on_answer(t0 + ms(i + 1), addr(5060), t0 + ms(i));
+            p.on_answer(t0 + ms(i + 80), addr(5061), t0 + ms(i));
         }
-        assert_eq!(w.size(), 52);
-        // The near one now answers after 60 ms: a queue; the window holds.
+        assert_eq!(p.window_size(addr(5060)), 42);
+        assert_eq!(p.window_size(addr(5061)), 42);
+        // The near one now answers after 60 ms: a queue; its window holds.
         for i in 0..50 {
-            w.on_answer(t0 + ms(100 + i + 60), addr(5060), t0 + ms(100 + i));
+            p.on_answer(t0 + ms(100 + i + 60), addr(5060), t0 + ms(100 + i));
         }
-        let held = w.size();
-        assert!(held < 52 + 10, "grew to {held} while answers queued");
+        let held = p.window_size(addr(5060));
+        assert!(held < 42 + 10, "grew to {held} while answers queued");
         for i in 0..50 {
-            w.on_answer(t0 + ms(200 + i + 60), addr(5060), t0 + ms(200 + i));
+            p.on_answer(t0 + ms(200 + i + 60), addr(5060), t0 + ms(200 + i));
+            // The far one, answering at its usual 80 ms, keeps growing.
+            p.on_answer(t0 + ms(200 + i + 80), addr(5061), t0 + ms(200 + i));
         }
-        assert_eq!(w.size(), held);
+        assert_eq!(p.window_size(addr(5060)), held);
+        assert_eq!(p.window_size(addr(5061)), 92);
     }
 
     #[test]
@@ -314,7 +535,7 @@ mod tests {
         let mut w = Window::default();
         for i in 0..100_000u64 {
             let at = t0 + Duration::from_micros(i);
-            w.on_answer(at + Duration::from_micros(50), addr(5060), at);
+            w.on_answer(at + Duration::from_micros(50), at);
         }
         assert_eq!(w.size(), 1024);
     }

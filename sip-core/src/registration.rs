@@ -355,8 +355,7 @@ impl Registration {
     }
 
     /// Takes our queued send out of the pacer. Only a [`Phase::Queued`] registration is in
-    /// its queue, and removal scans the queue: skipping it otherwise keeps starting or
-    /// un-registering 10k registrations linear instead of quadratic.
+    /// its queue (skipping the others saves a look-up per start).
     fn leave_pacer(&self, ctx: &mut Ctx) {
         if self.phase == Phase::Queued {
             ctx.pacer.remove(self.slot);
@@ -385,7 +384,7 @@ impl Registration {
                 self.set_target(&res.addrs, res.local_ip, port);
                 if self.target.is_some() {
                     self.phase = Phase::Queued;
-                    ctx.pacer.push_back(self.slot);
+                    ctx.pacer.push_back(self.slot, self.target);
                 } else {
                     self.fail(
                         now,
@@ -436,7 +435,7 @@ impl Registration {
             Ok(res) if !res.addrs.is_empty() => {
                 self.set_target(&res.addrs, res.local_ip, port);
                 self.phase = Phase::Queued;
-                ctx.pacer.push_back(self.slot);
+                ctx.pacer.push_back(self.slot, self.target);
             }
             Ok(_) => self.fail(
                 now,
@@ -698,7 +697,7 @@ impl Registration {
 
     fn requeue_now(&mut self, ctx: &mut Ctx) {
         self.phase = Phase::Queued;
-        ctx.pacer.push_front(self.slot);
+        ctx.pacer.push_front(self.slot, self.target);
     }
 
     fn on_success(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
@@ -1058,7 +1057,7 @@ impl Registration {
         if may_be_bound && self.target.is_some() {
             self.challenge_rounds = 0;
             self.phase = Phase::Queued;
-            ctx.pacer.push_back(self.slot);
+            ctx.pacer.push_back(self.slot, self.target);
         } else {
             self.phase = Phase::Stopped;
             ctx.stopped(self.slot);

@@ -96,8 +96,11 @@ pub struct Transactions {
     /// port is left out, since some registrars answer from another port).
     by_remote: BTreeMap<IpAddr, u32>,
     next_id: u64,
-    /// Transactions neither answered nor retransmitted yet.
-    in_flight: usize,
+    /// Transactions neither answered nor retransmitted yet, per remote address (one
+    /// entry per registrar in use: the pacer's windows are per registrar).
+    in_flight: BTreeMap<SocketAddr, usize>,
+    /// Remotes whose count changed since the pacer last heard (see [`Self::take_changed`]).
+    changed: Vec<SocketAddr>,
 }
 
 impl Transactions {
@@ -130,7 +133,8 @@ impl Transactions {
             sent_at: now,
             lost: false,
         };
-        self.in_flight += 1;
+        *self.in_flight.entry(remote).or_default() += 1;
+        self.changed.push(remote);
         table.set(
             TimerKey::Transaction(id),
             txn.retransmit_at.min(txn.timeout_at),
@@ -146,7 +150,7 @@ impl Transactions {
     pub fn abandon(&mut self, id: u64, table: &mut TimerTable) {
         if let Some(txn) = self.by_id.remove(&id) {
             if !txn.lost {
-                self.in_flight = self.in_flight.saturating_sub(1);
+                self.left_flight(txn.remote);
             }
             self.by_branch.remove(&txn.branch);
             if let Some(n) = self.by_remote.get_mut(&txn.remote.ip()) {
@@ -184,9 +188,30 @@ impl Transactions {
         self.by_id.len()
     }
 
-    /// Transactions neither answered nor retransmitted: what the pacer's window counts.
+    /// Transactions neither answered nor retransmitted: what the pacer's windows count.
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.in_flight.values().sum()
+    }
+
+    /// Those of them sent to `remote`.
+    pub fn in_flight_to(&self, remote: SocketAddr) -> usize {
+        self.in_flight.get(&remote).copied().unwrap_or(0)
+    }
+
+    /// The remotes whose count in flight changed since the last call (possibly
+    /// repeated), for the pacer to re-read with [`Self::in_flight_to`].
+    pub fn take_changed(&mut self) -> Vec<SocketAddr> {
+        std::mem::take(&mut self.changed)
+    }
+
+    fn left_flight(&mut self, remote: SocketAddr) {
+        if let Some(n) = self.in_flight.get_mut(&remote) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.in_flight.remove(&remote);
+            }
+        }
+        self.changed.push(remote);
     }
 
     /// Whether there are none.
@@ -276,13 +301,14 @@ impl Transactions {
             // Only an unanswered request is a loss: after a provisional response the
             // registrar has it, and Timer E just keeps the transaction alive.
             let lost_since = (txn.state == State::Trying && !txn.lost).then_some(txn.sent_at);
+            let (remote, payload) = (txn.remote, txn.request.clone());
             if lost_since.is_some() {
                 txn.lost = true;
-                self.in_flight = self.in_flight.saturating_sub(1);
+                self.left_flight(remote);
             }
             return Some(TxnAction::Send {
-                remote: txn.remote,
-                payload: txn.request.clone(),
+                remote,
+                payload,
                 lost_since,
             });
         }

@@ -169,6 +169,9 @@ pub struct RegistrarStats {
     pub lapsed: u64,
     /// Requests dropped because the queue of a limited [`Capacity`] was full.
     pub overflowed: u64,
+    /// When it first held a binding for every account it has (how long a burst of
+    /// first registrations took to reach it).
+    pub all_bound_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -678,6 +681,9 @@ impl Registrar {
                 },
             );
             self.stats.registered += 1;
+        }
+        if self.stats.all_bound_at.is_none() && self.bindings.len() >= self.accounts.len() {
+            self.stats.all_bound_at = Some(now);
         }
         self.ok(now, req, &aor, granted_first)
     }

@@ -507,6 +507,15 @@ impl Sim {
         stats.patches = self.backend.stats().patches;
         stats.registrar_requests = self.registrars.iter().map(|r| r.stats().requests).sum();
         stats.registrar_overflowed = self.registrars.iter().map(|r| r.stats().overflowed).sum();
+        stats.registrars = self
+            .registrars
+            .iter()
+            .map(|r| crate::report::RegistrarRun {
+                requests: r.stats().requests,
+                overflowed: r.stats().overflowed,
+                all_bound_at: r.stats().all_bound_at.map(|t| self.clock.offset_of(t)),
+            })
+            .collect();
         stats.tolerated += self.register.tolerated();
         let mut journal = self.journal.unwrap_or_default();
         if self.options.trace == TraceMode::Full {
