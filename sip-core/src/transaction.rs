@@ -173,7 +173,8 @@ impl Transactions {
             // No longer on the path: it must not hold a place in the pacer's window.
             if !txn.lost {
                 txn.lost = true;
-                self.in_flight = self.in_flight.saturating_sub(1);
+                let remote = txn.remote;
+                self.left_flight(remote);
             }
         }
     }
