@@ -311,7 +311,9 @@ run_contender() {  # run_contender NAME N DIR REG_SOCK
       cport=$SPORT
       status=$dir/status.json
       start=$(date +%s.%N)
-      ${WRAP:-} "$BIN" run --config "$dir/trunkline.toml" >"$log" 2>&1 &
+      # Any free port for the admin API: a process on the default 127.0.0.1:8080 must
+      # not make the run fail (ADMIN_LISTEN= overrides).
+      ADMIN_LISTEN=${ADMIN_LISTEN:-127.0.0.1:0} ${WRAP:-} "$BIN" run --config "$dir/trunkline.toml" >"$log" 2>&1 &
       pid=$!
       ;;
     kamailio-uac)
