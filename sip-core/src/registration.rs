@@ -130,8 +130,6 @@ pub struct Registration {
     pub next_at: Option<Instant>,
     backoff: Backoff,
     rejected_backoff: Backoff,
-    /// Whether the request in flight carried credentials (for the outcome event).
-    sent_credentials: bool,
     /// A re-register was asked while an attempt was running: one more attempt when it
     /// ends. At most one attempt runs and one waits, however often it is asked.
     rerun: bool,
@@ -205,7 +203,6 @@ impl Registration {
             next_at: None,
             backoff,
             rejected_backoff,
-            sent_credentials: false,
             rerun: false,
             attempt_started: None,
             successor: None,
@@ -532,7 +529,6 @@ impl Registration {
             msg = msg.header("Route", format!("<sip:{}:{port};lr>", uri_host(h)));
         }
         self.answered_nonce = None;
-        self.sent_credentials = self.auth.is_some();
         if let Some(cache) = self.auth.as_mut() {
             cache.nc = cache.nc.wrapping_add(1);
             let cnonce = ctx.ids.cnonce();
@@ -605,7 +601,9 @@ impl Registration {
             crate::io::SentRegister {
                 cseq: self.cseq,
                 expires: self.sent_expires,
-                credentials: self.sent_credentials,
+                // Set exactly when the request carried credentials, and read here
+                // before a challenge takes it.
+                credentials: self.answered_nonce.is_some(),
             },
         );
     }
@@ -809,7 +807,7 @@ impl Registration {
                     return;
                 }
             };
-        let answered = self.answered_nonce.take();
+        let answered = self.answered_nonce.clone();
         let rejected = match &answered {
             // We sent no credentials: this is the normal first challenge.
             None => false,
