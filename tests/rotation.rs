@@ -62,13 +62,18 @@ impl Setup {
     async fn backend_rotates(&mut self, user: &str, password: &str) {
         self.backend
             .set_providers(&[Provider::udp(ID, user, password, self.kamailio.addr())]);
+        self.post("/api/sync").await;
+    }
+
+    /// An admin `POST` that must be accepted (202).
+    async fn post(&self, path: &str) {
         let r = self
             .http
-            .post(format!("{}/api/sync", self.admin))
+            .post(format!("{}{path}", self.admin))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 202);
+        assert_eq!(r.status(), 202, "POST {path}");
     }
 
     /// Waits for more accepted PATCHes with `status` than `before`.
@@ -143,13 +148,7 @@ async fn rotation_at_the_backend_first_leaves_one_binding() {
     // slow retry of a rejection.
     s.kamailio.set_password(user, &new_password).await;
     let registered = s.statuses("registered");
-    let r = s
-        .http
-        .post(format!("{}/api/registrations/{ID}/register", s.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    s.post(&format!("/api/registrations/{ID}/register")).await;
     s.wait_for_new_status("registered", registered).await;
     let after = s.kamailio.bindings_of(user).await;
     assert_eq!(after.len(), 1, "exactly one binding: {after:?}");

@@ -242,12 +242,12 @@ impl Registration {
         }
         self.provider = new;
         if credentials_changed || expires_changed {
-            self.reregister_now(now, ctx);
+            // New credentials are not spaced like an operator's orders.
+            self.register_again(now, ctx, now);
         } else {
-            // Only the name changed: the status line carries the new one.
-            let view = self.view(ctx);
-            ctx.out
-                .push_back(Output::Event(Event::RegistrationChanged(Box::new(view))));
+            // Only the name changed: the status line carries the new one (the outbox
+            // sends nothing for an unchanged status).
+            ctx.report(now, self);
         }
     }
 
@@ -266,27 +266,21 @@ impl Registration {
     /// An operator asks for a REGISTER now. Coalesced: while an attempt runs, one more
     /// follows it; and attempts asked this way are [`REREGISTER_SPACING`] apart.
     pub fn reregister(&mut self, now: Instant, ctx: &mut Ctx) {
-        if self.goal != Goal::Registered {
-            return;
-        }
-        match self.phase {
-            Phase::Waiting => {
-                let at = self.spaced(now);
-                if at <= now {
-                    self.start(now, ctx);
-                } else if self.next_at.is_none_or(|t| t > at) {
-                    self.wait_until(at, ctx);
-                }
-            }
-            Phase::Stopped => {}
-            Phase::Resolving | Phase::Queued | Phase::InFlight(_) => self.rerun = true,
+        if self.goal == Goal::Registered {
+            self.register_again(now, ctx, self.spaced(now));
         }
     }
 
-    /// Like [`Registration::reregister`] without the spacing (new credentials).
-    fn reregister_now(&mut self, now: Instant, ctx: &mut Ctx) {
+    /// A REGISTER at `at` (at once when it is due): while an attempt runs, one more
+    /// follows it instead; a registration already due earlier keeps its time.
+    fn register_again(&mut self, now: Instant, ctx: &mut Ctx, at: Instant) {
         match self.phase {
-            Phase::Waiting => self.start(now, ctx),
+            Phase::Waiting if at <= now => self.start(now, ctx),
+            Phase::Waiting => {
+                if self.next_at.is_none_or(|t| t > at) {
+                    self.wait_until(at, ctx);
+                }
+            }
             Phase::Stopped => {}
             Phase::Resolving | Phase::Queued | Phase::InFlight(_) => self.rerun = true,
         }
