@@ -9,10 +9,10 @@
 //! up for good, and the error text names the class and the cause.
 
 use crate::auth::{self, Challenge, DigestInput};
-use crate::controller::Ctx;
+use crate::ctx::Ctx;
 use crate::io::{
     BindingIdentity, Event, FailureNotice, LeftBehind, Output, RegisterOutcome, RegisterStatus,
-    RegistrationView,
+    RegistrationView, StatusReport,
 };
 use crate::message::{MessageBuilder, Response};
 use crate::provider::Provider;
@@ -247,7 +247,7 @@ impl Registration {
         } else {
             // Only the name changed: the status line carries the new one (the outbox
             // sends nothing for an unchanged status).
-            ctx.report(now, self);
+            self.report(now, ctx);
         }
     }
 
@@ -343,6 +343,16 @@ impl Registration {
             },
             registrar: self.registrar(),
         }
+    }
+
+    /// Announces the status and queues it for the backend.
+    pub fn report(&self, now: Instant, ctx: &mut Ctx) {
+        let report = StatusReport {
+            register_status: self.status,
+            register_error: self.error.clone(),
+            last_register_at: self.last_register_at.clone(),
+        };
+        ctx.report(now, self.view(ctx), report);
     }
 
     /// Takes our queued send out of the pacer. Only a [`Phase::Queued`] registration is in
@@ -976,7 +986,7 @@ impl Registration {
     ) {
         self.status = status;
         self.error = error;
-        ctx.report(now, self);
+        self.report(now, ctx);
     }
 
     /// The shutdown cannot wait longer for this un-REGISTER: stop, and report that the
