@@ -64,7 +64,7 @@ pub mod triage;
 pub mod wallclock;
 
 pub use backend::destination::{NoRoute, Route, RouteSource};
-pub use config::{Config, SipTimers};
+pub use config::{CallSettings, Config, DigestCredentials, RejectUnknown, SipTimers};
 pub use controller::Controller;
 pub use io::{
     BackendOp, BackendReply, BackendRequest, BindingIdentity, Command, Event, FailureNotice, Input,
