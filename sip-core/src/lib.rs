@@ -41,6 +41,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod auth;
+pub mod b2bua;
 pub mod backend;
 pub mod config;
 pub mod controller;
