@@ -206,6 +206,9 @@ impl Controller {
             Some(at) => self.ctx.timers.set(TimerKey::RateLimit, at),
             None => self.ctx.timers.cancel(TimerKey::RateLimit),
         }
+        for (slot, addrs) in self.ctx.take_addressed() {
+            self.registry.set_addresses(slot, &addrs);
+        }
         for slot in self.ctx.take_stopped() {
             self.registry.free_if_removed(slot, &mut self.ctx);
         }
@@ -268,7 +271,8 @@ impl Controller {
                 }
             }
             Ok(Message::Request(req)) => {
-                inbound::answer(&mut self.ctx, remote, &req, payload.len())
+                let providers = self.registry.index();
+                inbound::answer(&mut self.ctx, providers, remote, &req, payload.len());
             }
         }
     }

@@ -18,7 +18,7 @@ use crate::time::TimerTable;
 use crate::transaction::Transactions;
 use crate::wallclock::WallClock;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
 /// Everything a machine needs to act, apart from the machines themselves.
@@ -54,6 +54,8 @@ pub struct Ctx {
     active: usize,
     /// Slots whose registration stopped during the current step.
     stopped: Vec<u32>,
+    /// Registrations whose next hop resolved to new addresses during the current step.
+    addressed: Vec<(u32, Vec<IpAddr>)>,
 }
 
 impl Ctx {
@@ -82,6 +84,7 @@ impl Ctx {
             finished: false,
             active: 0,
             stopped: Vec::new(),
+            addressed: Vec::new(),
         }
     }
 
@@ -154,6 +157,17 @@ impl Ctx {
     /// The slots whose registration stopped since the last call.
     pub fn take_stopped(&mut self) -> Vec<u32> {
         std::mem::take(&mut self.stopped)
+    }
+
+    /// Registration `slot`'s next hop (registrar or outbound proxy) resolved to `addrs`:
+    /// the addresses its provider's calls come from.
+    pub fn provider_addresses(&mut self, slot: u32, addrs: &[IpAddr]) {
+        self.addressed.push((slot, addrs.to_vec()));
+    }
+
+    /// The address changes since the last call.
+    pub fn take_addressed(&mut self) -> Vec<(u32, Vec<IpAddr>)> {
+        std::mem::take(&mut self.addressed)
     }
 
     /// Registrations started and not yet stopped.

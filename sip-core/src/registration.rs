@@ -382,7 +382,7 @@ impl Registration {
         let (host, port) = (host.to_owned(), port);
         match ctx.dns.lookup(&host, now) {
             crate::dns::Lookup::Ready(res) => {
-                self.set_target(&res.addrs, res.local_ip, port);
+                self.set_target(ctx, &res.addrs, res.local_ip, port);
                 if self.target.is_some() {
                     self.phase = Phase::Queued;
                     ctx.pacer.push_back(self.slot, self.target);
@@ -413,8 +413,13 @@ impl Registration {
         }
     }
 
-    fn set_target(&mut self, addrs: &[IpAddr], local_ip: Option<IpAddr>, port: u16) {
-        self.target = addrs.first().map(|ip| SocketAddr::new(*ip, port));
+    fn set_target(&mut self, ctx: &mut Ctx, addrs: &[IpAddr], local_ip: Option<IpAddr>, port: u16) {
+        let target = addrs.first().map(|ip| SocketAddr::new(*ip, port));
+        if target != self.target {
+            // Calls from this provider are admitted by these addresses.
+            ctx.provider_addresses(self.slot, addrs);
+        }
+        self.target = target;
         if local_ip.is_some() {
             self.local_ip = local_ip;
         }
@@ -434,7 +439,7 @@ impl Registration {
         let (host, port) = (host.to_owned(), port);
         match result {
             Ok(res) if !res.addrs.is_empty() => {
-                self.set_target(&res.addrs, res.local_ip, port);
+                self.set_target(ctx, &res.addrs, res.local_ip, port);
                 self.phase = Phase::Queued;
                 ctx.pacer.push_back(self.slot, self.target);
             }

@@ -1,6 +1,7 @@
 //! Every provider the core knows: running registrations by slot and by provider id,
 //! and the providers that are listed but not running (invalid or disabled).
 
+use crate::b2bua::admission::ProviderIndex;
 use crate::ctx::Ctx;
 use crate::io::{BindingIdentity, RegistrationView};
 use crate::provider::ProviderSpec;
@@ -30,6 +31,8 @@ pub struct Registry {
     inactive: BTreeMap<String, Inactive>,
     /// Binding identities of a previous run, by provider id, until their provider shows up.
     restored: BTreeMap<String, BindingIdentity>,
+    /// The running providers by Contact token and address, for admitting calls.
+    index: ProviderIndex,
 }
 
 impl Registry {
@@ -107,9 +110,29 @@ impl Registry {
         }
     }
 
-    /// Provider `id` no longer runs; its slot (if any) stays until it has stopped.
+    /// Provider `id` no longer runs; its slot (if any) stays until it has stopped, but
+    /// its calls are no longer admitted.
     pub fn stop_running(&mut self, id: &str) -> Option<u32> {
-        self.by_id.remove(id)
+        let slot = self.by_id.remove(id)?;
+        self.index.remove(slot);
+        Some(slot)
+    }
+
+    /// Running providers by Contact token and address (see [`ProviderIndex`]).
+    pub fn index(&self) -> &ProviderIndex {
+        &self.index
+    }
+
+    /// Registration `slot`'s calls come from `addrs` now.
+    pub fn set_addresses(&mut self, slot: u32, addrs: &[std::net::IpAddr]) {
+        let Some(reg) = self.regs.get(slot as usize).and_then(Option::as_deref) else {
+            return;
+        };
+        // Only a running registration admits calls.
+        if self.by_id.get(&reg.provider.id) == Some(&slot) {
+            self.index
+                .upsert(slot, &reg.line, &reg.provider.username, addrs);
+        }
     }
 
     /// Records provider `id` as listed but not running.
@@ -140,6 +163,7 @@ impl Registry {
         }
         if let Some(s) = self.regs.get_mut(slot as usize) {
             *s = None;
+            self.index.remove(slot);
             ctx.timers.cancel(TimerKey::Registration(slot));
             // Only stopped registrations are freed: none has a send in the pacer.
             self.free.push(slot);
