@@ -34,7 +34,11 @@ pub(super) fn resolve(r: &Resolver<'_>) -> Result<CallSettings, ConfigError> {
     };
     Ok(CallSettings {
         allowed_sources: r
-            .list(keys::SIP_ALLOWED_SOURCES, parse::cidr)?
+            .list(
+                keys::SIP_ALLOWED_SOURCES,
+                "a string such as \"127.0.0.0/8\" or \"::1\"",
+                parse::cidr,
+            )?
             .unwrap_or(defaults.allowed_sources),
         reject_unknown: r
             .parse(keys::SIP_REJECT_UNKNOWN, parse::reject_unknown)?

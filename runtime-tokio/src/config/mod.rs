@@ -581,10 +581,12 @@ impl Resolver<'_> {
     /// A list setting: comma-separated in a flag or the environment; in the file, a
     /// TOML array of strings or one comma-separated string. Empty entries (a trailing
     /// comma) are skipped; a list with no entries counts as unset. Each entry is checked
-    /// by `parser`, and an error names the entry by its position.
+    /// by `parser`, and an error names the entry by its position; `entry` says what a
+    /// file entry of the wrong TOML type should have been.
     fn list<T>(
         &self,
         key: Key,
+        entry: &str,
         parser: impl Fn(&str) -> Result<T, parse::Expected>,
     ) -> Result<Option<Vec<T>>, ConfigError> {
         let array = self
@@ -605,7 +607,7 @@ impl Resolver<'_> {
                             &file.path,
                             format!("{}[{i}]", key.file),
                             other,
-                            "a string",
+                            entry,
                             true,
                         )),
                     })

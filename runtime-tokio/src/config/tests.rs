@@ -1206,7 +1206,7 @@ fn a_bad_allowed_source_names_the_entry_and_shows_an_example() {
     let e = err(&[], &[], Some("[sip]\nallowed_sources = [\"::1\", 127]\n"));
     assert_mentions(
         &e,
-        &["sip.allowed_sources[1]: invalid type: integer 127, expected a string"],
+        &["sip.allowed_sources[1]: invalid type: integer 127, expected a string such as \"127.0.0.0/8\" or \"::1\""],
     );
     let e = err(&[], &[], Some("[sip]\nallowed_sources = { a = 1 }\n"));
     assert_mentions(&e, &["sip.allowed_sources", "invalid type: table"]);
