@@ -34,7 +34,7 @@
 //!
 //! ## Modules
 //!
-//! [`message`] is the only module that names `rsip`; [`auth`] computes digests;
+//! [`message`] parses and builds SIP messages (our own parser); [`auth`] computes digests;
 //! [`transaction`] runs RFC 3261 client transactions; [`registration`] is the
 //! per-provider machine; [`backend`] holds the status outbox and the HTTP mapping.
 
