@@ -9,9 +9,16 @@
 //! * [`registrar::Registrar`] — a SIP registrar serving many accounts, with digest
 //!   challenges (its own digest code in [`digest`]) and scriptable misbehaviour.
 //! * [`backend::Backend`] — the provider-list and status HTTP backend.
+//! * [`provider::Provider`] — a SIP provider that places inbound calls to a DID.
+//! * [`livekit::LiveKit`] — a LiveKit-like UAS that answers (or challenges, rejects,
+//!   ignores) the calls trunkline forwards.
+//! * [`sip`] — timer values, a timer table and SDP, shared by the two call models.
 
 #![warn(missing_docs)]
 
 pub mod backend;
 pub mod digest;
+pub mod livekit;
+pub mod provider;
 pub mod registrar;
+pub mod sip;
