@@ -193,6 +193,8 @@ pub struct LiveKit {
     config: LiveKitConfig,
     sessions: BTreeMap<String, Session>,
     invites: Vec<InviteSeen>,
+    /// How many records [`LiveKit::take_invites`] handed out.
+    invites_taken: usize,
     /// Challenges sent, by the challenged INVITE's branch, for its retransmissions.
     challenged: BTreeMap<String, Vec<u8>>,
     challenged_order: VecDeque<String>,
@@ -210,6 +212,7 @@ impl LiveKit {
             config,
             sessions: BTreeMap::new(),
             invites: Vec::new(),
+            invites_taken: 0,
             challenged: BTreeMap::new(),
             challenged_order: VecDeque::new(),
             nonces: BTreeSet::new(),
@@ -223,6 +226,15 @@ impl LiveKit {
     /// Every initial INVITE received, in order.
     pub fn invites(&self) -> &[InviteSeen] {
         &self.invites
+    }
+
+    /// Removes and returns the INVITEs recorded so far (a long run keeps memory bounded;
+    /// sessions themselves are forgotten 64·T1 after they end).
+    pub fn take_invites(&mut self) -> Vec<InviteSeen> {
+        // Sessions name their record by an absolute number; this offset keeps it valid
+        // (a record taken before its final is simply not updated).
+        self.invites_taken += self.invites.len();
+        std::mem::take(&mut self.invites)
     }
 
     /// Counters.
@@ -301,7 +313,7 @@ impl LiveKit {
                 } else {
                     200
                 };
-                if let Some(r) = self.invites.get_mut(s.record) {
+                if let Some(r) = record_mut(&mut self.invites, self.invites_taken, s.record) {
                     r.answered = Some(status);
                 }
                 s.last = resp.clone();
@@ -468,7 +480,7 @@ impl LiveKit {
             }
             return;
         }
-        let record = self.invites.len();
+        let record = self.invites_taken + self.invites.len();
         self.invites.push(InviteSeen {
             at: now,
             source: from,
@@ -544,7 +556,7 @@ impl LiveKit {
         resp: Vec<u8>,
         out: &mut Vec<Datagram>,
     ) {
-        if let Some(r) = self.invites.get_mut(record) {
+        if let Some(r) = record_mut(&mut self.invites, self.invites_taken, record) {
             r.answered = Some(status);
         }
         // Bounded: the oldest challenge answers are dropped first.
@@ -662,7 +674,7 @@ impl LiveKit {
         s.state = State::Completed;
         s.last = resp.clone();
         s.interval = self.config.timers.t1;
-        if let Some(r) = self.invites.get_mut(s.record) {
+        if let Some(r) = record_mut(&mut self.invites, self.invites_taken, s.record) {
             r.answered = Some(487);
         }
         out.push((s.source, resp));
@@ -724,6 +736,11 @@ impl LiveKit {
         s.answered.insert(branch, resp.clone());
         out.push((from, resp));
     }
+}
+
+/// The record numbered `record` (absolute), if it was not taken yet.
+fn record_mut(invites: &mut [InviteSeen], taken: usize, record: usize) -> Option<&mut InviteSeen> {
+    invites.get_mut(record.checked_sub(taken)?)
 }
 
 enum Verdict {

@@ -67,7 +67,7 @@ pub struct ProviderConfig {
     pub timers: TimerValues,
 }
 
-/// Which call of a provider: an index into [`Provider::calls`].
+/// Which call of a provider (handles are never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct CallHandle(pub usize);
 
@@ -214,7 +214,9 @@ enum Timer {
 #[derive(Debug, Clone)]
 pub struct Provider {
     config: ProviderConfig,
-    calls: Vec<Call>,
+    /// Calls by handle number; ended ones leave through [`Provider::take_ended`].
+    calls: BTreeMap<usize, Call>,
+    next_handle: usize,
     by_call_id: BTreeMap<String, usize>,
     timers: TimerTable<(usize, Timer)>,
     rng: ChaCha8Rng,
@@ -225,27 +227,54 @@ impl Provider {
     pub fn new(config: ProviderConfig, seed: u64) -> Self {
         Self {
             config,
-            calls: Vec::new(),
+            calls: BTreeMap::new(),
+            next_handle: 0,
             by_call_id: BTreeMap::new(),
             timers: TimerTable::default(),
             rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
 
-    /// Every call placed, in order; index with a [`CallHandle`].
+    /// Every call placed and not yet taken, in order.
     pub fn calls(&self) -> impl Iterator<Item = &CallRecord> {
-        self.calls.iter().map(|c| &c.record)
+        self.calls.values().map(|c| &c.record)
     }
 
     /// One call's record.
     pub fn call(&self, handle: CallHandle) -> Option<&CallRecord> {
-        self.calls.get(handle.0).map(|c| &c.record)
+        self.calls.get(&handle.0).map(|c| &c.record)
+    }
+
+    /// Removes and returns the calls that ended at least 64·T1 before `now` (late
+    /// retransmissions of their finals were ACKed until then), so that a long run keeps
+    /// memory bounded; a datagram for one of them afterwards is treated as unknown.
+    pub fn take_ended(&mut self, now: Instant) -> Vec<CallRecord> {
+        let linger = self.config.timers.timeout();
+        let done: Vec<usize> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.state == State::Terminated
+                    && c.record
+                        .ended_at
+                        .is_some_and(|at| now.saturating_duration_since(at) >= linger)
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        let mut taken = Vec::with_capacity(done.len());
+        for handle in done {
+            if let Some(call) = self.calls.remove(&handle) {
+                self.by_call_id.remove(&call.record.call_id);
+                taken.push(call.record);
+            }
+        }
+        taken
     }
 
     /// Calls not yet ended.
     pub fn active_calls(&self) -> usize {
         self.calls
-            .iter()
+            .values()
             .filter(|c| c.state != State::Terminated)
             .count()
     }
@@ -283,7 +312,8 @@ impl Provider {
         let to = format!("<{}>", spec.request_uri);
         let session = self.rng.next_u64() >> 16;
         let invite = self.invite(&spec, &from, &to, &call_id, 1, &branch, session, None);
-        let index = self.calls.len();
+        let index = self.next_handle;
+        self.next_handle += 1;
         let t1 = self.config.timers.t1;
         self.timers
             .schedule(now + t1, (index, Timer::InviteRetransmit(1)));
@@ -296,42 +326,45 @@ impl Provider {
         }
         let target = spec.target;
         self.by_call_id.insert(call_id.clone(), index);
-        self.calls.push(Call {
-            record: CallRecord {
-                call_id,
-                request_uri: spec.request_uri.clone(),
-                started_at: now,
-                statuses: Vec::new(),
-                invite_retransmissions: 0,
-                acks_sent: 0,
-                answered_at: None,
-                cancelled_at: None,
-                bye_sent_at: None,
-                requests_received: Vec::new(),
-                ended_at: None,
-                outcome: None,
+        self.calls.insert(
+            index,
+            Call {
+                record: CallRecord {
+                    call_id,
+                    request_uri: spec.request_uri.clone(),
+                    started_at: now,
+                    statuses: Vec::new(),
+                    invite_retransmissions: 0,
+                    acks_sent: 0,
+                    answered_at: None,
+                    cancelled_at: None,
+                    bye_sent_at: None,
+                    requests_received: Vec::new(),
+                    ended_at: None,
+                    outcome: None,
+                },
+                spec,
+                from,
+                to,
+                cseq: 1,
+                invite_cseq: 1,
+                final_seen: false,
+                challenge_ack: None,
+                session,
+                invite_branch: branch,
+                invite: invite.clone(),
+                invite_interval: t1,
+                state: State::Calling,
+                remote_tag: None,
+                remote_target: None,
+                ack: None,
+                cancel_due: false,
+                cancel: None,
+                bye: None,
+                answered: BTreeMap::new(),
+                sdp_version: 1,
             },
-            spec,
-            from,
-            to,
-            cseq: 1,
-            invite_cseq: 1,
-            final_seen: false,
-            challenge_ack: None,
-            session,
-            invite_branch: branch,
-            invite: invite.clone(),
-            invite_interval: t1,
-            state: State::Calling,
-            remote_tag: None,
-            remote_target: None,
-            ack: None,
-            cancel_due: false,
-            cancel: None,
-            bye: None,
-            answered: BTreeMap::new(),
-            sdp_version: 1,
-        });
+        );
         (CallHandle(index), vec![(target, invite)])
     }
 
@@ -384,7 +417,7 @@ impl Provider {
 
     fn fire(&mut self, now: Instant, index: usize, timer: Timer, out: &mut Vec<Datagram>) {
         let timers = self.config.timers;
-        let Some(call) = self.calls.get_mut(index) else {
+        let Some(call) = self.calls.get_mut(&index) else {
             return;
         };
         let target = call.spec.target;
@@ -436,13 +469,13 @@ impl Provider {
     }
 
     fn send_cancel(&mut self, now: Instant, index: usize, out: &mut Vec<Datagram>) {
-        let via = match self.calls.get(index) {
+        let via = match self.calls.get(&index) {
             Some(c) => self.via(&c.invite_branch),
             None => return,
         };
         let t1 = self.config.timers.t1;
         let timeout = self.config.timers.timeout();
-        let Some(call) = self.calls.get_mut(index) else {
+        let Some(call) = self.calls.get_mut(&index) else {
             return;
         };
         // RFC 3261 §9.1: Request-URI, Call-ID, To, From, Via and CSeq number of the INVITE.
@@ -472,7 +505,7 @@ impl Provider {
         let via = self.via(&branch);
         let t1 = self.config.timers.t1;
         let timeout = self.config.timers.timeout();
-        let Some(call) = self.calls.get_mut(index) else {
+        let Some(call) = self.calls.get_mut(&index) else {
             return;
         };
         call.cseq += 1;
@@ -528,7 +561,7 @@ impl Provider {
         let Some((number, method)) = resp.headers.cseq() else {
             return;
         };
-        let Some(call) = self.calls.get_mut(index) else {
+        let Some(call) = self.calls.get_mut(&index) else {
             return;
         };
         match method {
@@ -574,11 +607,11 @@ impl Provider {
     ) {
         let ack_branch = self.branch();
         let ack_via = self.via(&ack_branch);
-        let hop_via = match self.calls.get(index) {
+        let hop_via = match self.calls.get(&index) {
             Some(c) => self.via(&c.invite_branch),
             None => return,
         };
-        let Some(call) = self.calls.get_mut(index) else {
+        let Some(call) = self.calls.get_mut(&index) else {
             return;
         };
         let status = resp.status;
@@ -685,7 +718,7 @@ impl Provider {
         };
         let cnonce = self.token();
         let branch = self.branch();
-        let Some(call) = self.calls.get(index) else {
+        let Some(call) = self.calls.get(&index) else {
             return;
         };
         let Some(creds) = call.spec.credentials.clone() else {
@@ -737,7 +770,7 @@ impl Provider {
         );
         let t1 = self.config.timers.t1;
         let timeout = self.config.timers.timeout();
-        let Some(call) = self.calls.get_mut(index) else {
+        let Some(call) = self.calls.get_mut(&index) else {
             return;
         };
         call.challenge_ack = call.ack.take();
@@ -768,7 +801,7 @@ impl Provider {
             .call_id()
             .and_then(|id| self.by_call_id.get(id))
             .copied();
-        let ours = index.and_then(|i| self.calls.get(i)).is_some_and(|c| {
+        let ours = index.and_then(|i| self.calls.get(&i)).is_some_and(|c| {
             c.record.answered_at.is_some()
                 && req
                     .headers
@@ -784,7 +817,7 @@ impl Provider {
         };
         let contact = self.contact();
         let local = self.config.local;
-        let Some(call) = self.calls.get_mut(index) else {
+        let Some(call) = self.calls.get_mut(&index) else {
             return;
         };
         if req.method == "ACK" {

@@ -251,3 +251,26 @@ fn a_lossy_first_invite_is_retransmitted_and_the_call_still_completes() {
     assert_eq!(w.livekit.invites().len(), 1);
     assert_eq!(w.livekit.invites()[0].at, t0 + Duration::from_millis(505));
 }
+
+#[test]
+fn the_same_seeds_give_the_same_wire_and_ended_calls_leave_memory() {
+    let t0 = Instant::now();
+    let run = || {
+        let mut w = World::new(LiveKitConfig::answering(livekit_addr()));
+        w.call(t0, Ending::HangUpAfter(Duration::from_secs(3)), None);
+        w
+    };
+    let (mut a, b) = (run(), run());
+    assert_eq!(a.wire, b.wire);
+    assert!(a.wire.len() >= 7, "{:#?}", a.wire);
+    let ended = a.provider.calls().next().unwrap().ended_at.unwrap();
+    assert!(a
+        .provider
+        .take_ended(ended + Duration::from_secs(31))
+        .is_empty());
+    let taken = a.provider.take_ended(ended + Duration::from_secs(32));
+    assert_eq!(taken.len(), 1);
+    assert_eq!(a.provider.calls().count(), 0);
+    assert_eq!(a.livekit.take_invites().len(), 1);
+    assert!(a.livekit.invites().is_empty());
+}
