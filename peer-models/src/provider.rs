@@ -458,11 +458,24 @@ impl Provider {
                     self.timers.schedule(at, (index, Timer::Retransmit(is_bye)));
                 }
             }
-            Timer::Timeout(true) if call.state != State::Terminated => {
-                end(call, now, CallOutcome::HungUp { bye_status: None });
-            }
-            Timer::Timeout(false) if call.state != State::Terminated && !call.final_seen => {
-                end(call, now, CallOutcome::Timeout);
+            Timer::Timeout(is_bye) => {
+                // Timer F: the CANCEL or BYE is given up (no more retransmissions).
+                let pending = if is_bye {
+                    &mut call.bye
+                } else {
+                    &mut call.cancel
+                };
+                let unanswered = pending.as_ref().is_some_and(|p| !p.answered);
+                if let Some(p) = pending.as_mut() {
+                    p.answered = true;
+                }
+                if unanswered && call.state != State::Terminated {
+                    if is_bye {
+                        end(call, now, CallOutcome::HungUp { bye_status: None });
+                    } else if !call.final_seen {
+                        end(call, now, CallOutcome::Timeout);
+                    }
+                }
             }
             _ => {}
         }
@@ -1045,5 +1058,48 @@ mod tests {
         let ack = p.handle_datagram(t, from, &answer(&invite, 487, Some("u")));
         assert_eq!(request(&ack[0].1).method, "ACK");
         assert_eq!(p.call(h).unwrap().outcome, Some(CallOutcome::Cancelled));
+    }
+
+    #[test]
+    fn a_retransmitted_2xx_gets_the_same_ack_and_a_2xx_after_our_cancel_is_ended_with_bye() {
+        let mut p = provider();
+        let t0 = Instant::now();
+        let (h, out) = p.place_call(t0, spec(Ending::CancelAfter(Duration::from_secs(1))));
+        let invite = request(&out[0].1);
+        let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        p.handle_datagram(t0, from, &answer(&invite, 180, Some("u")));
+        let cancel = p.handle_timeout(t0 + Duration::from_secs(1));
+        assert_eq!(request(&cancel[0].1).method, "CANCEL");
+        // The callee answered before it saw the CANCEL: ACK it, then BYE at once.
+        let t = t0 + Duration::from_millis(1_010);
+        let ok = answer(&invite, 200, Some("u"));
+        let out = p.handle_datagram(t, from, &ok);
+        let methods: Vec<String> = out.iter().map(|d| request(&d.1).method).collect();
+        assert_eq!(methods, ["ACK", "BYE"]);
+        let again = p.handle_datagram(t, from, &ok);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].1, out[0].1);
+        let r = p.call(h).unwrap();
+        assert_eq!((r.acks_sent, r.outcome), (2, None));
+        assert_eq!(r.bye_sent_at, Some(t));
+    }
+
+    #[test]
+    fn an_unanswered_bye_is_retransmitted_until_timer_f_and_then_given_up() {
+        let mut p = provider();
+        let t0 = Instant::now();
+        let (h, out) = p.place_call(t0, spec(Ending::HangUpAfter(Duration::from_secs(1))));
+        let invite = request(&out[0].1);
+        let from: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        p.handle_datagram(t0, from, &answer(&invite, 200, Some("u")));
+        let mut byes = 0;
+        while let Some(at) = p.poll_timeout() {
+            byes += p.handle_timeout(at).len();
+        }
+        // The BYE at 1 s, then Timer E at 0.5, 1, 2, 4, 4 … s until Timer F at 1 + 32 s.
+        assert_eq!(byes, 11);
+        let r = p.call(h).unwrap();
+        assert_eq!(r.outcome, Some(CallOutcome::HungUp { bye_status: None }));
+        assert_eq!(r.ended_at, Some(t0 + Duration::from_secs(33)));
     }
 }
