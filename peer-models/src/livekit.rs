@@ -444,7 +444,7 @@ impl LiveKit {
             "INVITE" if !in_dialog && req.headers.to_tag().is_none() => {
                 self.on_invite(now, from, req, out)
             }
-            "ACK" => self.on_ack(now, &call_id),
+            "ACK" => self.on_ack(now, &call_id, &req),
             "CANCEL" => self.on_cancel(now, &call_id, from, &req, out),
             _ if in_dialog => self.in_dialog(now, &call_id, from, &req, out),
             "OPTIONS" => {
@@ -618,9 +618,15 @@ impl LiveKit {
         }
     }
 
-    fn on_ack(&mut self, now: Instant, call_id: &str) {
-        let Some(s) = self.sessions.get_mut(call_id) else {
-            return; // the ACK of a challenge or refusal: absorbed
+    fn on_ack(&mut self, now: Instant, call_id: &str, req: &Request) {
+        let number = |r: &Request| r.headers.cseq().map(|(n, _)| n);
+        let Some(s) = self
+            .sessions
+            .get_mut(call_id)
+            .filter(|s| number(&s.invite) == number(req))
+        else {
+            // The ACK of a challenge or refusal (an earlier CSeq): absorbed.
+            return;
         };
         let key = call_id.to_owned();
         match s.state {
@@ -950,5 +956,48 @@ mod tests {
         assert_eq!(lk.stats().challenges, 1);
         assert_eq!(lk.stats().bad_digest, 1);
         assert!(!format!("{:?}", lk.config).contains("lk-secret"));
+    }
+
+    #[test]
+    fn a_late_ack_of_the_challenge_does_not_confirm_the_answered_invite() {
+        let creds = Credentials {
+            username: "trunk".to_owned(),
+            password: "pw".to_owned(),
+        };
+        let mut lk = livekit(|c| {
+            c.auth = Some(creds);
+            c.ring_after = None;
+        });
+        let t0 = Instant::now();
+        let from = CALLER.parse().unwrap();
+        let out = lk.handle_datagram(t0, from, &invite("z9hG4bKa", 1, None));
+        let header = response(&out[0])
+            .headers
+            .get("Proxy-Authenticate")
+            .unwrap()
+            .to_owned();
+        let (_, p) = digest::parse_credentials(&header);
+        let uri = "sip:+15550001111@127.0.0.1:5080";
+        let digest = digest::expected_response(&ResponseInput {
+            algorithm: Algorithm::Md5,
+            username: "trunk",
+            realm: REALM,
+            password: "pw",
+            method: "INVITE",
+            uri,
+            nonce: &p["nonce"],
+            qop: None,
+        });
+        let auth = format!(
+            "Digest username=\"trunk\", realm=\"LiveKit\", nonce=\"{}\", uri=\"{uri}\", response=\"{digest}\"",
+            p["nonce"]
+        );
+        lk.handle_datagram(t0, from, &invite("z9hG4bKb", 2, Some(auth)));
+        let ok = drain(&mut lk, t0 + Duration::from_millis(300));
+        let tag = response(&ok[0].1).headers.to_tag().unwrap().to_owned();
+        lk.handle_datagram(t0, from, &ack(&tag, "z9hG4bKa", 1));
+        assert_eq!(lk.stats().acks, 0);
+        lk.handle_datagram(t0, from, &ack(&tag, "z9hG4bKack", 2));
+        assert_eq!(lk.stats().acks, 1);
     }
 }

@@ -856,7 +856,7 @@ impl Provider {
                 message::response_to(req, 200, reason(200), None)
                     .header("Contact", contact)
                     .header("Content-Type", "application/sdp")
-                    .body(sdp(local, 1, call.sdp_version))
+                    .body(sdp(local, call.session, call.sdp_version))
                     .to_bytes()
             }
             "OPTIONS" | "INFO" | "UPDATE" | "NOTIFY" => {
