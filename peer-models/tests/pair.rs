@@ -30,6 +30,10 @@ struct World {
     seq: u64,
     /// Every datagram that crossed, as text, for assertions on the wire.
     wire: Vec<String>,
+    /// Deliver every datagram twice (the second 1 ms after the first).
+    duplicate: bool,
+    /// Lose the first datagram whose text starts with this.
+    drop_first: Option<&'static str>,
 }
 
 impl World {
@@ -48,11 +52,25 @@ impl World {
             in_flight: BTreeMap::new(),
             seq: 0,
             wire: Vec::new(),
+            duplicate: false,
+            drop_first: None,
         }
     }
 
     fn send(&mut self, now: Instant, from: SocketAddr, out: Vec<(SocketAddr, Vec<u8>)>) {
         for (to, bytes) in out {
+            if let Some(prefix) = self.drop_first {
+                if bytes.starts_with(prefix.as_bytes()) {
+                    self.drop_first = None;
+                    continue;
+                }
+            }
+            if self.duplicate {
+                self.seq += 1;
+                let again = (from, to, bytes.clone());
+                self.in_flight
+                    .insert((now + LATENCY + Duration::from_millis(1), self.seq), again);
+            }
             self.seq += 1;
             self.in_flight
                 .insert((now + LATENCY, self.seq), (from, to, bytes));
@@ -273,4 +291,64 @@ fn the_same_seeds_give_the_same_wire_and_ended_calls_leave_memory() {
     assert_eq!(a.provider.calls().count(), 0);
     assert_eq!(a.livekit.take_invites().len(), 1);
     assert!(a.livekit.invites().is_empty());
+}
+
+#[test]
+fn duplicated_datagrams_change_no_outcome() {
+    for (answer, ending, expected) in [
+        (
+            Answer::Accept,
+            Ending::HangUpAfter(Duration::from_secs(3)),
+            CallOutcome::HungUp {
+                bye_status: Some(200),
+            },
+        ),
+        (
+            Answer::Accept,
+            Ending::CancelAfter(Duration::from_millis(200)),
+            CallOutcome::Cancelled,
+        ),
+        (
+            Answer::Reject(486),
+            Ending::Wait,
+            CallOutcome::Rejected(486),
+        ),
+    ] {
+        let mut config = LiveKitConfig::answering(livekit_addr());
+        config.answer = answer;
+        let mut w = World::new(config);
+        w.duplicate = true;
+        w.call(Instant::now(), ending, None);
+        let r = w.provider.calls().next().unwrap().clone();
+        assert_eq!(r.outcome, Some(expected));
+        assert_eq!(w.livekit.invites().len(), 1);
+        assert!(w.livekit.stats().invite_retransmissions >= 1);
+        assert_eq!(
+            (w.provider.active_calls(), w.livekit.active_calls()),
+            (0, 0)
+        );
+    }
+}
+
+#[test]
+fn a_lost_2xx_is_retransmitted_by_the_callee_until_the_caller_acks_it() {
+    let mut w = World::new(LiveKitConfig::answering(livekit_addr()));
+    w.drop_first = Some("SIP/2.0 200 OK");
+    w.call(
+        Instant::now(),
+        Ending::HangUpAfter(Duration::from_secs(1)),
+        None,
+    );
+    let r = w.provider.calls().next().unwrap().clone();
+    assert_eq!(
+        r.outcome,
+        Some(CallOutcome::HungUp {
+            bye_status: Some(200)
+        })
+    );
+    assert_eq!(w.livekit.stats().final_retransmissions, 1);
+    assert_eq!(w.livekit.stats().acks, 1);
+    let seen = w.livekit.invites()[0].at;
+    // The 2xx left at 300 ms and again at 800 ms: the caller heard it 5 ms later.
+    assert_eq!(r.answered_at, Some(seen + Duration::from_millis(800 + 5)));
 }
