@@ -22,7 +22,7 @@ pub struct InviteSeen {
     /// Its body (the SDP offer).
     pub body: Vec<u8>,
     /// The status it was finally answered with (`407` for a challenge); `None` until
-    /// then, or for ever with [`Answer::Never`].
+    /// then, or for ever with [`super::Answer::Never`].
     pub answered: Option<u16>,
 }
 
