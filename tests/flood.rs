@@ -42,6 +42,12 @@ fn kernel_drops(port: u16) -> u64 {
         .sum()
 }
 
+/// REGISTERs the registrar has received, retransmissions included.
+async fn registers_received(kamailio: &Kamailio) -> u64 {
+    let stats = kamailio.kamcmd(&["stats.get_statistics", "all"]).await;
+    counter(&stats, "core:rcv_requests_register =")
+}
+
 fn counter(page: &str, sample: &str) -> u64 {
     page.lines()
         .find_map(|l| l.strip_prefix(sample)?.trim().parse::<f64>().ok())
@@ -88,6 +94,7 @@ async fn a_short_registration_survives_a_garbage_flood_from_another_source() {
     assert_eq!(first.len(), 1, "{first:?}");
     let first_cseq = first[0].cseq;
     let drops_before = kernel_drops(sip_port);
+    let registers_before = registers_received(&kamailio).await;
 
     // Garbage from another loopback address (so no triage can take it for the
     // registrar at 127.0.0.1).
@@ -111,6 +118,7 @@ async fn a_short_registration_survives_a_garbage_flood_from_another_source() {
     // The binding must be there at every look until two refreshes have gone through
     // (bounded poll: Kamailio has no event to await).
     let mut looks = 0u64;
+    let mut last_cseq;
     let refreshed = loop {
         let bindings = kamailio.bindings_of(user).await;
         looks += 1;
@@ -120,7 +128,8 @@ async fn a_short_registration_survives_a_garbage_flood_from_another_source() {
             "the binding lapsed under the flood (look {looks}): {bindings:?}\n{}",
             t.stdout()
         );
-        if bindings[0].cseq >= first_cseq + REFRESHES {
+        last_cseq = bindings[0].cseq;
+        if last_cseq >= first_cseq + REFRESHES {
             break true;
         }
         if flooder.is_finished() {
@@ -134,6 +143,18 @@ async fn a_short_registration_survives_a_garbage_flood_from_another_source() {
         refreshed,
         "the flood ended ({} datagrams) before {REFRESHES} refreshes reached the registrar",
         report.sent
+    );
+
+    // No answer of the registrar was lost: every REGISTER it received was a new one (a
+    // new CSeq), none a retransmission after a lost answer. (Before registrar sockets
+    // the kernel dropped answers with the flood at the shared socket, and trunkline
+    // retransmitted.)
+    let received = registers_received(&kamailio).await - registers_before;
+    let new_requests = last_cseq - first_cseq;
+    assert_eq!(
+        received, new_requests,
+        "the registrar received {received} REGISTERs for {new_requests} new CSeqs: \
+         answers were lost under the flood and trunkline retransmitted"
     );
 
     // The flood was more than trunkline could take (so it would have cost answers

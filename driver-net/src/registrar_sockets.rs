@@ -110,12 +110,17 @@ impl<S: RegistrarSocket> RegistrarSockets<S> {
     /// Cheap when nothing changed (one comparison): call it after every drain.
     pub fn sync(&mut self, core: &Controller) {
         let registrars = core.registrars();
-        if registrars.version() == self.seen {
+        self.sync_with(registrars.version(), || registrars.addrs());
+    }
+
+    /// [`Self::sync`] with the core's list as `addrs` and its `version`.
+    fn sync_with(&mut self, version: usize, addrs: impl FnOnce() -> Vec<SocketAddr>) {
+        if version == self.seen {
             return;
         }
-        self.seen = registrars.version();
+        self.seen = version;
         let mut without = 0;
-        for remote in registrars.addrs() {
+        for remote in addrs() {
             if self.sockets.iter().any(|(a, _)| *a == remote) {
                 continue;
             }
@@ -237,5 +242,64 @@ mod tests {
         drop(own);
         registrar.send_to(b"late", local).unwrap();
         assert_eq!(recv(&main).unwrap().0, b"late");
+    }
+
+    impl RegistrarSocket for UdpSocket {
+        fn adopt(socket: UdpSocket) -> io::Result<Self> {
+            Ok(socket)
+        }
+        fn try_recv(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+            self.recv_from(buf)
+        }
+        fn poll_ready(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn past_the_cap_registrars_share_the_main_socket() {
+        let main = crate::sip_socket((Ipv4Addr::LOCALHOST, 0).into(), 0).unwrap();
+        let local = main.local_addr().unwrap();
+        let peers: Vec<UdpSocket> = (0..MAX_REGISTRAR_SOCKETS + 2)
+            .map(|_| UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 5), 0)).unwrap())
+            .collect();
+        let addrs: Vec<SocketAddr> = peers.iter().map(|p| p.local_addr().unwrap()).collect();
+        let mut own = RegistrarSockets::<UdpSocket>::beside(&main).unwrap();
+        own.sync_with(1, || addrs.clone());
+        assert_eq!(
+            own.addrs().collect::<Vec<_>>(),
+            addrs[..MAX_REGISTRAR_SOCKETS]
+        );
+        assert_eq!(own.without, 2);
+        // The same version again: nothing is opened twice.
+        own.sync_with(1, || panic!("not asked again"));
+
+        // The first registrars' datagrams go to their own sockets, the last ones' to
+        // the main socket; reading them puts them in the inbox.
+        for p in &peers {
+            p.send_to(b"SIP/2.0 200 OK\r\n\r\n", local).unwrap();
+        }
+        let core = Controller::new(
+            sip_core::Config::default(),
+            1,
+            std::time::Instant::now(),
+            std::time::SystemTime::now(),
+        );
+        let mut inbox = Inbox::default();
+        let mut buf = [0u8; 64];
+        let mut read = 0;
+        for _ in 0..50 {
+            read += own.read_into(&mut buf, &mut inbox, &core);
+            if read == MAX_REGISTRAR_SOCKETS {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(read, MAX_REGISTRAR_SOCKETS);
+        let rest: Vec<SocketAddr> = [recv(&main), recv(&main)]
+            .into_iter()
+            .map(|r| r.unwrap().1)
+            .collect();
+        assert_eq!(rest, addrs[MAX_REGISTRAR_SOCKETS..]);
     }
 }
