@@ -17,8 +17,10 @@
 # took off its socket and dealt with (the rise of trunkline_sip_messages_total{in}
 # over the flood: parsed or dropped by its triage), of which parsed (not counted as
 # dropped), its drops by reason, the datagrams the kernel dropped because trunkline's
-# receive buffer was full (/proc/net/udp), and whether the 20 s registration stayed
-# bound at the registrar at every look (with the refreshes it saw).
+# receive buffers were full (/proc/net/udp: the main socket and the registrar's own),
+# and whether the 20 s registration stayed bound at the registrar at every look (with
+# the refreshes it saw and the REGISTERs it answered: a refresh costs 1-2 when no
+# answer is lost, each retransmission after a lost answer one more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -96,14 +98,19 @@ def metrics():
             out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
     return out
 
-def udp_drops(port):
+def udp_drops(port, connected=False):  # connected: the registrar sockets only
     rows = [l.split() for l in open("/proc/net/udp").readlines()[1:]]
-    return sum(int(r[-1]) for r in rows if int(r[1].split(":")[1], 16) == int(port))
+    return sum(int(r[-1]) for r in rows if int(r[1].split(":")[1], 16) == int(port)
+               and (not connected or r[2] != "00000000:0000"))
 
 def binding():  # (present, cseq)
     out = kam("ul.lookup", "location", user)
     m = re.search(r"CSeq:\s*(\d+)", out)
     return (m is not None and "Contact:" in out, int(m.group(1)) if m else None)
+
+def registers():  # REGISTERs the registrar received (each answered: 401 or 200)
+    m = re.search(r"core:rcv_requests_register = (\d+)", kam("stats.get_statistics", "all"))
+    return int(m.group(1)) if m else 0
 
 def fail(why):
     print(f"run {run}: {why}", flush=True)
@@ -135,7 +142,7 @@ try:
             fail("trunkline did not register short-flood within 30 s")
         time.sleep(0.2)
     cseq0 = binding()[1]
-    m0, d0 = metrics(), udp_drops(sport)
+    m0, d0, r0, c0 = metrics(), udp_drops(sport), registers(), udp_drops(sport, True)
     start = time.time()
     tool = subprocess.Popen([flood, f"127.0.0.1:{sport}", kind, str(seconds)],
                             stdout=subprocess.PIPE, text=True)
@@ -147,7 +154,7 @@ try:
         time.sleep(0.5)
     elapsed = time.time() - start
     sent_line = tool.stdout.read().strip()
-    m1, d1 = metrics(), udp_drops(sport)
+    m1, d1, r1, c1 = metrics(), udp_drops(sport), registers(), udp_drops(sport, True)
     present, cseq1 = binding()
     looks += 1
     absent += 0 if present else 1
@@ -161,13 +168,14 @@ try:
     refreshes = (cseq1 or 0) - (cseq0 or 0)
     result = dict(run=run, sent_rate=sent_rate, in_rate=sip_in / elapsed, parsed_rate=parsed / elapsed,
                   parse_errors=delta("trunkline_sip_parse_errors_total"), dropped=dropped,
-                  kernel_drops=d1 - d0, looks=looks, absent=absent, refreshes=refreshes,
+                  kernel_drops=d1 - d0, registers=r1 - r0, looks=looks, absent=absent, refreshes=refreshes,
                   status=status[0]["status"] if status else None)
     print(f"run {run}: flood {sent_rate:,.0f}/s; trunkline took {sip_in / elapsed:,.0f}/s off its socket "
           f"(parsed {parsed / elapsed:,.0f}/s, parse errors {result['parse_errors']:,.0f}); "
-          f"dropped {dropped or 'none counted'}; kernel drops {d1 - d0:,}; registration "
+          f"dropped {dropped or 'none counted'}; kernel drops {d1 - d0:,} (registrar socket {c1 - c0:,}); registration "
           f"{'bound at every look' if absent == 0 else f'ABSENT at {absent} of {looks} looks'} "
-          f"({looks} looks, {refreshes} refreshes, status {result['status']})", flush=True)
+          f"({looks} looks, {refreshes} refreshes; the registrar answered {r1 - r0} REGISTERs; "
+          f"status {result['status']})", flush=True)
     with open(os.path.join(root, "results.jsonl"), "a") as f:
         f.write(json.dumps(result) + "\n")
 finally:
@@ -194,6 +202,7 @@ except OSError:
 med = lambda k: statistics.median(r[k] for r in rows)
 held = sum(1 for r in rows if r["absent"] == 0)
 print(f"median of {len(rows)}: flood {med('sent_rate'):,.0f}/s, trunkline took {med('in_rate'):,.0f}/s "
-      f"(parsed {med('parsed_rate'):,.0f}/s), kernel drops {med('kernel_drops'):,.0f}; "
+      f"(parsed {med('parsed_rate'):,.0f}/s), kernel drops {med('kernel_drops'):,.0f}, "
+      f"REGISTERs answered per refresh {sum(r['registers'] for r in rows) / max(1, sum(r['refreshes'] for r in rows)):.2f}; "
       f"the 20 s registration stayed bound in {held} of {len(rows)} runs")
 PY

@@ -4,8 +4,12 @@
 //! the [`Inbox`] of a read batch acts on the core's triage.
 
 mod inbox;
+mod registrar_sockets;
 
 pub use inbox::{Inbox, MAX_BATCH, PER_SOURCE_BUDGET, UNKNOWN_BUDGET};
+pub use registrar_sockets::{
+    connected_socket, RegistrarSocket, RegistrarSockets, MAX_REGISTRAR_SOCKETS,
+};
 
 use sip_core::Resolution;
 use std::io;
@@ -15,6 +19,10 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 /// buffer (0: the OS default). A burst of registrar answers must not overflow the
 /// default buffer (that, not timers, limits Kamailio's uac module). The sizes are best
 /// effort: the kernel caps them at `net.core.{r,w}mem_max`.
+///
+/// `SO_REUSEADDR` is set only after the bind: the bind itself still fails while
+/// anything else holds the port, and afterwards the [`RegistrarSockets`] can bind the
+/// same address and port (a later process must set the option too to share it).
 pub fn sip_socket(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
     let domain = socket2::Domain::for_address(addr);
     let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
@@ -24,6 +32,7 @@ pub fn sip_socket(addr: SocketAddr, buffer: usize) -> io::Result<UdpSocket> {
     }
     sock.set_nonblocking(true)?;
     sock.bind(&addr.into())?;
+    sock.set_reuse_address(true)?;
     Ok(sock.into())
 }
 

@@ -6,7 +6,7 @@ use sip_core::{Command, Controller, Event, Input, Output};
 use smol::channel::Receiver;
 use smol::future::FutureExt as _;
 use smol::net::UdpSocket;
-use smol::Timer;
+use smol::{Async, Timer};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
@@ -69,6 +69,8 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, DriverErro
 /// What woke the loop: each wake leads to at most one mutation of the core.
 enum Wake {
     Datagram(std::io::Result<(usize, SocketAddr)>),
+    /// A registrar socket is readable.
+    Registrar,
     Input(Input),
     Timer,
     Shutdown,
@@ -93,6 +95,10 @@ pub async fn run<B: Backend>(
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
+    // Registrar answers on sockets of their own, so a flood cannot crowd them out of
+    // the kernel's buffer (see driver_net::RegistrarSockets).
+    let mut registrars = driver_net::RegistrarSockets::<RegistrarUdp>::beside(&socket)
+        .unwrap_or_else(|_| driver_net::RegistrarSockets::new(local, 0));
     let (tx, rx) = smol::channel::unbounded::<Input>();
     let mut shutdown = pin!(shutdown);
     let mut shutdown_asked = false;
@@ -142,11 +148,22 @@ pub async fn run<B: Backend>(
                 Output::Timeout(at) => break at,
             }
         };
+        registrars.sync(&core);
         // Reads before writes: whatever waits on the socket (one bounded batch) goes to
         // the core before an elapsed timer can release more paced sends. This also keeps
         // the clock check below from starving the socket.
         if !read_since_wait
-            && read_batch(&socket, &mut buf, &mut inbox, &mut core, local, None).await > 0
+            && read_batch(
+                &socket,
+                &registrars,
+                &mut buf,
+                &mut inbox,
+                &mut core,
+                local,
+                None,
+            )
+            .await
+                > 0
         {
             read_since_wait = true;
             continue;
@@ -171,6 +188,7 @@ pub async fn run<B: Backend>(
 
         let wake = next_wake(
             &socket,
+            &registrars,
             &mut buf,
             &rx,
             &mut timer,
@@ -186,11 +204,24 @@ pub async fn run<B: Backend>(
                 let first = buf.get(..n).unwrap_or_default().to_vec();
                 read_batch(
                     &socket,
+                    &registrars,
                     &mut buf,
                     &mut inbox,
                     &mut core,
                     local,
                     Some((remote, &first)),
+                )
+                .await;
+            }
+            Wake::Registrar => {
+                read_batch(
+                    &socket,
+                    &registrars,
+                    &mut buf,
+                    &mut inbox,
+                    &mut core,
+                    local,
+                    None,
                 )
                 .await;
             }
@@ -224,11 +255,12 @@ pub async fn run<B: Backend>(
     }
 }
 
-/// Drains the socket without blocking (after `first`, a datagram already read), up to
-/// one batch ([`driver_net::MAX_BATCH`]), and hands it to the core in the order its
+/// Drains the registrar sockets, then the main socket, without blocking (after
+/// `first`, a datagram already read from the main socket), up to one batch ([`driver_net::MAX_BATCH`]), and hands it to the core in the order its
 /// triage asks; returns how many datagrams the batch held.
 async fn read_batch(
     socket: &UdpSocket,
+    registrars: &driver_net::RegistrarSockets<RegistrarUdp>,
     buf: &mut [u8],
     inbox: &mut driver_net::Inbox,
     core: &mut Controller,
@@ -238,6 +270,7 @@ async fn read_batch(
     if let Some((remote, payload)) = first {
         inbox.offer(core, remote, payload);
     }
+    registrars.read_into(buf, inbox, core);
     while !inbox.full() {
         // One poll: the read is tried at once, and `None` means it would block.
         match smol::future::poll_once(socket.recv_from(buf)).await {
@@ -256,8 +289,10 @@ async fn read_batch(
 
 /// Waits for whichever comes first: a datagram, a reply from a task, the core's
 /// deadline, the shutdown request (once), or the shutdown's hard stop.
+#[allow(clippy::too_many_arguments)]
 async fn next_wake(
     socket: &UdpSocket,
+    registrars: &driver_net::RegistrarSockets<RegistrarUdp>,
     buf: &mut [u8],
     rx: &Receiver<Input>,
     timer: &mut Timer,
@@ -266,6 +301,10 @@ async fn next_wake(
     hard_stop: &mut Timer,
 ) -> Wake {
     let datagram = async { Wake::Datagram(socket.recv_from(buf).await) };
+    let registrar = async {
+        registrars.readable().await;
+        Wake::Registrar
+    };
     let input = async {
         match rx.recv().await {
             Ok(input) => Wake::Input(input),
@@ -291,10 +330,30 @@ async fn next_wake(
     };
     // `race` picks fairly among ready futures, so a flood of datagrams cannot starve
     // backend replies (and the clock check above keeps timers from starving).
-    datagram
+    registrar
+        .race(datagram)
         .race(input)
         .race(timer)
         .race(shutdown)
         .race(hard_stop)
         .await
+}
+
+/// A registrar's socket, registered with smol's reactor.
+#[derive(Debug)]
+struct RegistrarUdp(Async<std::net::UdpSocket>);
+
+impl driver_net::RegistrarSocket for RegistrarUdp {
+    fn adopt(socket: std::net::UdpSocket) -> std::io::Result<Self> {
+        Async::new(socket).map(Self)
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        // The std socket is non-blocking: a read with nothing waiting fails at once.
+        self.0.get_ref().recv_from(buf)
+    }
+
+    fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        self.0.poll_readable(cx)
+    }
 }

@@ -107,6 +107,11 @@ pub async fn run(
     let mut sigterm = signal(SignalKind::terminate()).map_err(DriverError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DriverError::Signal)?;
     let local = socket.local_addr().unwrap_or(cfg.bind);
+    // Registrar answers on sockets of their own, so a flood cannot crowd them out of
+    // the kernel's buffer (see driver_net::RegistrarSockets). Without them (an odd
+    // socket) every answer simply shares the main socket, as before.
+    let mut registrars = driver_net::RegistrarSockets::<RegistrarUdp>::beside(&socket)
+        .unwrap_or_else(|_| driver_net::RegistrarSockets::new(local, 0));
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let (store, store_task) = {
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel();
@@ -229,10 +234,13 @@ pub async fn run(
                 Output::Timeout(at) => break at,
             }
         };
+        registrars.sync(&core);
         // Reads before writes: whatever waits on the socket (one bounded batch) goes to
         // the core before an elapsed timer can release more paced sends, so that under
         // load registrars' answers are not left in the buffer behind our own requests.
-        if !read_since_wait && read_batch(&socket, &mut buf, &mut inbox, &mut core, local) > 0 {
+        if !read_since_wait
+            && read_batch(&socket, &registrars, &mut buf, &mut inbox, &mut core, local) > 0
+        {
             read_since_wait = true;
             continue;
         }
@@ -244,10 +252,13 @@ pub async fn run(
         tokio::select! {
             r = socket.readable() => match r {
                 Ok(()) => {
-                    read_batch(&socket, &mut buf, &mut inbox, &mut core, local);
+                    read_batch(&socket, &registrars, &mut buf, &mut inbox, &mut core, local);
                 }
                 Err(e) => tracing::debug!(error = %e, "waiting on the SIP socket failed"),
             },
+            () = registrars.readable() => {
+                read_batch(&socket, &registrars, &mut buf, &mut inbox, &mut core, local);
+            }
             Some(input) = rx.recv() => core.handle_input(Instant::now(), input),
             Some(call) = admin.recv() => match call {
                 AdminCall::Snapshot(reply) => {
@@ -277,16 +288,18 @@ pub async fn run(
     }
 }
 
-/// Drains the socket without blocking, up to one batch ([`driver_net::MAX_BATCH`]),
-/// and hands it to the core in the order its triage asks; returns how many datagrams
-/// were read.
+/// Drains the registrar sockets, then the main socket, without blocking, up to one
+/// batch ([`driver_net::MAX_BATCH`]), and hands it to the core in the order its triage
+/// asks; returns how many datagrams were read.
 fn read_batch(
     socket: &UdpSocket,
+    registrars: &driver_net::RegistrarSockets<RegistrarUdp>,
     buf: &mut [u8],
     inbox: &mut driver_net::Inbox,
     core: &mut Controller,
     local: SocketAddr,
 ) -> usize {
+    registrars.read_into(buf, inbox, core);
     while !inbox.full() {
         match socket.try_recv_from(buf) {
             Ok((n, remote)) => inbox.offer(core, remote, buf.get(..n).unwrap_or_default()),
@@ -342,4 +355,22 @@ async fn sleep_or_forever(at: Option<tokio::time::Instant>) {
 /// The wall-clock anchor for a new core.
 pub fn anchors() -> (Instant, SystemTime) {
     (Instant::now(), SystemTime::now())
+}
+
+/// A registrar's socket, registered with tokio's reactor.
+#[derive(Debug)]
+struct RegistrarUdp(UdpSocket);
+
+impl driver_net::RegistrarSocket for RegistrarUdp {
+    fn adopt(socket: std::net::UdpSocket) -> std::io::Result<Self> {
+        UdpSocket::from_std(socket).map(Self)
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.0.try_recv_from(buf)
+    }
+
+    fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        self.0.poll_recv_ready(cx)
+    }
 }

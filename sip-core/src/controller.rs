@@ -226,6 +226,12 @@ impl Controller {
         crate::triage::triage(&self.ctx.txns, remote, payload)
     }
 
+    /// The registrar addresses, for a driver that reads their answers on sockets of
+    /// their own: see [`crate::registrars`].
+    pub fn registrars(&self) -> crate::Registrars<'_> {
+        crate::Registrars::new(&self.ctx.pacer)
+    }
+
     /// Counts `count` datagrams a driver read and dropped on the core's
     /// [`Controller::triage`] verdict (or over its budget): they are received
     /// messages too, and the counters must show them.

@@ -52,6 +52,7 @@ pub mod io;
 pub mod message;
 pub mod provider;
 pub mod rate;
+pub mod registrars;
 pub mod registration;
 pub mod registry;
 pub mod rng;
@@ -73,5 +74,6 @@ pub use io::{
     Resolution, ResolveQuery, SentRegister, StatusReport, Transmit,
 };
 pub use provider::{Provider, ProviderSpec};
+pub use registrars::Registrars;
 pub use secret::Secret;
 pub use triage::{Dropped, Triage};

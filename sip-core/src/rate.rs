@@ -249,6 +249,25 @@ impl Pacer {
         }
     }
 
+    /// How many addresses have a lane: it only grows, so a caller can tell cheaply
+    /// whether [`Self::registrars`] changed.
+    pub fn lane_count(&self) -> usize {
+        self.lane_ids.len()
+    }
+
+    /// The registrar addresses ever queued to, in the order they were first queued
+    /// (the placeholder lane of registrations without an address left out).
+    pub fn registrars(&self) -> Vec<SocketAddr> {
+        let mut by_id: Vec<(LaneId, SocketAddr)> = self
+            .lane_ids
+            .iter()
+            .filter(|(addr, _)| **addr != NO_TARGET)
+            .map(|(addr, id)| (*id, *addr))
+            .collect();
+        by_id.sort_unstable();
+        by_id.into_iter().map(|(_, addr)| addr).collect()
+    }
+
     /// The transaction layer's count of REGISTERs in flight to `addr` (sent, neither
     /// answered nor retransmitted yet).
     pub fn set_in_flight(&mut self, addr: SocketAddr, n: usize) {
