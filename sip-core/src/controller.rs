@@ -96,7 +96,7 @@ impl Ctx {
         let report = StatusReport {
             register_status: reg.status,
             register_error: reg.error.clone(),
-            last_register_at: reg.last_register_at.clone(),
+            last_register_at: reg.last_register_at(&self.clock),
         };
         self.push_report(now, &reg.provider.id, report);
     }
