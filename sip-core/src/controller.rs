@@ -95,7 +95,7 @@ impl Ctx {
             .push_back(Output::Event(Event::RegistrationChanged(Box::new(view))));
         let report = StatusReport {
             register_status: reg.status,
-            register_error: reg.error.clone(),
+            register_error: reg.error().map(str::to_owned),
             last_register_at: reg.last_register_at(&self.clock),
         };
         self.push_report(now, &reg.provider.id, report);
