@@ -9,10 +9,10 @@
 //! up for good, and the error text names the class and the cause.
 
 use crate::auth::{self, Challenge, DigestInput};
-use crate::controller::Ctx;
+use crate::ctx::Ctx;
 use crate::io::{
     BindingIdentity, Event, FailureNotice, LeftBehind, Output, RegisterOutcome, RegisterStatus,
-    RegistrationView,
+    RegistrationView, StatusReport,
 };
 use crate::message::{MessageBuilder, Response};
 use crate::provider::Provider;
@@ -301,7 +301,7 @@ impl Registration {
         } else {
             // Only the name changed: the status line carries the new one (the outbox
             // sends nothing for an unchanged status).
-            ctx.report(now, self);
+            self.report(now, ctx);
         }
     }
 
@@ -393,6 +393,12 @@ impl Registration {
         self.registered_at.map(|t| clock.rfc3339(t))
     }
 
+    /// Unique token in our Contact URI (`;line=`), to match inbound requests and our own
+    /// binding in the registrar's 200 OK.
+    pub fn line(&self) -> &str {
+        self.ids.line()
+    }
+
     /// The error of the current status, if any.
     pub fn error(&self) -> Option<&str> {
         self.rare.as_deref().and_then(|r| r.error.as_deref())
@@ -417,6 +423,16 @@ impl Registration {
             },
             registrar: self.registrar(),
         }
+    }
+
+    /// Announces the status and queues it for the backend.
+    pub fn report(&self, now: Instant, ctx: &mut Ctx) {
+        let report = StatusReport {
+            register_status: self.status,
+            register_error: self.error().map(str::to_owned),
+            last_register_at: self.last_register_at(&ctx.clock),
+        };
+        ctx.report(now, self.view(ctx), report);
     }
 
     /// Takes our queued send out of the pacer. Only a [`Phase::Queued`] registration is in
@@ -445,7 +461,7 @@ impl Registration {
         let host = self.next_hop().0.to_owned();
         match ctx.dns.lookup(&host, now) {
             crate::dns::Lookup::Ready(res) => {
-                self.set_target(&res.addrs, res.local_ip);
+                self.set_target(ctx, &res.addrs, res.local_ip);
                 if self.target_ip.is_some() {
                     self.phase = Phase::Queued;
                     ctx.pacer.push_back(self.slot, self.target());
@@ -476,8 +492,13 @@ impl Registration {
         }
     }
 
-    fn set_target(&mut self, addrs: &[IpAddr], local_ip: Option<IpAddr>) {
-        self.target_ip = addrs.first().copied();
+    fn set_target(&mut self, ctx: &mut Ctx, addrs: &[IpAddr], local_ip: Option<IpAddr>) {
+        let target_ip = addrs.first().copied();
+        if target_ip != self.target_ip {
+            // Calls from this provider are admitted by these addresses.
+            ctx.provider_addresses(self.slot, addrs);
+        }
+        self.target_ip = target_ip;
         if local_ip.is_some() {
             self.local_ip = local_ip;
         }
@@ -496,7 +517,7 @@ impl Registration {
         let host = self.next_hop().0.to_owned();
         match result {
             Ok(res) if !res.addrs.is_empty() => {
-                self.set_target(&res.addrs, res.local_ip);
+                self.set_target(ctx, &res.addrs, res.local_ip);
                 self.phase = Phase::Queued;
                 ctx.pacer.push_back(self.slot, self.target());
             }
@@ -1070,7 +1091,7 @@ impl Registration {
         {
             self.rare = None;
         }
-        ctx.report(now, self);
+        self.report(now, ctx);
     }
 
     /// The shutdown cannot wait longer for this un-REGISTER: stop, and report that the

@@ -42,6 +42,21 @@ pub use names::canonical_name;
 pub use parse::parse;
 pub use via::Via;
 
+/// The URI of a `name-addr` or `addr-spec` header value (From, To, Refer-To …),
+/// without its angle brackets, display name or header parameters.
+pub fn header_uri(value: &str) -> Option<&str> {
+    syntax::name_addr(value).map(|na| na.uri)
+}
+
+/// The display name of a `name-addr` header value (`"Alice" <sip:…>` → `Alice`), with
+/// its quotes and escapes removed; `None` when there is none.
+pub fn display_name(value: &str) -> Option<String> {
+    let value = syntax::trim_ws(value);
+    let before = value.get(..syntax::find_outside_quotes(value, '<')?)?;
+    let name = syntax::unquote(syntax::trim_ws(before));
+    (!name.is_empty()).then_some(name)
+}
+
 /// The largest message we accept or build, in bytes.
 ///
 /// 64 KiB is the largest UDP payload; RFC 3261 §18.1.1 needs no more, and the cap bounds
