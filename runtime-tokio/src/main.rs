@@ -6,6 +6,7 @@ mod backend_http;
 mod cli;
 mod config;
 mod demo;
+mod dense;
 mod driver;
 mod events;
 mod logging;

@@ -56,22 +56,40 @@ pub struct ProviderSpec {
     pub problem: Option<String>,
 }
 
-/// A validated provider account.
+/// A validated provider account, kept by its registration for as long as it runs.
+///
+/// Compact on purpose (100,000 of these live at once, issue 8 "Memory"): strings that do
+/// not change are boxed (16 bytes inline, not 24), what is usually absent is an `Option`
+/// of a box, and an auth user equal to the user name is not stored twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
     pub id: String,
-    pub name: String,
-    pub host: String,
+    pub name: Box<str>,
+    pub host: Box<str>,
     pub port: u16,
     pub transport: Transport,
-    pub username: String,
+    pub username: Box<str>,
     pub password: Secret,
-    pub auth_username: String,
-    pub realm: Option<String>,
+    /// `None`: the user name authenticates (see [`Provider::auth_username`]).
+    auth_username: Option<Box<str>>,
+    pub realm: Option<Box<str>>,
     pub expires: u32,
     /// Where requests are sent instead of `host:port`, as `(host, port)`.
-    pub outbound_proxy: Option<(String, u16)>,
+    pub outbound_proxy: Option<Box<(Box<str>, u16)>>,
     pub enabled: bool,
+}
+
+impl Provider {
+    /// The user name the digest answer carries: `auth_username`, else the user name.
+    pub fn auth_username(&self) -> &str {
+        self.auth_username.as_deref().unwrap_or(&self.username)
+    }
+
+    /// Sets the user name the digest answer carries (kept absent when it is the user
+    /// name itself).
+    pub fn set_auth_username(&mut self, auth_username: &str) {
+        self.auth_username = (auth_username != &*self.username).then(|| auth_username.into());
+    }
 }
 
 /// Requested expiry when the source gives none.
@@ -236,14 +254,15 @@ impl ProviderSpec {
                         ch: if a.contains('"') { '"' } else { '\\' },
                     });
                 }
-                a.clone()
+                // The same as the user name: stored once (see `Provider::auth_username`).
+                (*a != self.username).then(|| a.as_str().into())
             }
-            _ => self.username.clone(),
+            _ => None,
         };
         let realm = match &self.realm {
             Some(r) if !r.trim().is_empty() => {
                 check_text("realm", r)?;
-                Some(r.trim().to_owned())
+                Some(r.trim().into())
             }
             _ => None,
         };
@@ -272,16 +291,19 @@ impl ProviderSpec {
                 .ok_or(InvalidProvider::Expires(e))?,
         };
         let outbound_proxy = match &self.outbound_proxy {
-            Some(p) if !p.trim().is_empty() => Some(parse_proxy(p)?),
+            Some(p) if !p.trim().is_empty() => {
+                let (host, port) = parse_proxy(p)?;
+                Some(Box::new((host.into_boxed_str(), port)))
+            }
             _ => None,
         };
         Ok(Provider {
             id: self.id.clone(),
-            name: self.name.clone(),
-            host: host.to_owned(),
+            name: self.name.as_str().into(),
+            host: host.into(),
             port,
             transport,
-            username: self.username.clone(),
+            username: self.username.as_str().into(),
             password: self.password.clone(),
             auth_username,
             realm,
@@ -345,7 +367,7 @@ mod tests {
             ..spec()
         };
         let p = empty_optionals.validate().unwrap();
-        assert_eq!(p.auth_username, "alice");
+        assert_eq!(p.auth_username(), "alice");
         assert_eq!(p.realm, None);
         assert_eq!(p.outbound_proxy, None);
         assert_eq!(p.transport, Transport::Udp);

@@ -131,7 +131,7 @@ impl Registry {
         // Only a running registration admits calls.
         if self.by_id.get(&reg.provider.id) == Some(&slot) {
             self.index
-                .upsert(slot, &reg.line, &reg.provider.username, addrs);
+                .upsert(slot, reg.line(), &reg.provider.username, addrs);
         }
     }
 
