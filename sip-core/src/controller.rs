@@ -277,7 +277,7 @@ impl Controller {
                 }
             }
             Ok(Message::Request(req)) => {
-                let providers = self.registry.index();
+                let providers = &self.registry;
                 inbound::answer(&mut self.ctx, providers, remote, &req, payload.len());
             }
         }

@@ -3,11 +3,12 @@
 //! provider as not available, and an INVITE from anywhere else as the admission rule
 //! says (`b2bua::admission`: 403, or nothing with `SIP_REJECT_UNKNOWN=drop`).
 
-use crate::b2bua::admission::{Admission, ProviderIndex};
+use crate::b2bua::admission::Admission;
 use crate::config::RejectUnknown;
 use crate::ctx::Ctx;
 use crate::io::Event;
 use crate::message::{self, Request};
+use crate::registry::Registry;
 use crate::triage::Dropped;
 use std::net::SocketAddr;
 
@@ -21,7 +22,7 @@ pub const REFUSED_UNKNOWN_SOURCE: &str = "refused_unknown_source";
 /// Allow/Accept/User-Agent, and when even that is larger it is dropped (counted).
 pub fn answer(
     ctx: &mut Ctx,
-    providers: &ProviderIndex,
+    providers: &Registry,
     remote: SocketAddr,
     req: &Request,
     received: usize,

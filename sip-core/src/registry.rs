@@ -1,7 +1,7 @@
 //! Every provider the core knows: running registrations by slot and by provider id,
 //! and the providers that are listed but not running (invalid or disabled).
 
-use crate::b2bua::admission::ProviderIndex;
+use crate::b2bua::admission::{Accounts, Admission, ProviderIndex};
 use crate::ctx::Ctx;
 use crate::io::{BindingIdentity, RegistrationView};
 use crate::provider::ProviderSpec;
@@ -114,13 +114,22 @@ impl Registry {
     /// its calls are no longer admitted.
     pub fn stop_running(&mut self, id: &str) -> Option<u32> {
         let slot = self.by_id.remove(id)?;
-        self.index.remove(slot);
+        if let Some(reg) = self.regs.get(slot as usize).and_then(Option::as_deref) {
+            self.index.remove(slot, reg.line());
+        }
         Some(slot)
     }
 
-    /// Running providers by Contact token and address (see [`ProviderIndex`]).
-    pub fn index(&self) -> &ProviderIndex {
-        &self.index
+    /// Where an INVITE comes from: see [`crate::b2bua::admission`].
+    pub fn admit(
+        &self,
+        request_uri: &str,
+        to_user: Option<&str>,
+        source: std::net::IpAddr,
+        allowed: &[ipnet::IpNet],
+    ) -> Admission {
+        self.index
+            .admit(self, request_uri, to_user, source, allowed)
     }
 
     /// Registration `slot`'s calls come from `addrs` now.
@@ -130,8 +139,7 @@ impl Registry {
         };
         // Only a running registration admits calls.
         if self.by_id.get(&reg.provider.id) == Some(&slot) {
-            self.index
-                .upsert(slot, reg.line(), &reg.provider.username, addrs);
+            self.index.upsert(slot, reg.line(), addrs);
         }
     }
 
@@ -162,11 +170,24 @@ impl Registry {
             return;
         }
         if let Some(s) = self.regs.get_mut(slot as usize) {
-            *s = None;
-            self.index.remove(slot);
+            if let Some(reg) = s.take() {
+                self.index.remove(slot, reg.line());
+            }
             ctx.timers.cancel(TimerKey::Registration(slot));
             // Only stopped registrations are freed: none has a send in the pacer.
             self.free.push(slot);
         }
+    }
+}
+
+impl Accounts for Registry {
+    fn line(&self, slot: u32) -> Option<&str> {
+        let reg = self.regs.get(slot as usize)?.as_deref()?;
+        Some(reg.line())
+    }
+
+    fn username(&self, slot: u32) -> Option<&str> {
+        let reg = self.regs.get(slot as usize)?.as_deref()?;
+        Some(&reg.provider.username)
     }
 }

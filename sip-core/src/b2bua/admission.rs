@@ -34,29 +34,33 @@ pub enum Admission {
     Unknown,
 }
 
-/// What admission knows of one running provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Known {
-    line: String,
-    username: String,
-    addresses: Vec<IpAddr>,
+/// What admission reads of a running registration that the index does not copy:
+/// 100,000 registrations must not hold their token and username twice.
+pub trait Accounts {
+    /// The `line=` token of registration `slot`'s Contact.
+    fn line(&self, slot: u32) -> Option<&str>;
+    /// The account username of registration `slot`.
+    fn username(&self, slot: u32) -> Option<&str>;
 }
 
 /// The running providers by `line=` token and by address, kept up to date by whoever
-/// runs the registrations.
+/// runs the registrations. Tokens are kept as 64-bit hashes (a match is confirmed
+/// against the registration's own token), addresses once per registration.
 #[derive(Debug, Default)]
 pub struct ProviderIndex {
-    by_slot: BTreeMap<u32, Known>,
-    by_line: BTreeMap<String, u32>,
+    /// Token hash → slot.
+    by_line: BTreeMap<u64, u32>,
+    /// Each slot's addresses (by slot number; `None`: not indexed).
+    addresses: Vec<Option<Box<[IpAddr]>>>,
     /// Slots by address, ascending (deterministic).
     by_address: BTreeMap<IpAddr, Vec<u32>>,
 }
 
 impl ProviderIndex {
-    /// Records (or replaces) registration `slot`: its Contact's `line` token, the
-    /// account `username`, and the addresses its calls may come from.
-    pub fn upsert(&mut self, slot: u32, line: &str, username: &str, addresses: &[IpAddr]) {
-        self.remove(slot);
+    /// Records (or replaces) registration `slot`: its Contact's `line` token and the
+    /// addresses its calls may come from.
+    pub fn upsert(&mut self, slot: u32, line: &str, addresses: &[IpAddr]) {
+        self.remove_slot(slot, Some(line));
         let mut addresses = addresses.to_vec();
         addresses.sort_unstable();
         addresses.dedup();
@@ -66,26 +70,32 @@ impl ProviderIndex {
                 slots.insert(at, slot);
             }
         }
-        self.by_line.insert(line.to_owned(), slot);
-        self.by_slot.insert(
-            slot,
-            Known {
-                line: line.to_owned(),
-                username: username.to_owned(),
-                addresses,
-            },
-        );
+        self.by_line.insert(token_hash(line), slot);
+        let at = slot as usize;
+        if self.addresses.len() <= at {
+            self.addresses.resize_with(at + 1, || None);
+        }
+        if let Some(entry) = self.addresses.get_mut(at) {
+            *entry = Some(addresses.into_boxed_slice());
+        }
     }
 
-    /// Forgets registration `slot`.
-    pub fn remove(&mut self, slot: u32) {
-        let Some(known) = self.by_slot.remove(&slot) else {
+    /// Forgets registration `slot`, whose Contact token is `line`.
+    pub fn remove(&mut self, slot: u32, line: &str) {
+        self.remove_slot(slot, Some(line));
+    }
+
+    fn remove_slot(&mut self, slot: u32, line: Option<&str>) {
+        if let Some(line) = line {
+            let h = token_hash(line);
+            if self.by_line.get(&h) == Some(&slot) {
+                self.by_line.remove(&h);
+            }
+        }
+        let Some(addresses) = self.addresses.get_mut(slot as usize).and_then(Option::take) else {
             return;
         };
-        if self.by_line.get(&known.line) == Some(&slot) {
-            self.by_line.remove(&known.line);
-        }
-        for ip in &known.addresses {
+        for ip in addresses.iter() {
             if let Some(slots) = self.by_address.get_mut(ip) {
                 slots.retain(|&s| s != slot);
                 if slots.is_empty() {
@@ -104,25 +114,31 @@ impl ProviderIndex {
     /// `source`, comes from. See the module docs for the rule.
     pub fn admit(
         &self,
+        accounts: &impl Accounts,
         request_uri: &str,
         to_user: Option<&str>,
         source: IpAddr,
         allowed: &[IpNet],
     ) -> Admission {
         let allowed_source = allowed.iter().any(|net| net.contains(&source));
-        if let Some(slot) = uri_param(request_uri, "line").and_then(|t| self.by_line.get(t)) {
+        let by_token = uri_param(request_uri, "line").and_then(|token| {
+            let slot = *self.by_line.get(&token_hash(token))?;
+            (accounts.line(slot) == Some(token)).then_some(slot)
+        });
+        if let Some(slot) = by_token {
             let from_its_address = self
-                .by_slot
-                .get(slot)
-                .is_some_and(|k| k.addresses.contains(&source));
+                .addresses
+                .get(slot as usize)
+                .and_then(Option::as_deref)
+                .is_some_and(|a| a.contains(&source));
             if from_its_address || allowed_source {
-                return Admission::Provider(*slot);
+                return Admission::Provider(slot);
             }
         }
         if let Some(slots) = self.by_address.get(&source) {
             return match slots.as_slice() {
                 [only] => Admission::Provider(*only),
-                several => self.by_username(several, uri_user(request_uri), to_user),
+                several => by_username(accounts, several, uri_user(request_uri), to_user),
             };
         }
         if allowed_source {
@@ -131,25 +147,33 @@ impl ProviderIndex {
             Admission::Unknown
         }
     }
+}
 
-    /// The one candidate whose account username is the Request-URI user, else the one
-    /// whose username is the To user; otherwise none can be named.
-    fn by_username(
-        &self,
-        slots: &[u32],
-        uri_user: Option<&str>,
-        to_user: Option<&str>,
-    ) -> Admission {
-        for user in [uri_user, to_user].into_iter().flatten() {
-            let mut named = slots
-                .iter()
-                .filter(|s| self.by_slot.get(s).is_some_and(|k| k.username == user));
-            if let (Some(&slot), None) = (named.next(), named.next()) {
-                return Admission::Provider(slot);
-            }
+/// The one candidate whose account username is the Request-URI user, else the one
+/// whose username is the To user; otherwise none can be named.
+fn by_username(
+    accounts: &impl Accounts,
+    slots: &[u32],
+    uri_user: Option<&str>,
+    to_user: Option<&str>,
+) -> Admission {
+    for user in [uri_user, to_user].into_iter().flatten() {
+        let mut named = slots
+            .iter()
+            .filter(|&&s| accounts.username(s) == Some(user));
+        if let (Some(&slot), None) = (named.next(), named.next()) {
+            return Admission::Provider(slot);
         }
-        Admission::Unattributed
     }
+    Admission::Unattributed
+}
+
+/// FNV-1a over a Contact token: deterministic, and tokens are ours (random), so no
+/// peer chooses the keys.
+fn token_hash(token: &str) -> u64 {
+    token.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The user part of a `sip:`/`sips:` URI (`sip:user@host;…`), if it has one.
@@ -184,12 +208,32 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Accounts by slot: (token, username).
+    struct Fake(BTreeMap<u32, (&'static str, &'static str)>);
+
+    impl Accounts for Fake {
+        fn line(&self, slot: u32) -> Option<&str> {
+            self.0.get(&slot).map(|a| a.0)
+        }
+        fn username(&self, slot: u32) -> Option<&str> {
+            self.0.get(&slot).map(|a| a.1)
+        }
+    }
+
+    fn accounts() -> Fake {
+        Fake(BTreeMap::from([
+            (1, ("aaa", "alice")),
+            (2, ("bbb", "bob")),
+            (3, ("ccc", "carol")),
+        ]))
+    }
+
     /// Two accounts at one registrar address (127.0.0.10), one elsewhere (127.0.0.20).
     fn index() -> ProviderIndex {
         let mut idx = ProviderIndex::default();
-        idx.upsert(1, "aaa", "alice", &[ip("127.0.0.10")]);
-        idx.upsert(2, "bbb", "bob", &[ip("127.0.0.10")]);
-        idx.upsert(3, "ccc", "carol", &[ip("127.0.0.20"), ip("127.0.0.21")]);
+        idx.upsert(1, "aaa", &[ip("127.0.0.10")]);
+        idx.upsert(2, "bbb", &[ip("127.0.0.10")]);
+        idx.upsert(3, "ccc", &[ip("127.0.0.20"), ip("127.0.0.21")]);
         idx
     }
 
@@ -197,27 +241,47 @@ mod tests {
     fn the_line_token_names_the_account_even_when_two_share_an_address() {
         let idx = index();
         let v = idx.admit(
+            &accounts(),
             "sip:bob@127.0.0.1:5060;line=bbb",
             None,
             ip("127.0.0.10"),
             &[],
         );
         assert_eq!(v, Admission::Provider(2));
-        let v = idx.admit("sip:alice@127.0.0.1;LINE=aaa", None, ip("127.0.0.10"), &[]);
+        let v = idx.admit(
+            &accounts(),
+            "sip:alice@127.0.0.1;LINE=aaa",
+            None,
+            ip("127.0.0.10"),
+            &[],
+        );
         assert_eq!(v, Admission::Provider(1));
     }
 
     #[test]
     fn a_line_token_from_a_foreign_address_is_not_trusted() {
         let idx = index();
-        let v = idx.admit("sip:bob@127.0.0.1;line=bbb", None, ip("127.0.0.99"), &[]);
+        let v = idx.admit(
+            &accounts(),
+            "sip:bob@127.0.0.1;line=bbb",
+            None,
+            ip("127.0.0.99"),
+            &[],
+        );
         assert_eq!(v, Admission::Unknown);
         // From another provider's address: that provider's call, not bob's.
-        let v = idx.admit("sip:bob@127.0.0.1;line=bbb", None, ip("127.0.0.20"), &[]);
+        let v = idx.admit(
+            &accounts(),
+            "sip:bob@127.0.0.1;line=bbb",
+            None,
+            ip("127.0.0.20"),
+            &[],
+        );
         assert_eq!(v, Admission::Provider(3));
         // An allowed source may use the token (calls from the provider's edge servers).
         let allowed: Vec<IpNet> = vec!["127.0.1.0/24".parse().unwrap()];
         let v = idx.admit(
+            &accounts(),
             "sip:bob@127.0.0.1;line=bbb",
             None,
             ip("127.0.1.7"),
@@ -231,21 +295,33 @@ mod tests {
         let idx = index();
         let src = ip("127.0.0.10");
         assert_eq!(
-            idx.admit("sip:alice@127.0.0.1", None, src, &[]),
+            idx.admit(&accounts(), "sip:alice@127.0.0.1", None, src, &[]),
             Admission::Provider(1)
         );
         assert_eq!(
-            idx.admit("sip:+15550100@127.0.0.1", Some("bob"), src, &[]),
+            idx.admit(
+                &accounts(),
+                "sip:+15550100@127.0.0.1",
+                Some("bob"),
+                src,
+                &[]
+            ),
             Admission::Provider(2)
         );
         // Neither user names an account: admitted, but blamed on nobody.
         assert_eq!(
-            idx.admit("sip:+15550100@127.0.0.1", Some("+15550100"), src, &[]),
+            idx.admit(
+                &accounts(),
+                "sip:+15550100@127.0.0.1",
+                Some("+15550100"),
+                src,
+                &[]
+            ),
             Admission::Unattributed
         );
         // One address of a provider with two is enough.
         assert_eq!(
-            idx.admit("sip:x@127.0.0.1", None, ip("127.0.0.21"), &[]),
+            idx.admit(&accounts(), "sip:x@127.0.0.1", None, ip("127.0.0.21"), &[]),
             Admission::Provider(3)
         );
     }
@@ -255,19 +331,19 @@ mod tests {
         let idx = index();
         let allowed: Vec<IpNet> = vec!["127.0.2.0/24".parse().unwrap(), "::1/128".parse().unwrap()];
         assert_eq!(
-            idx.admit("sip:1@h", None, ip("127.0.2.200"), &allowed),
+            idx.admit(&accounts(), "sip:1@h", None, ip("127.0.2.200"), &allowed),
             Admission::Unattributed
         );
         assert_eq!(
-            idx.admit("sip:1@h", None, ip("::1"), &allowed),
+            idx.admit(&accounts(), "sip:1@h", None, ip("::1"), &allowed),
             Admission::Unattributed
         );
         assert_eq!(
-            idx.admit("sip:1@h", None, ip("127.0.3.1"), &allowed),
+            idx.admit(&accounts(), "sip:1@h", None, ip("127.0.3.1"), &allowed),
             Admission::Unknown
         );
         assert_eq!(
-            idx.admit("garbage", None, ip("127.0.3.1"), &[]),
+            idx.admit(&accounts(), "garbage", None, ip("127.0.3.1"), &[]),
             Admission::Unknown
         );
     }
@@ -275,25 +351,25 @@ mod tests {
     #[test]
     fn removing_and_replacing_keeps_the_index_exact() {
         let mut idx = index();
-        idx.remove(2);
+        idx.remove(2, "bbb");
         assert_eq!(
-            idx.admit("sip:x@h", None, ip("127.0.0.10"), &[]),
+            idx.admit(&accounts(), "sip:x@h", None, ip("127.0.0.10"), &[]),
             Admission::Provider(1)
         );
         assert_eq!(
-            idx.admit("sip:x@h;line=bbb", None, ip("127.0.0.10"), &[]),
+            idx.admit(&accounts(), "sip:x@h;line=bbb", None, ip("127.0.0.10"), &[]),
             Admission::Provider(1)
         );
         // Carol moved to another address: the old one is no provider's any more.
-        idx.upsert(3, "ccc", "carol", &[ip("127.0.0.30")]);
+        idx.upsert(3, "ccc", &[ip("127.0.0.30")]);
         assert!(!idx.is_provider_address(ip("127.0.0.20")));
         assert_eq!(
-            idx.admit("sip:x@h", None, ip("127.0.0.30"), &[]),
+            idx.admit(&accounts(), "sip:x@h", None, ip("127.0.0.30"), &[]),
             Admission::Provider(3)
         );
-        idx.remove(1);
-        idx.remove(3);
-        idx.remove(3);
+        idx.remove(1, "aaa");
+        idx.remove(3, "ccc");
+        idx.remove(3, "ccc");
         assert!(!idx.is_provider_address(ip("127.0.0.10")));
         assert_eq!(idx.by_line.len(), 0);
     }
