@@ -347,13 +347,13 @@ impl Controller {
                         reg.on_timer(now, ctx);
                     }
                 }
-                TimerKey::Transaction(id) => {
+                TimerKey::Transaction(id, timer) => {
                     let cfg_timers = self.ctx.cfg.timers;
-                    let action = self
-                        .ctx
-                        .txns
-                        .on_timer(id, now, &cfg_timers, &mut self.ctx.timers);
-                    self.on_txn_action(now, action);
+                    let actions =
+                        self.ctx
+                            .txns
+                            .on_timer(id, timer, now, &cfg_timers, &mut self.ctx.timers);
+                    self.on_txn_actions(now, actions);
                 }
                 TimerKey::RouteWait(id) => self.release_route_waiters(RequestId(id)),
                 TimerKey::BackendDeadline(id) => {
@@ -550,7 +550,7 @@ impl Controller {
                     .txns
                     .on_response(now, &timers, &mut self.ctx.timers, resp)
                 {
-                    Some(action) => self.on_txn_action(now, Some(action)),
+                    Some(actions) => self.on_txn_actions(now, actions),
                     None => self.ctx.stats.stray_responses += 1,
                 }
             }
@@ -602,24 +602,30 @@ impl Controller {
         self.ctx.transmit(remote, bytes);
     }
 
-    fn on_txn_action(&mut self, now: Instant, action: Option<TxnAction>) {
+    fn on_txn_actions(&mut self, now: Instant, actions: Vec<TxnAction>) {
+        for action in actions {
+            self.on_txn_action(now, action);
+        }
+    }
+
+    fn on_txn_action(&mut self, now: Instant, action: TxnAction) {
         match action {
-            Some(TxnAction::Send {
+            TxnAction::Send {
                 remote,
                 payload,
                 lost_since,
-            }) => {
+            } => {
                 if let Some(sent_at) = lost_since {
                     self.ctx.pacer.on_loss(now, remote, sent_at);
                 }
                 self.ctx.transmit(remote, payload);
             }
-            Some(TxnAction::Notify {
+            TxnAction::Notify {
                 owner: Owner::Registration(slot),
                 id,
                 event,
                 rtt,
-            }) => {
+            } => {
                 if let Some(s) = rtt {
                     self.ctx.pacer.on_answer(now, s.remote, s.sent_at);
                 }
@@ -627,7 +633,8 @@ impl Controller {
                     reg.on_transaction(now, ctx, id, event);
                 }
             }
-            None => {}
+            // Calls are a later module: no other owner yet.
+            TxnAction::Notify { .. } => {}
         }
     }
 

@@ -19,6 +19,7 @@
 //! Nothing here calls `rsip`'s random `Default`s; ids come from the core's seeded
 //! generator.
 
+mod ack;
 mod build;
 mod contact;
 mod headers;
@@ -35,6 +36,7 @@ mod proptests;
 
 use thiserror::Error;
 
+pub use ack::ack_for_non_2xx;
 pub use build::{response_to, BuildError, MessageBuilder};
 pub use contact::ContactBinding;
 pub use limits::{check_limits, is_keepalive, peek, Peek, MAX_HEADERS, MAX_VIAS};
