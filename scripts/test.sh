@@ -22,6 +22,8 @@ fi
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "static: the trunkline binary does not link the simulator"; if cargo tree -p runtime-tokio -e normal --prefix none | grep -q "^simulator "; then echo "error: runtime-tokio depends on simulator; take the peer models from peer-models" >&2; exit 1; fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   step "cargo nextest run --workspace"
   cargo nextest run --workspace --no-fail-fast

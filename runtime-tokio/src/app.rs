@@ -52,6 +52,7 @@ pub fn core_config(s: &Settings, local_port: u16) -> Config {
         fixed_routes: s.routing.dids.clone(),
         routes_from_backend: s.backend.is_some(),
         route_lookup_timeout: s.routing.lookup_timeout,
+        calls: s.calls.clone(),
         ..Config::default()
     }
 }

@@ -1,8 +1,8 @@
 //! `trunkline demo`: a self-contained tour on loopback that needs nothing installed.
 //!
-//! It starts the simulator's registrar model (digest SHA-256 with an MD5 fallback, a
+//! It starts the registrar model of `peer-models` (digest SHA-256 with an MD5 fallback, a
 //! short 6 s grant so refreshes happen during the tour) on a real UDP socket, the
-//! simulator's backend model behind a real HTTP server, and trunkline itself — the same
+//! backend model behind a real HTTP server, and trunkline itself — the same
 //! core and tokio driver as `trunkline run`, in backend mode. Three providers: one
 //! valid, one with a wrong password, one invalid entry. It prints the timeline as the
 //! registrar and the backend see it, waits for a refresh, shuts trunkline down (which
@@ -13,9 +13,9 @@ use crate::driver::{self, AdminCall, Backend, DriverConfig};
 use crate::events::EventLog;
 use axum::body::Bytes;
 use axum::http::{Method, StatusCode, Uri};
-use simulator::models::backend::Backend as BackendModel;
-use simulator::models::digest::Algorithm;
-use simulator::models::registrar::{Registrar, RegistrarConfig};
+use peer_models::backend::Backend as BackendModel;
+use peer_models::digest::Algorithm;
+use peer_models::registrar::{Registrar, RegistrarConfig};
 use sip_core::message::{self, Message};
 use sip_core::{Command, Config, Controller, ProviderSpec, Secret};
 use std::net::{Ipv4Addr, SocketAddr};

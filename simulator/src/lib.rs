@@ -15,7 +15,8 @@
 //! * [`rng`] — one seed split into independent streams (network, models, workload, core).
 //! * [`queue`] — the event queue, ties broken by insertion order.
 //! * [`net`] — per-link latency, loss, duplication, partitions.
-//! * [`models`] — sans-IO registrar and backend models (also used by `trunkline demo`).
+//! * [`models`] — the sans-IO peer models, re-exported from the `peer-models` crate
+//!   (which `trunkline demo` uses without linking the simulator).
 //! * [`scenario`] — a run as data; [`generate`] draws one from a seed.
 //! * [`runner`] — the event loop and the phases (faults, heal, liveness, shutdown).
 //! * [`check`] — safety and liveness invariants.
@@ -31,7 +32,6 @@ pub mod clock;
 pub mod env;
 pub mod generate;
 pub mod journal;
-pub mod models;
 pub mod net;
 pub mod queue;
 pub mod report;
@@ -40,6 +40,9 @@ pub mod runner;
 pub mod scenario;
 pub mod trace;
 
+/// The peer models live in `peer-models`; re-exported under their old path so that
+/// scenarios and tests name them as before.
+pub use peer_models as models;
 pub use report::Report;
 pub use runner::{run, RunOptions};
 pub use scenario::Scenario;

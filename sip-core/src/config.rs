@@ -1,5 +1,7 @@
 //! The core's settings: everything that shapes a protocol decision.
 
+use crate::secret::Secret;
+use ipnet::IpNet;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -73,6 +75,8 @@ pub struct Config {
     /// default: a caller hears silence meanwhile, so this is shorter than
     /// [`Config::backend_timeout`].
     pub route_lookup_timeout: Duration,
+    /// Inbound calls (CONTRACT.md §6).
+    pub calls: CallSettings,
 }
 
 impl Default for Config {
@@ -97,6 +101,66 @@ impl Default for Config {
             fixed_routes: BTreeMap::new(),
             routes_from_backend: false,
             route_lookup_timeout: Duration::from_secs(2),
+            calls: CallSettings::default(),
+        }
+    }
+}
+
+/// What an INVITE from a source that is no provider gets (`sip.reject_unknown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RejectUnknown {
+    /// `403 Forbidden` (the default: a misconfigured provider learns why).
+    #[default]
+    Forbidden,
+    /// No answer at all: a scanner learns nothing, not even that SIP runs here.
+    Drop,
+}
+
+/// Digest credentials we answer a challenge with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestCredentials {
+    /// The username.
+    pub username: String,
+    /// The password (never logged: [`Secret`] redacts itself).
+    pub password: Secret,
+}
+
+/// Settings of inbound calls (CONTRACT.md §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSettings {
+    /// Extra sources allowed to send INVITEs beyond the providers' own addresses
+    /// (`sip.allowed_sources`).
+    pub allowed_sources: Vec<IpNet>,
+    /// What an INVITE from any other source gets (`sip.reject_unknown`).
+    pub reject_unknown: RejectUnknown,
+    /// Credentials for a destination that challenges our INVITE
+    /// (`routing.auth_username` / `routing.auth_password`).
+    pub destination_auth: Option<DigestCredentials>,
+    /// No final answer from the destination by then: CANCEL it, `408` to the caller
+    /// (`calls.ring_timeout`).
+    pub ring_timeout: Duration,
+    /// An answered call is ended on both legs after this (`calls.max_duration`).
+    pub max_duration: Duration,
+    /// Concurrent calls in all; `None` = no limit (`calls.max_calls`, 0 in the config).
+    pub max_calls: Option<u32>,
+    /// Concurrent calls per provider; `None` = no limit (`calls.max_calls_per_provider`).
+    pub max_calls_per_provider: Option<u32>,
+    /// After a shutdown begins, how long calls in progress may go on before both legs
+    /// get BYE (`calls.drain`).
+    pub drain: Duration,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        Self {
+            allowed_sources: Vec::new(),
+            reject_unknown: RejectUnknown::Forbidden,
+            destination_auth: None,
+            ring_timeout: Duration::from_secs(60),
+            max_duration: Duration::from_secs(4 * 3600),
+            max_calls: None,
+            max_calls_per_provider: None,
+            drain: Duration::from_secs(30),
         }
     }
 }

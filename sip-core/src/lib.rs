@@ -34,32 +34,38 @@
 //!
 //! ## Modules
 //!
-//! [`message`] is the only module that names `rsip`; [`auth`] computes digests;
+//! [`message`] parses and builds SIP messages (our own parser); [`auth`] computes digests;
 //! [`transaction`] runs RFC 3261 client transactions; [`registration`] is the
 //! per-provider machine; [`backend`] holds the status outbox and the HTTP mapping.
 
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod auth;
+pub mod b2bua;
 pub mod backend;
 pub mod config;
 pub mod controller;
+pub mod ctx;
 pub mod dns;
+pub mod inbound;
 pub mod io;
 pub mod message;
 pub mod provider;
 pub mod rate;
 pub mod registration;
+pub mod registry;
 pub mod rng;
+pub mod routing;
 pub mod secret;
 pub mod stats;
+pub mod sync;
 pub mod time;
 pub mod transaction;
 pub mod triage;
 pub mod wallclock;
 
 pub use backend::destination::{NoRoute, Route, RouteSource};
-pub use config::{Config, SipTimers};
+pub use config::{CallSettings, Config, DigestCredentials, RejectUnknown, SipTimers};
 pub use controller::Controller;
 pub use io::{
     BackendOp, BackendReply, BackendRequest, BindingIdentity, Command, Event, FailureNotice, Input,

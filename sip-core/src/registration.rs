@@ -9,10 +9,10 @@
 //! up for good, and the error text names the class and the cause.
 
 use crate::auth::{self, Challenge, DigestInput};
-use crate::controller::Ctx;
+use crate::ctx::Ctx;
 use crate::io::{
     BindingIdentity, Event, FailureNotice, LeftBehind, Output, RegisterOutcome, RegisterStatus,
-    RegistrationView,
+    RegistrationView, StatusReport,
 };
 use crate::message::{MessageBuilder, Response};
 use crate::provider::Provider;
@@ -247,7 +247,7 @@ impl Registration {
         } else {
             // Only the name changed: the status line carries the new one (the outbox
             // sends nothing for an unchanged status).
-            ctx.report(now, self);
+            self.report(now, ctx);
         }
     }
 
@@ -345,6 +345,16 @@ impl Registration {
         }
     }
 
+    /// Announces the status and queues it for the backend.
+    pub fn report(&self, now: Instant, ctx: &mut Ctx) {
+        let report = StatusReport {
+            register_status: self.status,
+            register_error: self.error.clone(),
+            last_register_at: self.last_register_at.clone(),
+        };
+        ctx.report(now, self.view(ctx), report);
+    }
+
     /// Takes our queued send out of the pacer. Only a [`Phase::Queued`] registration is in
     /// its queue (skipping the others saves a look-up per start).
     fn leave_pacer(&self, ctx: &mut Ctx) {
@@ -372,7 +382,7 @@ impl Registration {
         let (host, port) = (host.to_owned(), port);
         match ctx.dns.lookup(&host, now) {
             crate::dns::Lookup::Ready(res) => {
-                self.set_target(&res.addrs, res.local_ip, port);
+                self.set_target(ctx, &res.addrs, res.local_ip, port);
                 if self.target.is_some() {
                     self.phase = Phase::Queued;
                     ctx.pacer.push_back(self.slot, self.target);
@@ -403,8 +413,13 @@ impl Registration {
         }
     }
 
-    fn set_target(&mut self, addrs: &[IpAddr], local_ip: Option<IpAddr>, port: u16) {
-        self.target = addrs.first().map(|ip| SocketAddr::new(*ip, port));
+    fn set_target(&mut self, ctx: &mut Ctx, addrs: &[IpAddr], local_ip: Option<IpAddr>, port: u16) {
+        let target = addrs.first().map(|ip| SocketAddr::new(*ip, port));
+        if target != self.target {
+            // Calls from this provider are admitted by these addresses.
+            ctx.provider_addresses(self.slot, addrs);
+        }
+        self.target = target;
         if local_ip.is_some() {
             self.local_ip = local_ip;
         }
@@ -424,7 +439,7 @@ impl Registration {
         let (host, port) = (host.to_owned(), port);
         match result {
             Ok(res) if !res.addrs.is_empty() => {
-                self.set_target(&res.addrs, res.local_ip, port);
+                self.set_target(ctx, &res.addrs, res.local_ip, port);
                 self.phase = Phase::Queued;
                 ctx.pacer.push_back(self.slot, self.target);
             }
@@ -978,7 +993,7 @@ impl Registration {
     ) {
         self.status = status;
         self.error = error;
-        ctx.report(now, self);
+        self.report(now, ctx);
     }
 
     /// The shutdown cannot wait longer for this un-REGISTER: stop, and report that the

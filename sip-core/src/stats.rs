@@ -20,6 +20,8 @@ pub struct Stats {
     pub dropped: BTreeMap<&'static str, u64>,
     /// REGISTER transactions by outcome label.
     pub register_outcomes: BTreeMap<&'static str, u64>,
+    /// Inbound calls by outcome label (`refused_unknown_source`, `unavailable`, …).
+    pub calls: BTreeMap<&'static str, u64>,
     /// Backend requests by operation and outcome label, e.g. `("report", "delivered")`.
     pub backend_requests: BTreeMap<(&'static str, &'static str), u64>,
 }

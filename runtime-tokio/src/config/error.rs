@@ -91,6 +91,20 @@ pub enum ConfigError {
     )]
     MissingApiKey,
 
+    /// One half of a pair of credentials (`routing.auth_username` without
+    /// `routing.auth_password`, or the reverse).
+    #[error(
+        "{set} is set but {missing} is not: a destination that challenges our INVITE \
+         needs both; set {missing} as well, or unset {set} if the destination asks for no \
+         credentials"
+    )]
+    IncompleteCredentials {
+        /// The names of the setting that is set, e.g. `LIVEKIT_SIP_USERNAME (routing.auth_username)`.
+        set: String,
+        /// The names of the one that is missing.
+        missing: String,
+    },
+
     /// Providers listed in the file while the backend is the source of providers.
     #[error(
         "config file {}: [[providers]] are not used when BACKEND_URL (backend.url) is set, \

@@ -47,11 +47,31 @@ pub(crate) const LOG_FORMAT: Key = key("log.format", Some("LOG_FORMAT"), Some("-
 pub(crate) const STATUS_FILE: Key = key("status.file", Some("STATUS_FILE"), None);
 pub(crate) const STATE_FILE: Key = key("status.state_file", Some("STATE_FILE"), None);
 pub(crate) const SHUTDOWN_GRACE: Key = key("shutdown_grace", Some("SHUTDOWN_GRACE"), None);
+// Inbound calls (CONTRACT.md §6), plus the per-provider limit, which extends it.
+pub(crate) const SIP_ALLOWED_SOURCES: Key =
+    key("sip.allowed_sources", Some("SIP_ALLOWED_SOURCES"), None);
+pub(crate) const SIP_REJECT_UNKNOWN: Key =
+    key("sip.reject_unknown", Some("SIP_REJECT_UNKNOWN"), None);
+pub(crate) const ROUTING_AUTH_USERNAME: Key =
+    key("routing.auth_username", Some("LIVEKIT_SIP_USERNAME"), None);
+pub(crate) const ROUTING_AUTH_PASSWORD: Key =
+    key("routing.auth_password", Some("LIVEKIT_SIP_PASSWORD"), None);
+pub(crate) const CALL_RING_TIMEOUT: Key =
+    key("calls.ring_timeout", Some("CALL_RING_TIMEOUT"), None);
+pub(crate) const CALL_MAX_DURATION: Key =
+    key("calls.max_duration", Some("CALL_MAX_DURATION"), None);
+pub(crate) const MAX_CALLS: Key = key("calls.max_calls", Some("MAX_CALLS"), None);
+pub(crate) const MAX_CALLS_PER_PROVIDER: Key = key(
+    "calls.max_calls_per_provider",
+    Some("MAX_CALLS_PER_PROVIDER"),
+    None,
+);
+pub(crate) const CALL_DRAIN: Key = key("calls.drain", Some("CALL_DRAIN"), None);
 
 /// The config-file key of the DID table; it has no environment variable.
 pub(crate) const ROUTING_DIDS: &str = "routing.dids";
 
-/// Every scalar setting.
+/// Every setting read by [`crate::config`]: scalars, and `sip.allowed_sources`, a list.
 pub(crate) const ALL: &[Key] = &[
     BACKEND_URL,
     API_KEY,
@@ -74,11 +94,20 @@ pub(crate) const ALL: &[Key] = &[
     STATUS_FILE,
     STATE_FILE,
     SHUTDOWN_GRACE,
+    SIP_ALLOWED_SOURCES,
+    SIP_REJECT_UNKNOWN,
+    ROUTING_AUTH_USERNAME,
+    ROUTING_AUTH_PASSWORD,
+    CALL_RING_TIMEOUT,
+    CALL_MAX_DURATION,
+    MAX_CALLS,
+    MAX_CALLS_PER_PROVIDER,
+    CALL_DRAIN,
 ];
 
 /// The `[section]` tables of the config file.
 pub(crate) const SECTIONS: &[&str] = &[
-    "backend", "sip", "routing", "media", "admin", "log", "status",
+    "backend", "sip", "routing", "media", "admin", "log", "status", "calls",
 ];
 
 /// The keys of one `[[providers]]` entry (CONTRACT.md §2).

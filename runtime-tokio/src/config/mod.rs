@@ -8,6 +8,7 @@
 //! Node.js deployment trunkline replaces. Relative paths are relative to the working
 //! directory, not to the config file.
 
+mod calls;
 mod error;
 mod file;
 mod keys;
@@ -22,6 +23,7 @@ use crate::cli::Cli;
 use keys::{Key, Origin};
 use sip_core::provider::ProviderSpec;
 use sip_core::secret::Secret;
+use sip_core::CallSettings;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -47,6 +49,10 @@ pub struct Settings {
     pub status: StatusSettings,
     /// How long a graceful shutdown may take (`shutdown_grace`, `SHUTDOWN_GRACE`).
     pub shutdown_grace: Duration,
+    /// Inbound calls (CONTRACT.md §6): admission (`sip.allowed_sources`,
+    /// `sip.reject_unknown`), the destination's credentials (`routing.auth_username`,
+    /// `routing.auth_password`) and the `[calls]` limits and timers, as the core takes them.
+    pub calls: CallSettings,
     /// `[[providers]]` from the config file (file mode), as written: sip-core validates
     /// each one and reports a bad one as failed without stopping the others.
     pub providers: Vec<ProviderSpec>,
@@ -238,6 +244,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             status: StatusSettings::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            calls: CallSettings::default(),
             providers: Vec::new(),
             config_file: None,
         }
@@ -434,6 +441,7 @@ fn resolve(
     let shutdown_grace = r
         .parse(keys::SHUTDOWN_GRACE, |t| parse::duration(t, min, max))?
         .unwrap_or(DEFAULT_SHUTDOWN_GRACE);
+    let calls = calls::resolve(&r)?;
 
     Ok(Settings {
         backend,
@@ -444,6 +452,7 @@ fn resolve(
         log,
         status,
         shutdown_grace,
+        calls,
         config_file: file.as_ref().map(|f| f.path.clone()),
         providers: file.map(|f| f.providers).unwrap_or_default(),
     })
@@ -470,24 +479,29 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// The first non-empty value for `key` from a flag or the environment: the sources
+    /// above the config file.
+    fn above_file(&self, key: Key) -> Option<Raw> {
+        if let Some(text) = self.flags.get(key.file).filter(|t| !t.trim().is_empty()) {
+            return Some(Raw {
+                text: (*text).to_owned(),
+                origin: Origin::Flag,
+            });
+        }
+        key.env
+            .and_then(|name| (self.env)(name))
+            .filter(|t| !t.trim().is_empty())
+            .map(|text| Raw {
+                text,
+                origin: Origin::Env,
+            })
+    }
+
     /// The first non-empty value for `key`: flag, then environment, then file. `secret`
     /// keeps a file value of the wrong TOML type out of the message.
     fn raw(&self, key: Key, secret: bool) -> Result<Option<Raw>, ConfigError> {
-        if let Some(text) = self.flags.get(key.file).filter(|t| !t.trim().is_empty()) {
-            return Ok(Some(Raw {
-                text: (*text).to_owned(),
-                origin: Origin::Flag,
-            }));
-        }
-        if let Some(text) = key
-            .env
-            .and_then(|name| (self.env)(name))
-            .filter(|t| !t.trim().is_empty())
-        {
-            return Ok(Some(Raw {
-                text,
-                origin: Origin::Env,
-            }));
+        if let Some(raw) = self.above_file(key) {
+            return Ok(Some(raw));
         }
         let Some(file) = self.file else {
             return Ok(None);
@@ -556,12 +570,77 @@ impl Resolver<'_> {
             return Err(ConfigError::InvalidSecret {
                 names: key.names(&raw.origin),
                 origin: raw.origin.describe(),
-                problem: "contains a control character (a stray line break?); it is sent in \
-                          an HTTP header, so remove it"
+                problem: "contains a control character (a stray line break?); it is never \
+                          meant in a key or password, so remove it"
                     .to_owned(),
             });
         }
         Ok(Some(Secret::new(value)))
+    }
+
+    /// A list setting: comma-separated in a flag or the environment; in the file, a
+    /// TOML array of strings or one comma-separated string. Empty entries (a trailing
+    /// comma) are skipped; a list with no entries counts as unset. Each entry is checked
+    /// by `parser`, and an error names the entry by its position; `entry` says what a
+    /// file entry of the wrong TOML type should have been.
+    fn list<T>(
+        &self,
+        key: Key,
+        entry: &str,
+        parser: impl Fn(&str) -> Result<T, parse::Expected>,
+    ) -> Result<Option<Vec<T>>, ConfigError> {
+        let array = self
+            .file
+            .filter(|_| self.above_file(key).is_none())
+            .and_then(|f| match f.values.get(key.file) {
+                Some(toml::Value::Array(items)) => Some((f, items)),
+                _ => None,
+            });
+        let (entries, origin) = match array {
+            Some((file, items)) => {
+                let entries = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| match item {
+                        toml::Value::String(s) => Ok(s.clone()),
+                        other => Err(file::wrong_type(
+                            &file.path,
+                            format!("{}[{i}]", key.file),
+                            other,
+                            entry,
+                            true,
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                (entries, Origin::File(file.path.clone()))
+            }
+            None => match self.raw(key, false)? {
+                Some(raw) => (raw.text.split(',').map(str::to_owned).collect(), raw.origin),
+                None => return Ok(None),
+            },
+        };
+        let entries: Vec<&str> = entries
+            .iter()
+            .map(|e| e.trim())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let count = entries.len();
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                parser(entry).map_err(|expected| ConfigError::Invalid {
+                    names: format!("{}, entry {} of {count},", key.names(&origin), i + 1),
+                    origin: origin.describe(),
+                    value: quote(entry),
+                    expected,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// `BACKEND_URL`, without repeating a URL that has credentials in it.

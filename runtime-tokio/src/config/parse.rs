@@ -3,6 +3,8 @@
 //! from.
 
 use super::{LogFormat, LogLevel};
+use ipnet::IpNet;
+use sip_core::RejectUnknown;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -247,6 +249,58 @@ pub(crate) fn sip_uri(text: &str) -> Result<String, Expected> {
     }
 }
 
+/// One entry of an address allow-list: a CIDR (`127.0.0.0/8`, `::1/128`) or a bare IP
+/// address, which means that one address (`/32`, or `/128` for IPv6). A CIDR with bits
+/// set after its prefix (`127.0.0.1/8`) is refused rather than widened or narrowed: an
+/// allow-list wider than meant lets strangers call, so the operator says which one.
+pub(crate) fn cidr(text: &str) -> Result<IpNet, Expected> {
+    let t = text.trim();
+    let bare = t
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(t);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(IpNet::from(ip));
+    }
+    match t.parse::<IpNet>() {
+        Ok(net) if net.trunc() == net => Ok(net),
+        Ok(net) => Err(format!(
+            "a network address: bits are set after the /{} prefix; write {} for the whole \
+             network or {} for the one address",
+            net.prefix_len(),
+            net.trunc(),
+            IpNet::from(net.addr()),
+        )),
+        Err(_) => Err(
+            "a CIDR such as 127.0.0.0/8 or ::1/128, or a single IP address such as \
+             127.0.0.1 (taken as /32, or /128 for IPv6)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// What an INVITE from an unknown source gets: `403` or `drop`.
+pub(crate) fn reject_unknown(text: &str) -> Result<RejectUnknown, Expected> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "403" => Ok(RejectUnknown::Forbidden),
+        "drop" => Ok(RejectUnknown::Drop),
+        _ => Err("403 (answer 403 Forbidden) or drop (send no answer at all)".to_owned()),
+    }
+}
+
+/// A concurrent-call limit from 0 to `max`; 0 means no limit (`None`).
+pub(crate) fn call_limit(text: &str, max: u32) -> Result<Option<u32>, Expected> {
+    let n = number_in(
+        text,
+        0,
+        u64::from(max),
+        "a number of concurrent calls (0 = no limit)",
+    )?;
+    // In range, so it fits; the fallback is never taken.
+    let n = u32::try_from(n).unwrap_or(max);
+    Ok((n != 0).then_some(n))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
@@ -363,5 +417,48 @@ mod tests {
         assert!(sip_uri("sip:").is_err());
         assert!(sip_uri("http://x").is_err());
         assert!(sip_uri("sip:a@b\r\nVia: x").is_err());
+    }
+
+    #[test]
+    fn cidrs_and_bare_addresses() {
+        assert_eq!(cidr("127.0.0.0/8"), Ok("127.0.0.0/8".parse().unwrap()));
+        assert_eq!(cidr(" 192.0.2.0/24 "), Ok("192.0.2.0/24".parse().unwrap()));
+        assert_eq!(cidr("127.0.0.1"), Ok("127.0.0.1/32".parse().unwrap()));
+        assert_eq!(cidr("::1"), Ok("::1/128".parse().unwrap()));
+        assert_eq!(cidr("[::1]"), Ok("::1/128".parse().unwrap()));
+        assert_eq!(cidr("2001:db8::/32"), Ok("2001:db8::/32".parse().unwrap()));
+        let e = cidr("127.0.0.1/8").unwrap_err();
+        assert!(
+            e.contains("127.0.0.0/8") && e.contains("127.0.0.1/32"),
+            "{e}"
+        );
+        for bad in [
+            "127.0.0.0/33",
+            "127.0.0.300",
+            "localhost",
+            "127.0.0.0/",
+            "/8",
+            "",
+        ] {
+            let e = cidr(bad).unwrap_err();
+            assert!(e.contains("127.0.0.0/8"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn reject_unknown_is_403_or_drop() {
+        assert_eq!(reject_unknown("403"), Ok(RejectUnknown::Forbidden));
+        assert_eq!(reject_unknown(" DROP "), Ok(RejectUnknown::Drop));
+        assert!(reject_unknown("404").is_err());
+        assert!(reject_unknown("forbid").is_err());
+    }
+
+    #[test]
+    fn call_limits_zero_is_none() {
+        assert_eq!(call_limit("0", 10), Ok(None));
+        assert_eq!(call_limit("10", 10), Ok(Some(10)));
+        assert!(call_limit("11", 10).is_err());
+        assert!(call_limit("-1", 10).is_err());
+        assert!(call_limit("many", 10).unwrap_err().contains("0 = no limit"));
     }
 }

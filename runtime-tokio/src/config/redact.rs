@@ -3,6 +3,7 @@
 use super::Settings;
 use serde::Serialize;
 use sip_core::secret::Secret;
+use sip_core::RejectUnknown;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -23,6 +24,7 @@ struct Effective<'a> {
     admin: Admin,
     log: Log,
     status: Status,
+    calls: Calls,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     providers: Vec<Provider<'a>>,
 }
@@ -45,6 +47,8 @@ struct Sip<'a> {
     socket_buffer: u64,
     register_rate: u32,
     user_agent: &'a str,
+    allowed_sources: Vec<String>,
+    reject_unknown: &'static str,
 }
 
 #[derive(Serialize)]
@@ -54,6 +58,10 @@ struct Routing<'a> {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     dids: &'a BTreeMap<String, String>,
     lookup_timeout: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_username: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_password: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -86,6 +94,16 @@ struct Status {
     file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     state_file: Option<String>,
+}
+
+/// Limits are shown as the config takes them: 0 for no limit.
+#[derive(Serialize)]
+struct Calls {
+    ring_timeout: String,
+    max_duration: String,
+    max_calls: u32,
+    max_calls_per_provider: u32,
+    drain: String,
 }
 
 #[derive(Serialize)]
@@ -126,6 +144,7 @@ fn redact(secret: &Secret) -> &'static str {
 }
 
 pub(super) fn redacted_toml(s: &Settings) -> String {
+    let c = &s.calls;
     let effective = Effective {
         shutdown_grace: duration(s.shutdown_grace),
         backend: s.backend.as_ref().map(|b| Backend {
@@ -142,11 +161,18 @@ pub(super) fn redacted_toml(s: &Settings) -> String {
             socket_buffer: u64::try_from(s.sip.socket_buffer_bytes).unwrap_or(u64::MAX),
             register_rate: s.sip.register_rate,
             user_agent: &s.sip.user_agent,
+            allowed_sources: c.allowed_sources.iter().map(ToString::to_string).collect(),
+            reject_unknown: match c.reject_unknown {
+                RejectUnknown::Forbidden => "403",
+                RejectUnknown::Drop => "drop",
+            },
         },
         routing: Routing {
             default_domain: s.routing.default_domain.as_deref(),
             dids: &s.routing.dids,
             lookup_timeout: duration(s.routing.lookup_timeout),
+            auth_username: c.destination_auth.as_ref().map(|a| a.username.as_str()),
+            auth_password: c.destination_auth.as_ref().map(|a| redact(&a.password)),
         },
         media: Media {
             rtpengine: s.media.rtpengine.as_deref(),
@@ -166,6 +192,13 @@ pub(super) fn redacted_toml(s: &Settings) -> String {
                 .state_file
                 .as_ref()
                 .map(|p| p.display().to_string()),
+        },
+        calls: Calls {
+            ring_timeout: duration(c.ring_timeout),
+            max_duration: duration(c.max_duration),
+            max_calls: c.max_calls.unwrap_or(0),
+            max_calls_per_provider: c.max_calls_per_provider.unwrap_or(0),
+            drain: duration(c.drain),
         },
         providers: s
             .providers
@@ -211,6 +244,12 @@ pub(super) fn redacted_toml(s: &Settings) -> String {
     }
     if s.routing.default_domain.is_none() && s.backend.is_none() {
         out.push_str("# routing.default_domain: not set, DIDs without an entry in [routing.dids] cannot be routed\n");
+    }
+    if let Some(any) = c.allowed_sources.iter().find(|n| n.prefix_len() == 0) {
+        let _ = writeln!(
+            out,
+            "# sip.allowed_sources: {any} admits INVITEs from every address of its family"
+        );
     }
     out.push('\n');
     match toml::to_string(&effective) {

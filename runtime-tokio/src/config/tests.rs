@@ -797,7 +797,14 @@ fn bad_did_destination_is_named() {
 // ---------------------------------------------------------------- redaction, check-config
 
 fn everything_secret() -> Settings {
-    let toml = CONTRACT_EXAMPLE.replace("[sip]", &format!("[admin]\ntoken = \"{TOKEN}\"\n[sip]"));
+    let toml = CONTRACT_EXAMPLE
+        .replace("[sip]", &format!("[admin]\ntoken = \"{TOKEN}\"\n[sip]"))
+        .replace(
+            "[routing.dids]",
+            &format!(
+                "auth_username = \"lk-user\"\nauth_password = \"{LIVEKIT_PASSWORD}\"\n[routing.dids]"
+            ),
+        );
     let mut s = load_with(&[], &[], Some(&toml)).unwrap();
     s.backend = Some(BackendSettings {
         url: "https://api.example.com".into(),
@@ -812,7 +819,7 @@ fn everything_secret() -> Settings {
 fn secrets_never_appear_in_debug_or_redacted_toml() {
     let s = everything_secret();
     for text in [format!("{s:?}"), format!("{s:#?}"), s.redacted_toml()] {
-        for secret in [PASSWORD, API_KEY, TOKEN] {
+        for secret in [PASSWORD, API_KEY, TOKEN, LIVEKIT_PASSWORD] {
             assert!(!text.contains(secret), "{secret} leaked into:\n{text}");
         }
     }
@@ -823,8 +830,10 @@ fn secrets_never_appear_in_debug_or_redacted_toml() {
             "api_key = \"<redacted>\"",
             "token = \"<redacted>\"",
             "password = \"<redacted>\"",
+            "auth_password = \"<redacted>\"",
         ],
     );
+    assert!(s.calls.destination_auth.is_some());
 }
 
 #[test]
@@ -907,6 +916,7 @@ fn redacted_toml_loads_back_to_the_same_settings() {
     let again = load_with(&[], &[], Some(&b.redacted_toml())).unwrap();
     b.backend.as_mut().unwrap().api_key = Secret::new("<redacted>");
     b.admin.token = Some(Secret::new("<redacted>"));
+    b.calls.destination_auth.as_mut().unwrap().password = Secret::new("<redacted>");
     assert_eq!(again, b);
 }
 
@@ -920,4 +930,415 @@ fn admin_local_url_replaces_wildcards_with_loopback() {
     assert_eq!(a.local_url(), "http://[::1]:9000");
     a.listen = "10.1.2.3:9000".parse().unwrap();
     assert_eq!(a.local_url(), "http://10.1.2.3:9000");
+}
+
+// ---------------------------------------------------------------- calls (CONTRACT.md §6)
+
+const LIVEKIT_PASSWORD: &str = "lk-5d1a-DESTINATION-PASSWORD";
+
+fn net(text: &str) -> ipnet::IpNet {
+    text.parse().unwrap()
+}
+
+#[test]
+fn call_settings_default_as_the_contract_says() {
+    let c = load_with(&[], &[], None).unwrap().calls;
+    assert_eq!(c, CallSettings::default());
+    assert!(c.allowed_sources.is_empty());
+    assert_eq!(c.reject_unknown, sip_core::RejectUnknown::Forbidden);
+    assert_eq!(c.destination_auth, None);
+    assert_eq!(c.ring_timeout, Duration::from_secs(60));
+    assert_eq!(c.max_duration, Duration::from_secs(4 * 3600));
+    assert_eq!(c.max_calls, None);
+    assert_eq!(c.max_calls_per_provider, None);
+    assert_eq!(c.drain, Duration::from_secs(30));
+    // A file that names the section but sets nothing changes nothing either.
+    let c = load_with(&[], &[], Some("[calls]\n[sip]\nallowed_sources = []\n"))
+        .unwrap()
+        .calls;
+    assert_eq!(c, CallSettings::default());
+}
+
+#[test]
+fn call_settings_from_the_environment() {
+    let env = [
+        ("SIP_ALLOWED_SOURCES", "127.0.0.0/8, ::1,127.0.0.2/32,"),
+        ("SIP_REJECT_UNKNOWN", "drop"),
+        ("LIVEKIT_SIP_USERNAME", "lk-user"),
+        ("LIVEKIT_SIP_PASSWORD", LIVEKIT_PASSWORD),
+        ("CALL_RING_TIMEOUT", "45s"),
+        ("CALL_MAX_DURATION", "2h"),
+        ("MAX_CALLS", "500"),
+        ("MAX_CALLS_PER_PROVIDER", "50"),
+        ("CALL_DRAIN", "2m"),
+    ];
+    let c = load_with(&[], &env, None).unwrap().calls;
+    assert_eq!(
+        c.allowed_sources,
+        vec![net("127.0.0.0/8"), net("::1/128"), net("127.0.0.2/32")],
+        "a bare IP is one address; the trailing comma is ignored"
+    );
+    assert_eq!(c.reject_unknown, sip_core::RejectUnknown::Drop);
+    let auth = c.destination_auth.unwrap();
+    assert_eq!(auth.username, "lk-user");
+    assert_eq!(auth.password.expose(), LIVEKIT_PASSWORD);
+    assert_eq!(c.ring_timeout, Duration::from_secs(45));
+    assert_eq!(c.max_duration, Duration::from_secs(7200));
+    assert_eq!(c.max_calls, Some(500));
+    assert_eq!(c.max_calls_per_provider, Some(50));
+    assert_eq!(c.drain, Duration::from_secs(120));
+
+    // 0 is no limit, as the contract says, and empty values are unset.
+    let env = [
+        ("MAX_CALLS", "0"),
+        ("MAX_CALLS_PER_PROVIDER", "0"),
+        ("SIP_ALLOWED_SOURCES", " "),
+        ("LIVEKIT_SIP_USERNAME", ""),
+        ("CALL_DRAIN", "0"),
+    ];
+    let c = load_with(&[], &env, None).unwrap().calls;
+    assert_eq!((c.max_calls, c.max_calls_per_provider), (None, None));
+    assert!(c.allowed_sources.is_empty());
+    assert_eq!(c.destination_auth, None);
+    assert_eq!(c.drain, Duration::ZERO);
+}
+
+const CALLS_FILE: &str = r#"
+[sip]
+allowed_sources = ["127.0.0.0/8", "::1"]
+reject_unknown = 403
+[routing]
+auth_username = "file-user"
+auth_password = "lk-5d1a-DESTINATION-PASSWORD"
+[calls]
+ring_timeout = "20s"
+max_duration = "1h"
+max_calls = 100
+max_calls_per_provider = "10"
+drain = 90
+"#;
+
+#[test]
+fn call_settings_from_the_file() {
+    let c = load_with(&[], &[], Some(CALLS_FILE)).unwrap().calls;
+    assert_eq!(c.allowed_sources, vec![net("127.0.0.0/8"), net("::1/128")]);
+    assert_eq!(c.reject_unknown, sip_core::RejectUnknown::Forbidden);
+    let auth = c.destination_auth.unwrap();
+    assert_eq!(auth.username, "file-user");
+    assert_eq!(auth.password.expose(), LIVEKIT_PASSWORD);
+    assert_eq!(c.ring_timeout, Duration::from_secs(20));
+    assert_eq!(c.max_duration, Duration::from_secs(3600));
+    assert_eq!(c.max_calls, Some(100));
+    assert_eq!(c.max_calls_per_provider, Some(10));
+    assert_eq!(c.drain, Duration::from_secs(90));
+
+    // One comma-separated string works in the file as it does in the environment.
+    let c = load_with(
+        &[],
+        &[],
+        Some("[sip]\nallowed_sources = \"127.0.0.1, ::1/128\"\nreject_unknown = \"drop\"\n"),
+    )
+    .unwrap()
+    .calls;
+    assert_eq!(c.allowed_sources, vec![net("127.0.0.1/32"), net("::1/128")]);
+    assert_eq!(c.reject_unknown, sip_core::RejectUnknown::Drop);
+}
+
+#[test]
+fn call_settings_env_beats_file() {
+    let env = [
+        ("SIP_ALLOWED_SOURCES", "127.0.0.9"),
+        ("SIP_REJECT_UNKNOWN", "drop"),
+        ("LIVEKIT_SIP_USERNAME", "env-user"),
+        ("LIVEKIT_SIP_PASSWORD", "env-password"),
+        ("CALL_RING_TIMEOUT", "30s"),
+        ("CALL_MAX_DURATION", "3h"),
+        ("MAX_CALLS", "0"),
+        ("MAX_CALLS_PER_PROVIDER", "3"),
+        ("CALL_DRAIN", "5s"),
+    ];
+    let c = load_with(&[], &env, Some(CALLS_FILE)).unwrap().calls;
+    assert_eq!(c.allowed_sources, vec![net("127.0.0.9/32")]);
+    assert_eq!(c.reject_unknown, sip_core::RejectUnknown::Drop);
+    let auth = c.destination_auth.unwrap();
+    assert_eq!(auth.username, "env-user");
+    assert_eq!(auth.password.expose(), "env-password");
+    assert_eq!(c.ring_timeout, Duration::from_secs(30));
+    assert_eq!(c.max_duration, Duration::from_secs(3 * 3600));
+    assert_eq!(c.max_calls, None, "MAX_CALLS=0 lifts the file's limit");
+    assert_eq!(c.max_calls_per_provider, Some(3));
+    assert_eq!(c.drain, Duration::from_secs(5));
+
+    // Each of the pair is resolved on its own: the password may come from the
+    // environment (a secret store) while the username is in the file.
+    let c = load_with(
+        &[],
+        &[("LIVEKIT_SIP_PASSWORD", "env-password")],
+        Some(CALLS_FILE),
+    )
+    .unwrap()
+    .calls;
+    let auth = c.destination_auth.unwrap();
+    assert_eq!(
+        (auth.username.as_str(), auth.password.expose()),
+        ("file-user", "env-password")
+    );
+}
+
+#[test]
+fn call_durations_and_limits_are_bounded() {
+    for (env, key, value, range) in [
+        (
+            "CALL_RING_TIMEOUT",
+            "calls.ring_timeout",
+            "500ms",
+            "from 1s to 10m",
+        ),
+        (
+            "CALL_RING_TIMEOUT",
+            "calls.ring_timeout",
+            "11m",
+            "from 1s to 10m",
+        ),
+        (
+            "CALL_MAX_DURATION",
+            "calls.max_duration",
+            "30s",
+            "from 1m to 7days",
+        ),
+        (
+            "CALL_MAX_DURATION",
+            "calls.max_duration",
+            "8days",
+            "from 1m to 7days",
+        ),
+        ("CALL_DRAIN", "calls.drain", "2h", "at most 1h"),
+        ("CALL_DRAIN", "calls.drain", "soon", "such as 300s"),
+    ] {
+        let e = err(&[], &[(env, value)], None);
+        assert_mentions(
+            &e,
+            &[env, key, &format!("{value:?}"), range, "in the environment"],
+        );
+    }
+    let at_bounds = [
+        ("CALL_RING_TIMEOUT", "1s"),
+        ("CALL_MAX_DURATION", "7days"),
+        ("CALL_DRAIN", "1h"),
+        ("MAX_CALLS", "1000000"),
+        ("MAX_CALLS_PER_PROVIDER", "1000000"),
+    ];
+    let c = load_with(&[], &at_bounds, None).unwrap().calls;
+    assert_eq!(c.ring_timeout, Duration::from_secs(1));
+    assert_eq!(c.max_duration, Duration::from_secs(7 * 86_400));
+    assert_eq!(c.drain, Duration::from_secs(3600));
+    assert_eq!(c.max_calls, Some(1_000_000));
+
+    for (env, key) in [
+        ("MAX_CALLS", "calls.max_calls"),
+        ("MAX_CALLS_PER_PROVIDER", "calls.max_calls_per_provider"),
+    ] {
+        for value in ["-1", "1000001", "ten"] {
+            let e = err(&[], &[(env, value)], None);
+            assert_mentions(&e, &[env, key, "0 = no limit", "from 0 to 1000000"]);
+        }
+    }
+    let e = err(&[], &[], Some("[calls]\nmax_calls = 2.5\n"));
+    assert_mentions(&e, &["calls.max_calls (MAX_CALLS)", "test.toml", "\"2.5\""]);
+    let e = err(&[], &[], Some("[calls]\nring_timout = \"5s\"\n"));
+    assert_mentions(&e, &["calls.ring_timout", "did you mean `ring_timeout`"]);
+}
+
+#[test]
+fn reject_unknown_is_403_or_drop_from_any_source() {
+    let e = err(&[], &[("SIP_REJECT_UNKNOWN", "404")], None);
+    assert_mentions(
+        &e,
+        &[
+            "SIP_REJECT_UNKNOWN (sip.reject_unknown)",
+            "\"404\"",
+            "403",
+            "drop",
+        ],
+    );
+    let e = err(&[], &[], Some("[sip]\nreject_unknown = \"ignore\"\n"));
+    assert_mentions(&e, &["sip.reject_unknown", "test.toml", "\"ignore\""]);
+}
+
+#[test]
+fn a_bad_allowed_source_names_the_entry_and_shows_an_example() {
+    let e = err(
+        &[],
+        &[("SIP_ALLOWED_SOURCES", "127.0.0.0/8,not-an-address,::1")],
+        None,
+    );
+    assert_mentions(
+        &e,
+        &[
+            "SIP_ALLOWED_SOURCES (sip.allowed_sources), entry 2 of 3,",
+            "\"not-an-address\"",
+            "in the environment",
+            "such as 127.0.0.0/8 or ::1/128",
+            "/32",
+        ],
+    );
+    let e = err(&[], &[("SIP_ALLOWED_SOURCES", "127.0.0.1/8")], None);
+    assert_mentions(
+        &e,
+        &[
+            "entry 1 of 1",
+            "\"127.0.0.1/8\"",
+            "write 127.0.0.0/8 for the whole network or 127.0.0.1/32",
+        ],
+    );
+    let e = err(
+        &[],
+        &[],
+        Some("[sip]\nallowed_sources = [\"::1\", \"::1/200\"]\n"),
+    );
+    assert_mentions(
+        &e,
+        &[
+            "sip.allowed_sources (SIP_ALLOWED_SOURCES), entry 2 of 2,",
+            "test.toml",
+        ],
+    );
+    let e = err(&[], &[], Some("[sip]\nallowed_sources = [\"::1\", 127]\n"));
+    assert_mentions(
+        &e,
+        &["sip.allowed_sources[1]: invalid type: integer 127, expected a string such as \"127.0.0.0/8\" or \"::1\""],
+    );
+    let e = err(&[], &[], Some("[sip]\nallowed_sources = { a = 1 }\n"));
+    assert_mentions(&e, &["sip.allowed_sources", "invalid type: table"]);
+    // The environment wins over a file entry that would not parse.
+    let s = load_with(
+        &[],
+        &[("SIP_ALLOWED_SOURCES", "::1")],
+        Some("[sip]\nallowed_sources = [\"bad\"]\n"),
+    )
+    .unwrap();
+    assert_eq!(s.calls.allowed_sources, vec![net("::1/128")]);
+}
+
+#[test]
+fn destination_credentials_need_both_halves() {
+    let e = err(&[], &[("LIVEKIT_SIP_USERNAME", "lk-user")], None);
+    assert_mentions(
+        &e,
+        &[
+            "LIVEKIT_SIP_USERNAME (routing.auth_username) is set but \
+             LIVEKIT_SIP_PASSWORD (routing.auth_password) is not",
+            "set LIVEKIT_SIP_PASSWORD (routing.auth_password) as well",
+        ],
+    );
+    let e = err(
+        &[],
+        &[],
+        Some(&format!(
+            "[routing]\nauth_password = \"{LIVEKIT_PASSWORD}\"\n"
+        )),
+    );
+    assert_mentions(
+        &e,
+        &["LIVEKIT_SIP_PASSWORD (routing.auth_password) is set but \
+             LIVEKIT_SIP_USERNAME (routing.auth_username) is not"],
+    );
+    assert!(!e.contains(LIVEKIT_PASSWORD), "{e}");
+
+    let e = err(
+        &[],
+        &[
+            ("LIVEKIT_SIP_USERNAME", "lk-user"),
+            ("LIVEKIT_SIP_PASSWORD", "lk-with\rDESTINATION-SECRET"),
+        ],
+        None,
+    );
+    assert_mentions(
+        &e,
+        &[
+            "LIVEKIT_SIP_PASSWORD (routing.auth_password)",
+            "control character",
+        ],
+    );
+    assert!(!e.contains("DESTINATION-SECRET"), "{e}");
+    let e = err(&[], &[], Some("[routing]\nauth_password = 424242424\n"));
+    assert_mentions(
+        &e,
+        &["routing.auth_password: invalid type: integer, expected a string"],
+    );
+    assert!(!e.contains("424242424"), "{e}");
+    let e = err(
+        &[],
+        &[
+            ("LIVEKIT_SIP_USERNAME", "lk\nuser"),
+            ("LIVEKIT_SIP_PASSWORD", "p"),
+        ],
+        None,
+    );
+    assert_mentions(
+        &e,
+        &[
+            "LIVEKIT_SIP_USERNAME (routing.auth_username)",
+            "control characters",
+        ],
+    );
+}
+
+#[test]
+fn check_config_shows_the_call_settings_with_the_password_redacted() {
+    let s = load_with(&[], &[], Some(CALLS_FILE)).unwrap();
+    let out = s.redacted_toml();
+    assert_mentions(
+        &out,
+        &[
+            "allowed_sources = [\"127.0.0.0/8\", \"::1/128\"]",
+            "reject_unknown = \"403\"",
+            "auth_username = \"file-user\"",
+            "auth_password = \"<redacted>\"",
+            "[calls]",
+            "ring_timeout = \"20s\"",
+            "max_duration = \"1h\"",
+            "max_calls = 100",
+            "max_calls_per_provider = 10",
+            "drain = \"1m 30s\"",
+        ],
+    );
+    assert!(!out.contains(LIVEKIT_PASSWORD), "{out}");
+    assert!(!out.contains("admits INVITEs from every address"), "{out}");
+
+    let defaults = Settings::default().redacted_toml();
+    assert_mentions(
+        &defaults,
+        &[
+            "allowed_sources = []",
+            "max_calls = 0",
+            "max_calls_per_provider = 0",
+            "ring_timeout = \"1m\"",
+            "max_duration = \"4h\"",
+            "drain = \"30s\"",
+        ],
+    );
+    assert!(!defaults.contains("auth_password"), "{defaults}");
+
+    let open = load_with(&[], &[("SIP_ALLOWED_SOURCES", "0.0.0.0/0")], None).unwrap();
+    assert_mentions(
+        &open.redacted_toml(),
+        &["# sip.allowed_sources: 0.0.0.0/0 admits INVITEs from every address of its family"],
+    );
+
+    // What check-config prints loads back to the same call settings, password aside.
+    let again = load_with(&[], &[], Some(&out)).unwrap();
+    let mut expected = s.calls.clone();
+    if let Some(auth) = &mut expected.destination_auth {
+        auth.password = Secret::new("<redacted>");
+    }
+    assert_eq!(again.calls, expected);
+}
+
+#[test]
+fn the_core_gets_the_call_settings() {
+    let s = load_with(&[], &[], Some(CALLS_FILE)).unwrap();
+    let core = crate::app::core_config(&s, 5060);
+    assert_eq!(core.calls, s.calls);
+    assert_eq!(core.calls.max_calls_per_provider, Some(10));
 }

@@ -1,7 +1,7 @@
 //! [`MessageBuilder`] and [`response_to`]: our own serializer.
 //!
-//! `rsip` serializes bodies through `from_utf8_lossy`, never recomputes
-//! `Content-Length` and escapes nothing, so messages are written here instead.
+//! Bodies go out byte for byte, `Content-Length` is always computed, and every value
+//! is checked for control characters (`rsip`'s serializer did none of it).
 
 use thiserror::Error;
 
@@ -306,7 +306,7 @@ mod tests {
             panic!("did not parse");
         };
         assert_eq!((resp.status, resp.reason.as_str()), (180, "Ringing"));
-        let names: Vec<&str> = resp.headers.0.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = resp.headers.iter().map(|(n, _)| n).collect();
         assert_eq!(
             names,
             [
@@ -340,11 +340,7 @@ mod tests {
     #[test]
     fn response_keeps_existing_to_tag_and_omits_without_tag() {
         let mut req = invite();
-        for (name, value) in &mut req.headers.0 {
-            if name == "To" {
-                *value = "<sip:bob@example.com>;tag=existing".to_owned();
-            }
-        }
+        req.headers.set("To", "<sip:bob@example.com>;tag=existing");
         let resp = response_to(&req, 200, "OK", Some("new")).to_bytes();
         let text = String::from_utf8(resp).unwrap();
         assert!(text.contains("\r\nTo: <sip:bob@example.com>;tag=existing\r\n"));

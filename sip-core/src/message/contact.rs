@@ -82,13 +82,11 @@ mod tests {
     use super::*;
 
     fn contacts(lines: &[&str]) -> Vec<ContactBinding> {
-        Headers(
-            lines
-                .iter()
-                .map(|l| ("Contact".to_owned(), (*l).to_owned()))
-                .collect(),
-        )
-        .contacts()
+        lines
+            .iter()
+            .map(|l| ("Contact", *l))
+            .collect::<Headers>()
+            .contacts()
     }
 
     #[test]

@@ -12,20 +12,15 @@ impl Headers {
     /// form, so `get("i")` finds `Call-ID`).
     pub fn get(&self, name: &str) -> Option<&str> {
         let wanted = canonical_name(name);
-        self.0
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(wanted))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// The values of every header called `name`, in order — one item per header line,
     /// not split at commas.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        let wanted = canonical_name(name);
-        self.0
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(wanted))
-            .map(|(_, v)| v.as_str())
+        self.named(name)
     }
 
     /// The topmost Via: the first value of the first Via header (RFC 3261 §8.1.3.3,
@@ -128,12 +123,7 @@ mod tests {
     use super::*;
 
     fn headers(pairs: &[(&str, &str)]) -> Headers {
-        Headers(
-            pairs
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
+        pairs.iter().copied().collect()
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! What a datagram is, and whether it is within our limits, found without parsing it.
 //!
-//! A full parse allocates a string pair per header line and lets `rsip` tokenize the
-//! head again, so its cost grows with the header count (5,000 header lines: 1.86 ms).
+//! A full parse copies every header line, so its cost grows with the header count.
 //! These checks read the bytes once, allocate nothing and stop at the first limit, so a
 //! flood of header-dense garbage costs a scan instead of a parse.
 
@@ -124,7 +123,7 @@ pub fn check_limits(bytes: &[u8]) -> Result<(), ParseError> {
 /// The number of Via values on a header line: 0 unless it is `Via:` or `v:`, else one
 /// plus its commas outside quoted strings. (A folded Via continuation is counted with
 /// the line it continues only through its commas: good enough for a bound.)
-fn via_values(line: &[u8]) -> usize {
+pub(crate) fn via_values(line: &[u8]) -> usize {
     let Some(colon) = line.iter().position(|&b| b == b':') else {
         return 0;
     };

@@ -1,27 +1,27 @@
-//! SIP messages: parsing, reading and building — the only module that names `rsip`.
+//! SIP messages: parsing, reading and building, all our own.
 //!
-//! `rsip` 0.4.0 parses a well-formed message envelope but mishandles much of what real
-//! peers send (see `DESIGN.md`, "rsip: use it behind a facade"). This module is the
-//! wall around it:
+//! `rsip` 0.4.0 was the envelope checker behind this facade until issue 9 (see
+//! `DESIGN.md`, "rsip: use it behind a facade"); it mishandled much of what real peers
+//! send and tokenized every message again, so the facade now holds a parser that reads
+//! a message once, and no module depends on `rsip`:
 //!
-//! * [`parse()`] normalizes the bytes first — leading CRLFs skipped, LF-only line endings
+//! * [`parse()`] reads the head once — leading CRLFs skipped, LF-only line endings
 //!   accepted, folded lines joined, whitespace before `:` dropped, compact header names
-//!   expanded — and only then asks `rsip` to accept the envelope. Where `rsip` rejects a
-//!   start line that SIP allows (an unknown method the core must answer with 501, a
-//!   `tel:`, GRUU or IPv6 Request-URI) our own start-line grammar decides.
-//!   The body is framed by `Content-Length`, which `rsip` ignores.
-//! * [`Headers`] keeps every header line as an owned `(name, value)` string pair, so
-//!   the B2BUA can relay what it does not own byte-for-byte, and offers small readers of
-//!   our own (Via, Contact, CSeq, tags, Expires …) instead of `rsip`'s typed headers,
-//!   which fail on multi-binding Contact, quoted parameters and IPv6 Via.
-//! * [`MessageBuilder`] writes messages itself and always computes `Content-Length`.
+//!   expanded, the header and Via limits counted — with our own start-line grammar
+//!   (unknown methods, which the core answers with 501; `tel:`, GRUU and IPv6
+//!   Request-URIs), and frames the body by `Content-Length`.
+//! * [`Headers`] keeps every header line, name and value, in one buffer, so the B2BUA
+//!   can relay what it does not own byte-for-byte, and offers small readers (Via,
+//!   Contact, CSeq, tags, Expires …) that handle multi-binding Contact, quoted
+//!   parameters and IPv6 Via.
+//! * [`MessageBuilder`] writes messages and always computes `Content-Length`.
 //!
-//! Nothing here calls `rsip`'s random `Default`s; ids come from the core's seeded
-//! generator.
+//! Ids come from the core's seeded generator, never from a library's random default.
 
 mod ack;
 mod build;
 mod contact;
+mod fields;
 mod headers;
 mod limits;
 mod names;
@@ -43,6 +43,21 @@ pub use limits::{check_limits, is_keepalive, peek, Peek, MAX_HEADERS, MAX_VIAS};
 pub use names::canonical_name;
 pub use parse::parse;
 pub use via::Via;
+
+/// The URI of a `name-addr` or `addr-spec` header value (From, To, Refer-To …),
+/// without its angle brackets, display name or header parameters.
+pub fn header_uri(value: &str) -> Option<&str> {
+    syntax::name_addr(value).map(|na| na.uri)
+}
+
+/// The display name of a `name-addr` header value (`"Alice" <sip:…>` → `Alice`), with
+/// its quotes and escapes removed; `None` when there is none.
+pub fn display_name(value: &str) -> Option<String> {
+    let value = syntax::trim_ws(value);
+    let before = value.get(..syntax::find_outside_quotes(value, '<')?)?;
+    let name = syntax::unquote(syntax::trim_ws(before));
+    (!name.is_empty()).then_some(name)
+}
 
 /// The largest message we accept or build, in bytes.
 ///
@@ -103,14 +118,7 @@ impl ParseError {
     }
 }
 
-/// Header fields in order, names in their canonical long form (`v` → `Via`).
-///
-/// One entry per header line: a line that carries several comma-separated values (two
-/// Via, two Contact bindings) stays one entry, because a naive comma split breaks
-/// values such as `WWW-Authenticate`. The readers split where the grammar allows it.
-/// Values are trimmed, unfolded and free of control characters other than HTAB.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(pub Vec<(String, String)>);
+pub use fields::Headers;
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,8 +126,8 @@ pub struct Request {
     /// The method exactly as sent (methods are case-sensitive, RFC 3261 §7.1); may be
     /// one the core does not know, so that it can answer 501.
     pub method: String,
-    /// The Request-URI exactly as sent; never re-serialized through `rsip`, which
-    /// corrupts GRUUs and IPv6 hosts.
+    /// The Request-URI exactly as sent; never re-serialized (re-serializing corrupts
+    /// GRUUs and IPv6 hosts, as `rsip` did).
     pub uri: String,
     /// The header fields.
     pub headers: Headers,
@@ -170,9 +178,23 @@ impl Message {
 /// Whether `value` may be put in a header: no CR, LF, NUL or other control characters
 /// (HTAB is allowed).
 ///
-/// `rsip` and [`MessageBuilder::to_bytes`] write values verbatim, so a CR or LF from
+/// [`MessageBuilder::to_bytes`] writes values verbatim, so a CR or LF from
 /// configuration or from a backend would inject headers; check every value that did not
 /// come from a parsed message (parsed values already pass).
 pub fn is_safe_header_value(value: &str) -> bool {
-    value.chars().all(|c| c == '\t' || !c.is_control())
+    // Bytes, not chars: every message goes through this. In UTF-8 the control
+    // characters are the ASCII ones (C0 and DEL) and C1 (U+0080–U+009F), encoded as
+    // 0xC2 0x80–0x9F; no other sequence contains those bytes.
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\t' => {}
+            0x00..=0x1f | 0x7f => return false,
+            0xc2 if bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)) => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }

@@ -1,8 +1,8 @@
 //! Header names: compact forms and canonical spelling.
 //!
-//! RFC 3261 §7.3.3 says compact forms MUST be accepted, but `rsip` files them under
-//! `Header::Other`, so we expand them before `rsip` sees the message. Known long names
-//! are also respelled canonically (`call-id` → `Call-ID`) so that code comparing names
+//! RFC 3261 §7.3.3 says compact forms MUST be accepted: the parser expands them, so
+//! the rest of the core looks for one name per header. Known long names are also
+//! respelled canonically (`call-id` → `Call-ID`) so that code comparing names
 //! and snapshots of relayed messages see one spelling.
 
 /// Compact forms registered with IANA ("Header Fields" registry) and their long names.
@@ -29,7 +29,8 @@ const COMPACT: &[(char, &str)] = &[
     ('y', "Identity"),
 ];
 
-/// Long names we respell canonically; any other name is kept as written.
+/// Long names we respell canonically; any other name is kept as written. Sorted
+/// ASCII-case-insensitively, for a binary search (a test checks it).
 const KNOWN: &[&str] = &[
     "Accept",
     "Accept-Contact",
@@ -102,18 +103,106 @@ const KNOWN: &[&str] = &[
 ///
 /// Matching is ASCII case-insensitive, as header names are (RFC 3261 §7.3.1).
 pub fn canonical_name(name: &str) -> &str {
+    known_name(name).unwrap_or(name)
+}
+
+/// The canonical spelling of `name` when it is a compact form or a known long name.
+pub(crate) fn known_name(name: &str) -> Option<&'static str> {
+    if let Some(known) = exact_known(name) {
+        return Some(known);
+    }
     let mut chars = name.chars();
     if let (Some(c), None) = (chars.next(), chars.next()) {
         let c = c.to_ascii_lowercase();
         if let Some((_, long)) = COMPACT.iter().find(|(short, _)| *short == c) {
-            return long;
+            return Some(long);
         }
     }
     KNOWN
-        .iter()
-        .find(|known| known.eq_ignore_ascii_case(name))
-        .copied()
-        .unwrap_or(name)
+        .binary_search_by(|known| cmp_ignore_ascii_case(known, name))
+        .ok()
+        .and_then(|i| KNOWN.get(i).copied())
+}
+
+/// `name` itself when it is a known long name spelled canonically: what nearly every
+/// peer sends, so it is matched first and exactly (a `match` on strings compiles to a
+/// length switch and comparisons, where the case-insensitive search below compares
+/// byte by byte). A test keeps it equal to [`KNOWN`].
+fn exact_known(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "Accept" => "Accept",
+        "Accept-Contact" => "Accept-Contact",
+        "Accept-Encoding" => "Accept-Encoding",
+        "Accept-Language" => "Accept-Language",
+        "Alert-Info" => "Alert-Info",
+        "Allow" => "Allow",
+        "Allow-Events" => "Allow-Events",
+        "Authentication-Info" => "Authentication-Info",
+        "Authorization" => "Authorization",
+        "Call-ID" => "Call-ID",
+        "Call-Info" => "Call-Info",
+        "Contact" => "Contact",
+        "Content-Disposition" => "Content-Disposition",
+        "Content-Encoding" => "Content-Encoding",
+        "Content-Language" => "Content-Language",
+        "Content-Length" => "Content-Length",
+        "Content-Type" => "Content-Type",
+        "CSeq" => "CSeq",
+        "Date" => "Date",
+        "Error-Info" => "Error-Info",
+        "Event" => "Event",
+        "Expires" => "Expires",
+        "From" => "From",
+        "Identity" => "Identity",
+        "Identity-Info" => "Identity-Info",
+        "In-Reply-To" => "In-Reply-To",
+        "Max-Forwards" => "Max-Forwards",
+        "MIME-Version" => "MIME-Version",
+        "Min-Expires" => "Min-Expires",
+        "Min-SE" => "Min-SE",
+        "Organization" => "Organization",
+        "P-Asserted-Identity" => "P-Asserted-Identity",
+        "P-Preferred-Identity" => "P-Preferred-Identity",
+        "Path" => "Path",
+        "Priority" => "Priority",
+        "Privacy" => "Privacy",
+        "Proxy-Authenticate" => "Proxy-Authenticate",
+        "Proxy-Authorization" => "Proxy-Authorization",
+        "Proxy-Require" => "Proxy-Require",
+        "RAck" => "RAck",
+        "Reason" => "Reason",
+        "Record-Route" => "Record-Route",
+        "Refer-To" => "Refer-To",
+        "Referred-By" => "Referred-By",
+        "Reject-Contact" => "Reject-Contact",
+        "Reply-To" => "Reply-To",
+        "Request-Disposition" => "Request-Disposition",
+        "Require" => "Require",
+        "Retry-After" => "Retry-After",
+        "Route" => "Route",
+        "RSeq" => "RSeq",
+        "Server" => "Server",
+        "Service-Route" => "Service-Route",
+        "Session-Expires" => "Session-Expires",
+        "Subject" => "Subject",
+        "Subscription-State" => "Subscription-State",
+        "Supported" => "Supported",
+        "Timestamp" => "Timestamp",
+        "To" => "To",
+        "Unsupported" => "Unsupported",
+        "User-Agent" => "User-Agent",
+        "Via" => "Via",
+        "Warning" => "Warning",
+        "WWW-Authenticate" => "WWW-Authenticate",
+        _ => return None,
+    })
+}
+
+/// `a` against `b` as if both were ASCII-lowercased.
+fn cmp_ignore_ascii_case(a: &str, b: &str) -> std::cmp::Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
 }
 
 /// Whether `c` may appear in a `token` (RFC 3261 §25.1): header names, methods,
@@ -131,6 +220,23 @@ pub(crate) fn is_token(s: &str) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_names_are_sorted_for_the_binary_search() {
+        for pair in KNOWN.windows(2) {
+            assert_eq!(
+                cmp_ignore_ascii_case(pair[0], pair[1]),
+                std::cmp::Ordering::Less,
+                "{} must sort before {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        for name in KNOWN {
+            assert_eq!(known_name(&name.to_ascii_uppercase()), Some(*name));
+            assert_eq!(exact_known(name), Some(*name), "exact_known lacks {name}");
+        }
+    }
 
     #[test]
     fn compact_forms_expand_case_insensitively() {

@@ -1,13 +1,13 @@
 //! Splits raw bytes into start line, normalized header fields and the rest.
 //!
-//! `rsip` tokenizes `name ":" SP* value CRLF` and nothing else, so everything RFC 3261
-//! §7.3 allows beyond that is undone here: LF-only line endings (§7.5 leniency),
+//! Everything RFC 3261 §7.3 allows beyond `name ":" SP* value CRLF` is undone here: LF-only line endings (§7.5 leniency),
 //! leading CRLFs (§7.5), folded lines (§7.3.1: CRLF followed by SP/HTAB continues the
 //! value), whitespace before the colon, and compact names (§7.3.3).
 
-use super::names::{canonical_name, is_token};
+use super::limits::{via_values, MAX_HEADERS, MAX_VIAS};
+use super::names::is_token;
 use super::syntax::trim_ws;
-use super::{is_safe_header_value, ParseError};
+use super::{is_safe_header_value, Headers, ParseError};
 
 /// The header section of a message, normalized, and what follows it.
 #[derive(Debug)]
@@ -15,7 +15,7 @@ pub(crate) struct Head<'a> {
     /// The start line without its line ending, trimmed.
     pub(crate) start_line: &'a str,
     /// Header fields: canonical names, trimmed and unfolded values.
-    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) headers: Headers,
     /// Everything after the empty line that ends the header section.
     pub(crate) rest: &'a [u8],
 }
@@ -36,13 +36,24 @@ pub(crate) fn split_head(bytes: &[u8]) -> Result<Head<'_>, ParseError> {
         return Err(malformed("start line contains a control character"));
     }
 
-    let mut headers: Vec<(String, String)> = Vec::new();
+    // One buffer for all header text: the head is never longer than the input.
+    let mut headers = Headers::with_capacity(16, bytes.len());
+    // The limits of `check_limits`, counted on the way (one pass, not two).
+    let (mut lines_seen, mut vias) = (0usize, 0usize);
     loop {
         let Some(line) = lines.next_line()? else {
             return Err(malformed("no empty line ends the header section"));
         };
         if line.is_empty() {
             break;
+        }
+        lines_seen += 1;
+        if lines_seen > MAX_HEADERS {
+            return Err(ParseError::TooManyHeaders { limit: MAX_HEADERS });
+        }
+        vias += via_values(line.as_bytes());
+        if vias > MAX_VIAS {
+            return Err(ParseError::TooManyVias { limit: MAX_VIAS });
         }
         if !is_safe_header_value(line) {
             return Err(malformed(format!(
@@ -53,16 +64,10 @@ pub(crate) fn split_head(bytes: &[u8]) -> Result<Head<'_>, ParseError> {
         if line.starts_with([' ', '\t']) {
             // A folded continuation: the line break and leading whitespace become
             // one space.
-            let Some((_, value)) = headers.last_mut() else {
+            if headers.is_empty() {
                 return Err(malformed("continuation line before the first header"));
-            };
-            let more = trim_ws(line);
-            if !more.is_empty() {
-                if !value.is_empty() {
-                    value.push(' ');
-                }
-                value.push_str(more);
             }
+            headers.continue_last(trim_ws(line));
             continue;
         }
         let Some((name, value)) = line.split_once(':') else {
@@ -78,17 +83,10 @@ pub(crate) fn split_head(bytes: &[u8]) -> Result<Head<'_>, ParseError> {
                 excerpt(name)
             )));
         }
-        headers.push((canonical_name(name).to_owned(), trim_ws(value).to_owned()));
+        headers.push(name, trim_ws(value));
     }
 
-    // Folding may have joined a value to trailing whitespace: trim again.
-    for (_, value) in &mut headers {
-        let trimmed = trim_ws(value);
-        if trimmed.len() != value.len() {
-            *value = trimmed.to_owned();
-        }
-    }
-
+    // Values are trimmed pieces joined by single spaces: no trailing whitespace.
     Ok(Head {
         start_line: trim_ws(start_line),
         headers,
@@ -159,13 +157,8 @@ mod tests {
             "\r\n\r\nOPTIONS sip:a SIP/2.0\r\nSubject : hello\r\n  \t world \r\nv:SIP/2.0/UDP h\r\n\r\nbody",
         );
         assert_eq!(h.start_line, "OPTIONS sip:a SIP/2.0");
-        assert_eq!(
-            h.headers,
-            vec![
-                ("Subject".into(), "hello world".into()),
-                ("Via".into(), "SIP/2.0/UDP h".into())
-            ]
-        );
+        let all: Vec<(&str, &str)> = h.headers.iter().collect();
+        assert_eq!(all, [("Subject", "hello world"), ("Via", "SIP/2.0/UDP h")]);
         assert_eq!(h.rest, b"body");
     }
 
@@ -179,7 +172,8 @@ mod tests {
     #[test]
     fn folded_empty_first_line() {
         let h = head("OPTIONS sip:a SIP/2.0\r\nSubject:\r\n x\r\n\r\n");
-        assert_eq!(h.headers, vec![("Subject".into(), "x".into())]);
+        let all: Vec<(&str, &str)> = h.headers.iter().collect();
+        assert_eq!(all, [("Subject", "x")]);
     }
 
     #[test]

@@ -36,8 +36,8 @@ fn exercise(bytes: &[u8]) {
         }
         // Whatever parsed can be written again.
         let mut b = MessageBuilder::response(200, "OK");
-        for (n, v) in &h.0 {
-            b = b.header(n, v.clone());
+        for (n, v) in h.iter() {
+            b = b.header(n, v);
         }
         let _ = b.body(message.body().to_vec()).to_bytes();
     }
@@ -117,6 +117,13 @@ fn header_name() -> impl Strategy<Value = &'static str> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
 
+    /// The byte-level check agrees with the char-level rule it replaced.
+    #[test]
+    fn safe_header_value_matches_the_char_rule(s in "\\PC*|[\\x00-\\x{a0}\\t ]{0,8}") {
+        let by_chars = s.chars().all(|c| c == '\t' || !c.is_control());
+        prop_assert_eq!(crate::message::is_safe_header_value(&s), by_chars);
+    }
+
     #[test]
     fn never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         exercise(&bytes);
@@ -157,7 +164,12 @@ proptest! {
             .map(|(n, v)| (canonical_name(n).to_owned(), v.clone()))
             .collect();
         expected.push(("Content-Length".to_owned(), body.len().to_string()));
-        prop_assert_eq!(&message.headers().0, &expected);
+        let got: Vec<(String, String)> = message
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        prop_assert_eq!(&got, &expected);
         prop_assert_eq!(message.body(), &body[..]);
     }
 

@@ -141,7 +141,7 @@ fn is_plausible_uri(uri: &str) -> bool {
 }
 
 /// Byte index of the first `needle` outside double quotes.
-fn find_outside_quotes(s: &str, needle: char) -> Option<usize> {
+pub(crate) fn find_outside_quotes(s: &str, needle: char) -> Option<usize> {
     let mut in_quotes = false;
     let mut escaped = false;
     for (i, c) in s.char_indices() {

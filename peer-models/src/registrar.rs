@@ -11,7 +11,7 @@
 //! expire bindings. It reads no clock and owns no socket, so the simulator runs it in
 //! virtual time and `trunkline demo` on a loopback socket.
 
-use super::digest::{self, Algorithm, QopAuth, ResponseInput};
+use crate::digest::{self, Algorithm, QopAuth, ResponseInput};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
