@@ -274,7 +274,7 @@ impl Controller {
             }
             Ok(Message::Request(req)) => {
                 let providers = self.registry.index();
-                inbound::answer(&mut self.ctx, providers, remote, &req, payload.len());
+                inbound::answer(now, &mut self.ctx, providers, remote, &req, payload.len());
             }
         }
     }
