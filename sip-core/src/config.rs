@@ -12,6 +12,8 @@ pub struct SipTimers {
     pub t1: Duration,
     /// Longest retransmission interval for non-INVITE requests (4 s).
     pub t2: Duration,
+    /// Longest time a message stays in the network (5 s): Timer I.
+    pub t4: Duration,
 }
 
 impl Default for SipTimers {
@@ -19,6 +21,7 @@ impl Default for SipTimers {
         Self {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
         }
     }
 }

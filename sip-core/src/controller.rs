@@ -125,10 +125,12 @@ impl Controller {
                     reg.on_timer(now, ctx);
                 }
             }
-            TimerKey::Transaction(id) => {
+            TimerKey::Transaction(id, timer) => {
                 let cfg_timers = ctx.cfg.timers;
-                let action = ctx.txns.on_timer(id, now, &cfg_timers, &mut ctx.timers);
-                self.on_txn_action(now, action);
+                let actions = ctx
+                    .txns
+                    .on_timer(id, timer, now, &cfg_timers, &mut ctx.timers);
+                self.on_txn_actions(now, actions);
             }
             TimerKey::RouteWait(id) => self.routing.release_waiters(ctx, RequestId(id)),
             TimerKey::BackendDeadline(id) => {
@@ -272,35 +274,41 @@ impl Controller {
                 let ctx = &mut self.ctx;
                 let timers = ctx.cfg.timers;
                 match ctx.txns.on_response(now, &timers, &mut ctx.timers, resp) {
-                    Some(action) => self.on_txn_action(now, Some(action)),
+                    Some(actions) => self.on_txn_actions(now, actions),
                     None => ctx.stats.stray_responses += 1,
                 }
             }
             Ok(Message::Request(req)) => {
                 let providers = &self.registry;
-                inbound::answer(&mut self.ctx, providers, remote, &req, payload.len());
+                inbound::answer(now, &mut self.ctx, providers, remote, &req, payload.len());
             }
         }
     }
 
-    fn on_txn_action(&mut self, now: Instant, action: Option<TxnAction>) {
+    fn on_txn_actions(&mut self, now: Instant, actions: Vec<TxnAction>) {
+        for action in actions {
+            self.on_txn_action(now, action);
+        }
+    }
+
+    fn on_txn_action(&mut self, now: Instant, action: TxnAction) {
         match action {
-            Some(TxnAction::Send {
+            TxnAction::Send {
                 remote,
                 payload,
                 lost_since,
-            }) => {
+            } => {
                 if let Some(sent_at) = lost_since {
                     self.ctx.pacer.on_loss(now, remote, sent_at);
                 }
                 self.ctx.transmit(remote, payload);
             }
-            Some(TxnAction::Notify {
+            TxnAction::Notify {
                 owner: Owner::Registration(slot),
                 id,
                 event,
                 rtt,
-            }) => {
+            } => {
                 if let Some(s) = rtt {
                     self.ctx.pacer.on_answer(now, s.remote, s.sent_at);
                 }
@@ -308,7 +316,8 @@ impl Controller {
                     reg.on_transaction(now, &mut self.ctx, id, event);
                 }
             }
-            None => {}
+            // Server transactions and call legs tell no one yet (calls are not bridged).
+            TxnAction::Notify { .. } => {}
         }
     }
 

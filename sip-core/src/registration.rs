@@ -714,6 +714,8 @@ impl Registration {
                 );
             }
             TxnEvent::Final(resp) => self.on_final(now, ctx, &resp),
+            // A registrar's 100 Trying changes nothing; NoAck is a server's event.
+            TxnEvent::Provisional(_) | TxnEvent::NoAck => {}
         }
     }
 

@@ -20,6 +20,9 @@ pub struct Stats {
     pub dropped: BTreeMap<&'static str, u64>,
     /// REGISTER transactions by outcome label.
     pub register_outcomes: BTreeMap<&'static str, u64>,
+    /// New requests answered without a server transaction because
+    /// [`MAX_SERVER_TRANSACTIONS`](crate::transaction::MAX_SERVER_TRANSACTIONS) were held.
+    pub stateless_answers: u64,
     /// Inbound calls by outcome label (`refused_unknown_source`, `unavailable`, …).
     pub calls: BTreeMap<&'static str, u64>,
     /// Backend requests by operation and outcome label, e.g. `("report", "delivered")`.

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 pub enum TimerKey {
     /// The registration's next action: refresh, retry after a failure, or a queued send.
     Registration(u32),
-    /// Retransmission/timeout timer of a client transaction (Timers E and F).
-    Transaction(u64),
+    /// One named RFC 3261 §17 timer of transaction `id` (a transaction arms at most two
+    /// at a time: a retransmission timer and a timeout).
+    Transaction(u64, TxnTimer),
     /// The deadline of a backend request.
     BackendDeadline(u64),
     /// How long calls wait for the destination lookup with this request id.
@@ -28,6 +29,41 @@ pub enum TimerKey {
     ShutdownUnregisterDeadline,
     /// The end of the shutdown grace period.
     Shutdown,
+}
+
+/// The timers of RFC 3261 §17 (and RFC 6026's L and M), named as there, plus two that
+/// bound what the RFC leaves to the TU, so that every transaction ends by a timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TxnTimer {
+    /// INVITE client: retransmit the INVITE (T1, doubling, no cap; unreliable only).
+    A,
+    /// INVITE client: no response at all within 64·T1.
+    B,
+    /// INVITE client and server in Proceeding: 3 minutes (RFC 3261 §16.6's Timer C,
+    /// restarted by each provisional) after which the transaction gives up: the TU's
+    /// ringing timeout normally ends it long before.
+    C,
+    /// INVITE client: Completed absorbs retransmitted finals (32 s UDP, 0 reliable).
+    D,
+    /// Non-INVITE client: retransmit (T1 doubling to T2; T2 in Proceeding).
+    E,
+    /// Non-INVITE client: no final response within 64·T1.
+    F,
+    /// INVITE server: retransmit the non-2xx final (T1 doubling to T2).
+    G,
+    /// INVITE server: no ACK for the non-2xx final within 64·T1.
+    H,
+    /// INVITE server: Confirmed absorbs retransmitted ACKs (T4 UDP, 0 reliable).
+    I,
+    /// Non-INVITE server: Completed resends the final on retransmissions (64·T1 UDP).
+    J,
+    /// INVITE server, RFC 6026: Accepted absorbs INVITE retransmissions (64·T1).
+    L,
+    /// INVITE client, RFC 6026: Accepted passes on retransmitted and forked 2xx (64·T1).
+    M,
+    /// Non-INVITE server in Trying/Proceeding: the TU has not answered within 64·T1,
+    /// when the client has given up (its Timer F).
+    Unanswered,
 }
 
 /// The one deadline structure of the core: ordered by `(deadline, insertion sequence)`,

@@ -46,7 +46,10 @@ fn feed(core: &mut Controller, now: Instant, payload: &[u8]) -> Vec<Vec<u8>> {
 /// (compact, so that 3,000 fit in one datagram as in the report, or long).
 fn options(vias: usize, cseq: &str, padding: &str) -> Vec<u8> {
     let mut s = String::from("OPTIONS sip:trunkline@127.0.0.1 SIP/2.0\r\n");
-    s.push_str("Via: SIP/2.0/UDP 127.0.0.2:5099;branch=z9hG4bK-probe\r\n");
+    // A branch per CSeq: one probe is one transaction (the same branch would be a retransmission).
+    s.push_str(&format!(
+        "Via: SIP/2.0/UDP 127.0.0.2:5099;branch=z9hG4bK-probe{cseq}\r\n"
+    ));
     for _ in 1..vias {
         s.push_str(padding);
     }

@@ -116,6 +116,16 @@ pub fn render(registrations: &[RegistrationView], stats: &Stats) -> String {
         "CRLF keep-alives received (RFC 5626), ignored.",
     );
     page.sample("trunkline_sip_keepalives_total", &[], stats.keepalives);
+    page.family(
+        "trunkline_sip_stateless_answers_total",
+        "counter",
+        "Requests answered without a server transaction because the most server transactions were held (a flood of distinct requests).",
+    );
+    page.sample(
+        "trunkline_sip_stateless_answers_total",
+        &[],
+        stats.stateless_answers,
+    );
 
     page.family(
         "trunkline_sip_dropped_total",
@@ -211,6 +221,7 @@ mod tests {
             parse_errors: 2,
             stray_responses: 1,
             keepalives: 3,
+            stateless_answers: 0,
             dropped: BTreeMap::from([("unknown_source", 9), ("over_budget", 6)]),
             register_outcomes: BTreeMap::from([("registered", 4), ("auth_failed", 1)]),
             calls: BTreeMap::from([("refused_unknown_source", 8)]),

@@ -18,6 +18,7 @@
 //!
 //! Ids come from the core's seeded generator, never from a library's random default.
 
+mod ack;
 mod build;
 mod contact;
 mod fields;
@@ -35,6 +36,7 @@ mod proptests;
 
 use thiserror::Error;
 
+pub use ack::ack_for_non_2xx;
 pub use build::{response_to, BuildError, MessageBuilder};
 pub use contact::ContactBinding;
 pub use limits::{check_limits, is_keepalive, peek, Peek, MAX_HEADERS, MAX_VIAS};
