@@ -106,7 +106,11 @@ fn past_the_server_transaction_cap_new_requests_are_answered_statelessly() {
     let cap = sip_core::transaction::MAX_SERVER_TRANSACTIONS;
     let from = "203.0.113.9:5060";
     for i in 0..cap {
-        let answers = feed(&mut w, from, request("OPTIONS", &format!("z9hG4bK-cap-{i}"), from));
+        let answers = feed(
+            &mut w,
+            from,
+            request("OPTIONS", &format!("z9hG4bK-cap-{i}"), from),
+        );
         assert_eq!(answers.len(), 1);
     }
     assert_eq!(w.core.stats().stateless_answers, 0);
