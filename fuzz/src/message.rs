@@ -73,16 +73,16 @@ pub fn rebuild(message: &Message) -> MessageBuilder {
         Message::Request(r) => MessageBuilder::request(&r.method, &r.uri),
         Message::Response(r) => MessageBuilder::response(r.status, &r.reason),
     };
-    for (name, value) in &message.headers().0 {
-        b = b.header(name, value.clone());
+    for (name, value) in message.headers().iter() {
+        b = b.header(name, value);
     }
     b.body(message.body().to_vec())
 }
 
 /// The header fields without `Content-Length`, which the builder always rewrites.
 fn without_length(h: &Headers) -> Vec<(String, String)> {
-    h.0.iter()
+    h.iter()
         .filter(|(n, _)| !n.eq_ignore_ascii_case("Content-Length"))
-        .cloned()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect()
 }
