@@ -94,6 +94,17 @@ struct Pending {
     answered: bool,
 }
 
+impl Pending {
+    /// `bytes` just sent, retransmitted first after `t1`.
+    fn new(bytes: &[u8], t1: Duration) -> Self {
+        Self {
+            bytes: bytes.to_vec(),
+            interval: t1,
+            answered: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Call {
     spec: CallSpec,
@@ -418,7 +429,6 @@ impl Provider {
             None => return,
         };
         let t1 = self.config.timers.t1;
-        let timeout = self.config.timers.timeout();
         let Some(call) = self.calls.get_mut(&index) else {
             return;
         };
@@ -432,23 +442,15 @@ impl Provider {
             .header("CSeq", format!("{} CANCEL", call.invite_cseq))
             .to_bytes();
         call.record.cancelled_at = Some(now);
-        call.cancel = Some(Pending {
-            bytes: bytes.clone(),
-            interval: t1,
-            answered: false,
-        });
+        call.cancel = Some(Pending::new(&bytes, t1));
         out.push((call.spec.target, bytes));
-        self.timers
-            .schedule(now + t1, (index, Timer::Retransmit(false)));
-        self.timers
-            .schedule(now + timeout, (index, Timer::Timeout(false)));
+        self.arm_non_invite(now, index, false);
     }
 
     fn send_bye(&mut self, now: Instant, index: usize, out: &mut Vec<Datagram>) {
         let branch = self.branch();
         let via = self.via(&branch);
         let t1 = self.config.timers.t1;
-        let timeout = self.config.timers.timeout();
         let Some(call) = self.calls.get_mut(&index) else {
             return;
         };
@@ -466,16 +468,20 @@ impl Provider {
             .header("CSeq", format!("{} BYE", call.cseq))
             .to_bytes();
         call.record.bye_sent_at = Some(now);
-        call.bye = Some(Pending {
-            bytes: bytes.clone(),
-            interval: t1,
-            answered: false,
-        });
+        call.bye = Some(Pending::new(&bytes, t1));
         out.push((call.spec.target, bytes));
+        self.arm_non_invite(now, index, true);
+    }
+
+    /// Timer E (first retransmission after T1) and Timer F (64·T1) for call `index`'s
+    /// CANCEL (`bye` false) or BYE just sent.
+    fn arm_non_invite(&mut self, now: Instant, index: usize, bye: bool) {
+        let t1 = self.config.timers.t1;
+        let timeout = self.config.timers.timeout();
         self.timers
-            .schedule(now + t1, (index, Timer::Retransmit(true)));
+            .schedule(now + t1, (index, Timer::Retransmit(bye)));
         self.timers
-            .schedule(now + timeout, (index, Timer::Timeout(true)));
+            .schedule(now + timeout, (index, Timer::Timeout(bye)));
     }
 
     /// Handles one datagram from `from`; returns the datagrams to send now.
