@@ -27,7 +27,7 @@ pub struct Registry {
     free: Vec<u32>,
     /// Running registrations by provider id (a slot that is un-registering after the
     /// provider was removed or changed is no longer in here).
-    by_id: BTreeMap<String, u32>,
+    by_id: BTreeMap<Box<str>, u32>,
     inactive: BTreeMap<String, Inactive>,
     /// Binding identities of a previous run, by provider id, until their provider shows up.
     restored: BTreeMap<String, BindingIdentity>,
@@ -66,8 +66,8 @@ impl Registry {
     }
 
     /// The provider ids of the running registrations.
-    pub fn running_ids(&self) -> impl Iterator<Item = &String> {
-        self.by_id.keys()
+    pub fn running_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_id.keys().map(|id| &**id)
     }
 
     /// Provider `id` as it was listed, if it is not running.
@@ -104,7 +104,7 @@ impl Registry {
 
     /// Puts `reg` (allocated at its slot) in as provider `id`'s running registration.
     pub fn insert_running(&mut self, id: String, slot: u32, reg: Registration) {
-        self.by_id.insert(id, slot);
+        self.by_id.insert(id.into_boxed_str(), slot);
         if let Some(s) = self.regs.get_mut(slot as usize) {
             *s = Some(Box::new(reg));
         }
@@ -138,7 +138,7 @@ impl Registry {
             return;
         };
         // Only a running registration admits calls.
-        if self.by_id.get(&reg.provider.id) == Some(&slot) {
+        if self.by_id.get(reg.provider.id.as_str()) == Some(&slot) {
             self.index.upsert(slot, reg.line(), addrs);
         }
     }
@@ -165,7 +165,7 @@ impl Registry {
             .regs
             .get(slot as usize)
             .and_then(Option::as_deref)
-            .is_some_and(|r| self.by_id.get(&r.provider.id) != Some(&slot));
+            .is_some_and(|r| self.by_id.get(r.provider.id.as_str()) != Some(&slot));
         if !removed {
             return;
         }

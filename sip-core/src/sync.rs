@@ -235,7 +235,7 @@ impl ProviderSync {
         let gone: Vec<String> = registry
             .running_ids()
             .filter(|id| !seen.contains(*id))
-            .cloned()
+            .map(str::to_owned)
             .collect();
         for id in gone {
             stop_running(now, ctx, registry, &id);

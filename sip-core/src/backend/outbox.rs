@@ -5,6 +5,7 @@
 use crate::io::{RegisterStatus, StatusReport};
 use crate::time::Backoff;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A deterministic 64-bit fingerprint of a report (FNV-1a over its fields): equal
@@ -48,7 +49,8 @@ pub enum OutboxStep {
 
 #[derive(Debug)]
 struct Entry {
-    provider_id: String,
+    /// Shared with the key of `Outbox::by_id`: one allocation per provider, not two.
+    provider_id: Arc<str>,
     /// The newest status the controller wants the backend to hold.
     desired: Option<StatusReport>,
     /// A fingerprint of the last status the backend acknowledged (a fingerprint, not a
@@ -66,7 +68,7 @@ struct Entry {
 #[derive(Debug)]
 pub struct Outbox {
     entries: Vec<Option<Entry>>,
-    by_id: BTreeMap<String, u32>,
+    by_id: BTreeMap<Arc<str>, u32>,
     free: Vec<u32>,
     initial: Duration,
     cap: Duration,
@@ -93,7 +95,7 @@ impl Outbox {
         self.entries
             .get(idx as usize)
             .and_then(Option::as_ref)
-            .map(|e| e.provider_id.as_str())
+            .map(|e| &*e.provider_id)
     }
 
     /// Records the newest status of `provider_id`; returns its index and what to do now.
@@ -101,8 +103,9 @@ impl Outbox {
         let idx = match self.by_id.get(provider_id) {
             Some(&i) => i,
             None => {
+                let id: Arc<str> = Arc::from(provider_id);
                 let entry = Entry {
-                    provider_id: provider_id.to_owned(),
+                    provider_id: Arc::clone(&id),
                     desired: None,
                     delivered: None,
                     in_flight: None,
@@ -122,7 +125,7 @@ impl Outbox {
                         u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
                     }
                 };
-                self.by_id.insert(provider_id.to_owned(), i);
+                self.by_id.insert(id, i);
                 i
             }
         };
@@ -267,7 +270,7 @@ impl Outbox {
             .filter_map(|e| {
                 let d = e.desired.as_ref()?;
                 (e.delivered != Some(fingerprint(d)))
-                    .then(|| (e.provider_id.clone(), d.register_status))
+                    .then(|| (e.provider_id.to_string(), d.register_status))
             })
             .collect();
         lost.sort_by(|a, b| a.0.cmp(&b.0));
