@@ -602,19 +602,10 @@ impl Provider {
                 .remote_target
                 .clone()
                 .unwrap_or_else(|| call.spec.request_uri.clone());
-            let ack = MessageBuilder::request("ACK", &uri)
-                .header("Via", ack_via)
-                .header("Max-Forwards", "70")
-                .header("From", call.from.clone())
-                .header("To", to)
-                .header("Call-ID", call.record.call_id.clone())
-                .header("CSeq", format!("{} ACK", call.invite_cseq))
-                .to_bytes();
-            call.ack = Some(ack.clone());
-            call.record.acks_sent += 1;
+            let ack = send_ack(call, &uri, ack_via, to, out);
+            call.ack = Some(ack);
             call.record.answered_at = Some(now);
             call.state = State::Confirmed;
-            out.push((target, ack));
             match call.spec.ending {
                 // Answered after (or while) we cancelled: the CANCEL/2xx race, end it.
                 Ending::CancelAfter(_) => self.send_bye(now, index, out),
@@ -625,17 +616,9 @@ impl Provider {
             }
         } else {
             // RFC 3261 §17.1.1.3: the non-2xx ACK is hop-by-hop, in the INVITE's transaction.
-            let ack = MessageBuilder::request("ACK", &call.spec.request_uri)
-                .header("Via", hop_via)
-                .header("Max-Forwards", "70")
-                .header("From", call.from.clone())
-                .header("To", to)
-                .header("Call-ID", call.record.call_id.clone())
-                .header("CSeq", format!("{} ACK", call.invite_cseq))
-                .to_bytes();
-            call.ack = Some(ack.clone());
-            call.record.acks_sent += 1;
-            out.push((target, ack));
+            let uri = call.spec.request_uri.clone();
+            let ack = send_ack(call, &uri, hop_via, to, out);
+            call.ack = Some(ack);
             if matches!(status, 401 | 407)
                 && call.invite_cseq == 1
                 && call.spec.credentials.is_some()
@@ -769,6 +752,28 @@ impl Provider {
 }
 
 /// The To of an in-dialog request: the INVITE's To plus the remote tag.
+/// Sends the ACK of `call`'s INVITE to `uri` with `via` and To `to` (the 2xx's ACK and
+/// the non-2xx's differ only there), counted; returns it for retransmitted finals.
+fn send_ack(
+    call: &mut Call,
+    uri: &str,
+    via: String,
+    to: String,
+    out: &mut Vec<Datagram>,
+) -> Vec<u8> {
+    let ack = MessageBuilder::request("ACK", uri)
+        .header("Via", via)
+        .header("Max-Forwards", "70")
+        .header("From", call.from.clone())
+        .header("To", to)
+        .header("Call-ID", call.record.call_id.clone())
+        .header("CSeq", format!("{} ACK", call.invite_cseq))
+        .to_bytes();
+    call.record.acks_sent += 1;
+    out.push((call.spec.target, ack.clone()));
+    ack
+}
+
 fn dialog_to(to: &str, remote_tag: Option<&str>) -> String {
     match remote_tag {
         Some(tag) => format!("{to};tag={tag}"),
