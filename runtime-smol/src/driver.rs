@@ -239,13 +239,15 @@ pub async fn run<B: Backend>(
             Wake::Shutdown => {
                 shutdown_asked = true;
                 tracing::info!(grace = ?cfg.shutdown_grace, "shutting down: un-registering every provider");
-                hard_stop.set_at(now + cfg.shutdown_grace + Duration::from_millis(500));
                 core.handle_input(
                     now,
                     Input::Command(Command::Shutdown {
                         grace: cfg.shutdown_grace,
                     }),
                 );
+                // Just after the core's own end (the grace, or the calls' drain).
+                let ends = core.shutdown_ends_at().unwrap_or(now + cfg.shutdown_grace);
+                hard_stop.set_at(ends + Duration::from_millis(500));
             }
             Wake::GraceExceeded => {
                 tracing::warn!("shutdown grace ran out before the core finished");

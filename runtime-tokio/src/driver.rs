@@ -62,6 +62,8 @@ pub struct Snapshot {
     pub registrations: Vec<RegistrationView>,
     /// The core's counters.
     pub stats: Stats,
+    /// The calls in progress, by id.
+    pub calls: Vec<sip_core::CallView>,
     /// Whether the first provider list has been applied.
     pub synced: bool,
     /// Whether a shutdown has begun.
@@ -265,6 +267,7 @@ pub async fn run(
                     let _ = reply.send(Snapshot {
                         registrations: core.registrations(),
                         stats: core.stats().clone(),
+                        calls: core.calls(),
                         synced: core.synced(),
                         shutting_down: core.shutting_down(),
                     });
@@ -335,14 +338,18 @@ fn shutdown(
         return;
     }
     tracing::info!(signal, grace = ?cfg.shutdown_grace, "shutting down: un-registering every provider");
-    // The core finishes within the grace; the driver's own bound is a safety net.
-    *hard = Some(tokio::time::Instant::now() + cfg.shutdown_grace + Duration::from_millis(500));
+    let now = Instant::now();
     core.handle_input(
-        Instant::now(),
+        now,
         Input::Command(Command::Shutdown {
             grace: cfg.shutdown_grace,
         }),
     );
+    // The core finishes within the grace (longer while calls drain); the driver's own
+    // bound is a safety net just after the core's.
+    let ends = core.shutdown_ends_at().unwrap_or(now + cfg.shutdown_grace);
+    let after = ends.saturating_duration_since(now) + Duration::from_millis(500);
+    *hard = Some(tokio::time::Instant::now() + after);
 }
 
 async fn sleep_or_forever(at: Option<tokio::time::Instant>) {

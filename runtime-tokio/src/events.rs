@@ -107,6 +107,26 @@ impl EventLog {
                     );
                 }
             }
+            Event::CallEnded(c) => {
+                let ms = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_millis());
+                tracing::info!(
+                    call = c.id,
+                    provider_id = c.provider_id.as_deref().unwrap_or(""),
+                    provider_name = c.provider_name.as_deref().unwrap_or(""),
+                    did = %c.did, caller = c.caller.as_deref().unwrap_or(""),
+                    destination = c.destination.as_deref().unwrap_or(""),
+                    call_id = %c.inbound_call_id,
+                    outbound_call_id = c.outbound_call_id.as_deref().unwrap_or(""),
+                    status = c.status, outcome = c.outcome, reason = %c.reason,
+                    setup_ms = ms(c.setup_time) as u64, duration_ms = ms(c.duration) as u64,
+                    "call ended: {} ({} {})", c.outcome, c.status, c.reason
+                );
+            }
+            Event::CallRefused {
+                call_id,
+                status,
+                reason,
+            } => tracing::info!(call_id = %call_id, status, "call refused: {status} {reason}"),
             Event::BindingLeftBehind(b) => tracing::warn!(
                 provider_id = %b.provider_id, provider_name = %b.provider_name,
                 registrar = %b.registrar, aor = %b.aor,

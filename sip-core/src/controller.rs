@@ -3,16 +3,19 @@
 //! owns it — the drive loop described in the crate docs. The rules live in those
 //! modules; what is here is who gets what, and the order of a shutdown.
 
+use crate::b2bua::calls::Calls;
 use crate::backend::client::{AfterReport, PendingRequest};
 use crate::config::Config;
 use crate::ctx::Ctx;
-use crate::inbound;
+use crate::dns::Waiter;
+use crate::inbound::{self, Dispatch};
 use crate::io::{
-    BackendReply, BindingIdentity, Command, Event, Input, Output, RegistrationView, RequestId,
+    BackendReply, BindingIdentity, CallView, Command, Event, Input, Output, RegistrationView,
+    RequestId,
 };
 use crate::message::{self, Message};
 use crate::registry::Registry;
-use crate::routing::RouteLookups;
+use crate::routing::{self, RouteLookups};
 use crate::stats::Stats;
 use crate::sync::ProviderSync;
 use crate::time::TimerKey;
@@ -27,6 +30,7 @@ pub struct Controller {
     registry: Registry,
     sync: ProviderSync,
     routing: RouteLookups,
+    calls: Calls,
 }
 
 impl Controller {
@@ -38,6 +42,7 @@ impl Controller {
             registry: Registry::default(),
             sync: ProviderSync::new(&ctx),
             routing: RouteLookups::new(&ctx),
+            calls: Calls::default(),
             ctx,
         };
         ctl.sync.start_fetch(now, &mut ctl.ctx);
@@ -81,15 +86,22 @@ impl Controller {
         }
         match input {
             Input::Datagram {
-                local: _,
+                local,
                 remote,
                 payload,
-            } => self.on_datagram(now, remote, &payload),
+            } => self.on_datagram(now, local, remote, &payload),
             Input::Backend { id, reply } => self.on_backend(now, id, reply),
             Input::Resolved { id, result } => {
-                for (slot, res) in self.ctx.dns.answer(id, result, now) {
-                    if let Some(reg) = self.registry.get_mut(slot) {
-                        reg.on_resolved(now, &mut self.ctx, res);
+                for (waiter, res) in self.ctx.dns.answer(id, result, now) {
+                    match waiter {
+                        Waiter::Registration(slot) => {
+                            if let Some(reg) = self.registry.get_mut(slot) {
+                                reg.on_resolved(now, &mut self.ctx, res);
+                            }
+                        }
+                        Waiter::Call(call) => {
+                            self.calls.on_resolved(now, &mut self.ctx, call, res);
+                        }
                     }
                 }
             }
@@ -133,6 +145,8 @@ impl Controller {
                 self.on_txn_actions(now, actions);
             }
             TimerKey::RouteWait(id) => self.routing.release_waiters(ctx, RequestId(id)),
+            TimerKey::Call(id, timer) => self.calls.on_timer(now, ctx, id, timer),
+            TimerKey::CallDrain => self.calls.on_drain_expired(now, ctx),
             TimerKey::BackendDeadline(id) => {
                 let secs = ctx.cfg.backend_timeout.as_secs_f64();
                 let reply = BackendReply::Failed(format!("backend did not answer within {secs}s"));
@@ -161,6 +175,16 @@ impl Controller {
         self.registry.views(&self.ctx)
     }
 
+    /// The calls in progress, by id.
+    pub fn calls(&self) -> Vec<CallView> {
+        self.calls.views(&self.ctx)
+    }
+
+    /// How many calls are in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
     /// Counters since start.
     pub fn stats(&self) -> &Stats {
         &self.ctx.stats
@@ -174,6 +198,12 @@ impl Controller {
     /// Whether a shutdown has begun (the process is no longer ready for calls).
     pub fn shutting_down(&self) -> bool {
         self.ctx.shutting_down()
+    }
+
+    /// When a shutdown that has begun will end at the latest: its grace, or longer while
+    /// calls drain (`CALL_DRAIN`). A driver's own hard stop goes a little after it.
+    pub fn shutdown_ends_at(&self) -> Option<Instant> {
+        self.ctx.timers.get(TimerKey::Shutdown)
     }
 
     /// The domain of default destinations now, if any.
@@ -214,8 +244,15 @@ impl Controller {
         for slot in self.ctx.take_stopped() {
             self.registry.free_if_removed(slot, &mut self.ctx);
         }
+        for (call, route) in self.routing.take_ready() {
+            self.calls.on_route(now, &mut self.ctx, call, route);
+        }
         // O(1) per step: a shutdown of 100k registrations takes 100k steps.
-        if self.ctx.shutting_down() && self.ctx.active() == 0 && self.ctx.backend.is_settled() {
+        if self.ctx.shutting_down()
+            && self.ctx.active() == 0
+            && self.ctx.backend.is_settled()
+            && self.calls.is_empty()
+        {
             self.finish_shutdown();
         }
     }
@@ -246,7 +283,7 @@ impl Controller {
         }
     }
 
-    fn on_datagram(&mut self, now: Instant, remote: SocketAddr, payload: &[u8]) {
+    fn on_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, payload: &[u8]) {
         self.ctx.stats.sip_in += 1;
         if message::is_keepalive(payload) {
             // RFC 5626 §3.5.1: a keep-alive, not a message (the pong is for streams).
@@ -279,8 +316,12 @@ impl Controller {
                 }
             }
             Ok(Message::Request(req)) => {
-                let providers = &self.registry;
-                inbound::answer(now, &mut self.ctx, providers, remote, &req, payload.len());
+                let to = Dispatch {
+                    providers: &self.registry,
+                    calls: &mut self.calls,
+                    routing: &mut self.routing,
+                };
+                inbound::answer(now, &mut self.ctx, to, remote, local, &req, payload.len());
             }
         }
     }
@@ -316,8 +357,17 @@ impl Controller {
                     reg.on_transaction(now, &mut self.ctx, id, event);
                 }
             }
-            // Server transactions and call legs tell no one yet (calls are not bridged).
-            TxnAction::Notify { .. } => {}
+            TxnAction::Notify {
+                owner: Owner::Leg { call, leg },
+                id,
+                event,
+                ..
+            } => self.calls.on_txn(now, &mut self.ctx, call, leg, id, event),
+            // The core's own answers outside calls need no notice.
+            TxnAction::Notify {
+                owner: Owner::Inbound,
+                ..
+            } => {}
         }
     }
 
@@ -337,7 +387,11 @@ impl Controller {
                 }
             }
             Command::LookupDestination { did, ticket } => {
-                self.routing.lookup(now, &mut self.ctx, did, ticket);
+                let waiter = routing::Waiter::Ticket(ticket);
+                self.routing.lookup(now, &mut self.ctx, did, waiter);
+            }
+            Command::HangUp { id } => {
+                self.calls.hang_up(now, &mut self.ctx, id);
             }
         }
     }
@@ -407,7 +461,11 @@ impl Controller {
         ctx.timers.cancel(TimerKey::Sync);
         ctx.timers.cancel(TimerKey::ConfigRetry);
         self.routing.on_shutdown(now, ctx);
-        ctx.timers.set(TimerKey::Shutdown, now + grace);
+        // Calls in progress go on until CALL_DRAIN runs out; the end waits for them
+        // (and for their BYEs, a few round trips) when that is later than the grace.
+        let drained = self.calls.on_shutdown(now, ctx);
+        let end = (now + grace).max(drained + CALL_HANGUP_ALLOWANCE);
+        ctx.timers.set(TimerKey::Shutdown, end);
         // Un-REGISTER answers may take the whole grace but what the final reports need
         // (see `final_report_reserve`): a registrar answering in 3 s of a 5 s grace is
         // confirmed.
@@ -443,6 +501,9 @@ impl Controller {
         self.ctx.finished = true;
     }
 }
+
+/// How long after `CALL_DRAIN` a shutdown waits for the BYEs of the calls it hung up.
+pub const CALL_HANGUP_ALLOWANCE: Duration = Duration::from_secs(2);
 
 /// What the final status reports of a shutdown are left, out of `grace`: twice what
 /// delivered reports took lately, at least 250 ms (a first report, a local file write)

@@ -15,7 +15,7 @@ use crate::rate::Pacer;
 use crate::rng::IdGen;
 use crate::stats::Stats;
 use crate::time::TimerTable;
-use crate::transaction::Transactions;
+use crate::transaction::{Transactions, TxnAction};
 use crate::wallclock::WallClock;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -103,6 +103,19 @@ impl Ctx {
         self.stats.sip_out += 1;
         self.out
             .push_back(Output::Transmit(Transmit { remote, payload }));
+    }
+
+    /// Sends what a transaction asks to send; its notices are not for this caller
+    /// (a server transaction's response, whose owner is the one answering).
+    pub fn send_all(&mut self, actions: Vec<TxnAction>) {
+        for action in actions {
+            if let TxnAction::Send {
+                remote, payload, ..
+            } = action
+            {
+                self.transmit(remote, payload);
+            }
+        }
     }
 
     /// Counts and announces the outcome of a REGISTER transaction.

@@ -10,6 +10,15 @@ use std::time::{Duration, Instant};
 /// not hand us TTLs yet; five minutes is what most SIP stacks cache for.
 const CACHE_FOR: Duration = Duration::from_secs(300);
 
+/// Who waits for a name: a registration (its slot) or a call (its id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Waiter {
+    /// The registration in this slot (its registrar or outbound proxy).
+    Registration(u32),
+    /// The call with this id (its destination).
+    Call(u64),
+}
+
 /// What the cache knows of a host.
 #[derive(Debug, Clone)]
 pub enum Lookup {
@@ -25,7 +34,7 @@ pub enum Lookup {
 enum Entry {
     Resolving {
         id: QueryId,
-        waiting: Vec<u32>,
+        waiting: Vec<Waiter>,
     },
     Done {
         result: Result<Resolution, String>,
@@ -53,11 +62,11 @@ impl Dns {
         }
     }
 
-    /// Registers `slot` as waiting for `host`, starting a query unless one is running.
+    /// Registers `waiter` as waiting for `host`, starting a query unless one is running.
     pub fn wait(
         &mut self,
         host: &str,
-        slot: u32,
+        slot: Waiter,
         out: &mut VecDeque<Output>,
         next_query: &mut u64,
     ) {
@@ -84,13 +93,13 @@ impl Dns {
         }));
     }
 
-    /// Stores an answer; returns the slots that were waiting for it.
+    /// Stores an answer; returns who was waiting for it.
     pub fn answer(
         &mut self,
         id: QueryId,
         result: Result<Resolution, String>,
         now: Instant,
-    ) -> Vec<(u32, Result<Resolution, String>)> {
+    ) -> Vec<(Waiter, Result<Resolution, String>)> {
         let Some(host) = self.queries.remove(&id) else {
             return Vec::new();
         };

@@ -1,15 +1,20 @@
-//! Requests to us. Calls are the B2BUA's (being built); until they are bridged we
-//! answer what a registered UA must: OPTIONS keep-alives with 200, an INVITE from a
-//! provider as not available, and an INVITE from anywhere else as the admission rule
-//! says (`b2bua::admission`: 403, or nothing with `SIP_REJECT_UNKNOWN=drop`).
+//! Requests to us, dispatched: what belongs to a call (a new INVITE admitted by
+//! `b2bua::admission`, a CANCEL, a request inside a call's dialog, the ACK of a 2xx)
+//! goes to the B2BUA ([`Calls`]); the rest we answer ourselves as a registered UA
+//! must: OPTIONS keep-alives with 200, an INVITE from an unknown source with 403 (or
+//! nothing with `SIP_REJECT_UNKNOWN=drop`), a request for no dialog of ours with 481,
+//! an unknown method with 501.
 
 use crate::b2bua::admission::Admission;
+use crate::b2bua::calls::{Calls, NewCall};
+use crate::b2bua::uri::{host_with_port, join_host_port};
 use crate::config::RejectUnknown;
 use crate::ctx::Ctx;
 use crate::io::Event;
 use crate::message::{self, Request};
 use crate::registry::Registry;
-use crate::transaction::{ServerStep, TxnAction};
+use crate::routing::RouteLookups;
+use crate::transaction::ServerStep;
 use crate::triage::Dropped;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -17,7 +22,16 @@ use std::time::Instant;
 /// The outcome label of calls refused because they came from no provider.
 pub const REFUSED_UNKNOWN_SOURCE: &str = "refused_unknown_source";
 
-/// Answers `req` from `remote`, which arrived as `received` bytes.
+/// What a request needs beside the core's services: who the providers are, the calls
+/// and the routes.
+pub struct Dispatch<'a> {
+    pub providers: &'a Registry,
+    pub calls: &'a mut Calls,
+    pub routing: &'a mut RouteLookups,
+}
+
+/// Answers `req` from `remote` (to our socket `local`), which arrived as `received`
+/// bytes, or hands it to its call.
 ///
 /// The answer goes to a source address anyone can forge, so it is never larger than
 /// the `received` bytes: when it would be, it goes without the optional
@@ -30,11 +44,17 @@ pub const REFUSED_UNKNOWN_SOURCE: &str = "refused_unknown_source";
 pub fn answer(
     now: Instant,
     ctx: &mut Ctx,
-    providers: &Registry,
+    to: Dispatch<'_>,
     remote: SocketAddr,
+    local: SocketAddr,
     req: &Request,
     received: usize,
 ) {
+    let Dispatch {
+        providers,
+        calls,
+        routing,
+    } = to;
     let timers = ctx.cfg.timers;
     let step = ctx
         .txns
@@ -42,18 +62,45 @@ pub fn answer(
     let stateless = matches!(step, ServerStep::Stateless);
     let txn = match step {
         ServerStep::Absorbed(actions) => {
-            send_all(ctx, actions);
+            ctx.send_all(actions);
             return;
         }
-        ServerStep::Ack { .. } => return,
+        ServerStep::Ack { .. } => {
+            calls.on_ack(now, ctx, req);
+            return;
+        }
         ServerStep::NotRfc3261 if req.method == "ACK" => return,
         ServerStep::NotRfc3261 => None,
         ServerStep::Stateless => {
             ctx.stats.stateless_answers += 1;
             None
         }
-        // An INVITE's 100 Trying is not sent: the final goes out in the same instant.
-        ServerStep::New { id, .. } => Some(id),
+        ServerStep::New { id, actions, .. } => {
+            if req.method == "CANCEL" && calls.on_cancel(now, ctx, id, req) {
+                return;
+            }
+            if req.headers.to_tag().is_some() && calls.on_in_dialog(now, ctx, id, remote, req) {
+                return;
+            }
+            if req.method == "INVITE" && req.headers.to_tag().is_none() {
+                if let Some(provider) = admitted(ctx, providers, req, remote) {
+                    // The 100 Trying, at once: the route lookup may take a while.
+                    ctx.send_all(actions);
+                    let local = caller_local(ctx, local, provider.as_ref());
+                    let new = NewCall {
+                        txn: id,
+                        request: req,
+                        source: remote,
+                        local,
+                        provider,
+                    };
+                    calls.on_invite(now, ctx, routing, new);
+                    return;
+                }
+            }
+            // Answered in the same instant: no 100 Trying.
+            Some(id)
+        }
     };
     let (status, reason) = match req.method.as_str() {
         _ if txn.is_none() && !stateless => {
@@ -62,40 +109,31 @@ pub fn answer(
         "ACK" => return,
         _ if req.headers.cseq_out_of_range() => (400, "Bad CSeq: must be below 2^31"),
         "OPTIONS" => (200, "OK"),
+        "INVITE" if req.headers.to_tag().is_some() => (481, "Call/Transaction Does Not Exist"),
         "INVITE" => {
-            let to_user = req
-                .headers
-                .get("To")
-                .and_then(message::header_uri)
-                .and_then(crate::b2bua::admission::uri_user);
-            let allowed = &ctx.cfg.calls.allowed_sources;
-            match providers.admit(&req.uri, to_user, remote.ip(), allowed) {
-                Admission::Unknown => {
-                    *ctx.stats.calls.entry(REFUSED_UNKNOWN_SOURCE).or_default() += 1;
-                    let drop = ctx.cfg.calls.reject_unknown == RejectUnknown::Drop;
-                    let what = if drop { "dropped" } else { "answered 403" };
-                    // The drop logger keeps these to a bounded rate (a scanner sends many).
-                    ctx.emit(Event::MessageDropped {
-                        remote,
-                        reason: format!(
-                            "INVITE from no provider's address and no SIP_ALLOWED_SOURCES entry: {what}"
-                        ),
-                    });
-                    if drop {
-                        if let Some(id) = txn {
-                            ctx.txns.abandon(id, &mut ctx.timers);
-                        }
-                        return;
-                    }
-                    (403, "Forbidden")
+            // Admission said no (a provider's INVITE became a call above).
+            *ctx.stats.calls.entry(REFUSED_UNKNOWN_SOURCE).or_default() += 1;
+            let drop = ctx.cfg.calls.reject_unknown == RejectUnknown::Drop;
+            let what = if drop { "dropped" } else { "answered 403" };
+            // The drop logger keeps these to a bounded rate (a scanner sends many).
+            ctx.emit(Event::MessageDropped {
+                remote,
+                reason: format!(
+                    "INVITE from no provider's address and no SIP_ALLOWED_SOURCES entry: {what}"
+                ),
+            });
+            if drop {
+                if let Some(id) = txn {
+                    ctx.txns.abandon(id, &mut ctx.timers);
                 }
-                Admission::Provider(_) | Admission::Unattributed => {
-                    *ctx.stats.calls.entry("unavailable").or_default() += 1;
-                    (480, "Temporarily Unavailable")
-                }
+                return;
             }
+            (403, "Forbidden")
         }
-        "BYE" | "CANCEL" => (481, "Call/Transaction Does Not Exist"),
+        "BYE" | "CANCEL" | "UPDATE" | "INFO" | "REFER" | "NOTIFY" | "PRACK" => {
+            (481, "Call/Transaction Does Not Exist")
+        }
+        _ if req.headers.to_tag().is_some() => (481, "Call/Transaction Does Not Exist"),
         _ => (501, "Not Implemented"),
     };
     let tag = ctx.ids.tag();
@@ -131,20 +169,49 @@ pub fn answer(
             let actions = ctx
                 .txns
                 .respond(now, &timers, &mut ctx.timers, id, status, bytes);
-            send_all(ctx, actions);
+            ctx.send_all(actions);
         }
         None => ctx.transmit(remote, bytes),
     }
 }
 
-/// Sends what a server transaction asks to send (its owner, the core, needs no notice).
-fn send_all(ctx: &mut Ctx, actions: Vec<TxnAction>) {
-    for action in actions {
-        if let TxnAction::Send {
-            remote, payload, ..
-        } = action
-        {
-            ctx.transmit(remote, payload);
-        }
+/// The provider an INVITE comes from, if admission lets it in (`Some(None)`: from a
+/// provider's address or an allowed source, but no one provider can be named).
+fn admitted(
+    ctx: &Ctx,
+    providers: &Registry,
+    req: &Request,
+    remote: SocketAddr,
+) -> Option<Option<crate::b2bua::call::CallerProvider>> {
+    let to_user = req
+        .headers
+        .get("To")
+        .and_then(message::header_uri)
+        .and_then(crate::b2bua::admission::uri_user);
+    let allowed = &ctx.cfg.calls.allowed_sources;
+    match providers.admit(&req.uri, to_user, remote.ip(), allowed) {
+        Admission::Unknown => None,
+        Admission::Provider(slot) => Some(providers.caller_provider(slot)),
+        Admission::Unattributed => Some(None),
     }
+}
+
+/// Our `host:port` towards a caller: the configured public address, else the
+/// socket's own address when bound to one, else ours towards its provider's registrar
+/// (else learnt from the destination's side, see `b2bua::call`).
+fn caller_local(
+    ctx: &Ctx,
+    local: SocketAddr,
+    provider: Option<&crate::b2bua::call::CallerProvider>,
+) -> Option<String> {
+    let port = ctx.cfg.local_port;
+    if let Some(host) = &ctx.cfg.contact_host {
+        return Some(host_with_port(host, port));
+    }
+    if !local.ip().is_unspecified() {
+        return Some(join_host_port(local.ip(), port));
+    }
+    provider
+        .and_then(|p| p.local_ip)
+        .map(|ip| join_host_port(ip, port))
 }

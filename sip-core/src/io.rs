@@ -60,6 +60,8 @@ pub enum Command {
     /// Where would a call to `did` go now? Answered by [`Event::DestinationFound`] with
     /// the same `ticket` (the admin API's routing check; calls use the same lookup).
     LookupDestination { did: String, ticket: u64 },
+    /// Hang call `id` up on both legs (the admin API's `DELETE /api/calls/{id}`).
+    HangUp { id: u64 },
 }
 
 /// Something the driver must do, or learn.
@@ -251,8 +253,63 @@ pub enum Event {
     ConfigFetchFailed { error: String, retry_in: Duration },
     /// The default destination domain changed (`livekitDomain` from the backend).
     DefaultDomainChanged { domain: String },
+    /// A call ended: the one line operators read about it.
+    CallEnded(Box<CallRecord>),
+    /// An INVITE was refused before it became a call (a limit, the shutdown, a loop).
+    CallRefused {
+        /// The caller's Call-ID.
+        call_id: String,
+        status: u16,
+        reason: String,
+    },
     /// All registrations are un-registered and reports delivered (or grace ran out).
     ShutdownComplete,
+}
+
+/// A finished call, as logged when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The call's id (as in `GET /api/calls`).
+    pub id: u64,
+    /// The provider it came from, when attributed to one.
+    pub provider_id: Option<String>,
+    pub provider_name: Option<String>,
+    /// The dialed number.
+    pub did: String,
+    /// The caller's number (From user).
+    pub caller: Option<String>,
+    /// The destination URI, once routed.
+    pub destination: Option<String>,
+    /// The provider leg's Call-ID.
+    pub inbound_call_id: String,
+    /// Our leg's Call-ID towards the destination, once it was called.
+    pub outbound_call_id: Option<String>,
+    /// The final status the caller got (200 for an answered call).
+    pub status: u16,
+    /// The outcome label of `trunkline_calls_total`.
+    pub outcome: &'static str,
+    /// Why it ended, in words (who hung up, which limit, what failed).
+    pub reason: String,
+    /// From the INVITE to the answer, when answered.
+    pub setup_time: Option<Duration>,
+    /// From the answer to the end, when answered.
+    pub duration: Option<Duration>,
+}
+
+/// What an operator sees of a call in progress (`GET /api/calls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallView {
+    pub id: u64,
+    pub provider_id: Option<String>,
+    pub did: String,
+    pub caller: Option<String>,
+    pub destination: Option<String>,
+    /// `routing`, `ringing`, `answered` or `ending`.
+    pub state: &'static str,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC.
+    pub answered_at: Option<String>,
 }
 
 /// What identifies a registration's binding at the registrar across restarts: the same

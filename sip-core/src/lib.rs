@@ -69,9 +69,9 @@ pub use backend::destination::{NoRoute, Route, RouteSource};
 pub use config::{CallSettings, Config, DigestCredentials, RejectUnknown, SipTimers};
 pub use controller::Controller;
 pub use io::{
-    BackendOp, BackendReply, BackendRequest, BindingIdentity, Command, Event, FailureNotice, Input,
-    LeftBehind, Output, QueryId, RegisterOutcome, RegisterStatus, RegistrationView, RequestId,
-    Resolution, ResolveQuery, SentRegister, StatusReport, Transmit,
+    BackendOp, BackendReply, BackendRequest, BindingIdentity, CallRecord, CallView, Command, Event,
+    FailureNotice, Input, LeftBehind, Output, QueryId, RegisterOutcome, RegisterStatus,
+    RegistrationView, RequestId, Resolution, ResolveQuery, SentRegister, StatusReport, Transmit,
 };
 pub use provider::{Provider, ProviderSpec};
 pub use registrars::Registrars;

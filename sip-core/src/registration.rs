@@ -10,6 +10,7 @@
 
 use crate::auth::{self, Challenge, DigestInput};
 use crate::ctx::Ctx;
+use crate::dns::Waiter;
 use crate::io::{
     BindingIdentity, Event, FailureNotice, LeftBehind, Output, RegisterOutcome, RegisterStatus,
     RegistrationView, StatusReport,
@@ -393,6 +394,11 @@ impl Registration {
         self.registered_at.map(|t| clock.rfc3339(t))
     }
 
+    /// Our address towards the registrar, once resolved.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        self.local_ip
+    }
+
     /// Unique token in our Contact URI (`;line=`), to match inbound requests and our own
     /// binding in the registrar's 200 OK.
     pub fn line(&self) -> &str {
@@ -486,8 +492,12 @@ impl Registration {
             }
             crate::dns::Lookup::Pending => {
                 self.phase = Phase::Resolving;
-                ctx.dns
-                    .wait(&host, self.slot, &mut ctx.out, &mut ctx.next_query);
+                ctx.dns.wait(
+                    &host,
+                    Waiter::Registration(self.slot),
+                    &mut ctx.out,
+                    &mut ctx.next_query,
+                );
             }
         }
     }

@@ -48,6 +48,18 @@ impl Registry {
         self.regs.get_mut(slot as usize)?.as_deref_mut()
     }
 
+    /// The provider of registration `slot`, as a call from it names it.
+    pub fn caller_provider(&self, slot: u32) -> Option<crate::b2bua::call::CallerProvider> {
+        let reg = self.regs.get(slot as usize)?.as_deref()?;
+        Some(crate::b2bua::call::CallerProvider {
+            slot,
+            id: reg.provider.id.clone(),
+            name: reg.provider.name.to_string(),
+            username: reg.provider.username.to_string(),
+            local_ip: reg.local_ip(),
+        })
+    }
+
     /// The running registration of provider `id`.
     pub fn running(&self, id: &str) -> Option<(u32, &Registration)> {
         let slot = *self.by_id.get(id)?;

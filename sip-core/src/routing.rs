@@ -11,11 +11,22 @@ use crate::time::TimerKey;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+/// Who waits for a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiter {
+    /// A [`crate::Command::LookupDestination`]'s ticket: answered as an event.
+    Ticket(u64),
+    /// A call (its id): answered through [`RouteLookups::take_ready`].
+    Call(u64),
+}
+
 /// The destination cache and the lookups in flight.
 #[derive(Debug)]
 pub struct RouteLookups {
-    /// Call destinations; the waiters are tickets.
-    routes: Destinations<u64>,
+    /// Call destinations and who waits for them.
+    routes: Destinations<Waiter>,
+    /// Answers for calls, not yet handed to them.
+    ready: Vec<(u64, Result<Route, NoRoute>)>,
     /// The destination lookup in flight per DID.
     requests: BTreeMap<String, RequestId>,
 }
@@ -31,7 +42,13 @@ impl RouteLookups {
                 ctx.cfg.routes_from_backend,
             ),
             requests: BTreeMap::new(),
+            ready: Vec::new(),
         }
+    }
+
+    /// The routes found for calls since the last call.
+    pub fn take_ready(&mut self) -> Vec<(u64, Result<Route, NoRoute>)> {
+        std::mem::take(&mut self.ready)
     }
 
     /// The domain of default destinations now, if any.
@@ -47,10 +64,13 @@ impl RouteLookups {
         }
     }
 
-    /// Looks up `did` for `ticket`; the answer comes as [`Event::DestinationFound`].
-    pub fn lookup(&mut self, now: Instant, ctx: &mut Ctx, did: String, ticket: u64) {
-        match self.routes.lookup(&did, now, ticket) {
-            Lookup::Ready(result) => answer_waiters(ctx, &did, &result, vec![ticket], None),
+    /// Looks up `did` for `waiter`; a ticket's answer comes as
+    /// [`Event::DestinationFound`], a call's through [`Self::take_ready`].
+    pub fn lookup(&mut self, now: Instant, ctx: &mut Ctx, did: String, waiter: Waiter) {
+        match self.routes.lookup(&did, now, waiter) {
+            Lookup::Ready(result) => {
+                answer_waiters(ctx, &mut self.ready, &did, &result, vec![waiter], None);
+            }
             // Shutting down: no new request may hold up the end; the default.
             Lookup::Ask { .. } if ctx.shutting_down() => {
                 let reply = BackendReply::Failed("trunkline is shutting down".to_owned());
@@ -95,7 +115,7 @@ impl RouteLookups {
         let (result, waiting) = self.routes.release(&did);
         let secs = ctx.cfg.route_lookup_timeout.as_secs_f64();
         let reason = format!("backend did not answer within {secs}s (ROUTE_LOOKUP_TIMEOUT)");
-        answer_waiters(ctx, &did, &result, waiting, Some(reason));
+        answer_waiters(ctx, &mut self.ready, &did, &result, waiting, Some(reason));
     }
 
     /// The backend's reply to lookup `id` of `did` (or its deadline).
@@ -135,7 +155,7 @@ impl RouteLookups {
             })
         };
         let fallback = fallback.or_else(refused);
-        answer_waiters(ctx, &did, &result, waiting, fallback);
+        answer_waiters(ctx, &mut self.ready, &did, &result, waiting, fallback);
     }
 
     /// A shutdown began: lookups in flight are dropped, their callers take the default
@@ -153,9 +173,10 @@ impl RouteLookups {
 /// (only worth a warning when somebody was waiting).
 fn answer_waiters(
     ctx: &mut Ctx,
+    ready: &mut Vec<(u64, Result<Route, NoRoute>)>,
     did: &str,
     result: &Result<Route, NoRoute>,
-    waiting: Vec<u64>,
+    waiting: Vec<Waiter>,
     fallback: Option<String>,
 ) {
     if waiting.is_empty() {
@@ -167,11 +188,14 @@ fn answer_waiters(
             reason,
         });
     }
-    for ticket in waiting {
-        ctx.emit(Event::DestinationFound {
-            ticket,
-            did: did.to_owned(),
-            result: result.clone(),
-        });
+    for waiter in waiting {
+        match waiter {
+            Waiter::Ticket(ticket) => ctx.emit(Event::DestinationFound {
+                ticket,
+                did: did.to_owned(),
+                result: result.clone(),
+            }),
+            Waiter::Call(id) => ready.push((id, result.clone())),
+        }
     }
 }

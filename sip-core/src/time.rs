@@ -12,6 +12,10 @@ pub enum TimerKey {
     /// One named RFC 3261 §17 timer of transaction `id` (a transaction arms at most two
     /// at a time: a retransmission timer and a timeout).
     Transaction(u64, TxnTimer),
+    /// One timer of call `id` (the B2BUA's): see [`CallTimer`].
+    Call(u64, CallTimer),
+    /// After a shutdown began: calls still up when `CALL_DRAIN` runs out are hung up.
+    CallDrain,
     /// The deadline of a backend request.
     BackendDeadline(u64),
     /// How long calls wait for the destination lookup with this request id.
@@ -64,6 +68,21 @@ pub enum TxnTimer {
     /// Non-INVITE server in Trying/Proceeding: the TU has not answered within 64·T1,
     /// when the client has given up (its Timer F).
     Unanswered,
+}
+
+/// The timers of a call, beside its legs' transaction timers: what RFC 3261 leaves
+/// to the TU (the 2xx retransmission, §13.3.1.4) and the limits of CONTRACT.md §6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CallTimer {
+    /// No final answer from the destination within `CALL_RING_TIMEOUT`: CANCEL it,
+    /// `408` to the caller.
+    Ring,
+    /// An answered call reached `CALL_MAX_DURATION`: BYE both legs.
+    MaxDuration,
+    /// Resend the 2xx to the caller (T1 doubling to T2) until its ACK.
+    Resend2xx,
+    /// No ACK for the 2xx within 64·T1 (§13.3.1.4): BYE both legs.
+    AckWait,
 }
 
 /// The one deadline structure of the core: ordered by `(deadline, insertion sequence)`,

@@ -1,6 +1,6 @@
 //! Who may call (issue 9, admission), through the controller in virtual time: an INVITE
-//! from a provider's registrar address is the provider's (answered 480 until calls are
-//! bridged), one from anywhere else is refused with 403 — or dropped, unanswered, with
+//! from a provider's registrar address is the provider's (it becomes a call: here,
+//! with no destination configured, one without a route), one from anywhere else is refused with 403 — or dropped, unanswered, with
 //! `SIP_REJECT_UNKNOWN=drop` — and counted; `SIP_ALLOWED_SOURCES` admits more sources.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 // Virtual time is anchored once with `Instant::now()`; everything after adds durations.
@@ -8,24 +8,19 @@
 
 mod support;
 
-use sip_core::{Command, Config, Input, RegisterStatus, RejectUnknown};
+use sip_core::{Command, Input, RejectUnknown};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::registrar::{Behaviour, Registrar};
-use support::{config, provider, World, LOCAL, REGISTRAR};
+use support::{config, registered, World, LOCAL, REGISTRAR};
 
 const STRANGER: &str = "203.0.113.5:5060";
 
-fn registered_world(cfg: Config) -> World {
-    let registrar = Registrar::new(&[("alice", "pw")], Behaviour::default());
-    let mut w = World::new(cfg, registrar, vec![provider("p1", "alice", "pw")]);
-    w.run_for(Duration::from_secs(5));
-    assert_eq!(
-        w.last_report("p1").unwrap().register_status,
-        RegisterStatus::Registered
-    );
-    w
-}
+/// What an admitted INVITE hears when no destination is configured: it became a call
+/// (100 Trying) that has no route.
+const ADMITTED: [&str; 2] = [
+    "SIP/2.0 100 Trying",
+    "SIP/2.0 404 Not Found: no route for this number",
+];
 
 /// The `line=` token of our registered Contact.
 fn line_token(w: &World) -> String {
@@ -68,14 +63,11 @@ fn call(w: &mut World, from: &str, request_uri: &str, call_id: &str) -> Vec<Stri
 
 #[test]
 fn a_provider_is_admitted_and_a_stranger_gets_403_counted() {
-    let mut w = registered_world(config());
+    let mut w = registered(config());
     let line = line_token(&w);
     let provider_addr = format!("{REGISTRAR}:5060");
     let ours = format!("sip:alice@198.51.100.1:5070;line={line}");
-    assert_eq!(
-        call(&mut w, &provider_addr, &ours, "c1"),
-        ["SIP/2.0 480 Temporarily Unavailable"]
-    );
+    assert_eq!(call(&mut w, &provider_addr, &ours, "c1"), ADMITTED);
     // The same Request-URI, token and all, from an address that is no provider's.
     assert_eq!(
         call(&mut w, STRANGER, &ours, "c2"),
@@ -87,21 +79,21 @@ fn a_provider_is_admitted_and_a_stranger_gets_403_counted() {
     );
     let calls = &w.core.stats().calls;
     assert_eq!(calls.get("refused_unknown_source"), Some(&2));
-    assert_eq!(calls.get("unavailable"), Some(&1));
+    assert_eq!(calls.get("no_route"), Some(&1));
 }
 
 #[test]
 fn drop_mode_answers_a_stranger_nothing() {
     let mut cfg = config();
     cfg.calls.reject_unknown = RejectUnknown::Drop;
-    let mut w = registered_world(cfg);
+    let mut w = registered(cfg);
     assert!(call(&mut w, STRANGER, "sip:+4930123456@198.51.100.1", "c1").is_empty());
     assert_eq!(w.core.stats().calls.get("refused_unknown_source"), Some(&1));
     // A provider still hears an answer.
     let provider_addr = format!("{REGISTRAR}:5060");
     assert_eq!(
-        call(&mut w, &provider_addr, "sip:alice@198.51.100.1:5070", "c2").len(),
-        1
+        call(&mut w, &provider_addr, "sip:alice@198.51.100.1:5070", "c2"),
+        ADMITTED
     );
 }
 
@@ -109,10 +101,10 @@ fn drop_mode_answers_a_stranger_nothing() {
 fn allowed_sources_admit_more_and_a_removed_provider_no_longer_calls() {
     let mut cfg = config();
     cfg.calls.allowed_sources = vec!["203.0.113.0/24".parse().unwrap()];
-    let mut w = registered_world(cfg);
+    let mut w = registered(cfg);
     assert_eq!(
         call(&mut w, STRANGER, "sip:+4930123456@198.51.100.1", "c1"),
-        ["SIP/2.0 480 Temporarily Unavailable"]
+        ADMITTED
     );
     assert_eq!(
         call(
@@ -127,7 +119,7 @@ fn allowed_sources_admit_more_and_a_removed_provider_no_longer_calls() {
     let provider_addr = format!("{REGISTRAR}:5060");
     assert_eq!(
         call(&mut w, &provider_addr, "sip:alice@198.51.100.1:5070", "c3"),
-        ["SIP/2.0 480 Temporarily Unavailable"]
+        ADMITTED
     );
     w.providers.clear();
     w.input(Input::Command(Command::Resync));

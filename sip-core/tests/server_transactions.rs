@@ -1,5 +1,5 @@
 //! Inbound requests through server transactions (RFC 3261 §17.2), through the
-//! controller in virtual time: a retransmitted INVITE gets the same 480 (same To-tag),
+//! controller in virtual time: a retransmitted INVITE gets the same final response (same To-tag),
 //! the ACK to it stops Timer G, an OPTIONS retransmission gets the same 200, and an
 //! RFC 2543 request (no magic cookie) gets 400.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -8,22 +8,10 @@
 
 mod support;
 
-use sip_core::{Input, RegisterStatus};
+use sip_core::Input;
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::registrar::{Behaviour, Registrar};
-use support::{config, provider, World, LOCAL, REGISTRAR};
-
-fn registered_world() -> World {
-    let registrar = Registrar::new(&[("alice", "pw")], Behaviour::default());
-    let mut w = World::new(config(), registrar, vec![provider("p1", "alice", "pw")]);
-    w.run_for(Duration::from_secs(5));
-    assert_eq!(
-        w.last_report("p1").unwrap().register_status,
-        RegisterStatus::Registered
-    );
-    w
-}
+use support::{config, registered, World, LOCAL, REGISTRAR};
 
 fn request(method: &str, branch: &str, from: &str) -> Vec<u8> {
     format!(
@@ -62,13 +50,16 @@ fn sent_to(w: &World, before: usize, remote: SocketAddr) -> Vec<String> {
 }
 
 #[test]
-fn a_retransmitted_invite_gets_the_same_480_and_its_ack_stops_timer_g() {
-    let mut w = registered_world();
+fn a_retransmitted_invite_gets_the_same_final_and_its_ack_stops_timer_g() {
+    let mut w = registered(config());
     let from = format!("{REGISTRAR}:5060");
     let remote: SocketAddr = from.parse().unwrap();
-    let first = feed(&mut w, &from, request("INVITE", "z9hG4bK-st1", &from));
-    assert_eq!(first.len(), 1);
-    assert!(first[0].starts_with("SIP/2.0 480 "), "{}", first[0]);
+    // A provider's call with no destination configured: 100 Trying, then 404.
+    let answers = feed(&mut w, &from, request("INVITE", "z9hG4bK-st1", &from));
+    assert_eq!(answers.len(), 2);
+    assert!(answers[0].starts_with("SIP/2.0 100 "), "{}", answers[0]);
+    assert!(answers[1].starts_with("SIP/2.0 404 "), "{}", answers[1]);
+    let first = vec![answers[1].clone()];
     let again = feed(&mut w, &from, request("INVITE", "z9hG4bK-st1", &from));
     assert_eq!(again, first, "byte-identical: same To-tag");
     // Unacknowledged, Timer G resends the same 480.
@@ -81,12 +72,12 @@ fn a_retransmitted_invite_gets_the_same_480_and_its_ack_stops_timer_g() {
     w.run_for(Duration::from_secs(40));
     assert!(sent_to(&w, before, remote)
         .iter()
-        .all(|m| !m.starts_with("SIP/2.0 480")));
+        .all(|m| !m.starts_with("SIP/2.0 404")));
 }
 
 #[test]
 fn options_retransmission_gets_the_same_200_and_rfc_2543_gets_400() {
-    let mut w = registered_world();
+    let mut w = registered(config());
     let from = "192.0.2.77:5060";
     let first = feed(&mut w, from, request("OPTIONS", "z9hG4bK-o1", from));
     assert_eq!(first.len(), 1);
@@ -102,7 +93,7 @@ fn options_retransmission_gets_the_same_200_and_rfc_2543_gets_400() {
 
 #[test]
 fn past_the_server_transaction_cap_new_requests_are_answered_statelessly() {
-    let mut w = registered_world();
+    let mut w = registered(config());
     let cap = sip_core::transaction::MAX_SERVER_TRANSACTIONS;
     let from = "203.0.113.9:5060";
     for i in 0..cap {

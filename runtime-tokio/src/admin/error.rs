@@ -20,6 +20,9 @@ pub enum ApiError {
     /// No registration has this id.
     #[error("no registration with id {0:?}; GET /api/registrations lists the ids")]
     UnknownId(String),
+    /// No call in progress has this id.
+    #[error("no call in progress with id {0:?}; GET /api/calls lists them")]
+    UnknownCall(String),
     /// The DID cannot be routed (not dialable, or no destination and no default).
     #[error("{0}")]
     NoRoute(sip_core::NoRoute),
@@ -38,7 +41,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::UnknownId(_) => StatusCode::NOT_FOUND,
+            Self::UnknownId(_) | Self::UnknownCall(_) => StatusCode::NOT_FOUND,
             Self::NoRoute(sip_core::NoRoute::BadDid { .. }) => StatusCode::BAD_REQUEST,
             Self::NoRoute(sip_core::NoRoute::NoDefault { .. }) => StatusCode::NOT_FOUND,
             Self::ControllerGone | Self::ControllerBusy(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -16,7 +16,7 @@ const STATES: [RegisterStatus; 3] = [
 ];
 
 /// The metrics page for one consistent snapshot of the core.
-pub fn render(registrations: &[RegistrationView], stats: &Stats) -> String {
+pub fn render(registrations: &[RegistrationView], active_calls: usize, stats: &Stats) -> String {
     let mut page = Page::default();
 
     page.family(
@@ -59,14 +59,16 @@ pub fn render(registrations: &[RegistrationView], stats: &Stats) -> String {
         );
     }
 
-    // Calls arrive with the B2BUA; the families are published now so that dashboards
-    // and alerts can be written against their final names.
     page.family(
         "trunkline_active_calls",
         "gauge",
         "Calls in progress through the B2BUA.",
     );
-    page.sample("trunkline_active_calls", &[], 0);
+    page.sample(
+        "trunkline_active_calls",
+        &[],
+        u64::try_from(active_calls).unwrap_or(u64::MAX),
+    );
     page.family(
         "trunkline_calls_total",
         "counter",
@@ -75,6 +77,44 @@ pub fn render(registrations: &[RegistrationView], stats: &Stats) -> String {
     for (outcome, n) in &stats.calls {
         page.sample("trunkline_calls_total", &[("outcome", outcome)], *n);
     }
+    page.family(
+        "trunkline_provider_calls_total",
+        "counter",
+        "Calls through the B2BUA by provider id (calls attributed to one provider).",
+    );
+    for (provider, n) in &stats.calls_by_provider {
+        page.sample(
+            "trunkline_provider_calls_total",
+            &[("provider_id", provider)],
+            *n,
+        );
+    }
+    page.family(
+        "trunkline_call_setup_seconds",
+        "histogram",
+        "From the caller's INVITE to the answer, for answered calls.",
+    );
+    let setup = &stats.call_setup;
+    let mut cumulative = 0;
+    for (bound, n) in sip_core::stats::Histogram::BOUNDS.iter().zip(setup.buckets) {
+        cumulative += n;
+        let le = bound.to_string();
+        page.sample(
+            "trunkline_call_setup_seconds_bucket",
+            &[("le", &le)],
+            cumulative,
+        );
+    }
+    page.sample(
+        "trunkline_call_setup_seconds_bucket",
+        &[("le", "+Inf")],
+        setup.count,
+    );
+    page.sample_f64(
+        "trunkline_call_setup_seconds_sum",
+        setup.sum_micros as f64 / 1e6,
+    );
+    page.sample("trunkline_call_setup_seconds_count", &[], setup.count);
 
     page.family(
         "trunkline_sip_messages_total",
@@ -171,6 +211,10 @@ impl Page {
         }
         let _ = writeln!(self.out, " {value}");
     }
+
+    fn sample_f64(&mut self, name: &str, value: f64) {
+        let _ = writeln!(self.out, "{name} {value}");
+    }
 }
 
 /// A label value as the format requires: backslash, double quote and line feed
@@ -230,6 +274,7 @@ mod tests {
                 (("report_status", "delivered"), 5),
                 (("report_status", "failed"), 2),
             ]),
+            ..Stats::default()
         }
     }
 
@@ -266,7 +311,7 @@ mod tests {
             reg("b", RegisterStatus::Registered),
             reg("c", RegisterStatus::Failed),
         ];
-        let page = render(&regs, &stats());
+        let page = render(&regs, 0, &stats());
         let s = scrape(&page);
 
         let g = |metric, labels: &[(&str, &str)]| value(&s, metric, labels);
@@ -385,7 +430,7 @@ mod tests {
     /// and that each sample follows the TYPE line of its family.
     #[test]
     fn every_line_is_understood_and_typed_before_use() {
-        let page = render(&[reg("a", RegisterStatus::Pending)], &stats());
+        let page = render(&[reg("a", RegisterStatus::Pending)], 0, &stats());
         assert!(page.ends_with('\n'), "the format ends with a line feed");
         let mut typed = BTreeSet::new();
         for line in page.lines() {
@@ -396,10 +441,17 @@ mod tests {
                         "{metric_name} typed twice"
                     );
                 }
-                LineInfo::Sample { metric_name, .. } => assert!(
-                    typed.contains(metric_name),
-                    "sample before its TYPE: {line}"
-                ),
+                LineInfo::Sample { metric_name, .. } => {
+                    // A histogram's series carry suffixes of its family's name (which
+                    // the parser records as `<name>_bucket`).
+                    let family = ["_sum", "_count"]
+                        .iter()
+                        .find_map(|s| metric_name.strip_suffix(s))
+                        .map(|base| format!("{base}_bucket"))
+                        .filter(|f| typed.contains(f))
+                        .unwrap_or_else(|| metric_name.to_string());
+                    assert!(typed.contains(&family), "sample before its TYPE: {line}");
+                }
                 LineInfo::Doc { .. } => {}
                 LineInfo::Empty | LineInfo::Ignored => panic!("line not understood: {line:?}"),
             }
@@ -408,7 +460,7 @@ mod tests {
 
     #[test]
     fn empty_core_still_has_every_state_and_direction() {
-        let s = scrape(&render(&[], &Stats::default()));
+        let s = scrape(&render(&[], 0, &Stats::default()));
         for state in ["pending", "registered", "failed"] {
             assert_eq!(
                 value(&s, "trunkline_registrations", &[("state", state)]),
@@ -434,7 +486,7 @@ mod tests {
         let mut st = Stats::default();
         st.register_outcomes
             .insert("odd \"quoted\" \\ path\nnext", 3);
-        let page = render(&[], &st);
+        let page = render(&[], 0, &st);
         assert!(
             page.contains(
                 "trunkline_register_transactions_total{outcome=\"odd \\\"quoted\\\" \\\\ path\\nnext\"} 3\n"

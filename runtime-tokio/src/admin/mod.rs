@@ -28,14 +28,14 @@ use crate::driver::{AdminCall, Snapshot};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use sip_core::{Command, NoRoute, Route, Secret};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
-use view::RegistrationJson;
+use view::{CallJson, RegistrationJson};
 
 /// How long a handler waits for the driver. The driver answers between two events,
 /// so this is only reached when it is stuck or flooded; a probe must then fail rather
@@ -97,6 +97,7 @@ pub fn router(state: AdminState) -> Router {
     let mutating = Router::new()
         .route("/api/registrations/{id}/register", post(reregister))
         .route("/api/sync", post(resync))
+        .route("/api/calls/{id}", delete(hang_up))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -107,6 +108,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/registrations", get(registrations))
         .route("/api/destinations/{did}", get(destination))
+        .route("/api/calls", get(calls))
         .merge(mutating)
         .with_state(state)
 }
@@ -152,7 +154,7 @@ async fn metrics(State(state): State<AdminState>) -> Response {
     match state.snapshot().await {
         Ok(s) => (
             [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-            metrics::render(&s.registrations, &s.stats),
+            metrics::render(&s.registrations, s.calls.len(), &s.stats),
         )
             .into_response(),
         Err(e) => e.into_response(),
@@ -209,6 +211,34 @@ async fn resync(State(state): State<AdminState>) -> Result<Response, ApiError> {
     tracing::info!("admin: provider-list sync requested");
     state.send(AdminCall::Command(Command::Resync)).await?;
     Ok(accepted(serde_json::json!({ "accepted": "sync" })))
+}
+
+/// `GET /api/calls`: the calls in progress (CONTRACT.md §6).
+async fn calls(State(state): State<AdminState>) -> Result<Json<Vec<CallJson>>, ApiError> {
+    let s = state.snapshot().await?;
+    Ok(Json(s.calls.iter().map(CallJson::from).collect()))
+}
+
+/// `DELETE /api/calls/{id}`: hangs the call up on both legs.
+async fn hang_up(
+    State(state): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let snapshot = state.snapshot().await?;
+    let Some(call) = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| snapshot.calls.iter().find(|c| c.id == n))
+    else {
+        return Err(ApiError::UnknownCall(id));
+    };
+    tracing::info!(call = call.id, did = %call.did, "admin: hang-up requested");
+    state
+        .send(AdminCall::Command(Command::HangUp { id: call.id }))
+        .await?;
+    Ok(accepted(
+        serde_json::json!({ "accepted": "hangup", "id": id }),
+    ))
 }
 
 /// 202: the order is queued to the core, which carries it out asynchronously.

@@ -46,6 +46,43 @@ impl From<&RegistrationView> for RegistrationJson {
     }
 }
 
+/// One call in progress as `GET /api/calls` shows it (CONTRACT.md §6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallJson {
+    /// The call's id, for `DELETE /api/calls/{id}` (a string, as registration ids are).
+    pub id: String,
+    /// The provider it came from, when attributed to one.
+    pub provider_id: Option<String>,
+    /// The dialed number.
+    pub did: String,
+    /// The caller's number.
+    pub caller: Option<String>,
+    /// The destination URI, once routed.
+    pub destination: Option<String>,
+    /// `routing`, `ringing`, `answered` or `ending`.
+    pub state: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC.
+    pub answered_at: Option<String>,
+}
+
+impl From<&sip_core::CallView> for CallJson {
+    fn from(v: &sip_core::CallView) -> Self {
+        Self {
+            id: v.id.to_string(),
+            provider_id: v.provider_id.clone(),
+            did: v.did.clone(),
+            caller: v.caller.clone(),
+            destination: v.destination.clone(),
+            state: v.state.to_owned(),
+            started_at: v.started_at.clone(),
+            answered_at: v.answered_at.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 mod tests {

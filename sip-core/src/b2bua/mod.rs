@@ -1,9 +1,21 @@
 //! The B2BUA: each inbound call from a provider bridged to its destination as two legs
 //! (the provider side, where we are the UAS; the destination side, where we are the
-//! UAC). Built in steps (issue 9): so far the pure rules a call needs before its
-//! machine — who may call ([`admission`]), what was dialed ([`dialed`]), and the
-//! INVITE towards the destination ([`outbound`]).
+//! UAC).
+//!
+//! * [`admission`]: who may call; [`dialed`]: what was dialed; [`outbound`]: the
+//!   INVITE towards the destination.
+//! * [`calls`]: the table of calls, limits and drain; [`call`]: one call's setup and
+//!   answer; [`hangup`]: CANCEL, BYE, ACK and our own hang-ups; [`indialog`]: requests
+//!   relayed inside a call; [`relay`]: what crosses between the legs; [`dialog`]: one
+//!   leg's dialog; [`uri`]: where a URI points.
 
 pub mod admission;
+pub mod call;
+pub mod calls;
 pub mod dialed;
+pub mod dialog;
+mod hangup;
+pub mod indialog;
 pub mod outbound;
+pub mod relay;
+pub mod uri;

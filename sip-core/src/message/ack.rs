@@ -1,4 +1,5 @@
-//! The ACK a client INVITE transaction sends for a non-2xx final response.
+//! The ACK a client INVITE transaction sends for a non-2xx final response, and the
+//! CANCEL of an INVITE: both belong to the INVITE's transaction.
 //!
 //! RFC 3261 §17.1.1.3: the ACK belongs to the INVITE's transaction (same branch), so it
 //! is built from the INVITE's own headers, not from the response's, except To, which
@@ -14,19 +15,31 @@ use super::{MessageBuilder, Request, Response};
 /// `None` when the INVITE lacks a Via, CSeq, Call-ID or From, or the response a To:
 /// an INVITE we sent always has them, and a response without To cannot be ACKed.
 pub fn ack_for_non_2xx(invite: &Request, response: &Response) -> Option<MessageBuilder> {
+    same_transaction(invite, "ACK", response.headers.get("To")?)
+}
+
+/// The CANCEL for `invite` (RFC 3261 §9.1): like the ACK for a non-2xx, built from the
+/// INVITE's own headers with its branch, and To exactly as the INVITE had it.
+pub fn cancel_for(invite: &Request) -> Option<MessageBuilder> {
+    same_transaction(invite, "CANCEL", invite.headers.get("To")?)
+}
+
+/// A request of `invite`'s transaction: its Request-URI, top Via, From, Call-ID, CSeq
+/// number and Routes, with `method` and `to`.
+fn same_transaction(invite: &Request, method: &str, to: &str) -> Option<MessageBuilder> {
     let top_via = split_top_level(invite.headers.get("Via")?, ',').next()?;
     let (cseq, _) = invite.headers.cseq()?;
-    let mut ack = MessageBuilder::request("ACK", &invite.uri)
+    let mut req = MessageBuilder::request(method, &invite.uri)
         .header("Via", top_via.trim())
         .header("Max-Forwards", "70")
         .header("From", invite.headers.get("From")?)
-        .header("To", response.headers.get("To")?)
+        .header("To", to)
         .header("Call-ID", invite.headers.call_id()?)
-        .header("CSeq", format!("{cseq} ACK"));
+        .header("CSeq", format!("{cseq} {method}"));
     for route in invite.headers.get_all("Route") {
-        ack = ack.header("Route", route);
+        req = req.header("Route", route);
     }
-    Some(ack)
+    Some(req)
 }
 
 #[cfg(test)]
@@ -83,6 +96,33 @@ mod tests {
         );
         assert_eq!(ack.headers.get("Contact"), None);
         assert!(ack.body.is_empty());
+    }
+
+    #[test]
+    fn cancel_keeps_the_invites_branch_and_to() {
+        let Message::Request(invite) = parse(
+            b"INVITE sip:bob@192.0.2.9 SIP/2.0\r\n\
+              Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKinv\r\n\
+              Max-Forwards: 69\r\nFrom: <sip:a@example>;tag=ft\r\nTo: <sip:bob@example>\r\n\
+              Call-ID: cid@x\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .unwrap() else {
+            panic!("not a request");
+        };
+        let Message::Request(cancel) = parse(&cancel_for(&invite).unwrap().to_bytes()).unwrap()
+        else {
+            panic!("not a request");
+        };
+        assert_eq!(
+            (cancel.method.as_str(), cancel.uri.as_str()),
+            ("CANCEL", "sip:bob@192.0.2.9")
+        );
+        assert_eq!(
+            cancel.headers.top_via().unwrap().branch.as_deref(),
+            Some("z9hG4bKinv")
+        );
+        assert_eq!(cancel.headers.get("To"), Some("<sip:bob@example>"));
+        assert_eq!(cancel.headers.cseq(), Some((7, "CANCEL")));
     }
 
     #[test]

@@ -36,7 +36,7 @@ mod proptests;
 
 use thiserror::Error;
 
-pub use ack::ack_for_non_2xx;
+pub use ack::{ack_for_non_2xx, cancel_for};
 pub use build::{response_to, BuildError, MessageBuilder};
 pub use contact::ContactBinding;
 pub use limits::{check_limits, is_keepalive, peek, Peek, MAX_HEADERS, MAX_VIAS};

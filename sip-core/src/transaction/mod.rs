@@ -301,7 +301,8 @@ impl Transactions {
     }
 
     /// Starts a non-INVITE client transaction over UDP: the caller sends `request` right
-    /// away (this returns its id and arms Timers E and F).
+    /// away (this returns its id and arms Timers E and F). Only a registration's
+    /// requests count towards the REGISTER pacer's windows.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         &mut self,
@@ -310,7 +311,7 @@ impl Transactions {
         table: &mut TimerTable,
         owner: Owner,
         branch: String,
-        method: &'static str,
+        method: &str,
         remote: SocketAddr,
         request: Vec<u8>,
     ) -> u64 {
@@ -321,9 +322,15 @@ impl Transactions {
         self.replace(&key, table);
         let id = self.new_id();
         let mut clock = Self::clock(id, now, timers, table);
-        let txn = NonInviteClient::start(&mut clock, owner, remote, request);
-        *self.in_flight.entry(remote).or_default() += 1;
-        self.changed.push(remote);
+        let mut txn = NonInviteClient::start(&mut clock, owner, remote, request);
+        if matches!(owner, Owner::Registration(_)) {
+            *self.in_flight.entry(remote).or_default() += 1;
+            self.changed.push(remote);
+        } else {
+            // A call's BYE or CANCEL is not paced: it must not open a pacer window (and
+            // so a registrar socket) towards the call's peer.
+            txn.lost = true;
+        }
         self.add_client(id, key, remote, Machine::NonInviteClient(txn));
         id
     }

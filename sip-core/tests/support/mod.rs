@@ -328,6 +328,18 @@ pub fn numbered(
     (reg, providers)
 }
 
+/// A world whose one provider (`p1`, account `alice`) is registered, after 5 s.
+pub fn registered(cfg: Config) -> World {
+    let registrar = Registrar::new(&[("alice", "pw")], registrar::Behaviour::default());
+    let mut w = World::new(cfg, registrar, vec![provider("p1", "alice", "pw")]);
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(
+        w.last_report("p1").map(|r| r.register_status),
+        Some(sip_core::RegisterStatus::Registered)
+    );
+    w
+}
+
 /// The value of header `name` in a message's text (first occurrence).
 pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     msg.split("\r\n").find_map(|l| {

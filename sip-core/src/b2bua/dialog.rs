@@ -1,0 +1,224 @@
+//! One side of a call as a dialog (RFC 3261 §12): what our requests in it carry and
+//! where they go, and the order of the peer's requests.
+//!
+//! Where requests go: to the first hop of the route set when the peer's Record-Route
+//! named one by IP; otherwise on the caller's side to the address its INVITE came from
+//! (symmetric, as carriers behind SBCs and NATs expect: a Contact with a private
+//! address is common), on the destination's side to the Contact of its 2xx when that is
+//! an IP, else where the INVITE went. Names in a Contact or route are not resolved
+//! again for in-dialog requests: the INVITE's address stands (written down here as the
+//! choice; RFC 3263 for in-dialog targets comes with issue 10).
+
+use super::uri::host_port;
+use crate::message::{header_uri, MessageBuilder, Request, Response};
+use std::net::SocketAddr;
+
+/// Our side of one dialog of a call.
+#[derive(Debug, Clone)]
+pub struct Dialog {
+    /// The dialog's Call-ID.
+    pub call_id: String,
+    /// Our party with our tag: From in the requests we send.
+    pub local_party: String,
+    /// The peer with its tag: To in the requests we send.
+    pub remote_party: String,
+    /// The Request-URI of our requests: the peer's Contact.
+    pub remote_target: String,
+    /// Route headers of our requests, in order (the Record-Route set).
+    pub route_set: Vec<String>,
+    /// The CSeq of our last request in this dialog.
+    pub local_cseq: u32,
+    /// The highest CSeq of the peer's requests so far.
+    pub remote_cseq: u32,
+    /// Where our requests go.
+    pub next_hop: SocketAddr,
+    /// Our `host:port`, for Via and Contact.
+    pub local: String,
+}
+
+impl Dialog {
+    /// The dialog we are the UAS of, from the caller's INVITE that arrived from
+    /// `source`, with our To-tag `tag`; our requests in it start after CSeq 0.
+    pub fn from_invite(invite: &Request, tag: &str, source: SocketAddr, local: &str) -> Self {
+        let to = invite.headers.get("To").unwrap_or_default();
+        let route_set: Vec<String> = record_routes(&invite.headers);
+        Self {
+            call_id: invite.headers.call_id().unwrap_or_default().to_owned(),
+            local_party: format!("{to};tag={tag}"),
+            remote_party: invite.headers.get("From").unwrap_or_default().to_owned(),
+            remote_target: contact_uri(&invite.headers)
+                .or_else(|| invite.headers.get("From").and_then(header_uri))
+                .unwrap_or(invite.uri.as_str())
+                .to_owned(),
+            next_hop: first_hop(&route_set).unwrap_or(source),
+            route_set,
+            local_cseq: 0,
+            remote_cseq: invite.headers.cseq().map_or(0, |(n, _)| n),
+            local: local.to_owned(),
+        }
+    }
+
+    /// The dialog we are the UAC of, from our `invite` (sent to `sent_to`) and the 2xx
+    /// that answered it: the route set is the 2xx's Record-Route in reverse.
+    pub fn from_answer(
+        invite: &Request,
+        answer: &Response,
+        sent_to: SocketAddr,
+        local: &str,
+    ) -> Self {
+        let mut route_set = record_routes(&answer.headers);
+        route_set.reverse();
+        let target = contact_uri(&answer.headers).unwrap_or(invite.uri.as_str());
+        let contact_addr = host_port(target).and_then(|hp| hp.socket_addr());
+        Self {
+            call_id: invite.headers.call_id().unwrap_or_default().to_owned(),
+            local_party: invite.headers.get("From").unwrap_or_default().to_owned(),
+            remote_party: answer.headers.get("To").unwrap_or_default().to_owned(),
+            remote_target: target.to_owned(),
+            next_hop: first_hop(&route_set).or(contact_addr).unwrap_or(sent_to),
+            route_set,
+            local_cseq: invite.headers.cseq().map_or(1, |(n, _)| n),
+            remote_cseq: 0,
+            local: local.to_owned(),
+        }
+    }
+
+    /// A new request in this dialog (the next CSeq), with Via branch `branch`.
+    pub fn request(&mut self, method: &str, branch: &str) -> MessageBuilder {
+        self.local_cseq = self.local_cseq.wrapping_add(1);
+        self.request_with_cseq(method, branch, self.local_cseq)
+    }
+
+    /// A request with CSeq number `cseq` (the ACK of a 2xx reuses its INVITE's).
+    pub fn request_with_cseq(&self, method: &str, branch: &str, cseq: u32) -> MessageBuilder {
+        let mut b = MessageBuilder::request(method, &self.remote_target)
+            .header(
+                "Via",
+                format!("SIP/2.0/UDP {};branch={branch};rport", self.local),
+            )
+            .header("Max-Forwards", "70")
+            .header("From", self.local_party.as_str())
+            .header("To", self.remote_party.as_str())
+            .header("Call-ID", self.call_id.as_str())
+            .header("CSeq", format!("{cseq} {method}"));
+        for route in &self.route_set {
+            b = b.header("Route", route.as_str());
+        }
+        b
+    }
+
+    /// Our Contact in this dialog.
+    pub fn contact(&self) -> String {
+        format!("<sip:trunkline@{}>", self.local)
+    }
+
+    /// Takes the CSeq of a request from the peer: `false` when it is lower than one
+    /// already seen (out of order: RFC 3261 §12.2.2 answers `500`).
+    pub fn accept_cseq(&mut self, cseq: u32) -> bool {
+        if cseq < self.remote_cseq {
+            return false;
+        }
+        self.remote_cseq = cseq;
+        true
+    }
+}
+
+/// The URI of the first Contact of a message.
+fn contact_uri(headers: &crate::message::Headers) -> Option<&str> {
+    headers.get("Contact").and_then(header_uri)
+}
+
+/// Every Record-Route value in order, each element on its own.
+fn record_routes(headers: &crate::message::Headers) -> Vec<String> {
+    headers
+        .get_all("Record-Route")
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The address of the first route, when it names an IP.
+fn first_hop(route_set: &[String]) -> Option<SocketAddr> {
+    let first = route_set.first()?;
+    host_port(header_uri(first).unwrap_or(first))?.socket_addr()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::message::{parse, Message};
+
+    fn request(text: &str) -> Request {
+        match parse(text.as_bytes()).unwrap() {
+            Message::Request(r) => r,
+            Message::Response(_) => unreachable!(),
+        }
+    }
+
+    fn response(text: &str) -> Response {
+        match parse(text.as_bytes()).unwrap() {
+            Message::Response(r) => r,
+            Message::Request(_) => unreachable!(),
+        }
+    }
+
+    const INVITE: &str = "INVITE sip:+15550001@10.0.0.2 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 10.0.0.9:5060;branch=z9hG4bKa\r\n\
+        Record-Route: <sip:10.0.0.7;lr>\r\n\
+        From: \"Al\" <sip:+1555@carrier>;tag=ct\r\nTo: <sip:+15550001@us>\r\n\
+        Call-ID: in@c\r\nCSeq: 10 INVITE\r\nContact: <sip:gw@192.168.1.5:5070>\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn the_callers_dialog_answers_along_its_record_route() {
+        let invite = request(INVITE);
+        let source = "10.0.0.9:5060".parse().unwrap();
+        let mut d = Dialog::from_invite(&invite, "ours", source, "10.0.0.2:5060");
+        assert_eq!(d.next_hop, "10.0.0.7:5060".parse().unwrap());
+        let bye = request(std::str::from_utf8(&d.request("BYE", "z9hG4bKb").to_bytes()).unwrap());
+        assert_eq!(bye.uri, "sip:gw@192.168.1.5:5070");
+        assert_eq!(bye.headers.from_tag(), Some("ours"));
+        assert_eq!(bye.headers.to_tag(), Some("ct"));
+        assert_eq!(bye.headers.cseq(), Some((1, "BYE")));
+        assert_eq!(bye.headers.get("Route"), Some("<sip:10.0.0.7;lr>"));
+        assert!(
+            !d.accept_cseq(9),
+            "a lower CSeq than the INVITE's is out of order"
+        );
+        assert!(d.accept_cseq(11));
+    }
+
+    #[test]
+    fn without_record_route_the_caller_is_reached_where_it_sent_from() {
+        let text = INVITE.replace("Record-Route: <sip:10.0.0.7;lr>\r\n", "");
+        let source = "10.0.0.9:5060".parse().unwrap();
+        let d = Dialog::from_invite(&request(&text), "ours", source, "10.0.0.2:5060");
+        assert_eq!(d.next_hop, source);
+        assert!(d.route_set.is_empty());
+    }
+
+    #[test]
+    fn the_callees_dialog_follows_its_contact() {
+        let ours = request(
+            "INVITE sip:+15550001@lk.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKo\r\n\
+             From: <sip:+1555@10.0.0.2:5060>;tag=ft\r\nTo: <sip:+15550001@lk.example>\r\n\
+             Call-ID: out@t\r\nCSeq: 2 INVITE\r\nContent-Length: 0\r\n\r\n",
+        );
+        let ok = response(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKo\r\n\
+             From: <sip:+1555@10.0.0.2:5060>;tag=ft\r\nTo: <sip:+15550001@lk.example>;tag=lk\r\n\
+             Call-ID: out@t\r\nCSeq: 2 INVITE\r\nContact: <sip:lk@10.0.0.30:5062>\r\n\
+             Content-Length: 0\r\n\r\n",
+        );
+        let sent_to = "10.0.0.31:5060".parse().unwrap();
+        let mut d = Dialog::from_answer(&ours, &ok, sent_to, "10.0.0.2:5060");
+        assert_eq!(d.next_hop, "10.0.0.30:5062".parse().unwrap());
+        let bye = request(std::str::from_utf8(&d.request("BYE", "z9hG4bKc").to_bytes()).unwrap());
+        assert_eq!(bye.headers.cseq(), Some((3, "BYE")));
+        assert_eq!(bye.headers.to_tag(), Some("lk"));
+        assert_eq!(bye.headers.from_tag(), Some("ft"));
+    }
+}

@@ -1,0 +1,667 @@
+//! The B2BUA through the controller in virtual time (issue 9 §2): a provider's INVITE
+//! bridged to the destination, answered, hung up from either side, cancelled, refused,
+//! challenged, timed out, limited, drained, and relayed in-dialog requests. The test
+//! plays both peers by hand, so each assertion names exactly what went on the wire.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+// Virtual time is anchored once with `Instant::now()`; everything after adds durations.
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use sip_core::{Command, Config, DigestCredentials, Event, Input, Secret};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::{config, header, registered, World, LOCAL, REGISTRAR};
+
+/// Where the destination (the LiveKit stand-in) listens.
+const LIVEKIT: &str = "198.51.100.50:5080";
+const DID: &str = "+4930123456";
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+
+fn caller() -> SocketAddr {
+    format!("{REGISTRAR}:5060").parse().unwrap()
+}
+
+fn livekit() -> SocketAddr {
+    LIVEKIT.parse().unwrap()
+}
+
+fn call_config() -> Config {
+    let mut cfg = config();
+    cfg.default_domain = Some(LIVEKIT.to_owned());
+    cfg
+}
+
+fn feed(w: &mut World, from: SocketAddr, text: &str) {
+    w.input(Input::Datagram {
+        local: LOCAL.parse().unwrap(),
+        remote: from,
+        payload: text.as_bytes().to_vec(),
+    });
+}
+
+fn invite(call_id: &str, body: &str) -> String {
+    format!(
+        "INVITE sip:{DID}@198.51.100.1:5070 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {REGISTRAR}:5060;branch=z9hG4bK-{call_id}\r\n\
+         Max-Forwards: 70\r\n\
+         From: \"Bob\" <sip:+15550100@{REGISTRAR}>;tag=f-{call_id}\r\n\
+         To: <sip:{DID}@198.51.100.1>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:+15550100@{REGISTRAR}:5060>\r\n\
+         P-Asserted-Identity: <sip:+15550100@carrier>\r\n\
+         X-Trunkline-Did: forged\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Messages sent to `to` from index `from_index` on.
+fn sent_to(w: &World, to: SocketAddr, from_index: usize) -> Vec<String> {
+    w.sent[from_index..]
+        .iter()
+        .filter(|(_, r, _)| *r == to)
+        .map(|(_, _, m)| m.clone())
+        .collect()
+}
+
+fn first_line(m: &str) -> &str {
+    m.lines().next().unwrap()
+}
+
+fn lines(msgs: &[String]) -> Vec<&str> {
+    msgs.iter().map(|m| first_line(m)).collect()
+}
+
+/// The last request with `method` sent to `to`.
+fn last_request(w: &World, to: SocketAddr, method: &str) -> String {
+    sent_to(w, to, 0)
+        .into_iter()
+        .rev()
+        .find(|m| m.starts_with(&format!("{method} ")))
+        .unwrap_or_else(|| panic!("no {method} sent to {to}"))
+}
+
+/// A response to `req` (text) with `status`, To-tag `tag`, extra header lines, body.
+fn response(req: &str, status: &str, tag: Option<&str>, extra: &str, body: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        for line in req.split("\r\n").filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        }) {
+            let mut line = line.to_owned();
+            if name == "To" && !line.contains("tag=") {
+                if let Some(t) = tag {
+                    line.push_str(&format!(";tag={t}"));
+                }
+            }
+            out.push_str(&line);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(extra);
+    out.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    out
+}
+
+/// A request inside a dialog: `method` to `uri`, with From/To/Call-ID given.
+#[allow(clippy::too_many_arguments)]
+fn in_dialog(
+    method: &str,
+    uri: &str,
+    via_host: &str,
+    from: &str,
+    to: &str,
+    call_id: &str,
+    cseq: u32,
+    body: &str,
+) -> String {
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_owned()
+    };
+    format!(
+        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {via_host};branch=z9hG4bK-{method}-{cseq}-{call_id}\r\n\
+         Max-Forwards: 70\r\nFrom: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+         Contact: <sip:peer@{via_host}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A call set up to the point where our INVITE reached the destination.
+struct Setup {
+    w: World,
+    /// Our INVITE to the destination.
+    out: String,
+}
+
+fn dial(cfg: Config, call_id: &str) -> Setup {
+    let mut w = registered(cfg);
+    let before = w.sent.len();
+    feed(&mut w, caller(), &invite(call_id, SDP));
+    assert_eq!(
+        lines(&sent_to(&w, caller(), before)),
+        ["SIP/2.0 100 Trying"],
+        "100 Trying at once"
+    );
+    let out = last_request(&w, livekit(), "INVITE");
+    Setup { w, out }
+}
+
+/// Rings and answers the call (200 with SDP); returns the 200 sent to the caller.
+fn answer(s: &mut Setup) -> String {
+    ring(s);
+    let before = s.w.sent.len();
+    let ok = response(
+        &s.out,
+        "200 OK",
+        Some("lk"),
+        &format!("Contact: <sip:lk@{LIVEKIT}>\r\nContent-Type: application/sdp\r\n"),
+        SDP,
+    );
+    feed(&mut s.w, livekit(), &ok);
+    let to_caller = sent_to(&s.w, caller(), before);
+    assert_eq!(lines(&to_caller), ["SIP/2.0 200 OK"]);
+    let acks = sent_to(&s.w, livekit(), before);
+    assert_eq!(
+        lines(&acks),
+        [format!("ACK sip:lk@{LIVEKIT} SIP/2.0").as_str()]
+    );
+    to_caller[0].clone()
+}
+
+/// The caller's ACK for our 200.
+fn caller_ack(s: &mut Setup, ok: &str, call_id: &str) {
+    let to = header(ok, "To").unwrap();
+    let ack = in_dialog(
+        "ACK",
+        "sip:trunkline@198.51.100.1:5070",
+        &format!("{REGISTRAR}:5060"),
+        &format!("\"Bob\" <sip:+15550100@{REGISTRAR}>;tag=f-{call_id}"),
+        to,
+        call_id,
+        1,
+        "",
+    );
+    feed(&mut s.w, caller(), &ack);
+}
+
+/// The caller's CANCEL of its INVITE `call_id` (same branch, no body).
+fn cancel_of(call_id: &str) -> String {
+    let inv = invite(call_id, SDP)
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let head = &inv[..inv.find("P-Asserted").unwrap()];
+    format!("{head}Content-Length: 0\r\n\r\n")
+}
+
+/// The destination rings.
+fn ring(s: &mut Setup) {
+    let ringing = response(&s.out, "180 Ringing", Some("lk"), "", "");
+    feed(&mut s.w, livekit(), &ringing);
+}
+
+fn ended(w: &World) -> Vec<sip_core::CallRecord> {
+    w.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::CallEnded(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_answered_call_is_bridged_and_the_caller_hangs_up() {
+    let mut s = dial(call_config(), "c1");
+    // The outbound leg: the destination, a new Call-ID, the caller's number, the body
+    // unchanged, identity headers relayed, ours added, a forged one of ours dropped.
+    assert!(s
+        .out
+        .starts_with(&format!("INVITE sip:{DID}@{LIVEKIT} SIP/2.0")));
+    assert_ne!(header(&s.out, "Call-ID"), Some("c1"));
+    assert!(header(&s.out, "From").unwrap().contains("sip:+15550100@"));
+    assert!(header(&s.out, "From").unwrap().starts_with("\"Bob\""));
+    assert_eq!(header(&s.out, "Max-Forwards"), Some("69"));
+    assert_eq!(
+        header(&s.out, "P-Asserted-Identity"),
+        Some("<sip:+15550100@carrier>")
+    );
+    assert_eq!(header(&s.out, "X-Trunkline-Did"), Some(DID));
+    assert_eq!(header(&s.out, "X-Trunkline-Provider-Id"), Some("p1"));
+    assert_eq!(header(&s.out, "X-Trunkline-Call-Id"), Some("c1"));
+    assert!(!s.out.contains("forged"));
+    assert!(s.out.ends_with(SDP));
+
+    let ok = answer(&mut s);
+    assert!(ok.ends_with(SDP), "the callee's SDP relayed to the caller");
+    assert!(header(&ok, "To").unwrap().contains("tag="));
+    assert_eq!(
+        header(&ok, "Contact"),
+        Some("<sip:trunkline@198.51.100.1:5070>")
+    );
+    caller_ack(&mut s, &ok, "c1");
+    assert_eq!(s.w.core.calls()[0].state, "answered");
+
+    // No more 200 after the ACK, even after a while.
+    let before = s.w.sent.len();
+    s.w.run_for(Duration::from_secs(10));
+    assert!(sent_to(&s.w, caller(), before).is_empty());
+
+    // The caller hangs up: 200 to it, BYE to the callee, whose 200 ends the call.
+    let to = header(&ok, "To").unwrap();
+    let bye = in_dialog(
+        "BYE",
+        "sip:trunkline@198.51.100.1:5070",
+        &format!("{REGISTRAR}:5060"),
+        "\"Bob\" <sip:+15550100@192.0.2.10>;tag=f-c1",
+        to,
+        "c1",
+        2,
+        "",
+    );
+    let before = s.w.sent.len();
+    feed(&mut s.w, caller(), &bye);
+    assert_eq!(lines(&sent_to(&s.w, caller(), before)), ["SIP/2.0 200 OK"]);
+    let bye_out = last_request(&s.w, livekit(), "BYE");
+    assert_eq!(header(&bye_out, "Call-ID"), header(&s.out, "Call-ID"));
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(&bye_out, "200 OK", None, "", ""),
+    );
+    assert_eq!(s.w.core.active_calls(), 0);
+    let rec = ended(&s.w);
+    assert_eq!(rec.len(), 1);
+    assert_eq!((rec[0].outcome, rec[0].status), ("answered", 200));
+    assert_eq!(rec[0].reason, "the caller hung up");
+    assert_eq!(rec[0].did, DID);
+    assert_eq!(rec[0].provider_id.as_deref(), Some("p1"));
+    assert_eq!(s.w.core.stats().calls.get("answered"), Some(&1));
+    assert_eq!(s.w.core.stats().call_setup.count, 1);
+}
+
+#[test]
+fn the_200_is_resent_until_the_callers_ack_then_both_legs_get_bye() {
+    let mut s = dial(call_config(), "c2");
+    let before = s.w.sent.len();
+    answer(&mut s);
+    s.w.run_for(Duration::from_secs(40));
+    let to_caller = sent_to(&s.w, caller(), before);
+    let oks = to_caller
+        .iter()
+        .filter(|m| m.starts_with("SIP/2.0 200"))
+        .count();
+    // T1 doubling to T2 over 64·T1: 1 + retransmissions at 0.5, 1.5, 3.5, 7.5, 11.5 …
+    assert!(oks >= 7, "200 resent while no ACK: {oks}");
+    // No ACK within 64·T1: BYE both legs.
+    assert!(to_caller.iter().any(|m| m.starts_with("BYE ")));
+    assert!(sent_to(&s.w, livekit(), before)
+        .iter()
+        .any(|m| m.starts_with("BYE ")));
+}
+
+#[test]
+fn the_callee_hangs_up() {
+    let mut s = dial(call_config(), "c3");
+    let ok = answer(&mut s);
+    caller_ack(&mut s, &ok, "c3");
+    let from = format!("<sip:{DID}@{LIVEKIT}>;tag=lk");
+    let to = header(&s.out, "From").unwrap().to_owned();
+    let call_id = header(&s.out, "Call-ID").unwrap().to_owned();
+    let bye = in_dialog(
+        "BYE",
+        "sip:trunkline@198.51.100.1:5070",
+        LIVEKIT,
+        &from,
+        &to,
+        &call_id,
+        5,
+        "",
+    );
+    let before = s.w.sent.len();
+    feed(&mut s.w, livekit(), &bye);
+    assert_eq!(lines(&sent_to(&s.w, livekit(), before)), ["SIP/2.0 200 OK"]);
+    let bye_in = last_request(&s.w, caller(), "BYE");
+    assert!(bye_in.starts_with(&format!("BYE sip:+15550100@{REGISTRAR}:5060 SIP/2.0")));
+    assert_eq!(header(&bye_in, "Call-ID"), Some("c3"));
+    assert!(header(&bye_in, "From").unwrap().contains("tag="));
+    assert!(header(&bye_in, "To").unwrap().ends_with("tag=f-c3"));
+    feed(
+        &mut s.w,
+        caller(),
+        &response(&bye_in, "200 OK", None, "", ""),
+    );
+    assert_eq!(s.w.core.active_calls(), 0);
+    assert_eq!(ended(&s.w)[0].reason, "the destination hung up");
+}
+
+#[test]
+fn a_cancel_before_the_answer_is_carried_to_the_callee() {
+    let mut s = dial(call_config(), "c4");
+    ring(&mut s);
+    let cancel = cancel_of("c4");
+    let before = s.w.sent.len();
+    feed(&mut s.w, caller(), &cancel);
+    let to_caller = sent_to(&s.w, caller(), before);
+    assert_eq!(
+        lines(&to_caller),
+        ["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
+    );
+    let cancel_out = last_request(&s.w, livekit(), "CANCEL");
+    assert_eq!(
+        header(&cancel_out, "Via").unwrap(),
+        header(&s.out, "Via").unwrap(),
+        "the CANCEL is in our INVITE's transaction"
+    );
+    // The callee: 200 to the CANCEL, 487 to the INVITE, which we ACK.
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(&cancel_out, "200 OK", Some("lk"), "", ""),
+    );
+    let before = s.w.sent.len();
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(&s.out, "487 Request Terminated", Some("lk"), "", ""),
+    );
+    assert_eq!(lines(&sent_to(&s.w, livekit(), before)).len(), 1);
+    assert!(sent_to(&s.w, livekit(), before)[0].starts_with("ACK "));
+    // The caller ACKs the 487 (its transaction absorbs it).
+    assert_eq!(s.w.core.active_calls(), 0);
+    assert_eq!(ended(&s.w)[0].outcome, "cancelled");
+}
+
+#[test]
+fn a_callee_that_answers_after_our_cancel_is_acked_and_hung_up() {
+    let mut s = dial(call_config(), "c5");
+    ring(&mut s);
+    let cancel = cancel_of("c5");
+    feed(&mut s.w, caller(), &cancel);
+    let before = s.w.sent.len();
+    let ok = response(
+        &s.out,
+        "200 OK",
+        Some("lk"),
+        &format!("Contact: <sip:lk@{LIVEKIT}>\r\n"),
+        SDP,
+    );
+    feed(&mut s.w, livekit(), &ok);
+    let to_lk = sent_to(&s.w, livekit(), before);
+    assert_eq!(lines(&to_lk)[0], format!("ACK sip:lk@{LIVEKIT} SIP/2.0"));
+    assert!(to_lk[1].starts_with("BYE "));
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(&to_lk[1], "200 OK", None, "", ""),
+    );
+    assert_eq!(s.w.core.active_calls(), 0);
+}
+
+#[test]
+fn a_busy_callee_is_relayed() {
+    let mut s = dial(call_config(), "c6");
+    let before = s.w.sent.len();
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(&s.out, "486 Busy Here", Some("lk"), "", ""),
+    );
+    assert_eq!(
+        lines(&sent_to(&s.w, caller(), before)),
+        ["SIP/2.0 486 Busy Here"]
+    );
+    assert!(sent_to(&s.w, livekit(), before)[0].starts_with("ACK "));
+    assert_eq!(ended(&s.w)[0].outcome, "busy");
+}
+
+#[test]
+fn a_challenge_is_answered_with_the_configured_credentials_once() {
+    let mut cfg = call_config();
+    cfg.calls.destination_auth = Some(DigestCredentials {
+        username: "trunk".into(),
+        password: Secret::new("s3cret-lk"),
+    });
+    let mut s = dial(cfg, "c7");
+    let challenge = "Proxy-Authenticate: Digest realm=\"LiveKit\", nonce=\"n1\"\r\n";
+    let before = s.w.sent.len();
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(
+            &s.out,
+            "407 Proxy Authentication Required",
+            Some("lk"),
+            challenge,
+            "",
+        ),
+    );
+    let to_lk = sent_to(&s.w, livekit(), before);
+    assert!(to_lk[0].starts_with("ACK "));
+    let again = &to_lk[1];
+    assert!(again.starts_with("INVITE "));
+    assert_eq!(header(again, "Call-ID"), header(&s.out, "Call-ID"));
+    assert_eq!(header(again, "CSeq"), Some("2 INVITE"));
+    let auth = header(again, "Proxy-Authorization").unwrap();
+    assert!(auth.contains("username=\"trunk\"") && auth.contains("realm=\"LiveKit\""));
+    assert!(!s.w.sent.iter().any(|(_, _, m)| m.contains("s3cret-lk")));
+    // A second challenge is not answered: the caller gets 403.
+    let before = s.w.sent.len();
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(
+            again,
+            "407 Proxy Authentication Required",
+            Some("lk2"),
+            challenge,
+            "",
+        ),
+    );
+    assert_eq!(
+        lines(&sent_to(&s.w, caller(), before)),
+        ["SIP/2.0 403 Forbidden: the destination refused our credentials"]
+    );
+}
+
+#[test]
+fn no_answer_within_the_ring_timeout_cancels_the_callee_and_408s_the_caller() {
+    let mut cfg = call_config();
+    cfg.calls.ring_timeout = Duration::from_secs(20);
+    let mut s = dial(cfg, "c8");
+    ring(&mut s);
+    let before = s.w.sent.len();
+    s.w.run_for(Duration::from_secs(21));
+    let to_caller = lines(&sent_to(&s.w, caller(), before))
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        to_caller.first().map(String::as_str),
+        Some("SIP/2.0 408 Request Timeout: no answer")
+    );
+    assert!(sent_to(&s.w, livekit(), before)
+        .iter()
+        .any(|m| m.starts_with("CANCEL ")));
+    assert_eq!(ended(&s.w).len(), 0, "the callee's leg is still ending");
+    let cancel_out = last_request(&s.w, livekit(), "CANCEL");
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(&cancel_out, "200 OK", Some("lk"), "", ""),
+    );
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(&s.out, "487 Request Terminated", Some("lk"), "", ""),
+    );
+    assert_eq!(ended(&s.w)[0].outcome, "no_answer");
+}
+
+#[test]
+fn max_calls_refuses_with_503_and_retry_after() {
+    let mut cfg = call_config();
+    cfg.calls.max_calls = Some(1);
+    let mut s = dial(cfg, "c9");
+    let before = s.w.sent.len();
+    feed(&mut s.w, caller(), &invite("c10", SDP));
+    let to_caller = sent_to(&s.w, caller(), before);
+    assert_eq!(
+        lines(&to_caller).last().copied(),
+        Some("SIP/2.0 503 Service Unavailable: MAX_CALLS reached")
+    );
+    assert_eq!(header(to_caller.last().unwrap(), "Retry-After"), Some("5"));
+    assert_eq!(sent_to(&s.w, livekit(), before).len(), 0);
+    assert_eq!(s.w.core.stats().calls.get("refused_limit"), Some(&1));
+}
+
+#[test]
+fn a_stranger_is_refused_and_never_forwarded() {
+    let mut w = registered(call_config());
+    let stranger: SocketAddr = "203.0.113.5:5060".parse().unwrap();
+    let text = invite("c11", SDP).replace(
+        &format!("{REGISTRAR}:5060;branch"),
+        "203.0.113.5:5060;branch",
+    );
+    let before = w.sent.len();
+    feed(&mut w, stranger, &text);
+    assert_eq!(
+        lines(&sent_to(&w, stranger, before)),
+        ["SIP/2.0 403 Forbidden"]
+    );
+    assert!(sent_to(&w, livekit(), before).is_empty());
+}
+
+#[test]
+fn no_route_is_404() {
+    let mut w = registered(config());
+    let before = w.sent.len();
+    feed(&mut w, caller(), &invite("c12", SDP));
+    assert_eq!(
+        lines(&sent_to(&w, caller(), before)),
+        [
+            "SIP/2.0 100 Trying",
+            "SIP/2.0 404 Not Found: no route for this number"
+        ]
+    );
+    assert_eq!(ended(&w)[0].outcome, "no_route");
+}
+
+#[test]
+fn a_reinvite_is_relayed_with_its_sdp_both_ways() {
+    let mut s = dial(call_config(), "c13");
+    let ok = answer(&mut s);
+    caller_ack(&mut s, &ok, "c13");
+    let to = header(&ok, "To").unwrap().to_owned();
+    let hold = SDP.replace(
+        "m=audio 4000 RTP/AVP 0\r\n",
+        "m=audio 4000 RTP/AVP 0\r\na=sendonly\r\n",
+    );
+    let reinvite = in_dialog(
+        "INVITE",
+        "sip:trunkline@198.51.100.1:5070",
+        &format!("{REGISTRAR}:5060"),
+        "\"Bob\" <sip:+15550100@192.0.2.10>;tag=f-c13",
+        &to,
+        "c13",
+        2,
+        &hold,
+    );
+    feed(&mut s.w, caller(), &reinvite);
+    let relayed = last_request(&s.w, livekit(), "INVITE");
+    assert!(relayed.ends_with(&hold));
+    assert_eq!(header(&relayed, "Call-ID"), header(&s.out, "Call-ID"));
+    assert_eq!(header(&relayed, "CSeq"), Some("2 INVITE"));
+    assert!(header(&relayed, "To").unwrap().ends_with("tag=lk"));
+    let before = s.w.sent.len();
+    let ok2 = response(
+        &relayed,
+        "200 OK",
+        None,
+        "Content-Type: application/sdp\r\n",
+        SDP,
+    );
+    feed(&mut s.w, livekit(), &ok2);
+    assert!(sent_to(&s.w, livekit(), before)[0].starts_with("ACK "));
+    let back = sent_to(&s.w, caller(), before);
+    assert_eq!(lines(&back), ["SIP/2.0 200 OK"]);
+    assert_eq!(header(&back[0], "CSeq"), Some("2 INVITE"));
+    assert!(back[0].ends_with(SDP));
+    // A REFER from the destination (a transfer) reaches the caller with its Refer-To.
+    let from = format!("<sip:{DID}@{LIVEKIT}>;tag=lk");
+    let our_from = header(&s.out, "From").unwrap().to_owned();
+    let call_id = header(&s.out, "Call-ID").unwrap().to_owned();
+    let refer = in_dialog(
+        "REFER",
+        "sip:trunkline@198.51.100.1:5070",
+        LIVEKIT,
+        &from,
+        &our_from,
+        &call_id,
+        7,
+        "",
+    )
+    .replace(
+        "Content-Length: 0",
+        "Refer-To: <sip:+15557777@carrier>\r\nContent-Length: 0",
+    );
+    feed(&mut s.w, livekit(), &refer);
+    let refer_in = last_request(&s.w, caller(), "REFER");
+    assert_eq!(
+        header(&refer_in, "Refer-To"),
+        Some("<sip:+15557777@carrier>")
+    );
+    assert_eq!(header(&refer_in, "Call-ID"), Some("c13"));
+    let before = s.w.sent.len();
+    feed(
+        &mut s.w,
+        caller(),
+        &response(&refer_in, "202 Accepted", None, "", ""),
+    );
+    assert_eq!(
+        lines(&sent_to(&s.w, livekit(), before)),
+        ["SIP/2.0 202 Accepted"]
+    );
+}
+
+#[test]
+fn a_shutdown_refuses_new_calls_and_drains_the_ones_up() {
+    let mut cfg = call_config();
+    cfg.calls.drain = Duration::from_secs(30);
+    let mut s = dial(cfg, "c14");
+    let ok = answer(&mut s);
+    caller_ack(&mut s, &ok, "c14");
+    s.w.input(Input::Command(Command::Shutdown {
+        grace: Duration::from_secs(5),
+    }));
+    let before = s.w.sent.len();
+    feed(&mut s.w, caller(), &invite("c15", SDP));
+    assert_eq!(
+        lines(&sent_to(&s.w, caller(), before)).last().copied(),
+        Some("SIP/2.0 503 Service Unavailable: shutting down")
+    );
+    s.w.run_for(Duration::from_secs(20));
+    assert_eq!(s.w.core.active_calls(), 1, "the call survives the grace");
+    assert!(!s.w.shutdown_complete());
+    s.w.run_for(Duration::from_secs(11));
+    // The drain ran out: BYE both legs.
+    let bye_in = last_request(&s.w, caller(), "BYE");
+    let bye_out = last_request(&s.w, livekit(), "BYE");
+    feed(
+        &mut s.w,
+        caller(),
+        &response(&bye_in, "200 OK", None, "", ""),
+    );
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(&bye_out, "200 OK", None, "", ""),
+    );
+    assert_eq!(s.w.core.active_calls(), 0);
+    assert!(s.w.shutdown_complete());
+}
