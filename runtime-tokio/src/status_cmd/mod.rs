@@ -3,7 +3,7 @@
 
 mod table;
 
-use crate::admin::view::RegistrationJson;
+use crate::admin::view::{CallJson, RegistrationJson};
 use crate::config::Settings;
 use std::time::Duration;
 use url::Url;
@@ -82,8 +82,15 @@ pub fn run(settings: &Settings, admin: Option<&str>, wide: bool) -> Result<Strin
         .enable_all()
         .build()
         .map_err(|e| StatusError::Setup(e.to_string()))?;
-    let rows = rt.block_on(fetch(&base, token.as_deref()))?;
-    Ok(table::render(&rows, time::OffsetDateTime::now_utc(), wide))
+    let rows: Vec<RegistrationJson> =
+        rt.block_on(fetch(&base, "api/registrations", token.as_deref()))?;
+    let mut out = table::render(&rows, time::OffsetDateTime::now_utc(), wide);
+    // A trunkline from before calls has no /api/calls: its table stands alone.
+    let calls: Result<Vec<CallJson>, _> = rt.block_on(fetch(&base, "api/calls", token.as_deref()));
+    if let Ok(calls) = calls {
+        out.push_str(&table::calls_line(&calls));
+    }
+    Ok(out)
 }
 
 /// The admin API's base URL from `--admin` (or `admin.listen`); `http://` is assumed
@@ -125,14 +132,16 @@ fn shown(url: &Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
 }
 
-async fn fetch(base: &Url, token: Option<&str>) -> Result<Vec<RegistrationJson>, StatusError> {
+async fn fetch<T: serde::de::DeserializeOwned>(
+    base: &Url,
+    path: &str,
+    token: Option<&str>,
+) -> Result<T, StatusError> {
     let shown_base = shown(base);
-    let endpoint = base
-        .join("api/registrations")
-        .map_err(|e| StatusError::BadUrl {
-            given: shown_base.clone(),
-            reason: e.to_string(),
-        })?;
+    let endpoint = base.join(path).map_err(|e| StatusError::BadUrl {
+        given: shown_base.clone(),
+        reason: e.to_string(),
+    })?;
     let client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
@@ -298,14 +307,18 @@ mod tests {
         Url::parse(&url).unwrap()
     }
 
+    const REGS: &str = "api/registrations";
+
     #[tokio::test]
     async fn the_token_is_sent_and_refusals_and_strangers_are_explained() {
         let base = stand_in().await;
-        let rows = fetch(&base, Some("the-token")).await.unwrap();
+        let rows: Vec<RegistrationJson> = fetch(&base, REGS, Some("the-token")).await.unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].id, "p-1");
 
-        let e = fetch(&base, None).await.unwrap_err();
+        let e = fetch::<Vec<RegistrationJson>>(&base, REGS, None)
+            .await
+            .unwrap_err();
         assert!(
             matches!(e, StatusError::Refused { status: 401, .. }),
             "{e:?}"
@@ -317,9 +330,10 @@ mod tests {
             "{text}"
         );
 
-        let e = fetch(&base.join("other/").unwrap(), Some("the-token"))
-            .await
-            .unwrap_err();
+        let e =
+            fetch::<Vec<RegistrationJson>>(&base.join("other/").unwrap(), REGS, Some("the-token"))
+                .await
+                .unwrap_err();
         assert!(matches!(e, StatusError::NotTrunkline { .. }), "{e:?}");
         assert!(e.to_string().contains("--admin"), "{e}");
     }

@@ -70,6 +70,20 @@ pub fn render(rows: &[RegistrationJson], now: OffsetDateTime, wide: bool) -> Str
     out
 }
 
+/// The line under the table about calls: how many are in progress, and in which state.
+pub fn calls_line(calls: &[crate::admin::view::CallJson]) -> String {
+    let count = |state: &str| calls.iter().filter(|c| c.state == state).count();
+    format!(
+        "{} active call{}: {} answered, {} ringing, {} routing, {} ending\n",
+        calls.len(),
+        if calls.len() == 1 { "" } else { "s" },
+        count("answered"),
+        count("ringing"),
+        count("routing"),
+        count("ending"),
+    )
+}
+
 /// One line, cells padded to their column's width, no trailing spaces.
 fn line(out: &mut String, cells: &[String; 7], widths: &[usize; 7]) {
     let mut text = String::new();
@@ -146,6 +160,28 @@ mod tests {
             next_refresh_at: None,
             registrar: "sip.example.net:5060".into(),
         }
+    }
+
+    #[test]
+    fn the_calls_line_counts_by_state() {
+        let call = |state: &str| crate::admin::view::CallJson {
+            id: "1".into(),
+            provider_id: None,
+            did: "+1555".into(),
+            caller: None,
+            destination: None,
+            state: state.into(),
+            started_at: "2026-03-01T11:07:50Z".into(),
+            answered_at: None,
+        };
+        assert_eq!(
+            calls_line(&[call("answered"), call("answered"), call("ringing")]),
+            "3 active calls: 2 answered, 1 ringing, 0 routing, 0 ending\n"
+        );
+        assert_eq!(
+            calls_line(&[]),
+            "0 active calls: 0 answered, 0 ringing, 0 routing, 0 ending\n"
+        );
     }
 
     fn rows() -> Vec<RegistrationJson> {
