@@ -357,12 +357,29 @@ impl World {
     }
 
     fn command(&mut self, cmd: Command) {
-        if let Command::Shutdown { grace } = &cmd {
-            if self.shutdown_by.is_none() && !self.finished {
-                self.shutdown_by = Some(self.now + *grace);
+        let first_shutdown = match &cmd {
+            Command::Shutdown { grace } if self.shutdown_by.is_none() && !self.finished => {
+                Some(*grace)
             }
+            _ => None,
+        };
+        if let Some(grace) = first_shutdown {
+            self.shutdown_by = Some(self.now + grace);
         }
         self.input(Input::Command(cmd));
+        if let Some(grace) = first_shutdown {
+            // The grace, or longer while calls drain: never more than CALL_DRAIN and
+            // the BYEs' allowance.
+            let drain = sip_core::CallSettings::default().drain
+                + sip_core::controller::CALL_HANGUP_ALLOWANCE;
+            let bound = self.now + grace.max(drain);
+            if let Some(ends) = self.core.shutdown_ends_at() {
+                assert!(ends <= bound, "the shutdown ends after grace and drain");
+                if !self.finished {
+                    self.shutdown_by = Some(ends);
+                }
+            }
+        }
     }
 
     fn datagram(&mut self, remote: SocketAddr, payload: Vec<u8>) {
