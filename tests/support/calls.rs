@@ -410,6 +410,7 @@ impl Sipp {
             status,
             successful: stat(&stats, "SuccessfulCall(C)"),
             failed: stat(&stats, "FailedCall(C)"),
+            created: stat(&stats, "TotalCallCreated"),
             log: self.log(),
             log_text: self.file("log.log"),
             errors: self.file("errors.log"),
@@ -452,6 +453,8 @@ pub struct SippRun {
     pub successful: u64,
     /// Failed calls, from the statistics file (0 if SIPp wrote none).
     pub failed: u64,
+    /// Calls created, by an incoming INVITE for a UAS (so 0: it saw none).
+    pub created: u64,
     /// The scenario's `<log>` lines, parsed.
     pub log: SippLog,
     log_text: String,
