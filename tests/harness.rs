@@ -1,11 +1,16 @@
 //! Tests of the harness itself, so that a failing end-to-end test points at
 //! trunkline and not at its peers: the Kamailio config behaves as documented
-//! (checked with SIPp, a third-party UA), and the backend implements CONTRACT.md §3
-//! with working fault injection.
+//! (checked with SIPp, a third-party UA), the backend implements CONTRACT.md §3
+//! with working fault injection, and each call scenario of `tests/sipp/` works
+//! against its SIPp counterpart directly (provider UAC to destination UAS, no
+//! trunkline; where trunkline has a part to play, a SIPp UAC plays it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
+use trunkline_tests::calls::{
+    start_uas, trunkline_headers, Call, DigestHeader, SippRun, DEFAULT_CALLER,
+};
 use trunkline_tests::sipp::run_scenario;
 use trunkline_tests::{Backend, Endpoint, Fault, Kamailio, KamailioOptions, Provider};
 
@@ -244,4 +249,214 @@ async fn backend_serves_records_checks_and_injects_faults() {
         .json(&bad);
     assert_eq!(status(request.send().await.unwrap()), 200);
     assert!(!backend.contract_violations().is_empty());
+}
+
+// ---- The call scenarios, SIPp against SIPp ----
+
+const DID: &str = "+5511999990001";
+
+/// What trunkline adds, played by the UAC so that call-uas.xml's checks pass.
+fn stand_in_headers(call_id: &str) -> String {
+    trunkline_headers(
+        "p-stand-in",
+        "Stand-in Provider",
+        DID,
+        DEFAULT_CALLER,
+        call_id,
+    )
+}
+
+/// The SDP offer arrived as sent, and the answer came back as the UAS sent it.
+fn assert_sdp_passed(uac: &SippRun, uas: &SippRun, call: u32) {
+    let (sent, seen) = (uac.log.call(call), uas.log.call(call));
+    for key in ["offer_s", "offer_o", "offer_m"] {
+        assert_eq!(seen.field(key), sent.field(key), "{key} of call {call}");
+    }
+    assert_eq!(
+        sent.field("answer_s"),
+        seen.field("answer_s"),
+        "call {call}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_answered_call_caller_hangs_up() {
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    let uac = Call::new("call-uac.xml", DID)
+        .custom("hello custom")
+        .headers(&stand_in_headers("provider-leg-call-id"))
+        .run(uas.addr())
+        .await;
+    uac.assert_succeeded(1);
+    let uas = uas.wait().await;
+    uas.assert_succeeded(1);
+
+    let (sent, seen) = (uac.log.call(1), uas.log.call(1));
+    assert_eq!(seen.field("ruri_user"), DID);
+    assert_eq!(seen.field("to_user"), DID);
+    assert_eq!(seen.field("from_user"), DEFAULT_CALLER);
+    assert_eq!(seen.field("call_id"), sent.field("call_id"));
+    assert_eq!(seen.field("x_did"), DID);
+    assert_eq!(seen.field("x_caller"), DEFAULT_CALLER);
+    assert_eq!(seen.field("x_provider_id"), "p-stand-in");
+    assert_eq!(seen.field("x_provider_name"), "Stand-in Provider");
+    assert_eq!(seen.field("x_call_id"), "provider-leg-call-id");
+    assert_eq!(seen.field("x_custom"), "hello custom");
+    assert!(seen.field("pai").contains(DEFAULT_CALLER), "{seen:?}");
+    assert_eq!(seen.field("offer_c"), "IN IP4 127.0.0.1");
+    assert_sdp_passed(&uac, &uas, 1);
+    assert!(seen.has("ack") && seen.has("bye") && sent.has("bye_ok"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_destination_fails_an_invite_without_trunkline_headers() {
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    // SIPp marks the call failed on a check_it miss and plays the rest of the
+    // scenario, so the caller's side may well succeed: only the UAS's verdict counts.
+    let _uac = Call::new("call-uac.xml", DID).run(uas.addr()).await;
+    let uas = uas.wait().await;
+    assert_eq!(
+        (uas.status.code(), uas.successful, uas.failed),
+        (Some(1), 0, 1),
+        "{}",
+        uas.diagnostics()
+    );
+    // The actions after the failed check did not run.
+    assert_eq!(uas.log.count("invite"), 0, "{}", uas.diagnostics());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_to_a_contact_keep_the_did_in_to() {
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    let uac = Call::new("call-uac.xml", DID)
+        .to_contact("trunk-account", ";line=abc123")
+        .headers(&stand_in_headers("x"))
+        .run(uas.addr())
+        .await;
+    uac.assert_succeeded(1);
+    let uas = uas.wait().await;
+    uas.assert_succeeded(1);
+    let seen = uas.log.call(1);
+    assert_eq!(seen.field("ruri_user"), "trunk-account");
+    assert!(seen.field("ruri").ends_with(";line=abc123"), "{seen:?}");
+    assert_eq!(seen.field("to_user"), DID);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_callee_hangs_up() {
+    let uas = start_uas("call-uas-hangup.xml", 1, &["-d", "200"]).await;
+    let uac = Call::new("call-uac-wait-bye.xml", DID)
+        .run(uas.addr())
+        .await;
+    uac.assert_succeeded(1);
+    let uas = uas.wait().await;
+    uas.assert_succeeded(1);
+    assert!(uac.log.call(1).has("bye"));
+    assert!(uas.log.call(1).has("bye_ok"));
+    assert_eq!(uas.log.call(1).field("ruri_user"), DID);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_cancel_while_ringing() {
+    let uas = start_uas("call-uas-ring.xml", 1, &[]).await;
+    let uac = Call::new("call-uac-cancel.xml", DID).run(uas.addr()).await;
+    uac.assert_succeeded(1);
+    let uas = uas.wait().await;
+    uas.assert_succeeded(1);
+    let (sent, seen) = (uac.log.call(1), uas.log.call(1));
+    assert!(sent.has("ringing") && sent.has("cancel_ok") && sent.has("terminated"));
+    assert!(seen.has("cancel") && seen.has("ack"));
+    assert_eq!(seen.field("cancel_branch"), seen.field("branch"));
+    assert_eq!(seen.field("ack_branch"), seen.field("branch"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_expected_status_passes_and_another_fails() {
+    let uas = start_uas("call-uas-busy.xml", 1, &[]).await;
+    let uac = Call::new("call-uac-expect.xml", DID)
+        .expect_status(486)
+        .run(uas.addr())
+        .await;
+    uac.assert_succeeded(1);
+    assert_eq!(uac.log.call(1).field("status"), "486");
+    assert_eq!(uac.log.call(1).field("retry_after"), "");
+    let uas = uas.wait().await;
+    uas.assert_succeeded(1);
+    let seen = uas.log.call(1);
+    assert_eq!(seen.field("ack_branch"), seen.field("branch"));
+
+    // Expecting another status: the call fails, saying what it got.
+    let uas = start_uas("call-uas-busy.xml", 1, &[]).await;
+    let uac = Call::new("call-uac-expect.xml", DID)
+        .expect_status(503)
+        .run(uas.addr())
+        .await;
+    assert_eq!(
+        (uac.successful, uac.failed),
+        (0, 1),
+        "{}",
+        uac.diagnostics()
+    );
+    assert_eq!(uac.log.call(1).field("status"), "486");
+    uas.wait().await.assert_succeeded(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_digest_challenge_and_answer() {
+    let password = trunkline_tests::random_hex(12);
+    let uas = start_uas("call-uas-auth.xml", 1, &[]).await;
+    let uac = Call::new("call-uac-auth.xml", DID)
+        .args(&["-au", "lk-user", "-ap", &password])
+        .run(uas.addr())
+        .await;
+    uac.assert_succeeded(1);
+    let uas = uas.wait().await;
+    uas.assert_succeeded(1);
+    let seen = uas.log.call(1);
+    assert!(seen.has("ack_407") && seen.has("invite_2") && seen.has("bye"));
+    assert_eq!(seen.field("method_2"), "INVITE");
+    let cseq = |key| seen.field(key).parse::<u32>().unwrap();
+    assert!(cseq("cseq_2") > cseq("cseq"), "{seen:?}");
+    let header = DigestHeader::parse(seen.field("proxy_authorization")).unwrap();
+    assert_eq!(header.param("username"), Some("lk-user"));
+    assert_eq!(header.param("realm"), Some("LiveKit"));
+    assert_eq!(header.param("nonce"), Some(seen.field("nonce")));
+    assert!(header.verify("INVITE", &password), "{header:?}");
+    assert!(!header.verify("INVITE", "not-the-password"));
+    assert_eq!(uac.log.call(1).field("answer_s"), seen.field("answer_s"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_held_call_ends_when_poked() {
+    let mut uas = start_uas("call-uas.xml", 1, &[]).await;
+    let uac = Call::new("call-uac-hold.xml", DID)
+        .headers(&stand_in_headers("x"))
+        .start(uas.addr())
+        .await;
+    uas.wait_for_log("the ACK", |log| log.count("ack") == 1)
+        .await;
+    assert_eq!(uas.log().count("bye"), 0, "held until poked");
+    uac.poke(1);
+    let uac = uac.wait().await;
+    uac.assert_succeeded(1);
+    assert!(uac.log.call(1).has("poked"));
+    uas.wait().await.assert_succeeded(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_a_hundred_calls_at_a_steady_rate() {
+    let uas = start_uas("call-uas.xml", 100, &[]).await;
+    let uac = Call::new("call-uac.xml", DID)
+        .headers(&stand_in_headers("x"))
+        .calls(100, 50)
+        .hold_ms(100)
+        .run(uas.addr())
+        .await;
+    uac.assert_succeeded(100);
+    let uas = uas.wait().await;
+    uas.assert_succeeded(100);
+    assert_eq!(uas.log.count("bye"), 100);
+    let ids: std::collections::BTreeSet<&str> =
+        uas.log.calls().map(|c| c.field("call_id")).collect();
+    assert_eq!(ids.len(), 100);
 }

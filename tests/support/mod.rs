@@ -2,8 +2,9 @@
 //!
 //! Every test here runs real processes on loopback only: Kamailio as the registrar
 //! ([`Kamailio`]), an HTTP server implementing the backend API of CONTRACT.md §3
-//! ([`Backend`]) and the `trunkline` binary itself ([`Trunkline`]). A peer that is not
-//! installed fails the test with a message saying how to install it; nothing skips.
+//! ([`Backend`]), SIPp at both ends of a call ([`calls`]) and the `trunkline` binary
+//! itself ([`Trunkline`]). A peer that is not installed fails the test with a message
+//! saying how to install it; nothing skips.
 //!
 //! Waiting follows one rule: await an event where there is one (a recorded backend
 //! request, a process exit) and poll with a bounded deadline only where the peer
@@ -16,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod backend;
+pub mod calls;
 pub mod flood;
 pub mod kamailio;
 pub mod net;

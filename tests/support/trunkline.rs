@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 /// these tests) plus a wide margin. Exceeding it is a failure, not a measurement.
 pub const EXIT_LIMIT: Duration = Duration::from_secs(30);
 
-/// Variables of CONTRACT.md §2 (and logging ones) that must not leak from the
+/// Variables of CONTRACT.md §2 and §6 (and logging ones) that must not leak from the
 /// environment of the test run into the child.
 const SCRUBBED_ENV: &[&str] = &[
     "BACKEND_URL",
@@ -31,6 +31,17 @@ const SCRUBBED_ENV: &[&str] = &[
     "SHUTDOWN_GRACE",
     "TRUNKLINE_CONFIG",
     "RUST_LOG",
+    "ROUTE_LOOKUP_TIMEOUT",
+    // Calls (CONTRACT.md §6).
+    "SIP_ALLOWED_SOURCES",
+    "SIP_REJECT_UNKNOWN",
+    "LIVEKIT_SIP_USERNAME",
+    "LIVEKIT_SIP_PASSWORD",
+    "CALL_RING_TIMEOUT",
+    "CALL_MAX_DURATION",
+    "MAX_CALLS",
+    "MAX_CALLS_PER_PROVIDER",
+    "CALL_DRAIN",
 ];
 
 type Buffer = Arc<Mutex<Vec<u8>>>;

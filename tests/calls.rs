@@ -1,0 +1,543 @@
+//! End to end: calls through the B2BUA (issue 9; CONTRACT.md §5, §6). A SIPp UAC
+//! plays the provider calling in, the `trunkline` binary bridges the call, a SIPp UAS
+//! plays the destination (LiveKit's stand-in). The provider is registered at a real
+//! Kamailio on 127.0.0.1, so an INVITE from 127.0.0.1 comes from its registrar's
+//! address; 127.0.0.5 is nobody's.
+//!
+//! Every scenario used here passes against its SIPp counterpart without trunkline
+//! (`harness.rs`, `call_scenarios_*`), so a failure here is about trunkline.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use trunkline_tests::calls::{start_uas, Call, DigestHeader, SippRun, DEFAULT_CALLER};
+use trunkline_tests::{net, Backend, Endpoint, Exited, Fault, Kamailio, Provider, Trunkline};
+
+const PROVIDER_ID: &str = "p-e2e";
+const PROVIDER_NAME: &str = "E2E Provider";
+/// The provider's account at the registrar.
+const ACCOUNT: &str = "e2e-trunk";
+const DID: &str = "+5511999990001";
+
+/// A loopback address that is no provider's and in no allow-list.
+const STRANGER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
+
+/// trunkline with one registered provider, and what it takes to call through it.
+struct Rig {
+    kamailio: Kamailio,
+    trunkline: Trunkline,
+    /// trunkline's SIP address, where the provider's calls go.
+    sip: SocketAddr,
+    /// Secrets that must never appear in trunkline's output.
+    secrets: Vec<(&'static str, String)>,
+    _workdir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// File mode: the provider of the config file, registered at a fresh Kamailio,
+    /// and `[routing.dids]` sending each DID to its SIPp destination.
+    async fn file_mode(routes: &[(&str, SocketAddr)], env: &[(&str, String)]) -> Rig {
+        let kamailio = Kamailio::start().await;
+        let password = kamailio.password(ACCOUNT);
+        let workdir = tempfile::tempdir().unwrap();
+        let config = workdir.path().join("trunkline.toml");
+        write_config(&config, &kamailio, &password, routes);
+        let sip_port = net::free_udp_port();
+        let mut all_env = base_env(sip_port);
+        all_env.extend(env.iter().map(|(k, v)| (*k, v.clone())));
+        let mut trunkline = Trunkline::start_in(
+            workdir.path(),
+            &["run", "--config", config.to_str().unwrap()],
+            &all_env,
+        )
+        .await;
+        trunkline
+            .wait_for_log("the provider registered", |lines| {
+                lines
+                    .iter()
+                    .any(|l| l["provider_id"] == PROVIDER_ID && l["status"] == "registered")
+            })
+            .await;
+        Rig {
+            kamailio,
+            trunkline,
+            sip: SocketAddr::from((Ipv4Addr::LOCALHOST, sip_port)),
+            secrets: vec![("the provider's password", password)],
+            _workdir: workdir,
+        }
+    }
+
+    /// Runs `call` against trunkline to the end, failing at once if trunkline exits.
+    async fn call(&mut self, call: Call) -> SippRun {
+        let sip = self.sip;
+        self.trunkline.run_until(call.run(sip)).await
+    }
+
+    /// Waits for a destination's SIPp to finish, failing at once if trunkline exits.
+    async fn finished(&mut self, uas: trunkline_tests::calls::Sipp) -> SippRun {
+        self.trunkline.run_until(uas.wait()).await
+    }
+
+    /// SIGTERM: trunkline exits 0 and never printed a secret.
+    async fn finish(self) -> Exited {
+        let exited = self.trunkline.terminate().await;
+        assert_eq!(
+            exited.code(),
+            Some(0),
+            "trunkline should exit 0 after SIGTERM, exited {}",
+            exited.status
+        );
+        let secrets: Vec<(&str, &str)> = self
+            .secrets
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        exited.assert_no_secret(&secrets);
+        exited
+    }
+}
+
+fn base_env(sip_port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("SIP_LISTEN_ADDRESS", "127.0.0.1".to_owned()),
+        ("SIP_PORT", sip_port.to_string()),
+        ("SIP_PUBLIC_ADDRESS", "127.0.0.1".to_owned()),
+        ("ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("LOG_LEVEL", "debug".to_owned()),
+        ("SHUTDOWN_GRACE", "5s".to_owned()),
+    ]
+}
+
+fn write_config(path: &Path, kamailio: &Kamailio, password: &str, routes: &[(&str, SocketAddr)]) {
+    let mut text = format!(
+        "[[providers]]\nid = \"{PROVIDER_ID}\"\nname = \"{PROVIDER_NAME}\"\n\
+         host = \"127.0.0.1\"\nport = {}\nusername = \"{ACCOUNT}\"\npassword = \"{password}\"\n\n\
+         [routing.dids]\n",
+        kamailio.port()
+    );
+    for (did, addr) in routes {
+        text.push_str(&format!("\"{did}\" = \"sip:{did}@{addr}\"\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// What the destination saw of the provider's call `call`: the dialed number as the
+/// Request-URI user, a Call-ID of trunkline's own, the X-Trunkline-* headers of
+/// CONTRACT.md §6 and the SDP offer unchanged (no RTP_ENGINE); and the caller got the
+/// destination's SDP answer.
+fn assert_bridged(uac: &SippRun, uac_call: u32, uas: &SippRun, uas_call: u32, provider_name: &str) {
+    let (sent, seen) = (uac.log.call(uac_call), uas.log.call(uas_call));
+    let context = || format!("provider side {sent:?}\ndestination side {seen:?}");
+    assert_eq!(seen.field("ruri_user"), DID, "{}", context());
+    assert_eq!(seen.field("to_user"), DID, "{}", context());
+    assert_eq!(seen.field("from_user"), DEFAULT_CALLER, "{}", context());
+    assert_ne!(
+        seen.field("call_id"),
+        sent.field("call_id"),
+        "the destination leg needs a Call-ID of its own: {}",
+        context()
+    );
+    assert_eq!(seen.field("x_did"), DID, "{}", context());
+    assert_eq!(seen.field("x_caller"), DEFAULT_CALLER, "{}", context());
+    assert_eq!(seen.field("x_provider_id"), PROVIDER_ID, "{}", context());
+    assert_eq!(
+        seen.field("x_provider_name"),
+        provider_name,
+        "{}",
+        context()
+    );
+    assert_eq!(
+        seen.field("x_call_id"),
+        sent.field("call_id"),
+        "{}",
+        context()
+    );
+    for key in ["offer_s", "offer_o", "offer_m"] {
+        assert_eq!(seen.field(key), sent.field(key), "SDP {key}: {}", context());
+    }
+    assert_eq!(seen.field("offer_c"), "IN IP4 127.0.0.1", "{}", context());
+    assert_eq!(
+        sent.field("answer_s"),
+        seen.field("answer_s"),
+        "the SDP answer reaches the caller: {}",
+        context()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_call_the_caller_hangs_up() {
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
+
+    let uac = rig.call(Call::new("call-uac.xml", DID)).await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    assert_bridged(&uac, 1, &uas, 1, PROVIDER_NAME);
+    let seen = uas.log.call(1);
+    assert!(
+        seen.has("ack"),
+        "trunkline ACKs the destination's 200: {seen:?}"
+    );
+    assert!(
+        seen.has("bye"),
+        "the caller's BYE reaches the destination: {seen:?}"
+    );
+    assert!(uac.log.call(1).has("bye_ok"));
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_call_the_callee_hangs_up() {
+    let uas = start_uas("call-uas-hangup.xml", 1, &["-d", "300"]).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
+
+    let uac = rig.call(Call::new("call-uac-wait-bye.xml", DID)).await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    assert!(
+        uac.log.call(1).has("bye"),
+        "the callee's BYE reaches the caller"
+    );
+    assert!(
+        uas.log.call(1).has("bye_ok"),
+        "trunkline answers the callee's BYE"
+    );
+    assert_eq!(uas.log.call(1).field("ruri_user"), DID);
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_before_answer_reaches_the_callee() {
+    let uas = start_uas("call-uas-ring.xml", 1, &[]).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
+
+    // The scenario itself requires 180, then 200 for the CANCEL and 487.
+    let uac = rig.call(Call::new("call-uac-cancel.xml", DID)).await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    let seen = uas.log.call(1);
+    assert!(
+        seen.has("cancel"),
+        "the CANCEL reaches the callee: {seen:?}"
+    );
+    assert_eq!(
+        seen.field("cancel_branch"),
+        seen.field("branch"),
+        "a CANCEL carries its INVITE's branch (RFC 3261 §9.1)"
+    );
+    assert_eq!(
+        seen.field("ack_branch"),
+        seen.field("branch"),
+        "the ACK of the 487 carries the INVITE's branch (RFC 3261 §17.1.1.3)"
+    );
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_callee_is_relayed_as_486() {
+    let uas = start_uas("call-uas-busy.xml", 1, &[]).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
+
+    let uac = rig
+        .call(Call::new("call-uac-expect.xml", DID).expect_status(486))
+        .await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    let seen = uas.log.call(1);
+    assert_eq!(seen.field("ruri_user"), DID);
+    assert_eq!(seen.field("ack_branch"), seen.field("branch"));
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_from_an_unknown_address_gets_403_and_goes_nowhere() {
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
+
+    let uac = rig
+        .call(
+            Call::new("call-uac-expect.xml", DID)
+                .from_ip(STRANGER)
+                .expect_status(403),
+        )
+        .await;
+    uac.assert_succeeded(1);
+    let uas = uas.stop().await;
+    assert_eq!(
+        (uas.created, uas.log.count("invite")),
+        (0, 0),
+        "the destination must see no INVITE:\n{}",
+        uas.diagnostics()
+    );
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_source_is_admitted() {
+    let uas = start_uas("call-uas-busy.xml", 1, &[]).await;
+    let mut rig = Rig::file_mode(
+        &[(DID, uas.addr())],
+        &[("SIP_ALLOWED_SOURCES", format!("{STRANGER}/32"))],
+    )
+    .await;
+
+    // Forwarded (the busy destination's 486 comes back), though no provider's.
+    let uac = rig
+        .call(
+            Call::new("call-uac-expect.xml", DID)
+                .from_ip(STRANGER)
+                .expect_status(486),
+        )
+        .await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    assert_eq!(uas.log.call(1).field("ruri_user"), DID);
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_did_is_the_to_user_when_the_request_uri_is_our_contact() {
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
+    // What a registration trunk sends: the call to the Contact we registered.
+    let bindings = rig.kamailio.bindings_of(ACCOUNT).await;
+    let [binding] = bindings.as_slice() else {
+        panic!("one binding expected for {ACCOUNT}: {bindings:?}");
+    };
+    let line = binding
+        .contact
+        .split(';')
+        .find_map(|p| p.strip_prefix("line="))
+        .map(|t| t.trim_end_matches('>').to_owned())
+        .unwrap_or_else(|| panic!("no line= in the registered Contact: {binding:?}"));
+
+    let uac = rig
+        .call(Call::new("call-uac.xml", DID).to_contact(ACCOUNT, &format!(";line={line}")))
+        .await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    assert_bridged(&uac, 1, &uas, 1, PROVIDER_NAME);
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_calls_reached_gets_503_with_retry_after() {
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[("MAX_CALLS", "1".to_owned())]).await;
+
+    // One call up (the caller has the 200), held until poked. Waiting on the caller's
+    // log fails at once when that call fails (its SIPp exits).
+    let mut held = Call::new("call-uac-hold.xml", DID).start(rig.sip).await;
+    rig.trunkline
+        .run_until(held.wait_for_log("the first call answered", |log| log.count("answered") == 1))
+        .await;
+
+    let refused = rig
+        .call(Call::new("call-uac-expect.xml", DID).expect_status(503))
+        .await;
+    refused.assert_succeeded(1);
+    let retry_after = refused.log.call(1).field("retry_after").to_owned();
+    assert!(
+        retry_after.parse::<u32>().is_ok(),
+        "a 503 for MAX_CALLS carries Retry-After (seconds), got {retry_after:?}"
+    );
+
+    held.poke(1);
+    let held = rig.trunkline.run_until(held.wait()).await;
+    held.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    assert_eq!(
+        uas.created, 1,
+        "the refused call never reached the destination"
+    );
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_destination_comes_from_the_backend_else_the_default() {
+    const ROUTED: &str = "+5511999990001";
+    const UNLISTED: &str = "+5511999990002";
+    const BACKEND_DOWN: &str = "+5511999990003";
+    let routed = start_uas("call-uas.xml", 1, &[]).await;
+    let default = start_uas("call-uas.xml", 2, &[]).await;
+
+    let kamailio = Kamailio::start().await;
+    let password = kamailio.password(ACCOUNT);
+    let api_key = format!("api-key-{}", trunkline_tests::random_hex(16));
+    let backend = Backend::start(&api_key).await;
+    let provider = Provider::udp(PROVIDER_ID, ACCOUNT, &password, kamailio.addr());
+    let provider_name = provider.name.clone();
+    backend.set_providers(&[provider]);
+    let default_domain = default.addr().to_string();
+    backend.set_config(Some(json!({ "livekitDomain": default_domain })));
+    backend.set_destination(ROUTED, &format!("sip:{ROUTED}@{}", routed.addr()));
+
+    let sip_port = net::free_udp_port();
+    let mut env = base_env(sip_port);
+    env.extend([
+        ("BACKEND_URL", backend.url()),
+        ("API_KEY", api_key.clone()),
+        ("ROUTE_LOOKUP_TIMEOUT", "500ms".to_owned()),
+    ]);
+    let mut trunkline = Trunkline::start(&["run"], &env).await;
+    trunkline
+        .run_until(backend.wait_for_status(PROVIDER_ID, "registered"))
+        .await;
+    trunkline
+        .wait_for_log("the backend's livekitDomain applied", |lines| {
+            lines.iter().any(|l| l["domain"] == default_domain.as_str())
+        })
+        .await;
+    let sip = SocketAddr::from((Ipv4Addr::LOCALHOST, sip_port));
+
+    // The backend's destination for the DID.
+    let uac = trunkline
+        .run_until(Call::new("call-uac.xml", ROUTED).run(sip))
+        .await;
+    uac.assert_succeeded(1);
+    let routed = trunkline.run_until(routed.wait()).await;
+    routed.assert_succeeded(1);
+    assert_bridged(&uac, 1, &routed, 1, &provider_name);
+
+    // 404 for the DID: the default, sip:{did}@{livekitDomain}.
+    let uac = trunkline
+        .run_until(Call::new("call-uac.xml", UNLISTED).run(sip))
+        .await;
+    uac.assert_succeeded(1);
+    // The backend down for lookups: the default too, without waiting beyond the
+    // lookup timeout for a connection that is dropped.
+    backend.inject(Endpoint::Destination, Fault::Drop, usize::MAX);
+    let uac_down = trunkline
+        .run_until(Call::new("call-uac.xml", BACKEND_DOWN).run(sip))
+        .await;
+    uac_down.assert_succeeded(1);
+    let default = trunkline.run_until(default.wait()).await;
+    default.assert_succeeded(2);
+    let dialed: BTreeSet<&str> = default.log.calls().map(|c| c.field("ruri_user")).collect();
+    assert_eq!(dialed, BTreeSet::from([UNLISTED, BACKEND_DOWN]));
+    for call in default.log.calls() {
+        assert_eq!(call.field("x_did"), call.field("ruri_user"), "{call:?}");
+    }
+
+    let looked_up = |did: &str| {
+        let path = format!("/api/sip/destination/{}", did.replace('+', "%2B"));
+        backend
+            .history()
+            .iter()
+            .any(|r| r.endpoint == Endpoint::Destination && r.path == path)
+    };
+    for did in [ROUTED, UNLISTED, BACKEND_DOWN] {
+        assert!(
+            looked_up(did),
+            "no lookup for {did}:\n{}",
+            backend.history_text()
+        );
+    }
+    backend.clear_faults();
+
+    let exited = trunkline.terminate().await;
+    assert_eq!(exited.code(), Some(0));
+    exited.assert_no_secret(&[
+        ("the provider's password", password.as_str()),
+        ("the API key", api_key.as_str()),
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_challenge_is_answered_and_the_password_stays_secret() {
+    let lk_password = format!("lk-{}", trunkline_tests::random_hex(12));
+    let uas = start_uas("call-uas-auth.xml", 1, &[]).await;
+    let mut rig = Rig::file_mode(
+        &[(DID, uas.addr())],
+        &[
+            ("LIVEKIT_SIP_USERNAME", "lk-user".to_owned()),
+            ("LIVEKIT_SIP_PASSWORD", lk_password.clone()),
+        ],
+    )
+    .await;
+    rig.secrets
+        .push(("LIVEKIT_SIP_PASSWORD", lk_password.clone()));
+
+    let uac = rig.call(Call::new("call-uac.xml", DID)).await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    let seen = uas.log.call(1);
+    assert!(seen.has("ack_407"), "trunkline ACKs the 407: {seen:?}");
+    let cseq = |key| seen.field(key).parse::<u32>().unwrap();
+    assert!(
+        cseq("cseq_2") > cseq("cseq"),
+        "the authenticated INVITE takes a higher CSeq: {seen:?}"
+    );
+    let header = DigestHeader::parse(seen.field("proxy_authorization"))
+        .unwrap_or_else(|| panic!("not a Digest Proxy-Authorization: {seen:?}"));
+    assert_eq!(header.param("username"), Some("lk-user"), "{header:?}");
+    assert_eq!(header.param("realm"), Some("LiveKit"), "{header:?}");
+    assert_eq!(
+        header.param("nonce"),
+        Some(seen.field("nonce")),
+        "{header:?}"
+    );
+    assert!(
+        header.verify("INVITE", &lk_password),
+        "the digest response is not MD5 of LIVEKIT_SIP_PASSWORD: {header:?}"
+    );
+    assert_eq!(uac.log.call(1).field("answer_s"), seen.field("answer_s"));
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_calls_at_a_steady_rate_all_succeed() {
+    let uas = start_uas("call-uas.xml", 100, &[]).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
+
+    let uac = rig
+        .call(Call::new("call-uac.xml", DID).calls(100, 20).hold_ms(200))
+        .await;
+    uac.assert_succeeded(100);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(100);
+
+    let provider_ids: BTreeSet<&str> = uac.log.calls().map(|c| c.field("call_id")).collect();
+    let destination_ids: BTreeSet<&str> = uas.log.calls().map(|c| c.field("call_id")).collect();
+    let relayed_ids: BTreeSet<&str> = uas.log.calls().map(|c| c.field("x_call_id")).collect();
+    assert_eq!(
+        destination_ids.len(),
+        100,
+        "one Call-ID per destination leg"
+    );
+    assert!(
+        destination_ids.is_disjoint(&provider_ids),
+        "destination legs reuse provider Call-IDs"
+    );
+    assert_eq!(
+        relayed_ids, provider_ids,
+        "X-Trunkline-Call-Id names each provider leg"
+    );
+    let exited = rig.finish().await;
+    assert_no_panic(&exited);
+}
+
+/// trunkline logged no panic (a caught one would still be a bug on peer input).
+fn assert_no_panic(exited: &Exited) {
+    let lines: Vec<Value> = exited.json_lines();
+    assert!(
+        !exited.stderr.contains("panicked at")
+            && !lines
+                .iter()
+                .any(|l| l["msg"].as_str().is_some_and(|m| m.contains("panic"))),
+        "trunkline panicked:\n{}",
+        exited.output()
+    );
+}
