@@ -651,9 +651,12 @@ impl World {
                 did,
                 result,
             } => self.on_destination_found(*ticket, did, result),
+            // A ticket's, or a call's (an INVITE on the tape: in progress or counted).
             Event::DestinationFallback { did, .. } => assert!(
-                self.tickets.values().any(|(d, _)| d == did),
-                "DestinationFallback for {did:?}, which no waiting ticket asked for"
+                self.tickets.values().any(|(d, _)| d == did)
+                    || self.core.active_calls() > 0
+                    || self.core.stats().calls.values().sum::<u64>() > 0,
+                "DestinationFallback for {did:?}, which no waiting ticket or call asked for"
             ),
             Event::DefaultDomainChanged { domain } => self.on_domain_changed(domain),
             _ => {}
