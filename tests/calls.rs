@@ -101,15 +101,9 @@ impl Rig {
 }
 
 fn base_env(sip_port: u16) -> Vec<(&'static str, String)> {
-    vec![
-        ("SIP_LISTEN_ADDRESS", "127.0.0.1".to_owned()),
-        ("SIP_PORT", sip_port.to_string()),
-        ("SIP_PUBLIC_ADDRESS", "127.0.0.1".to_owned()),
-        ("ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-        ("LOG_LEVEL", "debug".to_owned()),
-        ("SHUTDOWN_GRACE", "5s".to_owned()),
-    ]
+    let mut env = trunkline_tests::trunkline::loopback_env(sip_port);
+    env.push(("SHUTDOWN_GRACE", "5s".to_owned()));
+    env
 }
 
 fn write_config(path: &Path, kamailio: &Kamailio, password: &str, routes: &[(&str, SocketAddr)]) {

@@ -39,21 +39,13 @@ async fn registers_refreshes_reports_and_unregisters_at_shutdown() {
     ]);
 
     let sip_port = trunkline_tests::net::free_udp_port();
-    let mut trunkline = Trunkline::start(
-        &["run"],
-        &[
-            ("BACKEND_URL", backend.url()),
-            ("API_KEY", api_key.clone()),
-            ("SIP_LISTEN_ADDRESS", "127.0.0.1".to_owned()),
-            ("SIP_PORT", sip_port.to_string()),
-            ("SIP_PUBLIC_ADDRESS", "127.0.0.1".to_owned()),
-            ("ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
-            ("LOG_FORMAT", "json".to_owned()),
-            ("LOG_LEVEL", "debug".to_owned()),
-            ("SHUTDOWN_GRACE", "5s".to_owned()),
-        ],
-    )
-    .await;
+    let mut env = trunkline_tests::trunkline::loopback_env(sip_port);
+    env.extend([
+        ("BACKEND_URL", backend.url()),
+        ("API_KEY", api_key.clone()),
+        ("SHUTDOWN_GRACE", "5s".to_owned()),
+    ]);
+    let mut trunkline = Trunkline::start(&["run"], &env).await;
 
     // Valid account: registered, reported with a timestamp, bound at the registrar.
     let alice = trunkline

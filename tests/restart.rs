@@ -8,17 +8,13 @@ use std::time::Duration;
 use trunkline_tests::{Backend, Kamailio, Provider, Trunkline};
 
 fn env(backend: &Backend, api_key: &str, sip_port: u16) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = trunkline_tests::trunkline::loopback_env(sip_port);
+    env.extend([
         ("BACKEND_URL", backend.url()),
         ("API_KEY", api_key.to_owned()),
-        ("SIP_LISTEN_ADDRESS", "127.0.0.1".to_owned()),
-        ("SIP_PORT", sip_port.to_string()),
-        ("SIP_PUBLIC_ADDRESS", "127.0.0.1".to_owned()),
-        ("ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
-        ("LOG_FORMAT", "json".to_owned()),
-        ("LOG_LEVEL", "debug".to_owned()),
         ("STATE_FILE", "state.json".to_owned()),
-    ]
+    ]);
+    env
 }
 
 /// Waits until the state file holds a binding identity for every id (the identity is

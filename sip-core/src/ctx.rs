@@ -118,6 +118,16 @@ impl Ctx {
         }
     }
 
+    /// Sends `bytes` (a response with `status`) in server transaction `txn`, which keeps
+    /// it for retransmitted requests.
+    pub fn respond(&mut self, now: Instant, txn: u64, status: u16, bytes: Vec<u8>) {
+        let timers = self.cfg.timers;
+        let actions = self
+            .txns
+            .respond(now, &timers, &mut self.timers, txn, status, bytes);
+        self.send_all(actions);
+    }
+
     /// Counts and announces the outcome of a REGISTER transaction.
     pub fn outcome(&mut self, provider_id: &str, outcome: RegisterOutcome, sent: SentRegister) {
         *self

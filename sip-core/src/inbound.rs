@@ -166,10 +166,7 @@ pub fn answer(
     // the transaction sends it and keeps it for retransmissions.
     match txn {
         Some(id) => {
-            let actions = ctx
-                .txns
-                .respond(now, &timers, &mut ctx.timers, id, status, bytes);
-            ctx.send_all(actions);
+            ctx.respond(now, id, status, bytes);
         }
         None => ctx.transmit(remote, bytes),
     }

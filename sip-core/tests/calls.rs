@@ -665,3 +665,17 @@ fn a_shutdown_refuses_new_calls_and_drains_the_ones_up() {
     assert_eq!(s.w.core.active_calls(), 0);
     assert!(s.w.shutdown_complete());
 }
+
+#[test]
+fn a_call_out_of_hops_is_refused_before_any_routing() {
+    let mut w = registered(call_config());
+    let before = w.sent.len();
+    let text = invite("c16", SDP).replace("Max-Forwards: 70", "Max-Forwards: 0");
+    feed(&mut w, caller(), &text);
+    assert_eq!(
+        lines(&sent_to(&w, caller(), before)),
+        ["SIP/2.0 100 Trying", "SIP/2.0 483 Too Many Hops"]
+    );
+    assert!(sent_to(&w, livekit(), before).is_empty());
+    assert_eq!(w.core.stats().calls.get("bad_request"), Some(&1));
+}

@@ -377,3 +377,17 @@ fn build_binary() -> PathBuf {
     );
     binary
 }
+
+/// The environment every end-to-end test starts trunkline with: SIP on loopback at
+/// `sip_port` (and advertised as loopback), the admin API on any free loopback port,
+/// JSON logs at debug. Tests add what they are about.
+pub fn loopback_env(sip_port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("SIP_LISTEN_ADDRESS", "127.0.0.1".to_owned()),
+        ("SIP_PORT", sip_port.to_string()),
+        ("SIP_PUBLIC_ADDRESS", "127.0.0.1".to_owned()),
+        ("ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+        ("LOG_FORMAT", "json".to_owned()),
+        ("LOG_LEVEL", "debug".to_owned()),
+    ]
+}

@@ -97,7 +97,6 @@ pub(super) struct Outbound {
     pub call_id: String,
     pub from_tag: String,
     pub cseq: u32,
-    pub max_forwards: u32,
     /// Credentials were sent (a second challenge is not answered again).
     pub authenticated: bool,
 }
@@ -142,6 +141,8 @@ pub struct Call {
     pub(super) provider: Option<CallerProvider>,
     pub(super) did: String,
     pub(super) caller_number: Option<String>,
+    /// Max-Forwards of our INVITE: one less than the caller's.
+    pub(super) max_forwards: u32,
     /// The caller's INVITE.
     pub(super) invite: Request,
     pub(super) caller_txn: u64,
@@ -192,6 +193,7 @@ impl Call {
         local: Option<String>,
         provider: Option<CallerProvider>,
         did: String,
+        max_forwards: u32,
     ) -> Self {
         ctx.txns.set_owner(
             txn,
@@ -209,6 +211,7 @@ impl Call {
             provider,
             did,
             caller_number: outbound::caller_number(&invite).map(str::to_owned),
+            max_forwards,
             invite,
             caller_txn: txn,
             tag: ctx.ids.tag(),
@@ -335,24 +338,22 @@ impl Call {
             return;
         };
         let port = host_port(&destination).map_or(5060, |hp| hp.port_or_default());
-        let res = match result {
-            Ok(res) if !res.addrs.is_empty() => res,
-            Ok(_) | Err(_) => {
-                let why = match result {
-                    Err(e) => e,
-                    Ok(_) => "no address".to_owned(),
-                };
-                let reason = format!("cannot resolve the destination {destination}: {why}");
-                self.reject(now, ctx, 503, "Service Unavailable", "failed", reason);
+        let (ip, local_ip) = match result {
+            Ok(res) => match res.addrs.first() {
+                Some(&ip) => (ip, res.local_ip),
+                None => {
+                    self.unresolved(now, ctx, &destination, "no address");
+                    return;
+                }
+            },
+            Err(e) => {
+                self.unresolved(now, ctx, &destination, &e);
                 return;
             }
         };
-        let Some(&ip) = res.addrs.first() else {
-            return;
-        };
         let addr = SocketAddr::new(ip, port);
         let port = ctx.cfg.local_port;
-        let local = match (&ctx.cfg.contact_host, res.local_ip) {
+        let local = match (&ctx.cfg.contact_host, local_ip) {
             (Some(h), _) => host_with_port(h, port),
             (None, Some(ip)) => join_host_port(ip, port),
             (None, None) => self
@@ -365,48 +366,23 @@ impl Call {
             // the caller too (set SIP_PUBLIC_ADDRESS otherwise).
             self.caller_local = Some(local.clone());
         }
-        self.send_invite(now, ctx, destination, addr, local);
-    }
-
-    fn send_invite(
-        &mut self,
-        now: Instant,
-        ctx: &mut Ctx,
-        destination: String,
-        addr: SocketAddr,
-        local: String,
-    ) {
-        let max_forwards = match outbound::next_max_forwards(&self.invite) {
-            Ok(n) => n,
-            Err(e) => {
-                let (status, reason) = match e {
-                    outbound::NotForwarded::TooManyHops => (483, "Too Many Hops"),
-                    outbound::NotForwarded::BadMaxForwards => {
-                        (400, "Bad Request: Max-Forwards is not a number")
-                    }
-                };
-                self.reject(now, ctx, status, reason, "bad_request", e.to_string());
-                return;
-            }
-        };
-        let out = Outbound {
-            request: Request {
-                method: String::new(),
-                uri: String::new(),
-                headers: message::Headers::default(),
-                body: Vec::new(),
-            },
+        self.out = Some(Outbound {
+            // Written by `transmit_invite`, which builds it.
+            request: Request::default(),
             addr,
             local,
             call_id: ctx.ids.call_id(),
             from_tag: ctx.ids.tag(),
             cseq: 1,
-            max_forwards,
             authenticated: false,
-        };
-        self.destination = Some(destination);
-        self.out = Some(out);
+        });
         self.transmit_invite(now, ctx, None);
+    }
+
+    /// The destination's host has no address: `503` to the caller.
+    fn unresolved(&mut self, now: Instant, ctx: &mut Ctx, destination: &str, why: &str) {
+        let reason = format!("cannot resolve the destination {destination}: {why}");
+        self.reject(now, ctx, 503, "Service Unavailable", "failed", reason);
     }
 
     /// Builds and sends our INVITE (again, with `authorization` after a challenge).
@@ -434,7 +410,7 @@ impl Call {
             call_id: &out.call_id,
             from_tag: &out.from_tag,
             cseq: out.cseq,
-            max_forwards: out.max_forwards,
+            max_forwards: self.max_forwards,
             user_agent: &ctx.cfg.user_agent,
         };
         let mut builder = outbound::outbound_invite(&self.invite, &leg, &who);
@@ -497,20 +473,6 @@ impl Call {
         relay::response(&self.invite, resp, status, reason, &self.tag, contact)
     }
 
-    /// Sends `bytes` (a response with `status`) in the caller's INVITE transaction.
-    fn respond_caller(&self, now: Instant, ctx: &mut Ctx, status: u16, bytes: Vec<u8>) {
-        let timers = ctx.cfg.timers;
-        let actions = ctx.txns.respond(
-            now,
-            &timers,
-            &mut ctx.timers,
-            self.caller_txn,
-            status,
-            bytes,
-        );
-        ctx.send_all(actions);
-    }
-
     /// A response of ours to the caller's INVITE.
     pub(super) fn response_to_caller(&self, status: u16, reason: &str) -> MessageBuilder {
         response_to(&self.invite, status, reason, Some(&self.tag))
@@ -529,7 +491,7 @@ impl Call {
         }
         ctx.timers.cancel(TimerKey::Call(self.id, CallTimer::Ring));
         let bytes = response.to_bytes();
-        self.respond_caller(now, ctx, status, bytes);
+        ctx.respond(now, self.caller_txn, status, bytes);
         self.caller = CallerLeg::Done;
     }
 
@@ -583,7 +545,7 @@ impl Call {
         let contact = self.caller_contact();
         let reason = resp.reason.clone();
         let b = self.relayed(resp, resp.status, &reason, contact.as_deref());
-        self.respond_caller(now, ctx, resp.status, b.to_bytes());
+        ctx.respond(now, self.caller_txn, resp.status, b.to_bytes());
     }
 
     /// Our Contact towards the caller.
@@ -661,10 +623,8 @@ impl Call {
         } else {
             self.send_ack(ctx, Leg::Callee, cseq, Vec::new());
         }
-        let local = self
-            .caller_local
-            .clone()
-            .unwrap_or_else(|| out_local(&self.out));
+        // Known since the destination resolved (`on_resolved` fills it in at the latest).
+        let local = self.caller_local.clone().unwrap_or_default();
         self.caller_dialog = Some(Dialog::from_invite(
             &self.invite,
             &self.tag,
@@ -677,7 +637,7 @@ impl Call {
             .relayed(resp, resp.status, &reason, Some(&contact))
             .header("Allow", outbound::ALLOW)
             .to_bytes();
-        self.respond_caller(now, ctx, resp.status, bytes.clone());
+        ctx.respond(now, self.caller_txn, resp.status, bytes.clone());
         self.caller = CallerLeg::Answered;
         self.answered = Some(now);
         let invite_cseq = self.invite.headers.cseq().map_or(0, |(n, _)| n);
@@ -752,6 +712,15 @@ impl Call {
             }
             event => self.on_leg_request_event(leg, id, &event),
         }
+    }
+
+    /// Stops resending our 2xx (its ACK came, or the call is being hung up).
+    pub(super) fn stop_resend(&mut self, ctx: &mut Ctx) {
+        self.resend = None;
+        ctx.timers
+            .cancel(TimerKey::Call(self.id, CallTimer::Resend2xx));
+        ctx.timers
+            .cancel(TimerKey::Call(self.id, CallTimer::AckWait));
     }
 
     /// Resends `bytes` (a 2xx to an INVITE with CSeq `cseq`) to `leg` until its ACK.
@@ -920,9 +889,8 @@ impl Call {
                 }
             }
             CallTimer::AckWait => {
-                ctx.timers
-                    .cancel(TimerKey::Call(self.id, CallTimer::Resend2xx));
-                let leg = self.resend.take().map_or(Leg::Caller, |r| r.leg);
+                let leg = self.resend.as_ref().map_or(Leg::Caller, |r| r.leg);
+                self.stop_resend(ctx);
                 let side = match leg {
                     Leg::Caller => "the caller",
                     Leg::Callee => "the destination",
@@ -1001,9 +969,4 @@ pub(super) fn remote_tag(party: &str) -> Option<&str> {
         .split(';')
         .skip(1)
         .find_map(|p| p.trim().strip_prefix("tag="))
-}
-
-/// Our `host:port` towards the destination, when the caller's is unknown.
-fn out_local(out: &Option<Outbound>) -> String {
-    out.as_ref().map(|o| o.local.clone()).unwrap_or_default()
 }

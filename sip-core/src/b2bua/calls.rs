@@ -17,6 +17,7 @@
 
 use super::call::{Call, CallerProvider, UNAVAILABLE};
 use super::dialed;
+use super::outbound::{self, NotForwarded};
 use crate::backend::destination::{NoRoute, Route};
 use crate::ctx::Ctx;
 use crate::io::{CallView, Event, Resolution};
@@ -148,6 +149,24 @@ impl Calls {
             );
             return;
         };
+        // Checked before any routing: a looping call goes nowhere.
+        let max_forwards = match outbound::next_max_forwards(new.request) {
+            Ok(n) => n,
+            Err(e) => {
+                let reason = match e {
+                    NotForwarded::TooManyHops => "Too Many Hops",
+                    NotForwarded::BadMaxForwards => "Bad Request: Max-Forwards is not a number",
+                };
+                let status = if e == NotForwarded::TooManyHops {
+                    483
+                } else {
+                    400
+                };
+                count(ctx, "bad_request", new.provider.as_ref());
+                refuse(now, ctx, new.txn, new.request, status, reason, None);
+                return;
+            }
+        };
         self.next_id += 1;
         let id = self.next_id;
         let call = Call::new(
@@ -160,6 +179,7 @@ impl Calls {
             new.local,
             new.provider,
             did.clone(),
+            max_forwards,
         );
         if let Some(s) = slot {
             *self.per_provider.entry(s).or_default() += 1;
@@ -372,15 +392,7 @@ fn refuse(
     if let Some(secs) = retry_after {
         b = b.header("Retry-After", secs.to_string());
     }
-    let actions = ctx.txns.respond(
-        now,
-        &ctx.cfg.timers,
-        &mut ctx.timers,
-        txn,
-        status,
-        b.to_bytes(),
-    );
-    ctx.send_all(actions);
+    ctx.respond(now, txn, status, b.to_bytes());
     ctx.emit(Event::CallRefused {
         call_id: req.headers.call_id().unwrap_or_default().to_owned(),
         status,

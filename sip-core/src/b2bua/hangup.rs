@@ -10,7 +10,6 @@
 use super::call::{Call, CalleeLeg, CallerLeg, Cancel};
 use crate::ctx::Ctx;
 use crate::message::{response_to, Request};
-use crate::time::{CallTimer, TimerKey};
 use crate::transaction::{Leg, Owner, TxnEvent};
 use std::time::Instant;
 
@@ -84,11 +83,7 @@ impl Call {
             return;
         }
         if self.resend.as_ref().is_some_and(|r| r.leg == leg) {
-            self.resend = None;
-            ctx.timers
-                .cancel(TimerKey::Call(self.id, CallTimer::Resend2xx));
-            ctx.timers
-                .cancel(TimerKey::Call(self.id, CallTimer::AckWait));
+            self.stop_resend(ctx);
         }
         let branch = ctx.ids.branch();
         let dialog = match leg {
@@ -130,10 +125,7 @@ impl Call {
     /// answer `487` to the INVITE and our INVITE cancelled.
     pub(super) fn on_cancel(&mut self, now: Instant, ctx: &mut Ctx, txn: u64, cancel: &Request) {
         let ok = response_to(cancel, 200, "OK", Some(&self.tag)).to_bytes();
-        let actions = ctx
-            .txns
-            .respond(now, &ctx.cfg.timers, &mut ctx.timers, txn, 200, ok);
-        ctx.send_all(actions);
+        ctx.respond(now, txn, 200, ok);
         if self.caller != CallerLeg::Inviting {
             return;
         }
@@ -161,10 +153,7 @@ impl Call {
             (481, "Call/Transaction Does Not Exist")
         };
         let bytes = response_to(bye, status, reason, None).to_bytes();
-        let actions = ctx
-            .txns
-            .respond(now, &ctx.cfg.timers, &mut ctx.timers, txn, status, bytes);
-        ctx.send_all(actions);
+        ctx.respond(now, txn, status, bytes);
         if !up {
             return;
         }
@@ -206,11 +195,7 @@ impl Call {
             .as_ref()
             .is_some_and(|r| r.leg == from && r.cseq == cseq)
         {
-            self.resend = None;
-            ctx.timers
-                .cancel(TimerKey::Call(self.id, CallTimer::Resend2xx));
-            ctx.timers
-                .cancel(TimerKey::Call(self.id, CallTimer::AckWait));
+            self.stop_resend(ctx);
         }
         if from == Leg::Caller && self.caller == CallerLeg::Answered {
             self.caller = CallerLeg::Up;

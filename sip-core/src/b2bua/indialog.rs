@@ -181,15 +181,7 @@ impl Call {
             contact.as_deref(),
         )
         .to_bytes();
-        let actions = ctx.txns.respond(
-            now,
-            &ctx.cfg.timers,
-            &mut ctx.timers,
-            r.server,
-            resp.status,
-            bytes.clone(),
-        );
-        ctx.send_all(actions);
+        ctx.respond(now, r.server, resp.status, bytes.clone());
         if is_invite && success {
             self.reinvite_answered(now, ctx, &r, answered, &resp, bytes);
         }
@@ -228,8 +220,5 @@ impl Call {
 /// Our own answer to an in-dialog request (server transaction `txn`).
 fn answer(now: Instant, ctx: &mut Ctx, txn: u64, req: &Request, status: u16, reason: &str) {
     let bytes = response_to(req, status, reason, None).to_bytes();
-    let actions = ctx
-        .txns
-        .respond(now, &ctx.cfg.timers, &mut ctx.timers, txn, status, bytes);
-    ctx.send_all(actions);
+    ctx.respond(now, txn, status, bytes);
 }

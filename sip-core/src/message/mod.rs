@@ -121,7 +121,7 @@ impl ParseError {
 pub use fields::Headers;
 
 /// A parsed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Request {
     /// The method exactly as sent (methods are case-sensitive, RFC 3261 §7.1); may be
     /// one the core does not know, so that it can answer 501.
