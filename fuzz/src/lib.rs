@@ -12,4 +12,5 @@ pub mod controller;
 pub mod digest;
 pub mod message;
 pub mod seeds;
+mod seeds_calls;
 pub mod tape;

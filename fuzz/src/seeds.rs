@@ -108,6 +108,43 @@ pub fn message_parse() -> Seeds {
              v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n",
         ),
         (
+            "ok_with_sdp_and_record_route",
+            "SIP/2.0 200 OK\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKout;rport=5060;received=127.0.0.1\r\n\
+             Record-Route: <sip:127.0.0.3;lr>, <sip:[::1]:5070;lr;transport=udp>\r\n\
+             From: <sip:+15550001@127.0.0.1>;tag=ours\r\n\
+             To: <sip:+15551234@lk.example>;tag=lk0\r\n\
+             Call-ID: out1\r\nCSeq: 2 INVITE\r\n\
+             Contact: \"LiveKit\" <sip:lk@127.0.0.2:5080;transport=udp>\r\n\
+             Session-Expires: 1800;refresher=uac\r\n\
+             Content-Type: application/sdp\r\n\
+             Content-Length: 139\r\n\r\n\
+             v=0\r\no=lk 7 7 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+             m=audio 5000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        ),
+        (
+            "refer_in_dialog",
+            "REFER sip:trunkline@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.2:5080;branch=z9hG4bKrefer\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:+15551234@lk.example>;tag=lk0\r\n\
+             To: <sip:+15550001@127.0.0.1>;tag=ours\r\n\
+             Call-ID: out1\r\nCSeq: 101 REFER\r\n\
+             Refer-To: <sip:+15550002@127.0.0.1?Replaces=abc%40x%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n\
+             Referred-By: <sip:agent@lk.example>\r\n\
+             Contact: <sip:lk@127.0.0.2:5080>\r\n\
+             Content-Length: 0\r\n\r\n",
+        ),
+        (
+            "info_dtmf_body",
+            "INFO sip:trunkline@127.0.0.1:5060 SIP/2.0\r\n\
+             v: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKinfo\r\n\
+             f: <sip:+15550001@127.0.0.1>;tag=peer\r\nt: <sip:+15551234@127.0.0.1>;tag=ours\r\n\
+             i: inv1@127.0.0.1\r\nCSeq: 3 INFO\r\n\
+             c: application/dtmf-relay\r\nl: 24\r\n\r\n\
+             Signal=5\r\nDuration=160\r\n",
+        ),
+        (
             "unknown_method",
             "FOO sip:trunkline@[::1] SIP/2.0\r\n\
              Via: SIP/2.0/UDP [::1]:5090;branch=z9hG4bKfoo\r\n\
@@ -149,7 +186,7 @@ pub fn digest_challenge() -> Seeds {
     ])
 }
 
-fn respond(which: u8, reply: SipReply) -> Op {
+pub(crate) fn respond(which: u8, reply: SipReply) -> Op {
     Op::Respond {
         which,
         reply,
@@ -168,7 +205,7 @@ fn challenge(variant: u8, nonce: u8) -> SipReply {
     }
 }
 
-fn ok(variant: u8, expires: u8) -> SipReply {
+pub(crate) fn ok(variant: u8, expires: u8) -> SipReply {
     SipReply::Ok { variant, expires }
 }
 
@@ -328,14 +365,8 @@ pub fn controller() -> Seeds {
             which: 0,
             answer: 0,
         },
-        Op::Request {
-            kind: 0,
-            mutations: Vec::new(),
-        },
-        Op::Request {
-            kind: 1,
-            mutations: Vec::new(),
-        },
+        peer(0),
+        peer(1),
         Op::Request {
             kind: 5,
             mutations: vec![Mutation {
@@ -343,6 +374,7 @@ pub fn controller() -> Seeds {
                 kind: 0,
                 byte: b'\n',
             }],
+            twice: false,
         },
         Op::Raw(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKnothing\r\nCSeq: 1 REGISTER\r\n\r\n".to_vec()),
         Op::Respond {
@@ -391,11 +423,21 @@ pub fn controller() -> Seeds {
         },
         routes_no_default_timeouts_and_config_retry(),
     ));
+    seeds.extend(super::seeds_calls::controller_calls());
 
     seeds
         .into_iter()
         .map(|(name, config, ops)| (name, Script { config, ops }.encode()))
         .collect()
+}
+
+/// A peer's request of this kind, unmutated, once.
+pub(crate) fn peer(kind: u8) -> Op {
+    Op::Request {
+        kind,
+        mutations: Vec::new(),
+        twice: false,
+    }
 }
 
 /// The configuration of the seeds written before call routing: all zero, routing off.
@@ -406,7 +448,7 @@ fn old_config() -> ConfigPick {
 /// Routing on (`reports` at or above 0x80, see `pools::routing`): `reports` also holds
 /// the fixed route (0x04) and the lookup timeout (bits 3–4: 2 s, 50 ms, 0, 10 s);
 /// `domain` indexes `pools::DEFAULT_DOMAINS` from `contact`'s bit 2 up.
-fn routes_config(reports: u8, domain: u8) -> ConfigPick {
+pub(crate) fn routes_config(reports: u8, domain: u8) -> ConfigPick {
     ConfigPick {
         reports,
         contact: domain << 2,
@@ -419,13 +461,13 @@ fn lookup(did: Pick) -> Op {
     Op::Command(CommandPick::Reregister(did))
 }
 
-fn answer(which: u8, reply: BackendPick) -> Op {
+pub(crate) fn answer(which: u8, reply: BackendPick) -> Op {
     Op::Backend { which, reply }
 }
 
 /// A first entry whose host picks a `livekitDomain` (config reply) or a destination URI
 /// (lookup reply) from its pool.
-fn host_reply(host: u8) -> BackendPick {
+pub(crate) fn host_reply(host: u8) -> BackendPick {
     let mut entry = ProviderPick::valid(0, 0, 0);
     entry.host = Pick::Pool(host);
     BackendPick::Providers(vec![entry])

@@ -363,9 +363,10 @@ impl Controller {
                 event,
                 ..
             } => self.calls.on_txn(now, &mut self.ctx, call, leg, id, event),
-            // The core's own answers outside calls need no notice.
+            // The core's own answers outside calls, and requests nobody waits for,
+            // need no notice.
             TxnAction::Notify {
-                owner: Owner::Inbound,
+                owner: Owner::Inbound | Owner::Detached,
                 ..
             } => {}
         }

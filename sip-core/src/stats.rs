@@ -13,6 +13,8 @@ pub struct Stats {
     pub parse_errors: u64,
     /// Responses that matched no transaction.
     pub stray_responses: u64,
+    /// Dialogs of a forked or late 2xx to our INVITE that were ACKed and hung up.
+    pub forks_hung_up: u64,
     /// CRLF keep-alives (RFC 5626 §3.5.1): received and ignored, not parse errors.
     pub keepalives: u64,
     /// Datagrams dropped without the full parse or without an answer, by reason label

@@ -403,6 +403,96 @@ fn a_callee_that_answers_after_our_cancel_is_acked_and_hung_up() {
     assert_eq!(s.w.core.active_calls(), 0);
 }
 
+/// RFC 3261 §13.2.2.4: every 2xx is ACKed; a B2BUA bridges one dialog, so a second
+/// fork's is hung up at once and the call stays on the first. Found by the controller
+/// fuzzer (a fork's 2xx went un-ACKed, so the callee resent it and kept a ghost call).
+#[test]
+fn a_second_forks_2xx_is_acked_and_hung_up_and_the_call_goes_on() {
+    let mut s = dial(call_config(), "c-fork");
+    let ok = answer(&mut s);
+    caller_ack(&mut s, &ok, "c-fork");
+    let before = s.w.sent.len();
+    let fork = response(
+        &s.out,
+        "200 OK",
+        Some("lk-fork2"),
+        &format!("Contact: <sip:fork2@{LIVEKIT}>\r\n"),
+        SDP,
+    );
+    feed(&mut s.w, livekit(), &fork);
+    let to_lk = sent_to(&s.w, livekit(), before);
+    assert_eq!(
+        lines(&to_lk),
+        [
+            format!("ACK sip:fork2@{LIVEKIT} SIP/2.0").as_str(),
+            format!("BYE sip:fork2@{LIVEKIT} SIP/2.0").as_str()
+        ]
+    );
+    for m in &to_lk {
+        assert!(header(m, "To").unwrap().ends_with(";tag=lk-fork2"), "{m}");
+    }
+    assert!(
+        sent_to(&s.w, caller(), before).is_empty(),
+        "the caller hears nothing of the fork"
+    );
+    // The fork resends its 2xx (our ACK was lost): the same ACK, no second BYE.
+    let before = s.w.sent.len();
+    feed(&mut s.w, livekit(), &fork);
+    assert_eq!(
+        lines(&sent_to(&s.w, livekit(), before)),
+        [format!("ACK sip:fork2@{LIVEKIT} SIP/2.0").as_str()]
+    );
+    assert_eq!(
+        s.w.core.active_calls(),
+        1,
+        "the call goes on with the first fork"
+    );
+    assert_eq!(s.w.core.stats().forks_hung_up, 1);
+}
+
+/// A 2xx after the call ended (the INVITE's transaction still in Accepted, RFC 6026)
+/// is ACKed and hung up from what the 2xx itself says.
+#[test]
+fn a_2xx_after_the_call_ended_is_acked_and_hung_up() {
+    let mut s = dial(call_config(), "c-late");
+    let ok = answer(&mut s);
+    caller_ack(&mut s, &ok, "c-late");
+    let bye = in_dialog(
+        "BYE",
+        "sip:trunkline@198.51.100.1:5070",
+        &format!("{REGISTRAR}:5060"),
+        &format!("\"Bob\" <sip:+15550100@{REGISTRAR}>;tag=f-c-late"),
+        header(&ok, "To").unwrap(),
+        "c-late",
+        2,
+        "",
+    );
+    feed(&mut s.w, caller(), &bye);
+    let our_bye = last_request(&s.w, livekit(), "BYE");
+    feed(
+        &mut s.w,
+        livekit(),
+        &response(&our_bye, "200 OK", None, "", ""),
+    );
+    assert_eq!(s.w.core.active_calls(), 0);
+    let before = s.w.sent.len();
+    let late = response(
+        &s.out,
+        "200 OK",
+        Some("lk-late"),
+        &format!("Contact: <sip:late@{LIVEKIT}>\r\n"),
+        SDP,
+    );
+    feed(&mut s.w, livekit(), &late);
+    assert_eq!(
+        lines(&sent_to(&s.w, livekit(), before)),
+        [
+            format!("ACK sip:late@{LIVEKIT} SIP/2.0").as_str(),
+            format!("BYE sip:late@{LIVEKIT} SIP/2.0").as_str()
+        ]
+    );
+}
+
 #[test]
 fn a_busy_callee_is_relayed() {
     let mut s = dial(call_config(), "c6");

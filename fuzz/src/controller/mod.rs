@@ -10,10 +10,13 @@
 //! shutdown). With call routing on (a config byte the older tapes leave low), the core
 //! also fetches its config and looks destinations up: config and lookup requests are
 //! answered from the same picks (a `livekitDomain`, a destination URI, valid or not),
-//! and a re-register also asks for a DID's route. After every step the outputs are
+//! and a re-register also asks for a DID's route. In call mode (see [`calls`]) the
+//! peer's requests are a call's, from the caller, a stranger or the destination, and
+//! responses also answer the core's INVITEs and in-dialog requests. After every step the outputs are
 //! drained and the invariants checked (see [`world::World`]); when the tape runs out
 //! the run shuts down and must complete.
 
+pub mod calls;
 pub mod ops;
 pub mod pools;
 pub mod world;

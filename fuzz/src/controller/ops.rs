@@ -58,7 +58,8 @@ pub struct ConfigPick {
     /// Index into the reports-in-flight pool (bits 0–1). At 0x80 and above it also
     /// turns call routing on (`routes_from_backend`): bit 2 adds a fixed route, bits
     /// 3–4 pick the lookup timeout (see `pools::routing`). Tapes from before routing
-    /// keep it below 0x80.
+    /// keep it below 0x80. Bits 7 and 5 together turn call mode on (see
+    /// `calls::CallWorld::new`).
     pub reports: u8,
     /// Index into the Contact-host pool (bits 0–1); with routing on, bits 2–4 pick the
     /// configured default domain.
@@ -447,9 +448,10 @@ pub enum Op {
     },
     /// Jump to the core's own deadline, if it has one, and fire it.
     Deadline,
-    /// Answer one of the recent REGISTERs (the `which`-th newest, modulo).
+    /// Answer one of the recent REGISTERs (the `which`-th newest, modulo); in call
+    /// mode, with `which`'s top bit set, one of the other requests the core sent.
     Respond {
-        /// Which REGISTER.
+        /// Which REGISTER (or, in call mode at 0x80 and above, which request).
         which: u8,
         /// What to answer.
         reply: SipReply,
@@ -460,12 +462,15 @@ pub enum Op {
     },
     /// A datagram made of tape bytes.
     Raw(Vec<u8>),
-    /// A request from a peer (OPTIONS, INVITE, an unknown method …).
+    /// A request from a peer (OPTIONS, INVITE, an unknown method …); in call mode one
+    /// of a call's requests (see `calls::CallWorld::request`).
     Request {
         /// Index into the request pool.
         kind: u8,
         /// Edits applied first.
         mutations: Vec<Mutation>,
+        /// Deliver it twice (a retransmitted request; call mode only).
+        twice: bool,
     },
     /// Answer a pending backend request (the `which`-th oldest, modulo). A config
     /// fetch or a destination lookup takes the pick as its own reply (see
@@ -534,10 +539,11 @@ impl Op {
             }
             10 => {
                 let kind = t.u8()?;
-                let count = t.u8()? & 3;
+                let flags = t.u8()?;
                 Self::Request {
                     kind,
-                    mutations: decode_mutations(t, count)?,
+                    mutations: decode_mutations(t, flags & 3)?,
+                    twice: flags & 4 != 0,
                 }
             }
             11 | 12 => Self::Backend {
@@ -578,8 +584,14 @@ impl Op {
                     .u16(u16::try_from(len).unwrap_or(0))
                     .bytes(bytes.get(..len).unwrap_or_default());
             }
-            Self::Request { kind, mutations } => {
-                w.u8(10).u8(*kind).u8(mutation_count(mutations));
+            Self::Request {
+                kind,
+                mutations,
+                twice,
+            } => {
+                w.u8(10)
+                    .u8(*kind)
+                    .u8(mutation_count(mutations) | (u8::from(*twice) << 2));
                 encode_mutations(w, mutations);
             }
             Self::Backend { which, reply } => {

@@ -280,6 +280,28 @@ fn challenges(variant: u8, realm: &str, nonce: &str, stale: bool) -> Vec<String>
     }
 }
 
+/// The challenge header values of the registrar pool, for a realm and nonce index: the
+/// calls' 401/407 reuse them.
+pub fn challenge_values(variant: u8, realm: u8, nonce: u8, stale: bool) -> Vec<String> {
+    let realm = pick(CHALLENGE_REALMS, realm).unwrap_or_default();
+    let nonce = pick(NONCES, nonce).unwrap_or_default();
+    challenges(variant, realm, nonce, stale)
+}
+
+/// A challenge's status, reason and header: 407 from a proxy, else 401.
+pub fn challenge_status(proxy: bool) -> (u16, &'static str, &'static str) {
+    if proxy {
+        (407, "Proxy Authentication Required", "Proxy-Authenticate")
+    } else {
+        (401, "Unauthorized", "WWW-Authenticate")
+    }
+}
+
+/// A `Retry-After` value of the pool, or none.
+pub fn retry_after(i: u8) -> Option<&'static str> {
+    pick(RETRY_AFTERS, i).flatten()
+}
+
 /// Our own binding (the Contact of the request), whatever its form.
 fn our_contact(req: &Request) -> String {
     req.headers
@@ -308,11 +330,7 @@ pub fn response(req: &Request, reply: &SipReply) -> Vec<u8> {
         } => {
             let realm = pick(CHALLENGE_REALMS, *realm).unwrap_or_default();
             let nonce = pick(NONCES, *nonce).unwrap_or_default();
-            let (status, reason, header) = if *proxy {
-                (407, "Proxy Authentication Required", "Proxy-Authenticate")
-            } else {
-                (401, "Unauthorized", "WWW-Authenticate")
-            };
+            let (status, reason, header) = challenge_status(*proxy);
             let mut b = response_to(req, status, reason, Some("fuzz-tag"));
             for value in challenges(*variant, realm, nonce, *stale) {
                 b = b.header(header, value);

@@ -2,6 +2,7 @@
 //! answer, the pending backend requests and DNS queries, the destination lookups asked
 //! for — and the invariants checked after every step.
 
+use super::calls::CallWorld;
 use super::ops::{BackendPick, CommandPick, ConfigPick, Op, Script};
 use super::pools::{self, Routing, SECRETS};
 use sip_core::backend::destination::valid_destination;
@@ -90,6 +91,10 @@ pub struct World {
     given_routes: BTreeMap<String, BTreeSet<String>>,
     /// The `livekitDomain` of the config reply being delivered in this step.
     config_sent: Option<String>,
+    /// The calls, in call mode.
+    calls: Option<CallWorld>,
+    /// How long calls may drain after a shutdown.
+    call_drain: Duration,
 }
 
 impl World {
@@ -116,6 +121,11 @@ impl World {
             cfg.fixed_routes = r.fixed.clone();
             cfg.route_lookup_timeout = r.timeout;
         }
+        let calls = routing.as_ref().and_then(|_| CallWorld::new(&pick));
+        if let Some(c) = &calls {
+            c.configure(&mut cfg);
+        }
+        let call_drain = cfg.calls.drain;
         // A fixed wall anchor: the run must depend on the tape only.
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
         let now = Instant::now();
@@ -148,6 +158,8 @@ impl World {
             tickets: BTreeMap::new(),
             given_routes: BTreeMap::new(),
             config_sent: None,
+            calls,
+            call_drain,
         };
         assert_eq!(
             world.core.default_domain(),
@@ -223,25 +235,51 @@ impl World {
                 mutations,
                 twice,
             } => {
-                let Some(sent) = nth_newest(&self.registers, *which).cloned() else {
-                    return;
+                let call_answer = match &self.calls {
+                    Some(calls) if *which >= 0x80 => Some(calls.answer(*which & 0x7F, reply)),
+                    _ => None,
                 };
-                let mut bytes = pools::response(&sent.request, reply);
+                let (remote, mut bytes) = match call_answer {
+                    Some(Some(answer)) => answer,
+                    Some(None) => return,
+                    None => {
+                        let Some(sent) = nth_newest(&self.registers, *which).cloned() else {
+                            return;
+                        };
+                        (sent.remote, pools::response(&sent.request, reply))
+                    }
+                };
                 for m in mutations {
                     m.apply(&mut bytes);
                 }
-                self.datagram(sent.remote, bytes.clone());
+                let unmutated = mutations.is_empty();
+                self.deliver(remote, bytes.clone(), unmutated);
                 if *twice {
-                    self.datagram(sent.remote, bytes);
+                    self.deliver(remote, bytes, unmutated);
                 }
             }
-            Op::Raw(bytes) => self.datagram(peer(), bytes.clone()),
-            Op::Request { kind, mutations } => {
-                let mut bytes = pools::request(*kind);
+            Op::Raw(bytes) => self.deliver(peer(), bytes.clone(), false),
+            Op::Request {
+                kind,
+                mutations,
+                twice,
+            } => {
+                let (remote, mut bytes, twice) = match self.calls.as_mut() {
+                    Some(calls) => match calls.request(*kind) {
+                        Some((remote, bytes)) => (remote, bytes, *twice),
+                        None => return,
+                    },
+                    // Before call mode a request went once, whatever the flag.
+                    None => (peer(), pools::request(*kind), false),
+                };
                 for m in mutations {
                     m.apply(&mut bytes);
                 }
-                self.datagram(peer(), bytes);
+                let unmutated = mutations.is_empty();
+                self.deliver(remote, bytes.clone(), unmutated);
+                if twice {
+                    self.deliver(remote, bytes, unmutated);
+                }
             }
             Op::Backend { which, reply } => {
                 let Some(req) = take_nth(&mut self.backend, *which) else {
@@ -331,7 +369,7 @@ impl World {
         });
         for _ in 0..10_000 {
             if self.finished {
-                return;
+                break;
             }
             let Some(at) = self.core.poll_timeout() else {
                 break;
@@ -346,6 +384,9 @@ impl World {
                 .poll_timeout()
                 .map(|at| at.saturating_duration_since(self.now))
         );
+        if let Some(calls) = &self.calls {
+            calls.at_end(&self.core);
+        }
     }
 
     fn lookup(&mut self, did: String) {
@@ -370,8 +411,7 @@ impl World {
         if let Some(grace) = first_shutdown {
             // The grace, or longer while calls drain: never more than CALL_DRAIN and
             // the BYEs' allowance.
-            let drain = sip_core::CallSettings::default().drain
-                + sip_core::controller::CALL_HANGUP_ALLOWANCE;
+            let drain = self.call_drain + sip_core::controller::CALL_HANGUP_ALLOWANCE;
             let bound = self.now + grace.max(drain);
             if let Some(ends) = self.core.shutdown_ends_at() {
                 assert!(ends <= bound, "the shutdown ends after grace and drain");
@@ -382,8 +422,12 @@ impl World {
         }
     }
 
-    fn datagram(&mut self, remote: SocketAddr, payload: Vec<u8>) {
+    /// Delivers a datagram; `unmutated` when it is exactly what its builder made.
+    fn deliver(&mut self, remote: SocketAddr, payload: Vec<u8>, unmutated: bool) {
         self.secrets_public |= contains_secret(&payload);
+        if let (Some(calls), false) = (self.calls.as_mut(), self.finished) {
+            calls.on_delivered(remote, &payload, self.now, unmutated);
+        }
         self.input(Input::Datagram {
             local: local(),
             remote,
@@ -495,7 +539,10 @@ impl World {
         }) {
             self.recent.pop_front();
         }
-        let bound = 8 + 4 * self.ids_seen.len() + 2 * self.recent.len();
+        // A call holds its own timers for as long as it lasts (the longest-call timer,
+        // a 2xx resend and its ACK wait, a transaction per leg): 8 is ample.
+        let bound =
+            8 + 4 * self.ids_seen.len() + 2 * self.recent.len() + 8 * self.core.active_calls();
         let count = self.core.timer_count();
         assert!(
             count <= bound,
@@ -536,6 +583,9 @@ impl World {
                     "{name} is not Digest: {value:?}"
                 );
             }
+        }
+        if let Some(calls) = self.calls.as_mut() {
+            calls.on_sent(remote, &message, payload, self.now);
         }
         let Message::Request(request) = message else {
             return;

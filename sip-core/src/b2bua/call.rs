@@ -12,6 +12,7 @@
 //! [`super::indialog`].
 
 use super::dialog::Dialog;
+use super::fork::Forks;
 use super::outbound::{self, CallIdentity, OutboundLeg};
 use super::relay;
 use super::uri::{host_port, host_with_port, join_host_port};
@@ -160,6 +161,8 @@ pub struct Call {
     /// The last ACK we sent to each leg (caller, callee), with its CSeq, resent when
     /// that leg resends its 2xx.
     pub(super) acks: (Option<SentAck>, Option<SentAck>),
+    /// Dialogs of other forks' 2xx, ACKed and hung up.
+    pub(super) forks: Forks,
     pub(super) resend: Option<Resend>,
     pub(super) pending_ack: Option<PendingAck>,
     pub(super) relays: Vec<super::indialog::Relay>,
@@ -224,6 +227,7 @@ impl Call {
             callee_dialog: None,
             destination: None,
             acks: (None, None),
+            forks: Forks::default(),
             resend: None,
             pending_ack: None,
             relays: Vec::new(),
@@ -596,7 +600,7 @@ impl Call {
     fn on_answer(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
         let cseq = resp.headers.cseq().map_or(0, |(n, _)| n);
         if !matches!(self.callee, CalleeLeg::Inviting { .. }) {
-            self.resend_ack(ctx, Leg::Callee, resp);
+            self.resend_ack(now, ctx, Leg::Callee, resp);
             return;
         }
         let Some(out) = &self.out else {
@@ -656,18 +660,25 @@ impl Call {
     }
 
     /// A 2xx from `leg` that was already ACKed (its retransmission): our ACK again. A
-    /// fork's 2xx (another To-tag) gets none and times out on its own side.
-    pub(super) fn resend_ack(&self, ctx: &mut Ctx, leg: Leg, resp: &Response) {
+    /// fork's 2xx (another To-tag) is ACKed and hung up as a dialog of its own.
+    pub(super) fn resend_ack(&mut self, now: Instant, ctx: &mut Ctx, leg: Leg, resp: &Response) {
         let dialog = match leg {
             Leg::Caller => self.caller_dialog.as_ref(),
             Leg::Callee => self.callee_dialog.as_ref(),
         };
+        let ours = dialog.is_some_and(|d| resp.headers.to_tag() == remote_tag(&d.remote_party));
+        if leg == Leg::Callee && !ours {
+            // Another fork's 2xx (RFC 3261 §13.2.2.4), or one after the callee refused:
+            // a dialog of its own, which the call does not use.
+            if let Some(out) = &self.out {
+                let fork = Dialog::from_answer(&out.request, resp, out.addr, &out.local);
+                self.forks.on_answer(now, ctx, fork, resp);
+            }
+            return;
+        }
         let Some(d) = dialog else {
             return;
         };
-        if resp.headers.to_tag() != remote_tag(&d.remote_party) && leg == Leg::Callee {
-            return;
-        }
         let cseq = resp.headers.cseq().map_or(0, |(n, _)| n);
         let last = match leg {
             Leg::Caller => &self.acks.0,
@@ -704,7 +715,7 @@ impl Call {
                 if (200..300).contains(&resp.status)
                     && resp.headers.cseq().is_some_and(|(_, m)| m == "INVITE") =>
             {
-                self.resend_ack(ctx, leg, &resp);
+                self.resend_ack(now, ctx, leg, &resp);
             }
             // Timer C of the caller's INVITE: as the ring timeout.
             TxnEvent::Timeout if leg == Leg::Caller && id == self.caller_txn => {

@@ -17,6 +17,7 @@
 
 use super::call::{Call, CallerProvider, UNAVAILABLE};
 use super::dialed;
+use super::fork;
 use super::outbound::{self, NotForwarded};
 use crate::backend::destination::{NoRoute, Route};
 use crate::ctx::Ctx;
@@ -221,6 +222,17 @@ impl Calls {
         txn: u64,
         event: TxnEvent,
     ) {
+        if !self.calls.contains_key(&id) {
+            // The call has ended, its INVITE's transaction lives on (Timer M): a 2xx
+            // from the destination still wants its ACK, and a BYE.
+            if let (Leg::Callee, TxnEvent::Final(resp)) = (leg, &event) {
+                let invite = resp.headers.cseq().is_some_and(|(_, m)| m == "INVITE");
+                if invite && (200..300).contains(&resp.status) {
+                    fork::on_late_answer(now, ctx, resp);
+                }
+            }
+            return;
+        }
         self.with(now, ctx, id, |call, ctx| {
             call.on_txn(now, ctx, leg, txn, event)
         });

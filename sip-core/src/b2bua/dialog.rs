@@ -83,6 +83,34 @@ impl Dialog {
         }
     }
 
+    /// The dialog we are the UAC of as a 2xx to our INVITE alone describes it, for a
+    /// 2xx that comes after its call has ended: our From and our Via's sent-by are in
+    /// it, the callee's To tag, Contact and Record-Route. `None` without an IP address
+    /// to send to (a Contact by name and no route by IP) or without those headers.
+    pub fn from_answer_alone(answer: &Response) -> Option<Self> {
+        let h = &answer.headers;
+        let via = h.top_via()?;
+        let local = match via.port {
+            Some(port) => format!("{}:{port}", via.host),
+            None => via.host.clone(),
+        };
+        let mut route_set = record_routes(h);
+        route_set.reverse();
+        let target = contact_uri(h)?;
+        let contact_addr = host_port(target).and_then(|hp| hp.socket_addr());
+        Some(Self {
+            call_id: h.call_id()?.to_owned(),
+            local_party: h.get("From")?.to_owned(),
+            remote_party: h.get("To")?.to_owned(),
+            remote_target: target.to_owned(),
+            next_hop: first_hop(&route_set).or(contact_addr)?,
+            route_set,
+            local_cseq: h.cseq().map_or(1, |(n, _)| n),
+            remote_cseq: 0,
+            local,
+        })
+    }
+
     /// A new request in this dialog (the next CSeq), with Via branch `branch`.
     pub fn request(&mut self, method: &str, branch: &str) -> MessageBuilder {
         self.local_cseq = self.local_cseq.wrapping_add(1);
@@ -189,6 +217,42 @@ mod tests {
             "a lower CSeq than the INVITE's is out of order"
         );
         assert!(d.accept_cseq(11));
+    }
+
+    const LATE_2XX: &str = "SIP/2.0 200 OK\r\n\
+        Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKours;rport=5060\r\n\
+        Record-Route: <sip:10.0.0.7:5070;lr>\r\n\
+        From: <sip:+1555@10.0.0.2>;tag=our\r\nTo: <sip:+15550001@lk>;tag=fork2\r\n\
+        Call-ID: out@t\r\nCSeq: 2 INVITE\r\nContact: <sip:lk@192.0.2.5:5080>\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn a_late_2xx_alone_describes_the_dialog_to_hang_up() {
+        let mut d = Dialog::from_answer_alone(&response(LATE_2XX)).unwrap();
+        assert_eq!(d.local, "10.0.0.2:5060", "our Via's sent-by");
+        assert_eq!(
+            d.next_hop,
+            "10.0.0.7:5070".parse().unwrap(),
+            "the route first"
+        );
+        let bye = request(std::str::from_utf8(&d.request("BYE", "z9hG4bKb").to_bytes()).unwrap());
+        assert_eq!(bye.uri, "sip:lk@192.0.2.5:5080");
+        assert_eq!(bye.headers.to_tag(), Some("fork2"));
+        assert_eq!(bye.headers.from_tag(), Some("our"));
+        assert_eq!(
+            bye.headers.cseq(),
+            Some((3, "BYE")),
+            "on from the INVITE's CSeq"
+        );
+    }
+
+    #[test]
+    fn a_late_2xx_without_an_address_to_send_to_cannot_be_answered() {
+        let no_route = LATE_2XX.replace("Record-Route: <sip:10.0.0.7:5070;lr>\r\n", "");
+        let by_name = no_route.replace("lk@192.0.2.5:5080", "lk@lk.example");
+        assert!(Dialog::from_answer_alone(&response(&by_name)).is_none());
+        let d = Dialog::from_answer_alone(&response(&no_route)).unwrap();
+        assert_eq!(d.next_hop, "192.0.2.5:5080".parse().unwrap(), "the Contact");
     }
 
     #[test]

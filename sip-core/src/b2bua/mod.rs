@@ -7,13 +7,14 @@
 //! * [`calls`]: the table of calls, limits and drain; [`call`]: one call's setup and
 //!   answer; [`hangup`]: CANCEL, BYE, ACK and our own hang-ups; [`indialog`]: requests
 //!   relayed inside a call; [`relay`]: what crosses between the legs; [`dialog`]: one
-//!   leg's dialog; [`uri`]: where a URI points.
+//!   leg's dialog; [`fork`]: 2xx dialogs the call does not use; [`uri`]: where a URI points.
 
 pub mod admission;
 pub mod call;
 pub mod calls;
 pub mod dialed;
 pub mod dialog;
+pub mod fork;
 mod hangup;
 pub mod indialog;
 pub mod outbound;

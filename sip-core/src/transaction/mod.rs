@@ -69,6 +69,9 @@ pub enum Owner {
     /// The core's own answer to a request outside any call (the default owner of a
     /// new server transaction until [`Transactions::set_owner`]).
     Inbound,
+    /// A request whose outcome nobody waits for: the BYE that hangs up a forked or
+    /// late dialog the call does not use (`b2bua::fork`).
+    Detached,
 }
 
 /// What a transaction reports to its owner.
