@@ -166,7 +166,7 @@ impl Controller {
                     }
                 }
             }
-            TimerKey::Shutdown => self.finish_shutdown(),
+            TimerKey::Shutdown => self.finish_shutdown(now),
         }
     }
 
@@ -253,7 +253,7 @@ impl Controller {
             && self.ctx.backend.is_settled()
             && self.calls.is_empty()
         {
-            self.finish_shutdown();
+            self.finish_shutdown(now);
         }
     }
 
@@ -262,7 +262,16 @@ impl Controller {
     /// datagram it reads, feed [`crate::Triage::Known`] ones first, bound the
     /// [`crate::Triage::Unknown`] ones, and drop the rest unparsed.
     pub fn triage(&self, remote: SocketAddr, payload: &[u8]) -> crate::Triage {
-        crate::triage::triage(&self.ctx.txns, remote, payload)
+        let ip = remote.ip();
+        let caller_source = self.registry.is_provider_address(ip)
+            || self
+                .ctx
+                .cfg
+                .calls
+                .allowed_sources
+                .iter()
+                .any(|net| net.contains(&ip));
+        crate::triage::triage(&self.ctx.txns, remote, payload, caller_source)
     }
 
     /// The registrar addresses, for a driver that reads their answers on sockets of
@@ -490,10 +499,13 @@ impl Controller {
         }
     }
 
-    fn finish_shutdown(&mut self) {
+    fn finish_shutdown(&mut self, now: Instant) {
         if self.ctx.finished {
             return;
         }
+        // Calls whose legs did not finish in the drain's allowance end here, each
+        // with its "call ended" record: nothing is left behind a ShutdownComplete.
+        self.calls.abandon_all(now, &mut self.ctx);
         let lost = self.ctx.backend.undelivered_reports();
         if !lost.is_empty() {
             self.ctx.emit(Event::FinalReportsLost { providers: lost });

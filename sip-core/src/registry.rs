@@ -144,6 +144,11 @@ impl Registry {
             .admit(self, request_uri, to_user, source, allowed)
     }
 
+    /// Whether `ip` is the address of a running provider (where its calls come from).
+    pub fn is_provider_address(&self, ip: std::net::IpAddr) -> bool {
+        self.index.is_provider_address(ip)
+    }
+
     /// Registration `slot`'s calls come from `addrs` now.
     pub fn set_addresses(&mut self, slot: u32, addrs: &[std::net::IpAddr]) {
         let Some(reg) = self.regs.get(slot as usize).and_then(Option::as_deref) else {

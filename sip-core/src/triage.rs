@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 /// The verdict on one datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Triage {
-    /// From a registrar a live transaction waits on: hand it to the core first.
+    /// From a registrar a live transaction waits on, or a request from a provider's
+    /// address or an allowed source (where calls come from): hand it to the core first.
     Known,
-    /// A request from elsewhere (an OPTIONS ping, later a call): hand it to the core
+    /// A request from elsewhere (an OPTIONS ping, a scanner): hand it to the core
     /// within the per-batch budget for unknown sources.
     Unknown,
     /// Cannot be ours or is over a limit: drop it unparsed and count it with
@@ -87,23 +88,32 @@ impl Dropped {
     }
 }
 
-/// The verdict on `payload` from `remote`, given the live client transactions.
+/// The verdict on `payload` from `remote`, given the live client transactions and
+/// whether `remote` is a `caller_source` (a provider's address or an allowed source).
 ///
 /// A response is worth parsing only from an address we sent a request to and still
 /// wait on (by IP: a registrar may answer from another port); the first line tells a
-/// response apart, so a response from anywhere else costs a look at that line. Every
-/// other datagram is scanned for the size, header and Via limits before it is passed.
-pub fn triage(txns: &Transactions, remote: SocketAddr, payload: &[u8]) -> Triage {
+/// response apart, so a response from anywhere else costs a look at that line. A
+/// request from a caller source goes first too: under a flood from elsewhere a
+/// provider's INVITE must not wait in the unknown sources' budget. Every other
+/// datagram is scanned for the size, header and Via limits before it is passed.
+pub fn triage(
+    txns: &Transactions,
+    remote: SocketAddr,
+    payload: &[u8],
+    caller_source: bool,
+) -> Triage {
     let kind = match message::peek(payload) {
         Ok(kind) => kind,
         Err(e) => return Triage::Drop(Dropped::from_parse_error(&e)),
     };
-    let known = txns.awaits(remote.ip());
-    match kind {
+    let awaited = txns.awaits(remote.ip());
+    let known = match kind {
         Peek::KeepAlive => return Triage::Drop(Dropped::KeepAlive),
-        Peek::Response if !known => return Triage::Drop(Dropped::UnknownSource),
-        Peek::Response | Peek::Request => {}
-    }
+        Peek::Response if !awaited => return Triage::Drop(Dropped::UnknownSource),
+        Peek::Response => true,
+        Peek::Request => awaited || caller_source,
+    };
     if let Err(e) = message::check_limits(payload) {
         return Triage::Drop(Dropped::from_parse_error(&e));
     }
@@ -146,22 +156,25 @@ mod tests {
     fn responses_only_from_registrars_we_wait_on() {
         let registrar: SocketAddr = "192.0.2.1:5060".parse().unwrap();
         let txns = waiting_on(registrar);
-        assert_eq!(triage(&txns, registrar, OK), Triage::Known);
+        assert_eq!(triage(&txns, registrar, OK, false), Triage::Known);
         // Another port of the same host is still the registrar.
         let other_port: SocketAddr = "192.0.2.1:5080".parse().unwrap();
-        assert_eq!(triage(&txns, other_port, OK), Triage::Known);
+        assert_eq!(triage(&txns, other_port, OK, false), Triage::Known);
         let stranger: SocketAddr = "198.51.100.7:5060".parse().unwrap();
         assert_eq!(
-            triage(&txns, stranger, OK),
+            triage(&txns, stranger, OK, true),
             Triage::Drop(Dropped::UnknownSource)
         );
         assert_eq!(
-            triage(&Transactions::default(), registrar, OK),
+            triage(&Transactions::default(), registrar, OK, true),
             Triage::Drop(Dropped::UnknownSource)
         );
         // Requests are passed from anywhere, first when the registrar sends them.
-        assert_eq!(triage(&txns, stranger, OPTIONS), Triage::Unknown);
-        assert_eq!(triage(&txns, registrar, OPTIONS), Triage::Known);
+        assert_eq!(triage(&txns, stranger, OPTIONS, false), Triage::Unknown);
+        assert_eq!(triage(&txns, registrar, OPTIONS, false), Triage::Known);
+        // A provider's address (or an allowed source) sends calls: its requests go first,
+        // but a response from it still needs a transaction that waits.
+        assert_eq!(triage(&txns, stranger, OPTIONS, true), Triage::Known);
     }
 
     #[test]
@@ -169,28 +182,31 @@ mod tests {
         let txns = Transactions::default();
         let from: SocketAddr = "198.51.100.7:5060".parse().unwrap();
         assert_eq!(
-            triage(&txns, from, b"\r\n\r\n"),
+            triage(&txns, from, b"\r\n\r\n", true),
             Triage::Drop(Dropped::KeepAlive)
         );
         assert_eq!(
-            triage(&txns, from, b"\x16\x03\x01 garbage\r\n\r\n"),
+            triage(&txns, from, b"\x16\x03\x01 garbage\r\n\r\n", true),
             Triage::Drop(Dropped::Malformed)
         );
         let mut dense = OPTIONS.strip_suffix(b"\r\n").unwrap().to_vec();
         dense.extend(b"X: y\r\n".repeat(5000));
         dense.extend(b"\r\n");
         assert_eq!(
-            triage(&txns, from, &dense),
+            triage(&txns, from, &dense, true),
             Triage::Drop(Dropped::TooManyHeaders)
         );
         let mut vias = b"OPTIONS sip:a SIP/2.0\r\n".to_vec();
         vias.extend(b"Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK3\r\n".repeat(40));
         vias.extend(b"\r\n");
         assert_eq!(
-            triage(&txns, from, &vias),
+            triage(&txns, from, &vias, true),
             Triage::Drop(Dropped::TooManyVias)
         );
         let big = vec![b'x'; message::MAX_MESSAGE_SIZE + 1];
-        assert_eq!(triage(&txns, from, &big), Triage::Drop(Dropped::TooLarge));
+        assert_eq!(
+            triage(&txns, from, &big, true),
+            Triage::Drop(Dropped::TooLarge)
+        );
     }
 }

@@ -493,6 +493,32 @@ fn a_2xx_after_the_call_ended_is_acked_and_hung_up() {
     );
 }
 
+/// Under a flood the driver hands `Known` datagrams in first: a provider's INVITE must
+/// not queue behind a scanner's in the unknown sources' budget.
+#[test]
+fn a_providers_requests_are_triaged_as_known() {
+    let w = registered(call_config());
+    let inv = invite("c-triage", SDP);
+    assert_eq!(
+        w.core.triage(caller(), inv.as_bytes()),
+        sip_core::Triage::Known,
+        "from the registrar's address"
+    );
+    let stranger: SocketAddr = "203.0.113.9:5060".parse().unwrap();
+    assert_eq!(
+        w.core.triage(stranger, inv.as_bytes()),
+        sip_core::Triage::Unknown
+    );
+    let mut cfg = call_config();
+    cfg.calls.allowed_sources = vec!["203.0.113.0/24".parse().unwrap()];
+    let w = registered(cfg);
+    assert_eq!(
+        w.core.triage(stranger, inv.as_bytes()),
+        sip_core::Triage::Known,
+        "from an allowed source"
+    );
+}
+
 #[test]
 fn a_busy_callee_is_relayed() {
     let mut s = dial(call_config(), "c6");
@@ -754,6 +780,53 @@ fn a_shutdown_refuses_new_calls_and_drains_the_ones_up() {
     );
     assert_eq!(s.w.core.active_calls(), 0);
     assert!(s.w.shutdown_complete());
+}
+
+/// A callee that never sent a provisional cannot be CANCELled (RFC 3261 §9.1), so its
+/// call outlives the drain; the shutdown's end gives it up: the held-back CANCEL goes,
+/// the call is recorded as ended, and nothing is left after ShutdownComplete. Found by
+/// the controller fuzzer.
+#[test]
+fn the_shutdowns_end_gives_up_a_call_whose_legs_did_not_finish() {
+    let mut cfg = call_config();
+    cfg.calls.drain = Duration::from_secs(2);
+    cfg.calls.ring_timeout = Duration::from_secs(1);
+    let mut s = dial(cfg, "c-stuck");
+    s.w.run_for(Duration::from_millis(1100));
+    assert!(
+        sent_to(&s.w, caller(), 0)
+            .iter()
+            .any(|m| m.starts_with("SIP/2.0 408 ")),
+        "the ring timeout answered the caller"
+    );
+    assert!(
+        !sent_to(&s.w, livekit(), 0)
+            .iter()
+            .any(|m| m.starts_with("CANCEL ")),
+        "no CANCEL before a provisional"
+    );
+    assert_eq!(
+        s.w.core.active_calls(),
+        1,
+        "the callee's INVITE is still out"
+    );
+    s.w.input(Input::Command(Command::Shutdown {
+        grace: Duration::from_secs(5),
+    }));
+    s.w.run_for(Duration::from_secs(6));
+    assert!(s.w.shutdown_complete());
+    assert_eq!(
+        s.w.core.active_calls(),
+        0,
+        "nothing left after ShutdownComplete"
+    );
+    assert!(
+        sent_to(&s.w, livekit(), 0)
+            .iter()
+            .any(|m| m.starts_with("CANCEL ")),
+        "the held-back CANCEL went at the end"
+    );
+    assert_eq!(ended(&s.w).len(), 1, "the call has its record");
 }
 
 #[test]

@@ -327,6 +327,15 @@ impl Calls {
         }
     }
 
+    /// The shutdown ends: every call still in the table (a BYE unanswered, a CANCEL
+    /// still waiting for a provisional) is given up and recorded as ended.
+    pub fn abandon_all(&mut self, now: Instant, ctx: &mut Ctx) {
+        let ids: Vec<u64> = self.calls.keys().copied().collect();
+        for id in ids {
+            self.with(now, ctx, id, |call, ctx| call.abandon(now, ctx));
+        }
+    }
+
     /// Runs `f` on call `id`, then keeps the indexes up to date and forgets the call
     /// once both legs are over.
     fn with(&mut self, now: Instant, ctx: &mut Ctx, id: u64, f: impl FnOnce(&mut Call, &mut Ctx)) {

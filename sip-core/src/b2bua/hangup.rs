@@ -63,6 +63,30 @@ impl Call {
         }
     }
 
+    /// The end of a shutdown came before this call's legs finished. A CANCEL held
+    /// back for want of a provisional goes now, best effort (RFC 3261 §9.1's "SHOULD
+    /// NOT" guards against overtaking the INVITE; no one will be there to wait), and
+    /// the call is over whatever its legs' state.
+    pub(super) fn abandon(&mut self, now: Instant, ctx: &mut Ctx) {
+        let why = "the shutdown ended before both legs did".to_owned();
+        if self.caller == CallerLeg::Inviting {
+            let status = (503, "Service Unavailable: shutting down");
+            self.hang_up(now, ctx, status, why.clone());
+        }
+        if matches!(
+            self.callee,
+            CalleeLeg::Inviting {
+                cancel: Cancel::Pending,
+                ..
+            }
+        ) {
+            self.send_cancel(now, ctx);
+        }
+        self.set_end_reason(why);
+        self.caller = CallerLeg::Done;
+        self.callee = CalleeLeg::Done;
+    }
+
     /// The reason of an answered call's end (the first one wins).
     pub(super) fn set_end_reason(&mut self, why: String) {
         if let Some(o) = self.outcome.as_mut() {
