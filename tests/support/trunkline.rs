@@ -193,11 +193,17 @@ impl Trunkline {
 
     /// Sends SIGTERM and waits, up to [`EXIT_LIMIT`], for the process to exit.
     pub async fn terminate(self) -> Exited {
+        self.sigterm();
+        self.wait_exit().await
+    }
+
+    /// Sends SIGTERM without waiting: the test goes on with calls while trunkline
+    /// shuts down, then collects the exit with [`Trunkline::wait_exit`].
+    pub fn sigterm(&self) {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
         let pid = i32::try_from(self.pid()).expect("pid fits in i32");
         kill(Pid::from_raw(pid), Signal::SIGTERM).expect("sending SIGTERM to trunkline");
-        self.wait_exit().await
     }
 
     /// Waits, up to [`EXIT_LIMIT`], for the process to exit by itself (e.g. for
