@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use trunkline_tests::calls::{start_uas, Call, DigestHeader, SippRun, DEFAULT_CALLER};
+use std::time::Duration;
+use trunkline_tests::calls::{
+    start_uas, Call, DigestHeader, SippRun, DEFAULT_CALLER, REINVITE_FIELDS,
+};
 use trunkline_tests::{net, Backend, Endpoint, Exited, Fault, Kamailio, Provider, Trunkline};
 
 const PROVIDER_ID: &str = "p-e2e";
@@ -76,6 +79,17 @@ impl Rig {
         self.trunkline.run_until(call.run(sip)).await
     }
 
+    /// Starts `scenario` (one call that stays up after the answer) in the background and
+    /// returns once the caller has the 200. Waiting on the caller's log fails at once
+    /// when the call fails (its SIPp exits).
+    async fn answered_call(&mut self, scenario: &str) -> trunkline_tests::calls::Sipp {
+        let mut call = Call::new(scenario, DID).start(self.sip).await;
+        self.trunkline
+            .run_until(call.wait_for_log("the call answered", |log| log.count("answered") == 1))
+            .await;
+        call
+    }
+
     /// Waits for a destination's SIPp to finish, failing at once if trunkline exits.
     async fn finished(&mut self, uas: trunkline_tests::calls::Sipp) -> SippRun {
         self.trunkline.run_until(uas.wait()).await
@@ -83,7 +97,14 @@ impl Rig {
 
     /// SIGTERM: trunkline exits 0 and never printed a secret.
     async fn finish(self) -> Exited {
-        let exited = self.trunkline.terminate().await;
+        self.trunkline.sigterm();
+        self.exited().await
+    }
+
+    /// After a SIGTERM sent earlier: trunkline exits 0 (within
+    /// `trunkline_tests::trunkline::EXIT_LIMIT`) and never printed a secret.
+    async fn exited(self) -> Exited {
+        let exited = self.trunkline.wait_exit().await;
         assert_eq!(
             exited.code(),
             Some(0),
@@ -98,6 +119,23 @@ impl Rig {
         exited.assert_no_secret(&secrets);
         exited
     }
+}
+
+/// One call from `call` through a fresh [`Rig::file_mode`] (with `env`) to a
+/// `uas_scenario` SIPp (with `uas_args`) routed for [`DID`]; both SIPps must succeed.
+async fn one_call(
+    uas_scenario: &str,
+    uas_args: &[&str],
+    env: &[(&str, String)],
+    call: Call,
+) -> (Rig, SippRun, SippRun) {
+    let uas = start_uas(uas_scenario, 1, uas_args).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], env).await;
+    let uac = rig.call(call).await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    (rig, uac, uas)
 }
 
 fn base_env(sip_port: u16) -> Vec<(&'static str, String)> {
@@ -164,13 +202,7 @@ fn assert_bridged(uac: &SippRun, uac_call: u32, uas: &SippRun, uas_call: u32, pr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_call_the_caller_hangs_up() {
-    let uas = start_uas("call-uas.xml", 1, &[]).await;
-    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
-
-    let uac = rig.call(Call::new("call-uac.xml", DID)).await;
-    uac.assert_succeeded(1);
-    let uas = rig.finished(uas).await;
-    uas.assert_succeeded(1);
+    let (rig, uac, uas) = one_call("call-uas.xml", &[], &[], Call::new("call-uac.xml", DID)).await;
     assert_bridged(&uac, 1, &uas, 1, PROVIDER_NAME);
     let seen = uas.log.call(1);
     assert!(
@@ -187,13 +219,13 @@ async fn answered_call_the_caller_hangs_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_call_the_callee_hangs_up() {
-    let uas = start_uas("call-uas-hangup.xml", 1, &["-d", "300"]).await;
-    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
-
-    let uac = rig.call(Call::new("call-uac-wait-bye.xml", DID)).await;
-    uac.assert_succeeded(1);
-    let uas = rig.finished(uas).await;
-    uas.assert_succeeded(1);
+    let (rig, uac, uas) = one_call(
+        "call-uas-hangup.xml",
+        &["-d", "300"],
+        &[],
+        Call::new("call-uac-wait-bye.xml", DID),
+    )
+    .await;
     assert!(
         uac.log.call(1).has("bye"),
         "the callee's BYE reaches the caller"
@@ -208,14 +240,14 @@ async fn answered_call_the_callee_hangs_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_before_answer_reaches_the_callee() {
-    let uas = start_uas("call-uas-ring.xml", 1, &[]).await;
-    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
-
     // The scenario itself requires 180, then 200 for the CANCEL and 487.
-    let uac = rig.call(Call::new("call-uac-cancel.xml", DID)).await;
-    uac.assert_succeeded(1);
-    let uas = rig.finished(uas).await;
-    uas.assert_succeeded(1);
+    let (rig, _uac, uas) = one_call(
+        "call-uas-ring.xml",
+        &[],
+        &[],
+        Call::new("call-uac-cancel.xml", DID),
+    )
+    .await;
     let seen = uas.log.call(1);
     assert!(
         seen.has("cancel"),
@@ -236,15 +268,13 @@ async fn cancel_before_answer_reaches_the_callee() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_callee_is_relayed_as_486() {
-    let uas = start_uas("call-uas-busy.xml", 1, &[]).await;
-    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[]).await;
-
-    let uac = rig
-        .call(Call::new("call-uac-expect.xml", DID).expect_status(486))
-        .await;
-    uac.assert_succeeded(1);
-    let uas = rig.finished(uas).await;
-    uas.assert_succeeded(1);
+    let (rig, _uac, uas) = one_call(
+        "call-uas-busy.xml",
+        &[],
+        &[],
+        Call::new("call-uac-expect.xml", DID).expect_status(486),
+    )
+    .await;
     let seen = uas.log.call(1);
     assert_eq!(seen.field("ruri_user"), DID);
     assert_eq!(seen.field("ack_branch"), seen.field("branch"));
@@ -329,12 +359,8 @@ async fn max_calls_reached_gets_503_with_retry_after() {
     let uas = start_uas("call-uas.xml", 1, &[]).await;
     let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[("MAX_CALLS", "1".to_owned())]).await;
 
-    // One call up (the caller has the 200), held until poked. Waiting on the caller's
-    // log fails at once when that call fails (its SIPp exits).
-    let mut held = Call::new("call-uac-hold.xml", DID).start(rig.sip).await;
-    rig.trunkline
-        .run_until(held.wait_for_log("the first call answered", |log| log.count("answered") == 1))
-        .await;
+    // One call up (the caller has the 200), held until poked.
+    let held = rig.answered_call("call-uac-hold.xml").await;
 
     let refused = rig
         .call(Call::new("call-uac-expect.xml", DID).expect_status(503))
@@ -363,8 +389,9 @@ async fn the_destination_comes_from_the_backend_else_the_default() {
     const ROUTED: &str = "+5511999990001";
     const UNLISTED: &str = "+5511999990002";
     const BACKEND_DOWN: &str = "+5511999990003";
+    const BACKEND_SLOW: &str = "+5511999990004";
     let routed = start_uas("call-uas.xml", 1, &[]).await;
-    let default = start_uas("call-uas.xml", 2, &[]).await;
+    let default = start_uas("call-uas.xml", 3, &[]).await;
 
     let kamailio = Kamailio::start().await;
     let password = kamailio.password(ACCOUNT);
@@ -376,6 +403,9 @@ async fn the_destination_comes_from_the_backend_else_the_default() {
     let default_domain = default.addr().to_string();
     backend.set_config(Some(json!({ "livekitDomain": default_domain })));
     backend.set_destination(ROUTED, &format!("sip:{ROUTED}@{}", routed.addr()));
+    // Its answer, were trunkline to wait for it, points where nothing listens.
+    let nowhere = SocketAddr::from((Ipv4Addr::LOCALHOST, net::free_udp_port()));
+    backend.set_destination(BACKEND_SLOW, &format!("sip:{BACKEND_SLOW}@{nowhere}"));
 
     let sip_port = net::free_udp_port();
     let mut env = base_env(sip_port);
@@ -416,10 +446,22 @@ async fn the_destination_comes_from_the_backend_else_the_default() {
         .run_until(Call::new("call-uac.xml", BACKEND_DOWN).run(sip))
         .await;
     uac_down.assert_succeeded(1);
+    backend.clear_faults();
+    // The backend slower than ROUTE_LOOKUP_TIMEOUT (500 ms): the default once the
+    // lookup timeout runs out, not the destination the backend gives 5 s later.
+    backend.set_delay(Some(Duration::from_secs(5)));
+    let uac_slow = trunkline
+        .run_until(Call::new("call-uac.xml", BACKEND_SLOW).run(sip))
+        .await;
+    backend.set_delay(None);
+    uac_slow.assert_succeeded(1);
     let default = trunkline.run_until(default.wait()).await;
-    default.assert_succeeded(2);
+    default.assert_succeeded(3);
     let dialed: BTreeSet<&str> = default.log.calls().map(|c| c.field("ruri_user")).collect();
-    assert_eq!(dialed, BTreeSet::from([UNLISTED, BACKEND_DOWN]));
+    assert_eq!(
+        dialed,
+        BTreeSet::from([UNLISTED, BACKEND_DOWN, BACKEND_SLOW])
+    );
     for call in default.log.calls() {
         assert_eq!(call.field("x_did"), call.field("ruri_user"), "{call:?}");
     }
@@ -431,6 +473,7 @@ async fn the_destination_comes_from_the_backend_else_the_default() {
             .iter()
             .any(|r| r.endpoint == Endpoint::Destination && r.path == path)
     };
+    // The slow lookup is recorded only once the backend answers it, after the call.
     for did in [ROUTED, UNLISTED, BACKEND_DOWN] {
         assert!(
             looked_up(did),
@@ -438,10 +481,23 @@ async fn the_destination_comes_from_the_backend_else_the_default() {
             backend.history_text()
         );
     }
-    backend.clear_faults();
 
     let exited = trunkline.terminate().await;
     assert_eq!(exited.code(), Some(0));
+    let fallback_reason = |did: &str| {
+        exited
+            .json_lines()
+            .into_iter()
+            .find(|l| l["level"] == "warn" && l["did"] == did)
+            .and_then(|l| l["reason"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no warning on {did}'s default destination"))
+    };
+    let slow = fallback_reason(BACKEND_SLOW);
+    assert!(
+        slow.contains("ROUTE_LOOKUP_TIMEOUT"),
+        "the slow lookup took the default for its timeout: {slow}"
+    );
+    assert!(!fallback_reason(BACKEND_DOWN).contains("ROUTE_LOOKUP_TIMEOUT"));
     exited.assert_no_secret(&[
         ("the provider's password", password.as_str()),
         ("the API key", api_key.as_str()),
@@ -521,6 +577,201 @@ async fn a_hundred_calls_at_a_steady_rate_all_succeed() {
     );
     let exited = rig.finish().await;
     assert_no_panic(&exited);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callee_that_never_answers_times_out_on_both_legs() {
+    // CALL_RING_TIMEOUT's minimum is 1 s; 2 s leaves the 180 time to arrive first.
+    // The caller hears the 180, then must get 408; the callee's scenario requires a
+    // CANCEL, answers it 200 and the INVITE 487, and requires the ACK of the 487.
+    let (rig, uac, uas) = one_call(
+        "call-uas-ring.xml",
+        &[],
+        &[("CALL_RING_TIMEOUT", "2s".to_owned())],
+        Call::new("call-uac-expect.xml", DID).expect_status(408),
+    )
+    .await;
+    assert_eq!(uac.log.call(1).field("status"), "408");
+    let seen = uas.log.call(1);
+    assert!(seen.has("cancel"), "the callee is cancelled: {seen:?}");
+    assert_eq!(seen.field("cancel_branch"), seen.field("branch"));
+    assert_eq!(seen.field("ack_branch"), seen.field("branch"));
+    let exited = rig.finish().await;
+    let ended = call_ended(&exited, uac.log.call(1).field("call_id"));
+    assert_eq!(
+        (ended["outcome"].as_str(), ended["status"].as_u64()),
+        (Some("no_answer"), Some(408)),
+        "{ended}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_reinvites_are_relayed_with_their_sdp() {
+    let (rig, uac, uas) = one_call(
+        "call-uas-reinvite.xml",
+        &[],
+        &[],
+        Call::new("call-uac-reinvite.xml", DID),
+    )
+    .await;
+    let (sent, seen) = (uac.log.call(1), uas.log.call(1));
+    // Each re-INVITE's SDP reached the destination as the caller sent it, and each
+    // answer's SDP reached the caller as the destination sent it.
+    for key in REINVITE_FIELDS {
+        assert_eq!(
+            seen.field(key),
+            sent.field(key),
+            "{key}:\ncaller {sent:?}\ndestination {seen:?}"
+        );
+    }
+    assert_eq!(seen.field("hold_direction"), "sendonly");
+    assert_eq!(sent.field("hold_answer_direction"), "recvonly");
+    assert_eq!(seen.field("resume_direction"), "sendrecv");
+    // Both re-INVITEs arrived in trunkline's own dialog with the destination.
+    assert_ne!(seen.field("call_id"), sent.field("call_id"));
+    assert_eq!(seen.field("hold_call_id"), seen.field("call_id"));
+    assert_eq!(seen.field("resume_call_id"), seen.field("call_id"));
+    let cseq = |key| seen.field(key).parse::<u32>().unwrap();
+    assert!(cseq("resume_cseq") > cseq("hold_cseq"), "{seen:?}");
+    assert!(
+        seen.has("hold_ack") && seen.has("resume_ack"),
+        "trunkline ACKs each 200 of the destination: {seen:?}"
+    );
+    assert!(seen.has("bye") && sent.has("bye_ok"));
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refer_from_the_destination_reaches_the_caller() {
+    let (rig, uac, uas) = one_call(
+        "call-uas-refer.xml",
+        &["-d", "300"],
+        &[],
+        Call::new("call-uac-refer.xml", DID),
+    )
+    .await;
+    let (caller, callee) = (uac.log.call(1), uas.log.call(1));
+    let context = || format!("caller {caller:?}\ndestination {callee:?}");
+    assert_eq!(
+        caller.field("refer_to"),
+        callee.field("refer_to"),
+        "Refer-To crosses unchanged: {}",
+        context()
+    );
+    assert_eq!(
+        caller.field("referred_by"),
+        callee.field("referred_by"),
+        "{}",
+        context()
+    );
+    assert_eq!(
+        caller.field("refer_call_id"),
+        caller.field("call_id"),
+        "the REFER comes in the provider's own dialog: {}",
+        context()
+    );
+    assert!(
+        callee.has("accepted"),
+        "the caller's 202 reaches the destination: {}",
+        context()
+    );
+    assert!(
+        caller.has("bye") && callee.has("bye_ok"),
+        "the destination's BYE after the transfer ends both legs: {}",
+        context()
+    );
+    rig.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_refuses_new_calls_and_the_call_up_goes_on_until_it_ends() {
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    // A drain longer than EXIT_LIMIT: exiting in time means trunkline stopped once the
+    // last call ended, not when the drain ran out.
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[("CALL_DRAIN", "60s".to_owned())]).await;
+    let held = rig.answered_call("call-uac-hold.xml").await;
+
+    rig.trunkline.sigterm();
+    rig.trunkline
+        .wait_for_log("the shutdown began", |lines| {
+            lines.iter().any(|l| l["signal"] == "SIGTERM")
+        })
+        .await;
+    let refused = rig
+        .call(Call::new("call-uac-expect.xml", DID).expect_status(503))
+        .await;
+    refused.assert_succeeded(1);
+    assert_eq!(
+        refused.log.call(1).field("retry_after"),
+        "",
+        "a 503 for a shutdown has no Retry-After: the carrier tries its next route now"
+    );
+    assert_eq!(uas.log().count("bye"), 0, "the call is still up");
+
+    // The caller hangs up after the SIGTERM: its BYE crosses and is answered. trunkline
+    // may exit as soon as both legs are over, so nothing here waits on it.
+    held.poke(1);
+    let held = held.wait().await;
+    held.assert_succeeded(1);
+    let uas = uas.wait().await;
+    uas.assert_succeeded(1);
+    assert!(
+        uas.log.call(1).has("bye"),
+        "the caller's BYE reaches the destination"
+    );
+    assert_eq!(
+        uas.created, 1,
+        "the refused call never reached the destination"
+    );
+    let exited = rig.exited().await;
+    let ended = call_ended(&exited, held.log.call(1).field("call_id"));
+    assert_eq!(ended["outcome"], "answered", "{ended}");
+    assert_eq!(ended["reason"], "the caller hung up", "{ended}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_a_call_up_hangs_up_both_legs_when_call_drain_runs_out() {
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    let mut rig = Rig::file_mode(&[(DID, uas.addr())], &[("CALL_DRAIN", "2s".to_owned())]).await;
+    // Nobody hangs up: the caller waits for a BYE, and so does the destination.
+    let up = rig.answered_call("call-uac-wait-bye.xml").await;
+
+    rig.trunkline.sigterm();
+    let up = up.wait().await;
+    up.assert_succeeded(1);
+    assert!(
+        up.log.call(1).has("bye"),
+        "trunkline's BYE reaches the caller"
+    );
+    let uas = uas.wait().await;
+    uas.assert_succeeded(1);
+    assert!(
+        uas.log.call(1).has("bye"),
+        "trunkline's BYE reaches the destination"
+    );
+    let exited = rig.exited().await;
+    let ended = call_ended(&exited, up.log.call(1).field("call_id"));
+    assert_eq!(ended["outcome"], "answered", "{ended}");
+    assert!(
+        ended["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("CALL_DRAIN")),
+        "the call lasted until the drain ran out: {ended}"
+    );
+}
+
+/// The `call ended` log line of the call whose provider leg is `call_id`.
+fn call_ended(exited: &Exited, call_id: &str) -> Value {
+    exited
+        .json_lines()
+        .into_iter()
+        .find(|l| {
+            l["call_id"] == call_id
+                && l["msg"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("call ended"))
+        })
+        .unwrap_or_else(|| panic!("no `call ended` line for {call_id}:\n{}", exited.output()))
 }
 
 /// trunkline logged no panic (a caught one would still be a bug on peer input).

@@ -9,7 +9,7 @@
 
 use serde_json::json;
 use trunkline_tests::calls::{
-    start_uas, trunkline_headers, Call, DigestHeader, SippRun, DEFAULT_CALLER,
+    start_uas, trunkline_headers, Call, DigestHeader, SippRun, DEFAULT_CALLER, REINVITE_FIELDS,
 };
 use trunkline_tests::sipp::run_scenario;
 use trunkline_tests::{Backend, Endpoint, Fault, Kamailio, KamailioOptions, Provider};
@@ -266,6 +266,17 @@ fn stand_in_headers(call_id: &str) -> String {
     )
 }
 
+/// Runs `uac` against a fresh `uas_scenario` SIPp (with `uas_args`) and requires both
+/// to succeed with one call each.
+async fn run_pair(uas_scenario: &str, uas_args: &[&str], uac: Call) -> (SippRun, SippRun) {
+    let uas = start_uas(uas_scenario, 1, uas_args).await;
+    let uac = uac.run(uas.addr()).await;
+    uac.assert_succeeded(1);
+    let uas = uas.wait().await;
+    uas.assert_succeeded(1);
+    (uac, uas)
+}
+
 /// The SDP offer arrived as sent, and the answer came back as the UAS sent it.
 fn assert_sdp_passed(uac: &SippRun, uas: &SippRun, call: u32) {
     let (sent, seen) = (uac.log.call(call), uas.log.call(call));
@@ -344,13 +355,12 @@ async fn call_scenarios_to_a_contact_keep_the_did_in_to() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_scenarios_callee_hangs_up() {
-    let uas = start_uas("call-uas-hangup.xml", 1, &["-d", "200"]).await;
-    let uac = Call::new("call-uac-wait-bye.xml", DID)
-        .run(uas.addr())
-        .await;
-    uac.assert_succeeded(1);
-    let uas = uas.wait().await;
-    uas.assert_succeeded(1);
+    let (uac, uas) = run_pair(
+        "call-uas-hangup.xml",
+        &["-d", "200"],
+        Call::new("call-uac-wait-bye.xml", DID),
+    )
+    .await;
     assert!(uac.log.call(1).has("bye"));
     assert!(uas.log.call(1).has("bye_ok"));
     assert_eq!(uas.log.call(1).field("ruri_user"), DID);
@@ -358,11 +368,12 @@ async fn call_scenarios_callee_hangs_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_scenarios_cancel_while_ringing() {
-    let uas = start_uas("call-uas-ring.xml", 1, &[]).await;
-    let uac = Call::new("call-uac-cancel.xml", DID).run(uas.addr()).await;
-    uac.assert_succeeded(1);
-    let uas = uas.wait().await;
-    uas.assert_succeeded(1);
+    let (uac, uas) = run_pair(
+        "call-uas-ring.xml",
+        &[],
+        Call::new("call-uac-cancel.xml", DID),
+    )
+    .await;
     let (sent, seen) = (uac.log.call(1), uas.log.call(1));
     assert!(sent.has("ringing") && sent.has("cancel_ok") && sent.has("terminated"));
     assert!(seen.has("cancel") && seen.has("ack"));
@@ -404,14 +415,8 @@ async fn call_scenarios_expected_status_passes_and_another_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_scenarios_digest_challenge_and_answer() {
     let password = trunkline_tests::random_hex(12);
-    let uas = start_uas("call-uas-auth.xml", 1, &[]).await;
-    let uac = Call::new("call-uac-auth.xml", DID)
-        .args(&["-au", "lk-user", "-ap", &password])
-        .run(uas.addr())
-        .await;
-    uac.assert_succeeded(1);
-    let uas = uas.wait().await;
-    uas.assert_succeeded(1);
+    let uac = Call::new("call-uac-auth.xml", DID).args(&["-au", "lk-user", "-ap", &password]);
+    let (uac, uas) = run_pair("call-uas-auth.xml", &[], uac).await;
     let seen = uas.log.call(1);
     assert!(seen.has("ack_407") && seen.has("invite_2") && seen.has("bye"));
     assert_eq!(seen.field("method_2"), "INVITE");
@@ -459,4 +464,45 @@ async fn call_scenarios_a_hundred_calls_at_a_steady_rate() {
     let ids: std::collections::BTreeSet<&str> =
         uas.log.calls().map(|c| c.field("call_id")).collect();
     assert_eq!(ids.len(), 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_hold_and_resume_reinvites() {
+    let (uac, uas) = run_pair(
+        "call-uas-reinvite.xml",
+        &[],
+        Call::new("call-uac-reinvite.xml", DID),
+    )
+    .await;
+    let (sent, seen) = (uac.log.call(1), uas.log.call(1));
+    for key in REINVITE_FIELDS {
+        assert_eq!(seen.field(key), sent.field(key), "{key}");
+    }
+    assert_eq!(seen.field("hold_direction"), "sendonly");
+    assert_eq!(seen.field("hold_answer_direction"), "recvonly");
+    assert_eq!(seen.field("resume_direction"), "sendrecv");
+    assert_eq!(
+        (seen.field("hold_cseq"), seen.field("resume_cseq")),
+        ("2", "3")
+    );
+    assert!(seen.has("hold_ack") && seen.has("resume_ack") && seen.has("bye"));
+    assert!(sent.has("bye_ok"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_scenarios_refer_from_the_destination() {
+    let (uac, uas) = run_pair(
+        "call-uas-refer.xml",
+        &["-d", "200"],
+        Call::new("call-uac-refer.xml", DID),
+    )
+    .await;
+    let (caller, callee) = (uac.log.call(1), uas.log.call(1));
+    assert!(callee
+        .field("refer_to")
+        .starts_with("<sip:+5511977776666@127.0.0.1;xfer=e2e-"));
+    assert_eq!(caller.field("refer_to"), callee.field("refer_to"));
+    assert_eq!(caller.field("referred_by"), callee.field("referred_by"));
+    assert!(caller.has("accepted") && callee.has("accepted"));
+    assert!(caller.has("bye") && callee.has("bye_ok"));
 }

@@ -39,6 +39,22 @@ const POLL_EVERY: Duration = Duration::from_millis(20);
 /// The caller number the UAC scenarios send unless told otherwise.
 pub const DEFAULT_CALLER: &str = "+5511988887777";
 
+/// What `call-uac-reinvite.xml` and `call-uas-reinvite.xml` both log of a hold and
+/// a resume: the SDP of each re-INVITE as sent and as the destination saw it, and
+/// the SDP of each answer as the destination sent it and as the caller got it.
+pub const REINVITE_FIELDS: [&str; 10] = [
+    "hold_o",
+    "hold_s",
+    "hold_direction",
+    "hold_answer_s",
+    "hold_answer_direction",
+    "resume_o",
+    "resume_s",
+    "resume_direction",
+    "resume_answer_s",
+    "resume_answer_direction",
+];
+
 /// The folder of the SIPp scenarios.
 fn scenario_path(scenario: &str) -> PathBuf {
     crate::sipp::scenario_dir().join(scenario)

@@ -193,11 +193,17 @@ impl Trunkline {
 
     /// Sends SIGTERM and waits, up to [`EXIT_LIMIT`], for the process to exit.
     pub async fn terminate(self) -> Exited {
+        self.sigterm();
+        self.wait_exit().await
+    }
+
+    /// Sends SIGTERM without waiting: the test goes on with calls while trunkline
+    /// shuts down, then collects the exit with [`Trunkline::wait_exit`].
+    pub fn sigterm(&self) {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
         let pid = i32::try_from(self.pid()).expect("pid fits in i32");
         kill(Pid::from_raw(pid), Signal::SIGTERM).expect("sending SIGTERM to trunkline");
-        self.wait_exit().await
     }
 
     /// Waits, up to [`EXIT_LIMIT`], for the process to exit by itself (e.g. for
@@ -347,7 +353,8 @@ fn build_binary() -> PathBuf {
     let cargo = std::env::var_os("CARGO")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("cargo"));
-    let output = std::process::Command::new(&cargo)
+    let mut command = std::process::Command::new(&cargo);
+    command
         .current_dir(workspace)
         .args([
             "build",
@@ -360,7 +367,17 @@ fn build_binary() -> PathBuf {
         .arg(&profile)
         .arg("--target-dir")
         .arg(target_dir)
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    // Cargo describes the running test crate in the environment (CARGO_PKG_NAME, …);
+    // build scripts that track such variables (ring's) would see them change between
+    // this build and a plain `cargo build` or the next test build, and rebuild the TLS
+    // stack each time.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(describes_the_running_crate) {
+            command.env_remove(name);
+        }
+    }
+    let output = command
         .output()
         .unwrap_or_else(|e| panic!("running {} build: {e}", cargo.display()));
     assert!(
@@ -376,6 +393,22 @@ fn build_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// Whether `name` is one of the variables cargo sets for a crate it runs (the test
+/// binary), not one that configures cargo itself (CARGO_HOME, CARGO_BUILD_*, …).
+fn describes_the_running_crate(name: &str) -> bool {
+    const SET_FOR_A_CRATE: [&str; 6] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+    ];
+    SET_FOR_A_CRATE.contains(&name)
+        || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_")
 }
 
 /// The environment every end-to-end test starts trunkline with: SIP on loopback at
