@@ -491,6 +491,23 @@ fn a_2xx_after_the_call_ended_is_acked_and_hung_up() {
             format!("BYE sip:late@{LIVEKIT} SIP/2.0").as_str()
         ]
     );
+    // Resent (our ACK was lost), that 2xx and the call's own get their ACK again and
+    // no second BYE (found by the controller fuzzer: a second BYE reused the CSeq).
+    let own = response(
+        &s.out,
+        "200 OK",
+        Some("lk"),
+        &format!("Contact: <sip:lk@{LIVEKIT}>\r\n"),
+        SDP,
+    );
+    for (resent, contact) in [(&late, "late"), (&own, "lk")] {
+        let before = s.w.sent.len();
+        feed(&mut s.w, livekit(), resent);
+        assert_eq!(
+            lines(&sent_to(&s.w, livekit(), before)),
+            [format!("ACK sip:{contact}@{LIVEKIT} SIP/2.0").as_str()]
+        );
+    }
 }
 
 /// Under a flood the driver hands `Known` datagrams in first: a provider's INVITE must

@@ -252,6 +252,16 @@ impl Call {
         self.out.as_ref().map(|o| o.call_id.as_str())
     }
 
+    /// The To tags of the destination dialogs this call had: the one it used and the
+    /// forks it hung up.
+    pub(super) fn callee_dialog_tags(&self) -> impl Iterator<Item = &str> {
+        let used = self
+            .callee_dialog
+            .as_ref()
+            .and_then(|d| remote_tag(&d.remote_party));
+        used.into_iter().chain(self.forks.tags())
+    }
+
     /// Both legs are over: the call can be forgotten.
     pub(super) fn is_over(&self) -> bool {
         self.caller == CallerLeg::Done

@@ -61,6 +61,8 @@ pub struct Calls {
     per_provider: BTreeMap<u32, u32>,
     next_id: u64,
     draining: bool,
+    /// Destination dialogs of calls that ended lately, for their late 2xx.
+    ended: fork::EndedDialogs,
 }
 
 impl Calls {
@@ -228,7 +230,7 @@ impl Calls {
             if let (Leg::Callee, TxnEvent::Final(resp)) = (leg, &event) {
                 let invite = resp.headers.cseq().is_some_and(|(_, m)| m == "INVITE");
                 if invite && (200..300).contains(&resp.status) {
-                    fork::on_late_answer(now, ctx, resp);
+                    self.ended.on_late_answer(now, ctx, resp);
                 }
             }
             return;
@@ -361,6 +363,9 @@ impl Calls {
         ));
         if let Some(cid) = call.outbound_call_id() {
             self.by_callee.remove(cid);
+            for tag in call.callee_dialog_tags() {
+                self.ended.insert(now, cid, tag);
+            }
         }
         if let Some(p) = &call.provider {
             if let Some(n) = self.per_provider.get_mut(&p.slot) {

@@ -9,13 +9,18 @@ use super::dialog::Dialog;
 use crate::ctx::Ctx;
 use crate::message::Response;
 use crate::transaction::Owner;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Forks a call hangs up and remembers (to resend their ACK when their 2xx comes
 /// again); beyond this many a further fork's 2xx is still ACKed and hung up, only
 /// its retransmissions get a fresh ACK and BYE each time.
 pub const MAX_FORKS: usize = 4;
+
+/// How long a 2xx of an ended dialog can still come: while our INVITE's transaction
+/// passes 2xx on (Timer M, 64·T1 with the default T1).
+pub const LATE_ANSWER_WINDOW: Duration = Duration::from_secs(32);
 
 /// A fork we ACKed and hung up: its To tag, where its ACK went, the ACK.
 #[derive(Debug, Clone)]
@@ -30,6 +35,11 @@ pub struct EndedFork {
 pub struct Forks(Vec<EndedFork>);
 
 impl Forks {
+    /// The To tags of the forks hung up.
+    pub fn tags(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|f| f.tag.as_str())
+    }
+
     /// A 2xx from the fork `dialog` (built from our INVITE and that 2xx): its ACK again
     /// when the fork is known, else ACK and BYE, remembered.
     pub fn on_answer(&mut self, now: Instant, ctx: &mut Ctx, dialog: Dialog, resp: &Response) {
@@ -80,15 +90,69 @@ fn ack_and_bye(
     (to, ack)
 }
 
-/// A 2xx to an INVITE of a call that has ended: the dialog is rebuilt from the 2xx
-/// alone (our From and Via are in it, the callee's To tag, Contact and Record-Route),
-/// then ACKed and hung up. Without an IP address to send to (a Contact by name and no
-/// route), nothing can be sent: counted as a stray.
-pub fn on_late_answer(now: Instant, ctx: &mut Ctx, resp: &Response) {
-    match Dialog::from_answer_alone(resp) {
-        Some(dialog) => {
-            ack_and_bye(now, ctx, dialog, resp);
+/// The destination dialogs (outbound Call-ID, To tag) of calls that ended in the
+/// last [`LATE_ANSWER_WINDOW`]: a 2xx of one of them (resent because our ACK was lost)
+/// gets its ACK again and no second BYE. Kept in end order, so expiry is O(1) each.
+#[derive(Debug, Default)]
+pub struct EndedDialogs {
+    order: VecDeque<(Instant, (String, String))>,
+    keys: BTreeSet<(String, String)>,
+}
+
+impl EndedDialogs {
+    /// Dialog (`call_id`, `tag`) is over for us from `now` on.
+    pub fn insert(&mut self, now: Instant, call_id: &str, tag: &str) {
+        self.expire(now);
+        let key = (call_id.to_owned(), tag.to_owned());
+        if self.keys.insert(key.clone()) {
+            self.order.push_back((now, key));
         }
-        None => ctx.stats.stray_responses += 1,
+    }
+
+    /// How many are remembered.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            if now.saturating_duration_since(*at) < LATE_ANSWER_WINDOW {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                self.keys.remove(&key);
+            }
+        }
+    }
+
+    /// A 2xx to an INVITE of a call that has ended: the dialog is rebuilt from the 2xx
+    /// alone (our From and Via are in it, the callee's To tag, Contact and
+    /// Record-Route). A dialog we already hung up gets its ACK again; any other is
+    /// ACKed and hung up, and remembered. Without an IP address to send to (a Contact
+    /// by name and no route), nothing can be sent: counted as a stray.
+    pub fn on_late_answer(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
+        let Some(dialog) = Dialog::from_answer_alone(resp) else {
+            ctx.stats.stray_responses += 1;
+            return;
+        };
+        self.expire(now);
+        let tag = resp.headers.to_tag().unwrap_or_default();
+        let key = (dialog.call_id.clone(), tag.to_owned());
+        if self.keys.contains(&key) {
+            let cseq = resp.headers.cseq().map_or(1, |(n, _)| n);
+            let ack = dialog
+                .request_with_cseq("ACK", &ctx.ids.branch(), cseq)
+                .to_bytes();
+            ctx.transmit(dialog.next_hop, ack);
+            return;
+        }
+        let call_id = dialog.call_id.clone();
+        ack_and_bye(now, ctx, dialog, resp);
+        self.insert(now, &call_id, tag);
     }
 }

@@ -21,7 +21,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// How long after its first send an INVITE client transaction surely still exists:
-/// Timer B (64·T1 with T1 = 500 ms) ends it at the earliest.
+/// Timer B (64·T1 with T1 = 500 ms) ends it at the earliest, at that very instant. A 2xx
+/// after that matches no transaction and is dropped as a stray: answering a stray 2xx
+/// with ACK and BYE to its Contact would let anyone aim our requests at any address.
 const INVITE_TXN_LIFETIME: Duration = Duration::from_secs(32);
 
 /// Record sets are cleared past this many entries, so a long tape stays cheap.
@@ -102,7 +104,7 @@ impl CallChecks {
         let fresh = self
             .invites_sent
             .get(&(call_id.to_owned(), cseq))
-            .is_some_and(|sent| now <= *sent + INVITE_TXN_LIFETIME);
+            .is_some_and(|sent| now < *sent + INVITE_TXN_LIFETIME);
         if fresh {
             self.answers
                 .insert((call_id.to_owned(), cseq, tag.to_owned()));
