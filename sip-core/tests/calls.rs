@@ -846,6 +846,43 @@ fn the_shutdowns_end_gives_up_a_call_whose_legs_did_not_finish() {
     assert_eq!(ended(&s.w).len(), 1, "the call has its record");
 }
 
+/// A late offer: our ACK to the callee waits for the caller's, which holds the answer.
+/// Hung up before that (here by the drain), the callee's 2xx is still ACKed before its
+/// BYE. Found by the controller fuzzer.
+#[test]
+fn a_late_offer_call_hung_up_before_the_callers_ack_still_acks_the_callee() {
+    let mut cfg = call_config();
+    cfg.calls.drain = Duration::from_secs(1);
+    let mut w = registered(cfg);
+    feed(&mut w, caller(), &invite("c-lo", ""));
+    let out = last_request(&w, livekit(), "INVITE");
+    let before = w.sent.len();
+    let ok = response(
+        &out,
+        "200 OK",
+        Some("lk"),
+        &format!("Contact: <sip:lk@{LIVEKIT}>\r\nContent-Type: application/sdp\r\n"),
+        SDP,
+    );
+    feed(&mut w, livekit(), &ok);
+    assert!(
+        sent_to(&w, livekit(), before).is_empty(),
+        "our ACK waits for the caller's answer"
+    );
+    w.input(Input::Command(Command::Shutdown {
+        grace: Duration::from_secs(5),
+    }));
+    w.run_for(Duration::from_millis(1100));
+    let to_lk = sent_to(&w, livekit(), before);
+    assert_eq!(
+        lines(&to_lk),
+        [
+            format!("ACK sip:lk@{LIVEKIT} SIP/2.0").as_str(),
+            format!("BYE sip:lk@{LIVEKIT} SIP/2.0").as_str()
+        ]
+    );
+}
+
 #[test]
 fn a_call_out_of_hops_is_refused_before_any_routing() {
     let mut w = registered(call_config());

@@ -916,9 +916,7 @@ impl Call {
                     Leg::Caller => "the caller",
                     Leg::Callee => "the destination",
                 };
-                if let Some(p) = self.pending_ack.take() {
-                    self.send_ack(ctx, p.to, p.cseq, Vec::new());
-                }
+                // hang_up → bye ACKs a 2xx still waiting for this missing ACK's answer.
                 self.hang_up(now, ctx, UNAVAILABLE, format!("{side} never ACKed our 2xx"));
             }
         }

@@ -109,6 +109,13 @@ impl Call {
         if self.resend.as_ref().is_some_and(|r| r.leg == leg) {
             self.stop_resend(ctx);
         }
+        // A 2xx of `leg` still waiting for the other side's ACK (its answer to a late
+        // offer) is ACKed first, bodiless: every 2xx gets its ACK (RFC 3261 §13.2.2.4),
+        // and a BYE before it would leave `leg` resending the 2xx.
+        if let Some(p) = self.pending_ack.filter(|p| p.to == leg) {
+            self.pending_ack = None;
+            self.send_ack(ctx, p.to, p.cseq, Vec::new());
+        }
         let branch = ctx.ids.branch();
         let dialog = match leg {
             Leg::Caller => self.caller_dialog.as_mut(),
