@@ -121,6 +121,7 @@ impl World {
             extra_headers: vec![("X-Trunkline-Did".to_owned(), "+15550001111".to_owned())],
             ending,
             credentials,
+            reinvite_after: None,
         };
         let (_, out) = self.provider.place_call(t0, spec);
         self.send(t0, provider_addr(), out);
@@ -254,6 +255,7 @@ fn a_lossy_first_invite_is_retransmitted_and_the_call_still_completes() {
         extra_headers: Vec::new(),
         ending: Ending::HangUpAfter(Duration::from_secs(1)),
         credentials: None,
+        reinvite_after: None,
     };
     // The first INVITE is lost: Timer A sends it again at 500 ms.
     let _lost = w.provider.place_call(t0, spec);

@@ -4,11 +4,14 @@
 
 use crate::models::backend::BackendMode;
 use crate::models::digest::Algorithm;
+use crate::models::livekit::Answer;
+use crate::models::provider::Ending;
 use crate::models::registrar::{ExpiresPlacement, Mode, RegistrarConfig};
 use crate::net::{Cut, LinkConfig};
 use crate::rng::{SimRng, Streams};
 use crate::scenario::{
-    Defect, Fault, ProviderChange, ProviderDef, Scenario, Scheduled, SimCommand, Target,
+    CallDef, CallSource, Defect, Fault, LiveKitDef, ProviderChange, ProviderDef, Scenario,
+    Scheduled, SimCommand, Target,
 };
 use std::time::Duration;
 
@@ -229,9 +232,135 @@ pub fn generate(seed: u64) -> Scenario {
             }
         }
     }
-    s.faults.sort_by_key(|f| f.at);
     s.shutdown_grace = rng.chance(0.7).then(|| rng.duration(secs(10), secs(30)));
+    // Calls come from a stream of their own, so that the registration part of a world
+    // stays what it was before calls were simulated.
+    let mut calls = Streams::split(seed ^ CALLS_STREAM).workload;
+    if calls.chance(CALL_WORLDS) {
+        add_calls(&mut calls, &mut s);
+    }
+    s.faults.sort_by_key(|f| f.at);
     s
+}
+
+/// Mixed into the seed for the calls' stream.
+const CALLS_STREAM: u64 = 0xCA11_5EED_0000_0009;
+
+/// The share of generated worlds with calls.
+const CALL_WORLDS: f64 = 0.6;
+
+/// The DID routed to LiveKit model `index`.
+pub fn did_of(index: usize) -> String {
+    format!("+4930555{index:04}")
+}
+
+/// A random LiveKit personality.
+pub fn livekit(rng: &mut SimRng) -> LiveKitDef {
+    let (answer, answer_after) = match rng.below(10) {
+        0..=5 => (
+            Answer::Accept,
+            rng.duration(Duration::from_millis(100), secs(3)),
+        ),
+        6..=7 => (
+            Answer::Reject(pick(rng, &[486, 603, 480, 404, 500, 503]).unwrap_or(486)),
+            rng.duration(Duration::from_millis(100), secs(3)),
+        ),
+        8 => (Answer::Never, secs(1)),
+        // Slower than some ring timeouts: answered, or cancelled by the core.
+        _ => (Answer::Accept, rng.duration(secs(5), secs(70))),
+    };
+    LiveKitDef {
+        ring_after: rng
+            .chance(0.8)
+            .then(|| rng.duration(Duration::from_millis(20), Duration::from_millis(500))),
+        answer_after,
+        answer,
+        challenge: rng.chance(0.25),
+        hang_up_after: rng.chance(0.3).then(|| rng.duration(secs(2), secs(120))),
+        refer_after: rng.chance(0.15).then(|| rng.duration(secs(1), secs(10))),
+        link: random_link(rng),
+    }
+}
+
+/// LiveKit models, routes, calls (a stranger's among them, sometimes), call settings
+/// and faults on the LiveKit links, all within the fault phase of `s`.
+fn add_calls(rng: &mut SimRng, s: &mut Scenario) {
+    let n_livekits = usize::try_from(rng.range(1, 3)).unwrap_or(1);
+    for _ in 0..n_livekits {
+        s.livekits.push(livekit(rng));
+    }
+    // The default domain (resolved by DNS) serves model 0 most of the time; the others
+    // are fixed routes by IP. Without a default, model 0's DID is fixed too and any
+    // other number has no route.
+    if rng.chance(0.8) {
+        s.routing.default_livekit = Some(0);
+    } else {
+        s.routing.fixed.push((did_of(0), 0));
+    }
+    for i in 1..n_livekits {
+        s.routing.fixed.push((did_of(i), i));
+    }
+    s.core.calls.ring_timeout = rng.duration(secs(10), secs(60));
+    s.core.calls.max_duration = rng.duration(secs(120), secs(900));
+    let n_calls = rng.range(1, 10);
+    for _ in 0..n_calls {
+        let at = rng.duration(Duration::ZERO, s.heal_at);
+        let from = if rng.chance(0.1) {
+            CallSource::Stranger
+        } else {
+            CallSource::Provider(rng.index(s.providers.len()))
+        };
+        // Now and then a number no route knows (the default takes it, or 404).
+        let did = if rng.chance(0.1) {
+            "+4930999999".to_owned()
+        } else {
+            did_of(rng.index(n_livekits))
+        };
+        let ending = match rng.below(20) {
+            0..=8 => Ending::HangUpAfter(rng.duration(secs(1), secs(300))),
+            9..=13 => Ending::Wait,
+            _ => Ending::CancelAfter(rng.duration(Duration::from_millis(200), secs(15))),
+        };
+        s.calls.push(CallDef {
+            at,
+            from,
+            did,
+            ending,
+            reinvite_after: rng.chance(0.15).then(|| rng.duration(secs(1), secs(20))),
+        });
+    }
+    for _ in 0..rng.below(4) {
+        let at = rng.duration(Duration::ZERO, s.heal_at);
+        let target = Target::LiveKit(rng.index(n_livekits));
+        let (fault, end) = if rng.chance(0.5) {
+            let cut = pick(rng, &[Cut::Both, Cut::ToPeer, Cut::FromPeer]).unwrap_or(Cut::Both);
+            (Fault::Partition { target, cut }, Fault::Repair { target })
+        } else {
+            let config = if rng.chance(0.5) {
+                LinkConfig::lossy()
+            } else {
+                LinkConfig::hostile()
+            };
+            let base = s
+                .livekits
+                .get(rng.index(n_livekits))
+                .map(|l| l.link.clone())
+                .unwrap_or_else(LinkConfig::lan);
+            (
+                Fault::Link { target, config },
+                Fault::Link {
+                    target,
+                    config: base,
+                },
+            )
+        };
+        s.faults.push(Scheduled { at, fault });
+        let later = at + rng.duration(secs(1), secs(300));
+        s.faults.push(Scheduled {
+            at: later,
+            fault: end,
+        });
+    }
 }
 
 /// A large world for the benchmark: `providers` accounts over `registrars` registrars,

@@ -3,17 +3,52 @@
 //! seed and shrunk by proptest.
 
 use crate::models::backend::BackendMode;
+use crate::models::livekit::Answer;
+use crate::models::provider::Ending;
 use crate::models::registrar::{Mode, RegistrarConfig};
 use crate::net::{Cut, LinkConfig};
 use serde::{Deserialize, Serialize};
-use sip_core::{Config, ProviderSpec};
-use std::collections::BTreeSet;
+use sip_core::{CallSettings, Config, DigestCredentials, ProviderSpec};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// Every generated password starts with this, so one substring search finds a leak of
 /// any of ten thousand passwords.
 pub const PASSWORD_MARKER: &str = "pw~sim~";
+
+/// `LIVEKIT_SIP_USERNAME` of every run; a challenging LiveKit model checks it.
+pub const LIVEKIT_USERNAME: &str = "trunkline-sim";
+
+/// `LIVEKIT_SIP_PASSWORD` of every run (it bears the marker: a leak is found).
+pub const LIVEKIT_PASSWORD: &str = "pw~sim~livekit-Secret";
+
+/// Where the provider model of registrar `index` places calls from: the registrar's IP
+/// (the source the core admits), another port.
+pub fn caller_addr(index: usize) -> SocketAddr {
+    SocketAddr::new(registrar_addr(index).ip(), 5070)
+}
+
+/// The address of the stranger: no provider's.
+pub const STRANGER_ADDR: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 250, 0, 1)), 5070);
+
+/// The address of LiveKit model `index`.
+pub fn livekit_addr(index: usize) -> SocketAddr {
+    let hi = u8::try_from(index / 250).unwrap_or(u8::MAX);
+    let lo = u8::try_from(index % 250 + 1).unwrap_or(1);
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 1, hi, lo)), 5080)
+}
+
+/// The host name of LiveKit model `index` (a default domain is `host:port`).
+pub fn livekit_host(index: usize) -> String {
+    format!("lk-{index}.sim.test")
+}
+
+/// The display name of LiveKit model `index` in traces.
+pub fn livekit_name(index: usize) -> String {
+    format!("lk-{index}")
+}
 
 /// trunkline's own address in the modelled network.
 pub const CORE_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 5060);
@@ -44,6 +79,102 @@ pub struct Scenario {
     pub shutdown_grace: Option<Duration>,
     /// The core's settings.
     pub core: CoreKnobs,
+    /// The LiveKit-like destinations calls are bridged to.
+    #[serde(default)]
+    pub livekits: Vec<LiveKitDef>,
+    /// Calls placed during the fault phase.
+    #[serde(default)]
+    pub calls: Vec<CallDef>,
+    /// Where the core sends each DID.
+    #[serde(default)]
+    pub routing: CallRouting,
+}
+
+/// One LiveKit-like destination and the link to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveKitDef {
+    /// `180` this long after the INVITE; `None`: no 180.
+    pub ring_after: Option<Duration>,
+    /// The final response this long after the INVITE.
+    pub answer_after: Duration,
+    /// Which final response.
+    pub answer: Answer,
+    /// Challenges each new INVITE with `407` (checked against the core's
+    /// `LIVEKIT_SIP_USERNAME` / `LIVEKIT_SIP_PASSWORD`).
+    pub challenge: bool,
+    /// Hangs up this long after the ACK; `None`: the caller hangs up.
+    pub hang_up_after: Option<Duration>,
+    /// Sends a REFER this long after the ACK.
+    pub refer_after: Option<Duration>,
+    /// The link from trunkline to it (healed back to this, without loss).
+    pub link: LinkConfig,
+}
+
+impl LiveKitDef {
+    /// Answers after 180 at 100 ms and 200 at 300 ms, no challenge, on a LAN link.
+    pub fn answering() -> Self {
+        Self {
+            ring_after: Some(Duration::from_millis(100)),
+            answer_after: Duration::from_millis(300),
+            answer: Answer::Accept,
+            challenge: false,
+            hang_up_after: None,
+            refer_after: None,
+            link: LinkConfig::lan(),
+        }
+    }
+}
+
+/// Who places a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallSource {
+    /// The provider (by index): from its registrar's address, the source the core admits.
+    Provider(usize),
+    /// An address that is no provider's: the INVITE must never be forwarded.
+    Stranger,
+}
+
+/// One call placed at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallDef {
+    /// Offset from the start (calls at or after the heal are not placed).
+    pub at: Duration,
+    /// Who calls.
+    pub from: CallSource,
+    /// The number dialed (the Request-URI user, as an IP trunk sends it).
+    pub did: String,
+    /// How the caller ends it.
+    pub ending: Ending,
+    /// The caller sends a re-INVITE this long after the answer.
+    pub reinvite_after: Option<Duration>,
+}
+
+/// Where calls go: fixed routes win, the rest takes the default domain (resolved by
+/// the simulated DNS).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRouting {
+    /// DID → LiveKit index, as `routing.dids` (`sip:{did}@{ip}:{port}`).
+    pub fixed: Vec<(String, usize)>,
+    /// The LiveKit whose host name is the default domain.
+    pub default_livekit: Option<usize>,
+}
+
+/// The core's call settings a scenario controls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallKnobs {
+    /// `calls.ring_timeout`.
+    pub ring_timeout: Duration,
+    /// `calls.max_duration`.
+    pub max_duration: Duration,
+}
+
+impl Default for CallKnobs {
+    fn default() -> Self {
+        Self {
+            ring_timeout: Duration::from_secs(30),
+            max_duration: Duration::from_secs(600),
+        }
+    }
 }
 
 /// One registrar and the link to it.
@@ -108,6 +239,8 @@ pub enum Target {
     Registrar(usize),
     /// The link to the backend.
     Backend,
+    /// The link to one LiveKit model (by index).
+    LiveKit(usize),
     /// Every link.
     All,
 }
@@ -214,6 +347,9 @@ pub struct CoreKnobs {
     pub max_reports_in_flight: usize,
     /// `Config::max_retry_after`.
     pub max_retry_after: Duration,
+    /// The call settings.
+    #[serde(default)]
+    pub calls: CallKnobs,
 }
 
 impl Default for CoreKnobs {
@@ -231,6 +367,7 @@ impl Default for CoreKnobs {
             backend_retry_cap: c.backend_retry_cap,
             max_reports_in_flight: c.max_reports_in_flight,
             max_retry_after: c.max_retry_after,
+            calls: CallKnobs::default(),
         }
     }
 }
@@ -238,7 +375,17 @@ impl Default for CoreKnobs {
 impl CoreKnobs {
     /// The core configuration for a run.
     pub fn to_config(&self) -> Config {
+        let calls = CallSettings {
+            ring_timeout: self.calls.ring_timeout,
+            max_duration: self.calls.max_duration,
+            destination_auth: Some(DigestCredentials {
+                username: LIVEKIT_USERNAME.to_owned(),
+                password: LIVEKIT_PASSWORD.to_owned().into(),
+            }),
+            ..CallSettings::default()
+        };
         Config {
+            calls,
             local_port: CORE_ADDR.port(),
             contact_host: None,
             sync_interval: self.sync_interval,
@@ -346,6 +493,9 @@ impl Scenario {
             converge_for: None,
             shutdown_grace: None,
             core: CoreKnobs::default(),
+            livekits: Vec::new(),
+            calls: Vec::new(),
+            routing: CallRouting::default(),
         }
     }
 
@@ -432,10 +582,36 @@ impl Scenario {
             .max(k.retry_cap)
             .max(k.max_retry_after.min(self.longest_retry_after()))
             .max(k.backend_retry_cap);
-        longest_wait
+        let calls = if self.calls.is_empty() {
+            Duration::ZERO
+        } else {
+            // A call placed just before the heal rings, lasts at most `max_duration`, and
+            // its last transactions absorb stragglers for 64·T1.
+            k.calls.ring_timeout + k.calls.max_duration + Duration::from_secs(120)
+        };
+        (longest_wait
             + k.sync_interval.unwrap_or(Duration::ZERO)
             + self.max_grant() * 2
-            + Duration::from_secs(300)
+            + Duration::from_secs(300))
+        .max(calls)
+    }
+
+    /// The core's fixed routes and default domain for this scenario's routing.
+    pub fn route_config(&self) -> (BTreeMap<String, String>, Option<String>) {
+        let n = self.livekits.len();
+        let fixed = self
+            .routing
+            .fixed
+            .iter()
+            .filter(|(_, lk)| *lk < n)
+            .map(|(did, lk)| (did.clone(), format!("sip:{did}@{}", livekit_addr(*lk))))
+            .collect();
+        let domain = self
+            .routing
+            .default_livekit
+            .filter(|lk| *lk < n)
+            .map(|lk| format!("{}:{}", livekit_host(lk), livekit_addr(lk).port()));
+        (fixed, domain)
     }
 
     fn longest_retry_after(&self) -> Duration {

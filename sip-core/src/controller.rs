@@ -211,6 +211,12 @@ impl Controller {
         self.routing.default_domain()
     }
 
+    /// Live SIP transactions of calls, client and server (zero once every call is over
+    /// and its transactions have absorbed their stragglers).
+    pub fn call_transactions(&self) -> usize {
+        self.ctx.txns.of_calls()
+    }
+
     /// Armed timers (bounded by registrations + transactions + requests in flight).
     pub fn timer_count(&self) -> usize {
         self.ctx.timers.len()

@@ -8,7 +8,10 @@
 //! Its 2xx is retransmitted until the ACK (T1 doubling to T2; no ACK within 64·T1 →
 //! BYE), a non-2xx final likewise until its ACK (Timer G; given up at Timer H). It
 //! answers CANCEL (`200`, then `487` to the INVITE), BYE (`200`), re-INVITE (`200` with
-//! SDP), REFER (`202`), OPTIONS (`200`), and can hang up itself after a hold time.
+//! SDP), REFER (`202`), OPTIONS (`200`), and can hang up itself after a hold time or
+//! ask for a transfer (REFER) after the ACK. A call still ringing after
+//! [`RING_LIMIT`] (its CANCEL lost, say) gets `480`, as LiveKit's own ringing timeout
+//! does.
 //! Each initial INVITE it got is recorded — Request-URI, Call-ID, every header (the
 //! `X-Trunkline-*` ones of CONTRACT.md §6 among them) — in an [`InviteSeen`].
 //!
@@ -26,12 +29,20 @@ use std::time::{Duration, Instant};
 
 mod challenge;
 mod record;
+
+/// A call that is up is probed with an in-dialog OPTIONS this often; an answer other
+/// than 2xx (481: trunkline forgot the dialog) or none at all ends it with BYE, as
+/// LiveKit ends a call whose media stopped.
+pub const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// An INVITE without a final response this long after it came gets `480`.
+pub const RING_LIMIT: Duration = Duration::from_secs(180);
 pub use challenge::REALM;
 use challenge::{Challenges, Verdict};
 pub use record::{InviteSeen, LiveKitStats};
 
 /// What the UAS does with a call it accepted (after any challenge).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Answer {
     /// `200 OK` with SDP after `answer_after`.
     Accept,
@@ -56,6 +67,8 @@ pub struct LiveKitConfig {
     pub auth: Option<Credentials>,
     /// BYE this long after the ACK of its 2xx; `None`: the caller hangs up.
     pub hang_up_after: Option<Duration>,
+    /// REFER (a transfer to another number) this long after the ACK of its 2xx.
+    pub refer_after: Option<Duration>,
     /// T1 and T2.
     pub timers: TimerValues,
 }
@@ -70,6 +83,7 @@ impl LiveKitConfig {
             answer: Answer::Accept,
             auth: None,
             hang_up_after: None,
+            refer_after: None,
             timers: TimerValues::default(),
         }
     }
@@ -101,11 +115,20 @@ struct Session {
     interval: Duration,
     record: usize,
     local_cseq: u32,
-    /// The BYE in flight, until answered.
-    bye: Option<Vec<u8>>,
+    /// Our own requests in flight (BYE, REFER, keep-alive), until answered or given up.
+    pending: BTreeMap<Own, Vec<u8>>,
     sdp_version: u32,
     /// Answers to in-dialog requests, by branch, for their retransmissions.
     answered: BTreeMap<String, Vec<u8>>,
+}
+
+/// The requests the UAS sends itself inside a dialog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Own {
+    Bye,
+    Refer,
+    /// The keep-alive OPTIONS.
+    Probe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,12 +140,18 @@ enum Timer {
     /// 64·T1 without an ACK.
     GiveUp,
     HangUp,
-    /// Timer E of our BYE, with the interval just waited.
-    ByeRetransmit(Duration),
-    /// Timer F of our BYE.
-    ByeTimeout,
+    /// Timer E of one of our requests, with the interval just waited.
+    Resend(Own, Duration),
+    /// Timer F of one of our requests.
+    Abandon(Own),
     /// An ended session has absorbed its stragglers: forget it (bounded memory).
     Forget,
+    /// No final response by [`RING_LIMIT`]: `480`.
+    RingLimit,
+    /// Send the configured REFER.
+    Refer,
+    /// Probe the dialog with OPTIONS.
+    Keepalive,
 }
 
 /// The LiveKit-like UAS model. See the module docs.
@@ -222,7 +251,36 @@ impl LiveKit {
                 s.last = resp.clone();
                 out.push((s.source, resp));
             }
-            Timer::Final if s.state == State::Proceeding => {
+            Timer::Refer if s.state == State::Confirmed => {
+                let refer_to = ("Refer-To", "<sip:+15557777@transfer.invalid>".to_owned());
+                self.stats.refers_sent += 1;
+                self.send_own(now, &key, Own::Refer, &[refer_to], out);
+            }
+            Timer::Keepalive if s.state == State::Confirmed => {
+                self.send_own(now, &key, Own::Probe, &[], out);
+            }
+            Timer::Resend(which, interval) => {
+                if let Some(bytes) = s.pending.get(&which).cloned() {
+                    out.push((s.source, bytes));
+                    let next = timers.next_interval(interval, true);
+                    self.timers
+                        .schedule(now + next, (key, Timer::Resend(which, next)));
+                }
+            }
+            Timer::Abandon(which) => {
+                let unanswered = s.pending.remove(&which).is_some();
+                // No answer to the keep-alive: the caller is gone.
+                if which == Own::Probe && unanswered && s.state == State::Confirmed {
+                    self.send_bye(now, &key, out);
+                }
+            }
+            Timer::Final | Timer::RingLimit if s.state == State::Proceeding => {
+                // Still ringing at the limit: refused like a busy destination would be.
+                let answer = if timer == Timer::RingLimit {
+                    Answer::Reject(480)
+                } else {
+                    answer
+                };
                 let resp = match answer {
                     Answer::Accept => {
                         s.state = State::Accepted;
@@ -274,15 +332,6 @@ impl LiveKit {
                     .schedule(now + timers.timeout(), (key, Timer::Forget));
             }
             Timer::HangUp if s.state == State::Confirmed => self.send_bye(now, &key, out),
-            Timer::ByeRetransmit(interval) => {
-                if let Some(bye) = s.bye.clone() {
-                    out.push((s.source, bye));
-                    let next = timers.next_interval(interval, true);
-                    self.timers
-                        .schedule(now + next, (key, Timer::ByeRetransmit(next)));
-                }
-            }
-            Timer::ByeTimeout => s.bye = None,
             Timer::Forget if s.state == State::Ended => {
                 self.sessions.remove(&key);
             }
@@ -294,13 +343,8 @@ impl LiveKit {
         format!("<sip:livekit@{}>", self.config.local)
     }
 
-    fn send_bye(&mut self, now: Instant, call_id: &str, out: &mut Vec<Datagram>) {
-        let branch = format!("z9hG4bK-lk-{}", self.token());
-        let via = format!("SIP/2.0/UDP {};branch={branch};rport", self.config.local);
-        let t1 = self.config.timers.t1;
-        let Some(s) = self.sessions.get_mut(call_id) else {
-            return;
-        };
+    /// Our side of the dialog of session `s`: (From with our tag, To, remote target).
+    fn dialog_ends(s: &Session) -> (String, String, String) {
         let h = &s.invite.headers;
         // Our side of the dialog: From is our To (with our tag), To is their From.
         let from = format!("{};tag={}", h.get("To").unwrap_or_default(), s.local_tag);
@@ -309,26 +353,66 @@ impl LiveKit {
             .get("Contact")
             .map(|c| addr_uri(c).to_owned())
             .unwrap_or_else(|| addr_uri(&to).to_owned());
+        (from, to, target)
+    }
+
+    /// Sends our own request `which` in session `call_id`'s dialog (with `extra`
+    /// headers), retransmitted per Timer E until answered or Timer F.
+    fn send_own(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        which: Own,
+        extra: &[(&str, String)],
+        out: &mut Vec<Datagram>,
+    ) {
+        let branch = format!("z9hG4bK-lk-{}", self.token());
+        let via = format!("SIP/2.0/UDP {};branch={branch};rport", self.config.local);
+        let contact = self.contact();
+        let t1 = self.config.timers.t1;
+        let timeout = self.config.timers.timeout();
+        let Some(s) = self.sessions.get_mut(call_id) else {
+            return;
+        };
+        let method = match which {
+            Own::Bye => "BYE",
+            Own::Refer => "REFER",
+            Own::Probe => "OPTIONS",
+        };
+        let (from, to, target) = Self::dialog_ends(s);
         s.local_cseq += 1;
-        let bye = MessageBuilder::request("BYE", &target)
+        let mut b = MessageBuilder::request(method, &target)
             .header("Via", via)
             .header("Max-Forwards", "70")
             .header("From", from)
             .header("To", to)
             .header("Call-ID", call_id.to_owned())
-            .header("CSeq", format!("{} BYE", s.local_cseq))
-            .to_bytes();
-        s.state = State::Ended;
-        s.bye = Some(bye.clone());
-        self.stats.byes_sent += 1;
-        out.push((s.source, bye));
+            .header("CSeq", format!("{} {method}", s.local_cseq))
+            .header("Contact", contact);
+        for (name, value) in extra {
+            b = b.header(name, value.clone());
+        }
+        let bytes = b.to_bytes();
+        s.pending.insert(which, bytes.clone());
+        out.push((s.source, bytes));
         let key = call_id.to_owned();
-        let timeout = self.config.timers.timeout();
         self.timers
-            .schedule(now + t1, (key.clone(), Timer::ByeRetransmit(t1)));
+            .schedule(now + t1, (key.clone(), Timer::Resend(which, t1)));
         self.timers
-            .schedule(now + timeout, (key.clone(), Timer::ByeTimeout));
-        self.timers.schedule(now + timeout, (key, Timer::Forget));
+            .schedule(now + timeout, (key, Timer::Abandon(which)));
+    }
+
+    /// Ends session `call_id` with our BYE.
+    fn send_bye(&mut self, now: Instant, call_id: &str, out: &mut Vec<Datagram>) {
+        let Some(s) = self.sessions.get_mut(call_id) else {
+            return;
+        };
+        s.state = State::Ended;
+        self.stats.byes_sent += 1;
+        self.send_own(now, call_id, Own::Bye, &[], out);
+        let forget = now + self.config.timers.timeout();
+        self.timers
+            .schedule(forget, (call_id.to_owned(), Timer::Forget));
     }
 
     /// Handles one datagram from `from`; returns the datagrams to send now.
@@ -341,21 +425,42 @@ impl LiveKit {
         let mut out = Vec::new();
         match message::parse(bytes) {
             Ok(Message::Request(req)) => self.on_request(now, from, req, &mut out),
-            Ok(Message::Response(resp)) => self.on_response(&resp),
+            Ok(Message::Response(resp)) => self.on_response(now, &resp, &mut out),
             Err(_) => {}
         }
         out
     }
 
-    fn on_response(&mut self, resp: &Response) {
-        let is_bye = resp.headers.cseq().is_some_and(|(_, m)| m == "BYE");
-        if let (true, Some(s)) = (
-            is_bye && resp.status >= 200,
-            resp.headers
-                .call_id()
-                .and_then(|id| self.sessions.get_mut(id)),
-        ) {
-            s.bye = None;
+    fn on_response(&mut self, now: Instant, resp: &Response, out: &mut Vec<Datagram>) {
+        let method = resp.headers.cseq().map(|(_, m)| m).unwrap_or_default();
+        let Some(s) = resp
+            .headers
+            .call_id()
+            .and_then(|id| self.sessions.get_mut(id))
+            .filter(|_| resp.status >= 200)
+        else {
+            return;
+        };
+        match method {
+            "BYE" => {
+                s.pending.remove(&Own::Bye);
+            }
+            "REFER" => {
+                s.pending.remove(&Own::Refer);
+                self.stats.refer_answers.push(resp.status);
+            }
+            "OPTIONS" if s.pending.remove(&Own::Probe).is_some() => {
+                let key = resp.headers.call_id().unwrap_or_default().to_owned();
+                if s.state == State::Confirmed {
+                    if resp.status < 300 {
+                        self.timers
+                            .schedule(now + KEEPALIVE, (key, Timer::Keepalive));
+                    } else {
+                        self.send_bye(now, &key, out);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
@@ -461,6 +566,11 @@ impl LiveKit {
             now + self.config.answer_after,
             (call_id.clone(), Timer::Final),
         );
+        // Only a call that would otherwise ring on needs the limit.
+        if self.config.answer == Answer::Never || self.config.answer_after >= RING_LIMIT {
+            self.timers
+                .schedule(now + RING_LIMIT, (call_id.clone(), Timer::RingLimit));
+        }
         let local_tag = self.token();
         self.sessions.insert(
             call_id,
@@ -474,7 +584,7 @@ impl LiveKit {
                 interval: self.config.timers.t1,
                 record,
                 local_cseq: 0,
-                bye: None,
+                pending: BTreeMap::new(),
                 sdp_version: 1,
                 answered: BTreeMap::new(),
             },
@@ -515,8 +625,15 @@ impl LiveKit {
                 s.state = State::Confirmed;
                 self.stats.acks += 1;
                 if let Some(after) = self.config.hang_up_after {
-                    self.timers.schedule(now + after, (key, Timer::HangUp));
+                    self.timers
+                        .schedule(now + after, (key.clone(), Timer::HangUp));
                 }
+                if let Some(after) = self.config.refer_after {
+                    self.timers
+                        .schedule(now + after, (key.clone(), Timer::Refer));
+                }
+                self.timers
+                    .schedule(now + KEEPALIVE, (key, Timer::Keepalive));
             }
             State::Completed => {
                 // Timer I is zero on UDP for our purpose: keep it only to absorb stragglers.

@@ -61,6 +61,10 @@ pub struct LiveKitStats {
     pub reinvites: u64,
     /// REFERs answered `202`.
     pub refers: u64,
+    /// REFERs it sent (a transfer asked after the ACK).
+    pub refers_sent: u64,
+    /// The final statuses its REFERs got, in order.
+    pub refer_answers: Vec<u16>,
     /// Requests outside any dialog or transaction answered `481`.
     pub unknown: u64,
 }

@@ -55,6 +55,17 @@ fn drain(lk: &mut LiveKit, until: Instant) -> Vec<(Instant, Datagram)> {
     out
 }
 
+/// An INVITE answered (no 180) and ACKed at once: (its time, the caller, our tag).
+fn answered(lk: &mut LiveKit) -> (Instant, SocketAddr, String) {
+    let t0 = Instant::now();
+    let from = CALLER.parse().unwrap();
+    lk.handle_datagram(t0, from, &invite("z9hG4bKa", 1, None));
+    let ok = drain(lk, t0 + Duration::from_millis(300));
+    let tag = response(&ok[0].1).headers.to_tag().unwrap().to_owned();
+    lk.handle_datagram(t0, from, &ack(&tag, "z9hG4bKack", 1));
+    (t0, from, tag)
+}
+
 #[test]
 fn it_rings_answers_with_sdp_and_retransmits_the_2xx_until_a_bye_at_64_t1() {
     let mut lk = livekit(|_| {});
@@ -104,13 +115,9 @@ fn it_rings_answers_with_sdp_and_retransmits_the_2xx_until_a_bye_at_64_t1() {
 #[test]
 fn an_ack_stops_the_2xx_and_in_dialog_requests_get_their_answers() {
     let mut lk = livekit(|c| c.ring_after = None);
-    let t0 = Instant::now();
-    let from = CALLER.parse().unwrap();
-    lk.handle_datagram(t0, from, &invite("z9hG4bKa", 1, None));
-    let ok = drain(&mut lk, t0 + Duration::from_millis(300));
-    let tag = response(&ok[0].1).headers.to_tag().unwrap().to_owned();
-    lk.handle_datagram(t0, from, &ack(&tag, "z9hG4bKack", 1));
-    assert!(drain(&mut lk, t0 + Duration::from_secs(60)).is_empty());
+    let (t0, from, tag) = answered(&mut lk);
+    // Nothing more until the first keep-alive probe.
+    assert!(drain(&mut lk, t0 + KEEPALIVE - Duration::from_millis(1)).is_empty());
     assert_eq!((lk.stats().acks, lk.active_calls()), (1, 1));
     let in_dialog = |method: &str, n: u32| {
         String::from_utf8(ack(&tag, &format!("z9hG4bK{method}"), n))
@@ -240,4 +247,34 @@ fn a_late_ack_of_the_challenge_does_not_confirm_the_answered_invite() {
     assert_eq!(lk.stats().acks, 0);
     lk.handle_datagram(t0, from, &ack(&tag, "z9hG4bKack", 2));
     assert_eq!(lk.stats().acks, 1);
+}
+
+#[test]
+fn an_up_call_is_probed_and_a_481_or_silence_ends_it_with_bye() {
+    let mut lk = livekit(|c| {
+        c.ring_after = None;
+        c.refer_after = Some(Duration::from_secs(1));
+    });
+    let (t0, from, _) = answered(&mut lk);
+    // The REFER asked for after the ACK, retransmitted until answered.
+    let refer = drain(&mut lk, t0 + Duration::from_millis(1500));
+    assert!(text(&refer[0].1).starts_with("REFER sip:trunkline@127.0.0.1:5060"));
+    assert!(text(&refer[0].1).contains("Refer-To: <sip:+15557777@transfer.invalid>"));
+    assert_eq!(lk.stats().refers_sent, 1);
+    let refer_req = match message::parse(&refer[0].1 .1).unwrap() {
+        Message::Request(r) => r,
+        Message::Response(_) => panic!("a request"),
+    };
+    let accepted = message::response_to(&refer_req, 202, reason(202), None).to_bytes();
+    lk.handle_datagram(t0 + Duration::from_millis(1500), from, &accepted);
+    assert_eq!(lk.stats().refer_answers, [202]);
+    // The probe at 60 s, then silence: BYE at 60 + 32 s.
+    let sent = drain(&mut lk, t0 + KEEPALIVE + Duration::from_secs(33));
+    assert!(text(&sent[0].1).starts_with("OPTIONS sip:trunkline@127.0.0.1:5060"));
+    let (at, _) = sent
+        .iter()
+        .find(|(_, d)| text(d).starts_with("BYE"))
+        .unwrap();
+    assert_eq!(*at, t0 + KEEPALIVE + Duration::from_secs(32));
+    assert_eq!(lk.active_calls(), 0);
 }

@@ -2,7 +2,10 @@
 //! an INVITE with an SDP offer to a DID's Request-URI, `100`/`18x`/`2xx`/`3xx–6xx`
 //! handled, the 2xx ACKed in a transaction of its own and a non-2xx ACKed hop-by-hop,
 //! Timer A/B retransmission on UDP, a BYE after a configured hold time or a CANCEL
-//! before answer, and in-dialog BYE, re-INVITE and OPTIONS from the far side answered.
+//! before answer, and in-dialog BYE, re-INVITE, REFER and OPTIONS from the far side
+//! answered. Optionally it sends a re-INVITE of its own (a new SDP version, as a hold
+//! would) some time after the answer, and a call still ringing after [`RING_LIMIT`] is
+//! CANCELled, as a real carrier gives up on a destination that never answers.
 //!
 //! Sans-IO like the registrar model: [`Provider::place_call`] and
 //! [`Provider::handle_datagram`] return datagrams to send; [`Provider::poll_timeout`] /
@@ -22,12 +25,21 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// An answered call is probed with an in-dialog OPTIONS this often; an answer other
+/// than 2xx (the far side forgot the dialog: 481) or none at all ends it with BYE, as a
+/// carrier's dialog keep-alive (or its RTP timeout) ends a call whose far end is gone.
+pub const KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// A call with no final response this long after its INVITE is CANCELled (a carrier's
+/// own ringing limit, RFC 3261 Timer C's three minutes).
+pub const RING_LIMIT: Duration = Duration::from_secs(180);
+
 mod challenge;
 mod record;
 pub use record::{CallOutcome, CallRecord, StatusSeen};
 
 /// How a call placed by the provider ends from its side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Ending {
     /// Hang up with BYE this long after the 2xx.
     HangUpAfter(Duration),
@@ -57,6 +69,8 @@ pub struct CallSpec {
     /// Answers one `401`/`407` with a new INVITE carrying these (same Call-ID, CSeq + 1);
     /// `None`: a challenge is a final error like any other.
     pub credentials: Option<Credentials>,
+    /// Sends a re-INVITE (the same session, a new SDP version) this long after the 2xx.
+    pub reinvite_after: Option<Duration>,
 }
 
 /// The provider's fixed personality.
@@ -130,6 +144,12 @@ struct Call {
     cancel_due: bool,
     cancel: Option<Pending>,
     bye: Option<Pending>,
+    /// Our re-INVITE in flight (its CSeq number; retransmitted like a BYE until a final).
+    reinvite: Option<(u32, Pending)>,
+    /// The ACK of the re-INVITE's final, sent again for a retransmitted one.
+    reinvite_ack: Option<Vec<u8>>,
+    /// The keep-alive OPTIONS in flight.
+    keepalive: Option<Pending>,
     /// Answers to the far side's requests, by branch, for their retransmissions.
     answered: BTreeMap<String, Vec<u8>>,
     sdp_version: u32,
@@ -150,6 +170,18 @@ enum Timer {
     Retransmit(bool),
     /// Timer F of the CANCEL or BYE (`true`: BYE).
     Timeout(bool),
+    /// Send the configured re-INVITE.
+    Reinvite,
+    /// Retransmit the re-INVITE (the interval just waited).
+    ReinviteRetransmit(Duration),
+    /// Give the re-INVITE up.
+    ReinviteTimeout,
+    /// Probe the dialog with OPTIONS.
+    Keepalive,
+    /// Retransmit the keep-alive (the interval just waited).
+    KeepaliveRetransmit(Duration),
+    /// No answer to the keep-alive: the far side is gone.
+    KeepaliveTimeout,
 }
 
 /// The provider model. See the module docs.
@@ -266,6 +298,8 @@ impl Provider {
         if let Ending::CancelAfter(after) = spec.ending {
             self.timers.schedule(now + after, (index, Timer::Cancel));
         }
+        self.timers
+            .schedule(now + RING_LIMIT, (index, Timer::Cancel));
         let target = spec.target;
         self.by_call_id.insert(call_id.clone(), index);
         self.calls.insert(
@@ -303,6 +337,9 @@ impl Provider {
                 cancel_due: false,
                 cancel: None,
                 bye: None,
+                reinvite: None,
+                reinvite_ack: None,
+                keepalive: None,
                 answered: BTreeMap::new(),
                 sdp_version: 1,
             },
@@ -379,7 +416,7 @@ impl Provider {
             {
                 end(call, now, CallOutcome::Timeout);
             }
-            Timer::Cancel if !call.final_seen => match call.state {
+            Timer::Cancel if !call.final_seen && call.cancel.is_none() => match call.state {
                 State::Proceeding => self.send_cancel(now, index, out),
                 State::Calling => call.cancel_due = true,
                 State::Confirmed | State::Terminated => {}
@@ -411,16 +448,134 @@ impl Provider {
                 if let Some(p) = pending.as_mut() {
                     p.answered = true;
                 }
-                if unanswered && call.state != State::Terminated {
-                    if is_bye {
+                if call.state != State::Terminated {
+                    if is_bye && unanswered {
                         end(call, now, CallOutcome::HungUp { bye_status: None });
-                    } else if !call.final_seen {
+                    } else if !is_bye && !call.final_seen {
+                        // RFC 3261 §9.1: no final within 64·T1 of the CANCEL, answered
+                        // or not: the INVITE transaction is destroyed.
                         end(call, now, CallOutcome::Timeout);
                     }
                 }
             }
+            Timer::Reinvite if call.state == State::Confirmed && call.bye.is_none() => {
+                self.send_reinvite(now, index, out);
+            }
+            Timer::ReinviteRetransmit(interval) => {
+                if let Some((_, p)) = call.reinvite.as_mut().filter(|(_, p)| !p.answered) {
+                    out.push((target, p.bytes.clone()));
+                    let next = timers.next_interval(interval, false);
+                    self.timers
+                        .schedule(now + next, (index, Timer::ReinviteRetransmit(next)));
+                }
+            }
+            Timer::ReinviteTimeout => {
+                if let Some((_, p)) = call.reinvite.as_mut() {
+                    p.answered = true;
+                }
+            }
+            Timer::Keepalive if call.state == State::Confirmed && call.bye.is_none() => {
+                self.send_keepalive(now, index, out);
+            }
+            Timer::KeepaliveRetransmit(interval) => {
+                if let Some(p) = call.keepalive.as_mut().filter(|p| !p.answered) {
+                    out.push((target, p.bytes.clone()));
+                    let next = timers.next_interval(interval, true);
+                    self.timers
+                        .schedule(now + next, (index, Timer::KeepaliveRetransmit(next)));
+                }
+            }
+            Timer::KeepaliveTimeout => {
+                let unanswered = call.keepalive.as_ref().is_some_and(|p| !p.answered);
+                call.keepalive = None;
+                if unanswered && call.state == State::Confirmed && call.bye.is_none() {
+                    self.send_bye(now, index, out);
+                }
+            }
             _ => {}
         }
+    }
+
+    fn send_keepalive(&mut self, now: Instant, index: usize, out: &mut Vec<Datagram>) {
+        let branch = self.branch();
+        let via = self.via(&branch);
+        let t1 = self.config.timers.t1;
+        let timeout = self.config.timers.timeout();
+        let Some(call) = self.calls.get_mut(&index) else {
+            return;
+        };
+        call.cseq += 1;
+        let bytes = call.in_dialog("OPTIONS", via, call.cseq).to_bytes();
+        call.keepalive = Some(Pending::new(&bytes, t1));
+        out.push((call.spec.target, bytes));
+        self.timers
+            .schedule(now + t1, (index, Timer::KeepaliveRetransmit(t1)));
+        self.timers
+            .schedule(now + timeout, (index, Timer::KeepaliveTimeout));
+    }
+
+    fn send_reinvite(&mut self, now: Instant, index: usize, out: &mut Vec<Datagram>) {
+        let branch = self.branch();
+        let via = self.via(&branch);
+        let contact = self.contact();
+        let local = self.config.local;
+        let t1 = self.config.timers.t1;
+        let timeout = self.config.timers.timeout();
+        let Some(call) = self.calls.get_mut(&index) else {
+            return;
+        };
+        call.cseq += 1;
+        call.sdp_version += 1;
+        let bytes = call
+            .in_dialog("INVITE", via, call.cseq)
+            .header("Contact", contact)
+            .header("Content-Type", "application/sdp")
+            .body(sdp(local, call.session, call.sdp_version))
+            .to_bytes();
+        call.reinvite = Some((call.cseq, Pending::new(&bytes, t1)));
+        call.reinvite_ack = None;
+        out.push((call.spec.target, bytes));
+        self.timers
+            .schedule(now + t1, (index, Timer::ReinviteRetransmit(t1)));
+        self.timers
+            .schedule(now + timeout, (index, Timer::ReinviteTimeout));
+    }
+
+    /// A response to our re-INVITE (CSeq `number`): a final is ACKed — a 2xx in a
+    /// transaction of its own, a non-2xx hop-by-hop — and its retransmissions again.
+    fn on_reinvite_response(
+        &mut self,
+        index: usize,
+        number: u32,
+        resp: &Response,
+        out: &mut Vec<Datagram>,
+    ) {
+        let ack_branch = self.branch();
+        let ack_via = self.via(&ack_branch);
+        let Some(call) = self.calls.get_mut(&index) else {
+            return;
+        };
+        let Some((_, pending)) = call.reinvite.as_mut().filter(|(n, _)| *n == number) else {
+            return;
+        };
+        if resp.status < 200 {
+            return;
+        }
+        pending.answered = true;
+        let target = call.spec.target;
+        if let Some(ack) = call.reinvite_ack.clone() {
+            out.push((target, ack));
+            return;
+        }
+        let via = if resp.status < 300 {
+            ack_via
+        } else {
+            resp.headers.get("Via").unwrap_or_default().to_owned()
+        };
+        let ack = call.in_dialog("ACK", via, number).to_bytes();
+        call.record.acks_sent += 1;
+        call.reinvite_ack = Some(ack.clone());
+        out.push((target, ack));
     }
 
     fn send_cancel(&mut self, now: Instant, index: usize, out: &mut Vec<Datagram>) {
@@ -455,18 +610,7 @@ impl Provider {
             return;
         };
         call.cseq += 1;
-        let uri = call
-            .remote_target
-            .clone()
-            .unwrap_or_else(|| call.spec.request_uri.clone());
-        let bytes = MessageBuilder::request("BYE", &uri)
-            .header("Via", via)
-            .header("Max-Forwards", "70")
-            .header("From", call.from.clone())
-            .header("To", dialog_to(&call.to, call.remote_tag.as_deref()))
-            .header("Call-ID", call.record.call_id.clone())
-            .header("CSeq", format!("{} BYE", call.cseq))
-            .to_bytes();
+        let bytes = call.in_dialog("BYE", via, call.cseq).to_bytes();
         call.record.bye_sent_at = Some(now);
         call.bye = Some(Pending::new(&bytes, t1));
         out.push((call.spec.target, bytes));
@@ -518,6 +662,9 @@ impl Provider {
             "INVITE" if number == call.invite_cseq => {
                 self.on_invite_response(now, index, resp, out)
             }
+            "INVITE" if call.reinvite.as_ref().is_some_and(|(n, _)| *n == number) => {
+                self.on_reinvite_response(index, number, resp, out)
+            }
             "INVITE" if resp.status >= 200 => {
                 // A retransmitted challenge of the first INVITE: ACK it again.
                 if let Some(ack) = call.challenge_ack.clone() {
@@ -528,6 +675,20 @@ impl Provider {
             "CANCEL" => {
                 if let Some(p) = call.cancel.as_mut().filter(|_| resp.status >= 200) {
                     p.answered = true;
+                }
+            }
+            "OPTIONS" if resp.status >= 200 => {
+                let live = call.keepalive.as_ref().is_some_and(|p| !p.answered);
+                if let Some(p) = call.keepalive.as_mut() {
+                    p.answered = true;
+                }
+                if live && call.state == State::Confirmed && call.bye.is_none() {
+                    if resp.status < 300 {
+                        self.timers
+                            .schedule(now + KEEPALIVE, (index, Timer::Keepalive));
+                    } else {
+                        self.send_bye(now, index, out);
+                    }
                 }
             }
             "BYE" if resp.status >= 200 => {
@@ -606,6 +767,11 @@ impl Provider {
             call.ack = Some(ack);
             call.record.answered_at = Some(now);
             call.state = State::Confirmed;
+            if let Some(after) = call.spec.reinvite_after {
+                self.timers.schedule(now + after, (index, Timer::Reinvite));
+            }
+            self.timers
+                .schedule(now + KEEPALIVE, (index, Timer::Keepalive));
             match call.spec.ending {
                 // Answered after (or while) we cancelled: the CANCEL/2xx race, end it.
                 Ending::CancelAfter(_) => self.send_bye(now, index, out),
@@ -744,10 +910,30 @@ impl Provider {
             "OPTIONS" | "INFO" | "UPDATE" | "NOTIFY" => {
                 message::response_to(req, 200, reason(200), None).to_bytes()
             }
+            // A transfer asked by the far side: accepted (the NOTIFYs are not modelled).
+            "REFER" => message::response_to(req, 202, reason(202), None).to_bytes(),
             _ => message::response_to(req, 501, reason(501), None).to_bytes(),
         };
         call.answered.insert(branch, resp.clone());
         out.push((from, resp));
+    }
+}
+
+impl Call {
+    /// A request inside the call's dialog with CSeq `cseq`: to the remote target (the
+    /// Request-URI before an answer named one), our From, the To with the remote tag.
+    fn in_dialog(&self, method: &str, via: String, cseq: u32) -> MessageBuilder {
+        let uri = self
+            .remote_target
+            .clone()
+            .unwrap_or_else(|| self.spec.request_uri.clone());
+        MessageBuilder::request(method, &uri)
+            .header("Via", via)
+            .header("Max-Forwards", "70")
+            .header("From", self.from.clone())
+            .header("To", dialog_to(&self.to, self.remote_tag.as_deref()))
+            .header("Call-ID", self.record.call_id.clone())
+            .header("CSeq", format!("{cseq} {method}"))
     }
 }
 

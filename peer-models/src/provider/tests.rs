@@ -25,6 +25,7 @@ fn spec(ending: Ending) -> CallSpec {
         extra_headers: vec![("X-Test".to_owned(), "1".to_owned())],
         ending,
         credentials: None,
+        reinvite_after: None,
     }
 }
 

@@ -6,11 +6,14 @@
 //! * [`backend`] — status reports (body shape, no duplicates, one in flight per
 //!   provider, never an older one stored over a newer one), requests in flight,
 //!   provider-list tracking.
+//! * [`calls`] — INVITEs answered, 2xx ACKed on both legs, no orphan leg, strangers
+//!   never forwarded, fresh outbound Call-IDs, CSeq order in dialogs, nothing left.
 //! * [`secrets`] — passwords never leave except as a digest.
 //! * [`liveness`] — after healing: registered where possible, backend up to date.
 //! * [`wire`] — the checker's own SIP reader.
 
 pub mod backend;
+pub mod calls;
 pub mod liveness;
 pub mod register;
 pub mod secrets;
@@ -92,6 +95,22 @@ pub enum Invariant {
     TimeoutInPast,
     /// Many steps without virtual time moving: a livelock.
     NoProgress,
+    /// After convergence: an INVITE the core received got no final response from it.
+    InviteUnanswered,
+    /// A destination's 2xx to the core's INVITE was never ACKed by the core.
+    CalleeOkNotAcked,
+    /// A 2xx the core sent a caller was neither ACKed nor followed by the core's BYE.
+    CallerOkNotAcked,
+    /// After convergence: a call is up on one side only (or still in the core).
+    OrphanLeg,
+    /// An INVITE from no provider's source was forwarded to a destination.
+    StrangerForwarded,
+    /// An outbound leg reused an inbound Call-ID or another call's.
+    OutboundCallIdReused,
+    /// A new request in a dialog did not increase its sender's CSeq.
+    CallCseqNotIncreasing,
+    /// More calls in the core than were placed, or call transactions left with no call.
+    CallsUnbounded,
 }
 
 impl Invariant {
@@ -131,6 +150,14 @@ impl Invariant {
             Self::ShutdownIncomplete => "shutdown-complete",
             Self::TimeoutInPast => "timeout-not-in-past",
             Self::NoProgress => "time-advances",
+            Self::InviteUnanswered => "invite-gets-final",
+            Self::CalleeOkNotAcked => "callee-2xx-acked",
+            Self::CallerOkNotAcked => "caller-2xx-acked",
+            Self::OrphanLeg => "no-orphan-leg",
+            Self::StrangerForwarded => "stranger-never-forwarded",
+            Self::OutboundCallIdReused => "fresh-outbound-call-id",
+            Self::CallCseqNotIncreasing => "dialog-cseq-increasing",
+            Self::CallsUnbounded => "calls-bounded",
         }
     }
 }

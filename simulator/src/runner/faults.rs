@@ -13,6 +13,7 @@ fn target_name(t: Target) -> String {
     match t {
         Target::Registrar(i) => registrar_name(i),
         Target::Backend => "backend".to_owned(),
+        Target::LiveKit(i) => crate::scenario::livekit_name(i),
         Target::All => "all links".to_owned(),
     }
 }
@@ -114,10 +115,12 @@ impl Sim {
                 self.links.get_mut(i % n).into_iter().collect()
             }
             Target::Backend => vec![&mut self.backend_link],
+            Target::LiveKit(i) => self.peers.own_links(Some(i)),
             Target::All => self
                 .links
                 .iter_mut()
                 .chain(std::iter::once(&mut self.backend_link))
+                .chain(self.peers.own_links(None))
                 .collect(),
         }
     }
@@ -225,6 +228,7 @@ impl Sim {
             ..self.scenario.backend_link.clone()
         };
         self.backend_link.repair();
+        self.peers.heal();
         for r in &mut self.registrars {
             r.set_mode(Mode::Normal);
         }

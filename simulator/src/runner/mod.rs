@@ -9,6 +9,7 @@
 //! when the scenario asks, a graceful shutdown and its checks.
 
 mod faults;
+mod peers;
 mod route;
 
 use crate::check::backend::BackendChecks;
@@ -80,6 +81,11 @@ enum Pending {
         id: QueryId,
         result: Result<Resolution, String>,
     },
+    ToPeer {
+        index: usize,
+        bytes: Vec<u8>,
+    },
+    PlaceCall(usize),
     Fault(usize),
     Heal,
 }
@@ -87,7 +93,7 @@ enum Pending {
 impl Pending {
     /// Traffic (as opposed to schedule entries): the run is quiet when none is left.
     fn is_traffic(&self) -> bool {
-        !matches!(self, Self::Fault(_) | Self::Heal)
+        !matches!(self, Self::Fault(_) | Self::Heal | Self::PlaceCall(_))
     }
 }
 
@@ -136,6 +142,7 @@ pub struct Sim {
     txn_bound: usize,
     same_instant_steps: u64,
     last_instant: Option<Instant>,
+    peers: peers::Peers,
 }
 
 impl Sim {
@@ -173,11 +180,19 @@ impl Sim {
             .collect();
         let mut backend = Backend::new(Vec::new());
         backend.keep_patch_log(options.keep_patch_log);
-        let cfg = scenario.core.to_config();
+        let mut cfg = scenario.core.to_config();
+        (cfg.fixed_routes, cfg.default_domain) = scenario.route_config();
+        let peers = peers::Peers::new(&scenario, &mut streams.models, &mut dns);
         let journal = (options.trace == TraceMode::Full).then(|| Journal::new(accounts.clone()));
         let register = RegisterChecks::new(cfg.timers.t1, accounts, options.known);
         let backend_checks = BackendChecks::new(cfg.backend_timeout, cfg.max_reports_in_flight);
-        let secrets = SecretScan::new(scenario.providers.iter().map(|p| p.password.as_str()));
+        let secrets = SecretScan::new(
+            scenario
+                .providers
+                .iter()
+                .map(|p| p.password.as_str())
+                .chain([crate::scenario::LIVEKIT_PASSWORD]),
+        );
         let n = scenario.providers.len();
         let core = Controller::new(cfg, streams.core_seed, clock.now(), clock.wall_origin());
         let now = clock.now();
@@ -208,10 +223,12 @@ impl Sim {
             shutdown_completed: None,
             work: StepWork::default(),
             stats: RunStats::default(),
-            timer_bound: 4 * n + 64,
+            // Each call holds a few timers of its own and of its transactions.
+            timer_bound: 4 * n + 64 + 16 * scenario.calls.len(),
             txn_bound: 2 * n + 8,
             same_instant_steps: 0,
             last_instant: None,
+            peers,
             scenario,
         };
         sim.publish_providers();
@@ -221,6 +238,11 @@ impl Sim {
         for (i, s) in sim.scenario.faults.iter().enumerate() {
             if s.at < sim.scenario.heal_at {
                 sim.queue.push(sim.clock.at(s.at), Pending::Fault(i));
+            }
+        }
+        for (i, c) in sim.scenario.calls.iter().enumerate() {
+            if c.at < sim.scenario.heal_at {
+                sim.queue.push(sim.clock.at(c.at), Pending::PlaceCall(i));
             }
         }
         sim.queue
@@ -335,6 +357,7 @@ impl Sim {
             Queue,
             Core,
             Registrar(usize),
+            Peer(usize),
         }
         let mut best: Option<(Instant, Next)> = self.queue.peek_time().map(|t| (t, Next::Queue));
         if let Some(t) = self.core_deadline {
@@ -345,6 +368,11 @@ impl Sim {
         if let Some(&(t, i)) = self.registrar_deadlines.first() {
             if best.is_none_or(|(b, _)| t < b) {
                 best = Some((t, Next::Registrar(i)));
+            }
+        }
+        if let Some((t, i)) = self.peers.next_deadline() {
+            if best.is_none_or(|(b, _)| t < b) {
+                best = Some((t, Next::Peer(i)));
             }
         }
         let Some((at, next)) = best.filter(|(t, _)| *t <= until) else {
@@ -393,12 +421,20 @@ impl Sim {
                     .unwrap_or_default();
                 self.after_registrar(i, out);
             }
+            Next::Peer(i) => self.peer_timeout(i),
         }
         self.check_bounds();
         true
     }
 
     fn check_bounds(&mut self) {
+        let calls = self.core.active_calls();
+        if calls > self.peers.placed() {
+            self.findings.push(
+                Invariant::CallsUnbounded,
+                format!("{calls} calls in the core, {} placed", self.peers.placed()),
+            );
+        }
         let timers = self.core.timer_count();
         if timers > self.timer_bound {
             self.findings.push(
@@ -422,6 +458,8 @@ impl Sim {
         match item {
             Pending::ToRegistrar { index, bytes } => self.deliver_to_registrar(index, &bytes),
             Pending::ToCore { from, bytes } => self.deliver_to_core(from, bytes),
+            Pending::ToPeer { index, bytes } => self.deliver_to_peer(index, &bytes),
+            Pending::PlaceCall(i) => self.place_call(i),
             Pending::BackendArrives { id, op } => self.backend_arrives(id, &op),
             Pending::BackendReply { id, reply } => self.backend_reply(id, reply),
             Pending::DnsAnswer { id, result } => {
@@ -455,6 +493,7 @@ impl Sim {
         let world = self.liveness_world();
         let mut f = std::mem::take(&mut self.findings);
         liveness::check(&mut f, &world.borrow(self));
+        self.peers.check_end(&mut f, &self.core);
         self.tolerate_unknown_outcomes(&mut f);
         self.findings = f;
     }

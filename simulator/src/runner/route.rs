@@ -14,7 +14,29 @@ use sip_core::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Moves model `index`'s deadline in `slots` and in the ordered `set` to `next`.
+pub(super) fn track_deadline(
+    slots: &mut [Option<Instant>],
+    set: &mut BTreeSet<(Instant, usize)>,
+    index: usize,
+    next: Option<Instant>,
+) {
+    let Some(slot) = slots.get_mut(index) else {
+        return;
+    };
+    if *slot == next {
+        return;
+    }
+    if let Some(old) = *slot {
+        set.remove(&(old, index));
+    }
+    if let Some(new) = next {
+        set.insert((new, index));
+    }
+    *slot = next;
+}
 
 /// DNS answers take this long (the resolver is not what is under test).
 const DNS_DELAY: Duration = Duration::from_millis(1);
@@ -48,7 +70,7 @@ impl Sim {
         }
     }
 
-    fn traced(&mut self, ev: TraceEvent<'_>) {
+    pub(super) fn traced(&mut self, ev: TraceEvent<'_>) {
         let at = self.clock.elapsed();
         if let Some(line) = self.trace.record(at, ev) {
             if self.secrets.leaks(line.as_bytes()) {
@@ -61,6 +83,10 @@ impl Sim {
     fn core_transmit(&mut self, t: Transmit) {
         self.stats.sip_datagrams += 1;
         self.check_leak("a datagram", &t.payload);
+        if let Some(peer) = self.peers.at(t.remote) {
+            self.core_to_peer(peer, &t.payload);
+            return;
+        }
         let Some(&index) = self.by_addr.get(&t.remote) else {
             let fate = Fate::Blocked;
             self.traced(TraceEvent::Sip {
@@ -117,7 +143,6 @@ impl Sim {
 
     /// Sends a registrar's datagrams, records its lapses, tracks its deadline.
     pub(super) fn after_registrar(&mut self, index: usize, out: Vec<(SocketAddr, Vec<u8>)>) {
-        let now = self.clock.now();
         for (to, bytes) in out {
             let fate = if to == CORE_ADDR {
                 match self.links.get(index) {
@@ -127,26 +152,7 @@ impl Sim {
             } else {
                 Fate::Blocked
             };
-            if self.trace.is_on() {
-                let name = registrar_name(index);
-                self.traced(TraceEvent::Sip {
-                    from: &name,
-                    to: "trunkline",
-                    bytes: &bytes,
-                    fate: &fate,
-                });
-            }
-            if let Fate::Arrives(delays) = fate {
-                for d in delays {
-                    self.queue.push(
-                        now + d,
-                        Pending::ToCore {
-                            from: registrar_addr(index),
-                            bytes: bytes.clone(),
-                        },
-                    );
-                }
-            }
+            self.towards_core(|| registrar_name(index), registrar_addr(index), bytes, fate);
         }
         let lapses = self
             .registrars
@@ -174,24 +180,47 @@ impl Sim {
         self.update_registrar_deadline(index);
     }
 
-    pub(super) fn update_registrar_deadline(&mut self, index: usize) {
-        let next = self.registrars.get(index).and_then(|r| r.poll_timeout());
-        if let Some(slot) = self.registrar_deadline.get_mut(index) {
-            if *slot != next {
-                if let Some(old) = *slot {
-                    self.registrar_deadlines.remove(&(old, index));
-                }
-                if let Some(new) = next {
-                    self.registrar_deadlines.insert((new, index));
-                }
-                *slot = next;
+    /// Traces a datagram from a model (`name`, at `from`) towards the core and queues
+    /// the copies the network lets through.
+    pub(super) fn towards_core(
+        &mut self,
+        name: impl FnOnce() -> String,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+        fate: Fate,
+    ) {
+        if self.trace.is_on() {
+            let name = name();
+            self.traced(TraceEvent::Sip {
+                from: &name,
+                to: "trunkline",
+                bytes: &bytes,
+                fate: &fate,
+            });
+        }
+        let now = self.clock.now();
+        if let Fate::Arrives(delays) = fate {
+            for d in delays {
+                let bytes = bytes.clone();
+                self.queue.push(now + d, Pending::ToCore { from, bytes });
             }
         }
+    }
+
+    pub(super) fn update_registrar_deadline(&mut self, index: usize) {
+        let next = self.registrars.get(index).and_then(|r| r.poll_timeout());
+        track_deadline(
+            &mut self.registrar_deadline,
+            &mut self.registrar_deadlines,
+            index,
+            next,
+        );
     }
 
     pub(super) fn deliver_to_core(&mut self, from: SocketAddr, bytes: Vec<u8>) {
         let now = self.clock.now();
         self.register.on_deliver(now, &bytes);
+        self.peer_datagram_arrives(from, &bytes);
         self.core.handle_input(
             now,
             Input::Datagram {

@@ -36,6 +36,11 @@ pub(super) struct InviteClient {
 }
 
 impl InviteClient {
+    /// Who this transaction reports to.
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+
     pub fn start(
         clock: &mut Clock<'_>,
         owner: Owner,

@@ -552,6 +552,22 @@ impl Transactions {
         self.by_id.len()
     }
 
+    /// Live transactions of call legs (walks them all: for checks, not for hot paths).
+    pub fn of_calls(&self) -> usize {
+        self.by_id
+            .values()
+            .filter(|e| {
+                let owner = match &e.machine {
+                    Machine::NonInviteClient(m) => m.owner(),
+                    Machine::InviteClient(m) => m.owner(),
+                    Machine::InviteServer(m) => m.owner,
+                    Machine::NonInviteServer(m) => m.owner,
+                };
+                matches!(owner, Owner::Leg { .. })
+            })
+            .count()
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()

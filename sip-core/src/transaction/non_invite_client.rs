@@ -30,6 +30,11 @@ pub(super) struct NonInviteClient {
 }
 
 impl NonInviteClient {
+    /// Who this transaction reports to.
+    pub fn owner(&self) -> Owner {
+        self.owner
+    }
+
     pub fn start(
         clock: &mut Clock<'_>,
         owner: Owner,
