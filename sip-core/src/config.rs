@@ -150,6 +150,18 @@ pub struct CallSettings {
     pub drain: Duration,
 }
 
+impl CallSettings {
+    /// Whether `ip` is in `sip.allowed_sources`.
+    pub fn allows_source(&self, ip: std::net::IpAddr) -> bool {
+        allows(&self.allowed_sources, ip)
+    }
+}
+
+/// Whether `ip` is in one of `nets` (the `sip.allowed_sources` rule).
+pub fn allows(nets: &[IpNet], ip: std::net::IpAddr) -> bool {
+    nets.iter().any(|net| net.contains(&ip))
+}
+
 impl Default for CallSettings {
     fn default() -> Self {
         Self {

@@ -269,14 +269,8 @@ impl Controller {
     /// [`crate::Triage::Unknown`] ones, and drop the rest unparsed.
     pub fn triage(&self, remote: SocketAddr, payload: &[u8]) -> crate::Triage {
         let ip = remote.ip();
-        let caller_source = self.registry.is_provider_address(ip)
-            || self
-                .ctx
-                .cfg
-                .calls
-                .allowed_sources
-                .iter()
-                .any(|net| net.contains(&ip));
+        let caller_source =
+            self.registry.is_provider_address(ip) || self.ctx.cfg.calls.allows_source(ip);
         crate::triage::triage(&self.ctx.txns, remote, payload, caller_source)
     }
 

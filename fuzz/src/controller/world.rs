@@ -121,7 +121,8 @@ impl World {
             cfg.fixed_routes = r.fixed.clone();
             cfg.route_lookup_timeout = r.timeout;
         }
-        let calls = routing.as_ref().and_then(|_| CallWorld::new(&pick));
+        // Call mode implies routing (both need config byte 3's bit 7).
+        let calls = CallWorld::new(&pick);
         if let Some(c) = &calls {
             c.configure(&mut cfg);
         }

@@ -97,6 +97,14 @@ fn few<T: std::fmt::Debug>(items: &[T]) -> String {
     }
 }
 
+/// The keys of `map` whose condition is not met (`false`) and that `counts`.
+fn unmet<K>(map: &BTreeMap<K, bool>, counts: impl Fn(&K) -> bool) -> Vec<&K> {
+    map.iter()
+        .filter(|(k, met)| !**met && counts(k))
+        .map(|(k, _)| k)
+        .collect()
+}
+
 impl CallChecks {
     /// A request as sent: CSeq must grow within its dialog for each new transaction of
     /// a sender (ACK and CANCEL carry the INVITE's number, a retransmission its own).
@@ -259,12 +267,7 @@ impl CallChecks {
     /// After heal and convergence: every INVITE answered, every 2xx ACKed, no leg up
     /// on one side only, nothing left in the core.
     pub fn check_end(&self, f: &mut Findings, world: &CallWorld<'_>) {
-        let open: Vec<&(SocketAddr, String)> = self
-            .server_invites
-            .iter()
-            .filter(|(_, answered)| !**answered)
-            .map(|(k, _)| k)
-            .collect();
+        let open = unmet(&self.server_invites, |_| true);
         if !open.is_empty() {
             f.push(
                 Invariant::InviteUnanswered,
@@ -275,12 +278,7 @@ impl CallChecks {
                 ),
             );
         }
-        let unacked: Vec<&InviteKey> = self
-            .callee_2xx
-            .iter()
-            .filter(|(_, acked)| !**acked)
-            .map(|(k, _)| k)
-            .collect();
+        let unacked = unmet(&self.callee_2xx, |_| true);
         if !unacked.is_empty() {
             f.push(
                 Invariant::CalleeOkNotAcked,
@@ -290,12 +288,9 @@ impl CallChecks {
                 ),
             );
         }
-        let unacked: Vec<&InviteKey> = self
-            .caller_2xx
-            .iter()
-            .filter(|((call_id, _), acked)| !**acked && !self.byes_to_caller.contains(call_id))
-            .map(|(k, _)| k)
-            .collect();
+        let unacked = unmet(&self.caller_2xx, |(call_id, _)| {
+            !self.byes_to_caller.contains(call_id)
+        });
         if !unacked.is_empty() {
             f.push(
                 Invariant::CallerOkNotAcked,

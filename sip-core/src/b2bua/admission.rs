@@ -120,7 +120,7 @@ impl ProviderIndex {
         source: IpAddr,
         allowed: &[IpNet],
     ) -> Admission {
-        let allowed_source = allowed.iter().any(|net| net.contains(&source));
+        let allowed_source = crate::config::allows(allowed, source);
         let by_token = uri_param(request_uri, "line").and_then(|token| {
             let slot = *self.by_line.get(&token_hash(token))?;
             (accounts.line(slot) == Some(token)).then_some(slot)

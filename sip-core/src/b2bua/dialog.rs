@@ -66,16 +66,14 @@ impl Dialog {
         sent_to: SocketAddr,
         local: &str,
     ) -> Self {
-        let mut route_set = record_routes(&answer.headers);
-        route_set.reverse();
         let target = contact_uri(&answer.headers).unwrap_or(invite.uri.as_str());
-        let contact_addr = host_port(target).and_then(|hp| hp.socket_addr());
+        let (route_set, next_hop) = uac_route(answer, target);
         Self {
             call_id: invite.headers.call_id().unwrap_or_default().to_owned(),
             local_party: invite.headers.get("From").unwrap_or_default().to_owned(),
             remote_party: answer.headers.get("To").unwrap_or_default().to_owned(),
             remote_target: target.to_owned(),
-            next_hop: first_hop(&route_set).or(contact_addr).unwrap_or(sent_to),
+            next_hop: next_hop.unwrap_or(sent_to),
             route_set,
             local_cseq: invite.headers.cseq().map_or(1, |(n, _)| n),
             remote_cseq: 0,
@@ -94,16 +92,14 @@ impl Dialog {
             Some(port) => format!("{}:{port}", via.host),
             None => via.host.clone(),
         };
-        let mut route_set = record_routes(h);
-        route_set.reverse();
         let target = contact_uri(h)?;
-        let contact_addr = host_port(target).and_then(|hp| hp.socket_addr());
+        let (route_set, next_hop) = uac_route(answer, target);
         Some(Self {
             call_id: h.call_id()?.to_owned(),
             local_party: h.get("From")?.to_owned(),
             remote_party: h.get("To")?.to_owned(),
             remote_target: target.to_owned(),
-            next_hop: first_hop(&route_set).or(contact_addr)?,
+            next_hop: next_hop?,
             route_set,
             local_cseq: h.cseq().map_or(1, |(n, _)| n),
             remote_cseq: 0,
@@ -165,6 +161,17 @@ fn record_routes(headers: &crate::message::Headers) -> Vec<String> {
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The route set of the dialog a 2xx to our INVITE opened (its Record-Route in
+/// reverse) and where our requests in it go when that can be told from the 2xx: the
+/// first route by IP, else `target` (its Contact) by IP.
+fn uac_route(answer: &Response, target: &str) -> (Vec<String>, Option<SocketAddr>) {
+    let mut route_set = record_routes(&answer.headers);
+    route_set.reverse();
+    let next_hop =
+        first_hop(&route_set).or_else(|| host_port(target).and_then(|hp| hp.socket_addr()));
+    (route_set, next_hop)
 }
 
 /// The address of the first route, when it names an IP.

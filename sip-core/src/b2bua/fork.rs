@@ -59,6 +59,15 @@ impl Forks {
     }
 }
 
+/// The ACK of `resp`, the 2xx that opened `dialog` (its CSeq number, a branch of its
+/// own).
+fn ack_of(ctx: &mut Ctx, dialog: &Dialog, resp: &Response) -> Vec<u8> {
+    let cseq = resp.headers.cseq().map_or(1, |(n, _)| n);
+    dialog
+        .request_with_cseq("ACK", &ctx.ids.branch(), cseq)
+        .to_bytes()
+}
+
 /// ACKs the 2xx that opened `dialog` and sends a BYE in it (in a transaction whose
 /// outcome nobody waits for). Returns where the ACK went and the ACK.
 fn ack_and_bye(
@@ -67,10 +76,7 @@ fn ack_and_bye(
     mut dialog: Dialog,
     resp: &Response,
 ) -> (SocketAddr, Vec<u8>) {
-    let cseq = resp.headers.cseq().map_or(1, |(n, _)| n);
-    let ack = dialog
-        .request_with_cseq("ACK", &ctx.ids.branch(), cseq)
-        .to_bytes();
+    let ack = ack_of(ctx, &dialog, resp);
     let to = dialog.next_hop;
     ctx.transmit(to, ack.clone());
     let branch = ctx.ids.branch();
@@ -109,16 +115,6 @@ impl EndedDialogs {
         }
     }
 
-    /// How many are remembered.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-
     fn expire(&mut self, now: Instant) {
         while let Some((at, _)) = self.order.front() {
             if now.saturating_duration_since(*at) < LATE_ANSWER_WINDOW {
@@ -144,10 +140,7 @@ impl EndedDialogs {
         let tag = resp.headers.to_tag().unwrap_or_default();
         let key = (dialog.call_id.clone(), tag.to_owned());
         if self.keys.contains(&key) {
-            let cseq = resp.headers.cseq().map_or(1, |(n, _)| n);
-            let ack = dialog
-                .request_with_cseq("ACK", &ctx.ids.branch(), cseq)
-                .to_bytes();
+            let ack = ack_of(ctx, &dialog, resp);
             ctx.transmit(dialog.next_hop, ack);
             return;
         }

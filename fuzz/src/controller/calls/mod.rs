@@ -113,11 +113,6 @@ impl CallWorld {
         cfg.calls = self.settings.clone();
     }
 
-    /// How long calls may drain after a shutdown.
-    pub fn drain(&self) -> Duration {
-        self.settings.drain
-    }
-
     /// The request a kind byte stands for, and where it comes from: bit 7 picks the
     /// destination's side (the newest legs first, by bits 4–5), else the caller's call
     /// (bits 4–5), from the stranger when bit 6 is set; bits 0–3 pick the request.
