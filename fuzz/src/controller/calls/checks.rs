@@ -50,6 +50,8 @@ pub struct CallChecks {
     server_invites: BTreeMap<(String, String), u16>,
     /// 2xx answers the core must ACK.
     answers: BTreeSet<AnswerKey>,
+    /// The core's INVITEs (Call-ID, CSeq) a final error was delivered for.
+    refused: BTreeSet<(String, u32)>,
     /// ACKs the core sent.
     acks: BTreeSet<AnswerKey>,
     /// Per dialog direction: the CSeq and branch of the newest request.
@@ -90,20 +92,29 @@ impl CallChecks {
     /// A response delivered to the core. Only an unmutated 2xx to an INVITE the core
     /// sent within the transaction's lifetime must be ACKed: a mutated one may no
     /// longer match the transaction, and a late one matches none.
+    ///
+    /// A 2xx after a final error to the same INVITE (a proxy forwarding a late branch
+    /// statelessly) finds its transaction Completed, which absorbs only 300–699 (RFC
+    /// 6026 §7.2): it is a stray, not owed an ACK.
     pub fn delivered_response(&mut self, resp: &Response, now: Instant, unmutated: bool) {
-        if !unmutated || !(200..300).contains(&resp.status) {
-            return;
-        }
-        let (Some(call_id), Some((cseq, "INVITE")), Some(tag)) = (
-            resp.headers.call_id(),
-            resp.headers.cseq(),
-            resp.headers.to_tag(),
-        ) else {
+        let (Some(call_id), Some((cseq, "INVITE"))) = (resp.headers.call_id(), resp.headers.cseq())
+        else {
             return;
         };
+        let invite = (call_id.to_owned(), cseq);
+        if resp.status >= 300 {
+            self.refused.insert(invite);
+            return;
+        }
+        let Some(tag) = resp.headers.to_tag() else {
+            return;
+        };
+        if !unmutated || resp.status < 200 || self.refused.contains(&invite) {
+            return;
+        }
         let fresh = self
             .invites_sent
-            .get(&(call_id.to_owned(), cseq))
+            .get(&invite)
             .is_some_and(|sent| now < *sent + INVITE_TXN_LIFETIME);
         if fresh {
             self.answers
