@@ -512,6 +512,9 @@ impl Controller {
         }
         self.ctx.emit(Event::ShutdownComplete);
         self.ctx.finished = true;
+        // Nothing runs after ShutdownComplete: the transactions of given-up calls (a
+        // BYE, a CANCEL) and of registrations still in flight keep no timer armed.
+        self.ctx.timers.clear();
     }
 }
 

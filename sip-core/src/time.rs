@@ -141,6 +141,12 @@ impl TimerTable {
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
+
+    /// Disarms every timer (the core has finished: nothing may fire again).
+    pub fn clear(&mut self) {
+        self.by_deadline.clear();
+        self.by_key.clear();
+    }
 }
 
 /// Exponential backoff with jitter and a cap, as a value: it never reads a clock; the

@@ -844,6 +844,11 @@ fn the_shutdowns_end_gives_up_a_call_whose_legs_did_not_finish() {
         "the held-back CANCEL went at the end"
     );
     assert_eq!(ended(&s.w).len(), 1, "the call has its record");
+    assert_eq!(
+        s.w.core.timer_count(),
+        0,
+        "no timer of the given-up call's CANCEL outlives ShutdownComplete"
+    );
 }
 
 /// A late offer: our ACK to the callee waits for the caller's, which holds the answer.

@@ -103,7 +103,8 @@ pub fn check_limits(bytes: &[u8]) -> Result<(), ParseError> {
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let _start_line = lines.next();
-    let (mut headers, mut vias) = (0usize, 0usize);
+    let mut headers = 0usize;
+    let mut vias = ViaCount::default();
     for line in lines {
         if line.is_empty() {
             break;
@@ -112,35 +113,57 @@ pub fn check_limits(bytes: &[u8]) -> Result<(), ParseError> {
         if headers > MAX_HEADERS {
             return Err(ParseError::TooManyHeaders { limit: MAX_HEADERS });
         }
-        vias += via_values(line);
-        if vias > MAX_VIAS {
-            return Err(ParseError::TooManyVias { limit: MAX_VIAS });
-        }
+        vias.line(line)?;
     }
     Ok(())
 }
 
-/// The number of Via values on a header line: 0 unless it is `Via:` or `v:`, else one
-/// plus its commas outside quoted strings. (A folded Via continuation is counted with
-/// the line it continues only through its commas: good enough for a bound.)
-pub(crate) fn via_values(line: &[u8]) -> usize {
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return 0;
-    };
-    let name = trim_end(line.get(..colon).unwrap_or_default());
-    if !(name.eq_ignore_ascii_case(b"via") || name.eq_ignore_ascii_case(b"v")) {
-        return 0;
-    }
-    let mut quoted = false;
-    let mut count = 1;
-    for &b in line.get(colon + 1..).unwrap_or_default() {
-        match b {
-            b'"' => quoted = !quoted,
-            b',' if !quoted => count += 1,
-            _ => {}
+/// Via values counted line by line, up to [`MAX_VIAS`]: a `Via:`/`v:` line is one
+/// value plus its commas outside quoted strings, and a folded continuation of a Via
+/// line adds its commas. Both the pre-check and the parser count with it, so what one
+/// accepts the other does, however the Via values are spread over lines (a message we
+/// write again unfolded must count the same).
+#[derive(Debug, Default)]
+pub(crate) struct ViaCount {
+    values: usize,
+    in_via: bool,
+}
+
+impl ViaCount {
+    /// Counts one header line; fails past [`MAX_VIAS`].
+    pub(crate) fn line(&mut self, line: &[u8]) -> Result<(), ParseError> {
+        let folded = line.first().is_some_and(|b| matches!(b, b' ' | b'\t'));
+        let value = if folded {
+            if !self.in_via {
+                return Ok(());
+            }
+            line
+        } else {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                self.in_via = false;
+                return Ok(());
+            };
+            let name = trim_end(line.get(..colon).unwrap_or_default());
+            self.in_via = name.eq_ignore_ascii_case(b"via") || name.eq_ignore_ascii_case(b"v");
+            if !self.in_via {
+                return Ok(());
+            }
+            self.values += 1;
+            line.get(colon + 1..).unwrap_or_default()
+        };
+        let mut quoted = false;
+        for &b in value {
+            match b {
+                b'"' => quoted = !quoted,
+                b',' if !quoted => self.values += 1,
+                _ => {}
+            }
         }
+        if self.values > MAX_VIAS {
+            return Err(ParseError::TooManyVias { limit: MAX_VIAS });
+        }
+        Ok(())
     }
-    count
 }
 
 /// `s` without leading SP and HTAB.
@@ -254,8 +277,38 @@ mod tests {
             Err(ParseError::TooManyVias { limit: MAX_VIAS })
         );
         // A comma in a quoted string is not a second Via; other headers do not count.
-        assert_eq!(via_values(b"Via: SIP/2.0/UDP a;x=\"1,2\""), 1);
-        assert_eq!(via_values(b"Contact: <sip:a>, <sip:b>"), 0);
+        assert_eq!(values(&[b"Via: SIP/2.0/UDP a;x=\"1,2\""]), 1);
+        assert_eq!(values(&[b"Contact: <sip:a>, <sip:b>"]), 0);
+        // A folded continuation counts with the Via it continues, not with another
+        // header (found by the parser fuzzer: unfolded again, the same Vias were over
+        // the limit).
+        assert_eq!(
+            values(&[b"v: SIP/2.0/UDP a,", b" SIP/2.0/UDP b, SIP/2.0/UDP c"]),
+            3
+        );
+        assert_eq!(values(&[b"Contact: <sip:a>,", b" <sip:b>, <sip:c>"]), 0);
+        let folded = format!(
+            "v: SIP/2.0/UDP a\r\n {}\r\n",
+            ", SIP/2.0/UDP b".repeat(MAX_VIAS)
+        );
+        let bytes = with_headers(&folded, 1);
+        assert_eq!(
+            check_limits(&bytes),
+            Err(ParseError::TooManyVias { limit: MAX_VIAS })
+        );
+        assert_eq!(
+            crate::message::parse(&bytes),
+            Err(ParseError::TooManyVias { limit: MAX_VIAS })
+        );
+    }
+
+    /// The Via values `lines` hold, counted as the limits count them.
+    fn values(lines: &[&[u8]]) -> usize {
+        let mut count = ViaCount::default();
+        for line in lines {
+            count.line(line).unwrap();
+        }
+        count.values
     }
 
     #[test]

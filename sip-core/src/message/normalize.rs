@@ -4,7 +4,7 @@
 //! leading CRLFs (§7.5), folded lines (§7.3.1: CRLF followed by SP/HTAB continues the
 //! value), whitespace before the colon, and compact names (§7.3.3).
 
-use super::limits::{via_values, MAX_HEADERS, MAX_VIAS};
+use super::limits::{ViaCount, MAX_HEADERS};
 use super::names::is_token;
 use super::syntax::trim_ws;
 use super::{is_safe_header_value, Headers, ParseError};
@@ -39,7 +39,8 @@ pub(crate) fn split_head(bytes: &[u8]) -> Result<Head<'_>, ParseError> {
     // One buffer for all header text: the head is never longer than the input.
     let mut headers = Headers::with_capacity(16, bytes.len());
     // The limits of `check_limits`, counted on the way (one pass, not two).
-    let (mut lines_seen, mut vias) = (0usize, 0usize);
+    let mut lines_seen = 0usize;
+    let mut vias = ViaCount::default();
     loop {
         let Some(line) = lines.next_line()? else {
             return Err(malformed("no empty line ends the header section"));
@@ -51,10 +52,7 @@ pub(crate) fn split_head(bytes: &[u8]) -> Result<Head<'_>, ParseError> {
         if lines_seen > MAX_HEADERS {
             return Err(ParseError::TooManyHeaders { limit: MAX_HEADERS });
         }
-        vias += via_values(line.as_bytes());
-        if vias > MAX_VIAS {
-            return Err(ParseError::TooManyVias { limit: MAX_VIAS });
-        }
+        vias.line(line.as_bytes())?;
         if !is_safe_header_value(line) {
             return Err(malformed(format!(
                 "header line {} contains a control character",
