@@ -116,6 +116,7 @@ impl World {
         let spec = CallSpec {
             target: livekit_addr(),
             request_uri: "sip:+15550001111@127.0.0.1:5080".to_owned(),
+            to_uri: None,
             caller: "+15559998888".to_owned(),
             display_name: None,
             extra_headers: vec![("X-Trunkline-Did".to_owned(), "+15550001111".to_owned())],
@@ -250,6 +251,7 @@ fn a_lossy_first_invite_is_retransmitted_and_the_call_still_completes() {
     let spec = CallSpec {
         target: livekit_addr(),
         request_uri: "sip:+15550001111@127.0.0.1:5080".to_owned(),
+        to_uri: None,
         caller: "+15559998888".to_owned(),
         display_name: None,
         extra_headers: Vec::new(),

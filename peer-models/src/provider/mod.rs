@@ -58,6 +58,9 @@ pub struct CallSpec {
     pub target: SocketAddr,
     /// The Request-URI: a DID at trunkline, e.g. `sip:+15551230000@127.0.0.1:5060`.
     pub request_uri: String,
+    /// The To URI when it is not the Request-URI: a registration trunk sends the call
+    /// to the Contact we registered and puts the dialed number in To only.
+    pub to_uri: Option<String>,
     /// The caller's number (the From user).
     pub caller: String,
     /// The caller's display name, if any.
@@ -283,7 +286,7 @@ impl Provider {
             "{display}<sip:{}@{}>;tag={from_tag}",
             spec.caller, self.config.domain
         );
-        let to = format!("<{}>", spec.request_uri);
+        let to = format!("<{}>", spec.to_uri.as_ref().unwrap_or(&spec.request_uri));
         let session = self.rng.next_u64() >> 16;
         let invite = self.invite(&spec, &from, &to, &call_id, 1, &branch, session, None);
         let index = self.next_handle;

@@ -20,6 +20,7 @@ fn spec(ending: Ending) -> CallSpec {
     CallSpec {
         target: "127.0.0.1:5060".parse().unwrap(),
         request_uri: "sip:+15550001111@127.0.0.1:5060".to_owned(),
+        to_uri: None,
         caller: "+15559998888".to_owned(),
         display_name: Some("Ada".to_owned()),
         extra_headers: vec![("X-Test".to_owned(), "1".to_owned())],

@@ -271,6 +271,7 @@ impl Sim {
         let spec = CallSpec {
             target: CORE_ADDR,
             request_uri: format!("sip:{}@{CORE_ADDR}", def.did),
+            to_uri: None,
             caller: format!("+1555000{i:04}"),
             display_name: Some(format!("Caller {i}")),
             extra_headers: Vec::new(),

@@ -6,7 +6,12 @@
 //! core and tokio driver as `trunkline run`, in backend mode. Three providers: one
 //! valid, one with a wrong password, one invalid entry. It prints the timeline as the
 //! registrar and the backend see it, waits for a refresh, shuts trunkline down (which
-//! un-registers) and prints the outcome. Inbound calls join the tour with the B2BUA.
+//! un-registers) and prints the outcome. Once alice is registered, a provider model
+//! calls a DID over alice's trunk and trunkline bridges it to a LiveKit-like UAS
+//! (`call.rs`); the caller hangs up, and both legs show in the timeline.
+
+mod call;
+mod peer;
 
 use crate::backend_http::HttpBackend;
 use crate::driver::{self, AdminCall, Backend, DriverConfig};
@@ -21,7 +26,6 @@ use sip_core::{Command, Config, Controller, ProviderSpec, Secret};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
 /// Why the demo could not complete.
@@ -73,19 +77,15 @@ fn providers(registrar: SocketAddr) -> Vec<ProviderSpec> {
     ]
 }
 
-/// A one-line account of a SIP message for the timeline.
-fn describe(bytes: &[u8]) -> String {
+/// A one-line account of a SIP message for the timeline; `received`: it came in
+/// (`<-`) rather than went out (`->`).
+fn describe(bytes: &[u8], received: bool) -> String {
+    let arrow = if received { "<-" } else { "->" };
     match message::parse(bytes) {
-        Ok(Message::Request(r)) => {
+        Ok(Message::Request(r)) if r.method == "REGISTER" => {
             let cseq = r.headers.cseq().map_or(0, |(n, _)| n);
             let expires = r.headers.expires().unwrap_or(0);
-            let user = r
-                .headers
-                .get("From")
-                .and_then(|f| f.split("sip:").nth(1))
-                .and_then(|f| f.split('@').next())
-                .unwrap_or("?")
-                .to_owned();
+            let user = uri_user(r.headers.get("From"));
             let auth = match r.headers.get("Authorization") {
                 Some(a) => {
                     let alg = a
@@ -101,11 +101,38 @@ fn describe(bytes: &[u8]) -> String {
             } else {
                 "REGISTER"
             };
-            format!("<- {what} {user} CSeq {cseq} Expires {expires} ({auth})")
+            format!("{arrow} {what} {user} CSeq {cseq} Expires {expires} ({auth})")
+        }
+        Ok(Message::Request(r)) => {
+            let mut line = format!(
+                "{arrow} {} {} (Call-ID {})",
+                r.method,
+                r.uri,
+                short(r.headers.get("Call-ID"))
+            );
+            if r.method == "INVITE" {
+                line.push_str(&format!(
+                    "\n{:21}From {} To {}",
+                    "",
+                    uri_user(r.headers.get("From")),
+                    uri_user(r.headers.get("To"))
+                ));
+                for (name, value) in r.headers.iter() {
+                    if name.to_ascii_lowercase().starts_with("x-trunkline-") {
+                        line.push_str(&format!("\n{:21}{name}: {value}", ""));
+                    }
+                }
+            }
+            line
         }
         Ok(Message::Response(r)) => {
+            let method = r
+                .headers
+                .cseq()
+                .map(|(_, m)| m.to_owned())
+                .unwrap_or_default();
             let detail = match r.status {
-                401 | 407 => {
+                401 | 407 if method == "REGISTER" => {
                     let algs: Vec<String> = r
                         .headers
                         .get_all("WWW-Authenticate")
@@ -114,47 +141,34 @@ fn describe(bytes: &[u8]) -> String {
                         .collect();
                     format!(" (challenges: {})", algs.join(", "))
                 }
-                200 => r
+                200 if method == "REGISTER" => r
                     .headers
                     .contacts()
                     .first()
                     .and_then(|c| c.expires)
                     .map_or_else(String::new, |e| format!(" (granted {e} s)")),
-                _ => String::new(),
+                _ if method == "REGISTER" => String::new(),
+                _ if r.body.is_empty() => format!(" ({method})"),
+                _ => format!(" ({method}, with SDP)"),
             };
-            format!("-> {} {}{detail}", r.status, r.reason)
+            format!("{arrow} {} {}{detail}", r.status, r.reason)
         }
         Err(e) => format!("?? unparsable datagram: {e}"),
     }
 }
 
-/// Drives the registrar model on a real socket until the demo ends.
-async fn serve_registrar(socket: UdpSocket, model: Arc<Mutex<Registrar>>, tl: Timeline) {
-    let mut buf = vec![0u8; 65_536];
-    loop {
-        let deadline = model.lock().ok().and_then(|m| m.poll_timeout());
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                None => std::future::pending().await,
-            }
-        };
-        let out = tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((n, from)) => {
-                    let bytes = buf.get(..n).unwrap_or_default();
-                    tl.say("registrar", &describe(bytes));
-                    model.lock().map(|mut m| m.handle_datagram(Instant::now(), from, bytes)).unwrap_or_default()
-                }
-                Err(_) => continue,
-            },
-            () = sleep => model.lock().map(|mut m| m.handle_timeout(Instant::now())).unwrap_or_default(),
-        };
-        for (to, bytes) in out {
-            tl.say("registrar", &describe(&bytes));
-            let _ = socket.send_to(&bytes, to).await;
-        }
-    }
+/// The user part of the URI in a From/To header value, or `?`.
+fn uri_user(header: Option<&str>) -> String {
+    header
+        .and_then(|f| f.split("sip:").nth(1))
+        .and_then(|f| f.split('@').next())
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// The first characters of a Call-ID: enough to tell the two legs apart.
+fn short(call_id: Option<&str>) -> String {
+    call_id.unwrap_or("?").chars().take(12).collect()
 }
 
 /// The backend model behind a real HTTP server; `changed` is notified on every request.
@@ -218,26 +232,71 @@ fn tour_done(model: &BackendModel) -> Option<()> {
     (registered >= 2 && failed("bob") && failed("carol")).then_some(())
 }
 
+/// Waits until `done` holds, re-checking whenever one of `changed` is notified; at
+/// most `limit`, then [`DemoError::Stalled`] with `what`.
+async fn wait_for<T>(
+    limit: Duration,
+    changed: &[&Notify],
+    what: &str,
+    mut done: impl FnMut() -> Option<T>,
+) -> Result<T, DemoError> {
+    let waited = tokio::time::timeout(limit, async {
+        loop {
+            let notified: Vec<_> = changed.iter().map(|n| Box::pin(n.notified())).collect();
+            if let Some(t) = done() {
+                return t;
+            }
+            futures_select_any(notified).await;
+        }
+    })
+    .await;
+    waited.map_err(|_| DemoError::Stalled(limit, what.to_owned()))
+}
+
+/// Resolves when the first of `futures` does.
+async fn futures_select_any<F: std::future::Future<Output = ()> + Unpin>(mut futures: Vec<F>) {
+    std::future::poll_fn(|cx| {
+        for f in &mut futures {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+/// Whether alice's registration has been reported registered once.
+fn alice_registered(model: &BackendModel) -> bool {
+    model
+        .patches()
+        .iter()
+        .any(|p| p.provider_id == "alice" && p.body.contains("\"registerStatus\":\"registered\""))
+}
+
 /// Runs the tour; prints as it goes.
 pub async fn run() -> Result<(), DemoError> {
     let tl = Timeline(Instant::now());
     let lo = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
 
-    let reg_socket = UdpSocket::bind(lo).await?;
-    let reg_addr = reg_socket.local_addr()?;
-    let mut registrar = Registrar::new(
-        RegistrarConfig {
-            realm: REALM.into(),
-            algorithm: Algorithm::Sha256,
-            also_md5: true,
-            max_expires: GRANT,
-            ..RegistrarConfig::default()
-        },
-        7,
-    );
-    registrar.add_account("alice", "alice-secret");
-    registrar.add_account("bob", "bobs-real-password");
-    let registrar = Arc::new(Mutex::new(registrar));
+    let registrar = peer::Served::bind(|_| {
+        let mut registrar = Registrar::new(
+            RegistrarConfig {
+                realm: REALM.into(),
+                algorithm: Algorithm::Sha256,
+                also_md5: true,
+                max_expires: GRANT,
+                ..RegistrarConfig::default()
+            },
+            7,
+        );
+        registrar.add_account("alice", "alice-secret");
+        registrar.add_account("bob", "bobs-real-password");
+        registrar
+    })
+    .await?;
+    let reg_addr = registrar.addr()?;
+    let peers = call::CallPeers::bind().await?;
 
     let listener = tokio::net::TcpListener::bind(lo).await?;
     let backend_url = format!("http://{}", listener.local_addr()?);
@@ -246,22 +305,38 @@ pub async fn run() -> Result<(), DemoError> {
 
     let sip = driver::bind_udp(lo, 1 << 20)?;
     let sip_addr = sip.local_addr()?;
-    println!("trunkline demo: a registrar, a backend and trunkline, all on 127.0.0.1");
+    let (did, route) = peers.route()?;
+    println!(
+        "trunkline demo: a registrar, a backend, a caller, LiveKit and trunkline, all on 127.0.0.1"
+    );
     println!("  registrar  udp {reg_addr}  digest SHA-256 (+MD5), realm {REALM}, grants {GRANT} s");
     println!("  backend    {backend_url}  providers: alice (valid), bob (wrong password), carol (CR/LF in the username)");
+    println!(
+        "  provider   udp {}  calls {did} over alice's trunk once she is registered",
+        peers.provider.addr()?
+    );
+    println!(
+        "  livekit    udp {}  answers (180, then 200 with SDP); {did} is routed to {route}",
+        peers.livekit.addr()?
+    );
     println!("  trunkline  udp {sip_addr}\n");
 
-    let reg_task = tokio::spawn(serve_registrar(reg_socket, registrar.clone(), tl));
-    let be_task = tokio::spawn(serve_backend(
-        listener,
-        backend.clone(),
-        changed.clone(),
-        tl,
-    ));
+    let tasks = [
+        registrar.spawn(tl, "registrar"),
+        peers.provider.spawn(tl, "provider"),
+        peers.livekit.spawn(tl, "livekit"),
+        tokio::spawn(serve_backend(
+            listener,
+            backend.clone(),
+            changed.clone(),
+            tl,
+        )),
+    ];
 
     let cfg = Config {
         local_port: sip_addr.port(),
         contact_host: Some("127.0.0.1".into()),
+        fixed_routes: [(did.clone(), route)].into_iter().collect(),
         ..Config::default()
     };
     let seed = u64::from(std::process::id());
@@ -286,26 +361,45 @@ pub async fn run() -> Result<(), DemoError> {
     ));
 
     let limit = Duration::from_secs(30);
-    let waited = tokio::time::timeout(limit, async {
-        loop {
-            let notified = changed.notified();
-            if backend.lock().ok().and_then(|m| tour_done(&m)).is_some() {
-                return;
-            }
-            notified.await;
-        }
+    wait_for(limit, &[&changed], "alice was not registered", || {
+        backend
+            .lock()
+            .ok()
+            .filter(|m| alice_registered(m))
+            .map(|_| ())
     })
-    .await;
-    if waited.is_err() {
-        return Err(DemoError::Stalled(
-            limit,
-            "alice was not registered and refreshed".into(),
-        ));
-    }
+    .await?;
+    let contact = registrar
+        .model
+        .lock()
+        .ok()
+        .and_then(|r| r.bindings_of("alice").next().map(|b| b.contact.clone()))
+        .ok_or_else(|| DemoError::Stalled(limit, "alice has no binding".into()))?;
     println!();
     tl.say(
         "demo",
-        "alice refreshed, bob and carol reported: shutting trunkline down",
+        &format!("alice is registered: the provider calls {did} over her trunk"),
+    );
+    peers.place(sip_addr, &contact, tl).await;
+
+    let record = wait_for(
+        limit,
+        &[&peers.provider.changed, &peers.livekit.changed],
+        "the call did not end on both legs",
+        || peers.ended(),
+    )
+    .await?;
+    wait_for(
+        limit,
+        &[&changed],
+        "alice was not refreshed, or bob and carol not reported",
+        || backend.lock().ok().and_then(|m| tour_done(&m)),
+    )
+    .await?;
+    println!();
+    tl.say(
+        "demo",
+        "the call ended, alice refreshed, bob and carol reported: shutting trunkline down",
     );
     let _ = admin_tx
         .send(AdminCall::Command(Command::Shutdown {
@@ -323,11 +417,15 @@ pub async fn run() -> Result<(), DemoError> {
             ))
         }
     }
-    reg_task.abort();
-    be_task.abort();
+    for task in tasks {
+        task.abort();
+    }
     let _ = std::fs::remove_file(&store);
 
     println!("\nOutcome");
+    for line in peers.summary(&record) {
+        println!("  {line}");
+    }
     if let Ok(m) = backend.lock() {
         for (id, s) in m.statuses() {
             println!(
@@ -337,7 +435,11 @@ pub async fn run() -> Result<(), DemoError> {
             );
         }
     }
-    let left = registrar.lock().map(|r| r.bindings().count()).unwrap_or(0);
+    let left = registrar
+        .model
+        .lock()
+        .map(|r| r.bindings().count())
+        .unwrap_or(0);
     println!("  registrar bindings left after shutdown: {left}");
     Ok(())
 }
