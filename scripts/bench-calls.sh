@@ -32,7 +32,8 @@
 #            the "added" figures are each contender's minus direct's.
 #   held     trunkline's memory with HELD (10000) calls up at once: VmRSS before the
 #            first call and once trunkline_active_calls (admin /metrics) reads HELD;
-#            the difference per call. The calls are placed at HELD_RATE (1000) calls/s
+#            the difference per call, at once and HELD_SETTLE (40) s later, when the
+#            calls' INVITE transactions are over (Timers L/M). The calls are placed at HELD_RATE (1000) calls/s
 #            and stay up (the caller pauses an hour); they are not ended cleanly.
 #
 # Per contender the middle box gets a fresh process per trial. Ports: caller 5300,
@@ -386,9 +387,15 @@ if [[ " $PARTS " == *" held "* ]] && [[ " $CONTENDERS " == *" trunkline "* ]]; t
     sleep 0.5
   done
   rss1=$(awk '/^VmRSS/ {print $2}' "/proc/$mid/status")
+  # The INVITE transactions of both legs live on for 64·T1 = 32 s after the 2xx (RFC
+  # 6026 Timers L and M): what a call costs while it lasts is read after they ended.
+  sleep "${HELD_SETTLE:-40}"
+  rss2=$(awk '/^VmRSS/ {print $2}' "/proc/$mid/status")
+  active2=$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" 2>/dev/null | awk '$1 == "trunkline_active_calls" {print $2}')
   echo "Memory with calls held open (trunkline, $HELD calls placed at $HELD_RATE/s)"
-  echo "  active calls $active; VmRSS $((rss0)) KiB before the first call, $((rss1)) KiB with them up"
-  python3 -c "a = max(float('$active'), 1); print(f'  {($rss1 - $rss0) * 1024 / a:.0f} bytes per active call')"
+  echo "  VmRSS before the first call: $rss0 KiB"
+  python3 -c "a = max(float('$active'), 1); print(f'  {a:.0f} calls up, at once:       $rss1 KiB, {($rss1 - $rss0) * 1024 / a:.0f} bytes per call (their INVITE transactions still held)')"
+  python3 -c "a = max(float('${active2:-0}'), 1); print(f'  {a:.0f} calls up, ${HELD_SETTLE:-40} s later:  $rss2 KiB, {($rss2 - $rss0) * 1024 / a:.0f} bytes per call')"
   stop_pid "$uac"; stop_pid "$uas"; stop_pid "$mid"
 fi
 echo

@@ -77,6 +77,9 @@ pub struct Config {
     pub route_lookup_timeout: Duration,
     /// Inbound calls (CONTRACT.md §6).
     pub calls: CallSettings,
+    /// Server transactions held at once before new requests are answered statelessly
+    /// (see [`crate::transaction::MAX_SERVER_TRANSACTIONS`], the default).
+    pub max_server_transactions: usize,
 }
 
 impl Default for Config {
@@ -102,6 +105,7 @@ impl Default for Config {
             routes_from_backend: false,
             route_lookup_timeout: Duration::from_secs(2),
             calls: CallSettings::default(),
+            max_server_transactions: crate::transaction::MAX_SERVER_TRANSACTIONS,
         }
     }
 }

@@ -68,12 +68,13 @@ impl Ctx {
             cfg.backend_retry_initial,
             cfg.backend_retry_cap,
         );
+        let server_cap = cfg.max_server_transactions;
         Self {
             pacer: Pacer::new(cfg.register_rate),
             cfg,
             ids: IdGen::new(seed),
             timers: TimerTable::default(),
-            txns: Transactions::default(),
+            txns: Transactions::with_server_cap(server_cap),
             dns: Dns::default(),
             clock: WallClock::new(now, wall_now),
             out: VecDeque::new(),

@@ -109,6 +109,9 @@ pub fn answer(
         "ACK" => return,
         _ if req.headers.cseq_out_of_range() => (400, "Bad CSeq: must be below 2^31"),
         "OPTIONS" => (200, "OK"),
+        // Overload (RFC 3261 §21.5.4): the INVITE was not judged, so it must not be
+        // counted or answered as a stranger's; the caller may try another server.
+        "INVITE" if stateless => (503, "Service Unavailable: too many transactions"),
         "INVITE" if req.headers.to_tag().is_some() => (481, "Call/Transaction Does Not Exist"),
         "INVITE" => {
             // Admission said no (a provider's INVITE became a call above).

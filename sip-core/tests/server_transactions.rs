@@ -8,7 +8,7 @@
 
 mod support;
 
-use sip_core::Input;
+use sip_core::{Config, Input};
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::{config, registered, World, LOCAL, REGISTRAR};
@@ -93,8 +93,11 @@ fn options_retransmission_gets_the_same_200_and_rfc_2543_gets_400() {
 
 #[test]
 fn past_the_server_transaction_cap_new_requests_are_answered_statelessly() {
-    let mut w = registered(config());
-    let cap = sip_core::transaction::MAX_SERVER_TRANSACTIONS;
+    let cap = 500;
+    let mut w = registered(Config {
+        max_server_transactions: cap,
+        ..config()
+    });
     let from = "203.0.113.9:5060";
     for i in 0..cap {
         let answers = feed(
@@ -110,8 +113,14 @@ fn past_the_server_transaction_cap_new_requests_are_answered_statelessly() {
     assert_eq!(answers.len(), 1);
     assert!(answers[0].starts_with("SIP/2.0 200 OK"), "{}", answers[0]);
     assert_eq!(w.core.stats().stateless_answers, 1);
+    // An INVITE past the cap is an overload, not a stranger: 503, never the 403 of
+    // admission (which it never went through).
+    let answers = feed(&mut w, from, request("INVITE", "z9hG4bK-cap-invite", from));
+    assert_eq!(answers.len(), 1);
+    assert!(answers[0].starts_with("SIP/2.0 503 "), "{}", answers[0]);
+    assert_eq!(w.core.stats().stateless_answers, 2);
     // Timer J (32 s) frees the table; new requests are held again.
     w.run_for(Duration::from_secs(40));
     let _ = feed(&mut w, from, request("OPTIONS", "z9hG4bK-cap-after", from));
-    assert_eq!(w.core.stats().stateless_answers, 1);
+    assert_eq!(w.core.stats().stateless_answers, 2);
 }

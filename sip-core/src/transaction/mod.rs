@@ -157,13 +157,19 @@ pub enum ServerStep {
     Stateless,
 }
 
-/// The most server transactions held at once. Each keeps its last response for
-/// 32 s (Timers H and J), so a flood of distinct requests, even the few triage lets
-/// through, would otherwise grow memory by megabytes per second; past the cap new
-/// requests are answered statelessly (a retransmission of one then gets a fresh
-/// answer — a To-tag of its own — which is harmless for the error answers such
-/// requests get).
-pub const MAX_SERVER_TRANSACTIONS: usize = 20_000;
+/// The most server transactions held at once by default ([`crate::Config`]'s
+/// `max_server_transactions`). Each keeps its last response for 32 s (Timers H, J and
+/// RFC 6026's L), so a flood of distinct requests, even the few triage lets through,
+/// would otherwise grow memory without bound; past the cap new requests are answered
+/// statelessly (a retransmission of one then gets a fresh answer — a To-tag of its own
+/// — which is harmless for the error answers such requests get).
+///
+/// Legitimate load must never reach it: every call holds two (its INVITE and the
+/// caller's BYE) for 32 s after they end, so 400,000 carries 6,000 calls/s — the rate
+/// this B2BUA is built for — at about 1 KiB each, 400 MiB at the very worst. (The
+/// first cap, 20,000, refused every new call for 21 s of each 32 s beyond 310 calls/s;
+/// scripts/bench-calls.sh found it.)
+pub const MAX_SERVER_TRANSACTIONS: usize = 400_000;
 
 /// Arms and disarms the timers of one transaction.
 pub(super) struct Clock<'a> {
@@ -281,9 +287,28 @@ pub struct Transactions {
     in_flight: BTreeMap<SocketAddr, usize>,
     /// Remotes whose count changed since the pacer last heard (see [`Self::take_changed`]).
     changed: Vec<SocketAddr>,
+    /// The server-transaction cap; 0 means [`MAX_SERVER_TRANSACTIONS`].
+    server_cap: usize,
 }
 
 impl Transactions {
+    /// A table that holds at most `cap` server transactions (see
+    /// [`MAX_SERVER_TRANSACTIONS`]).
+    pub fn with_server_cap(cap: usize) -> Self {
+        Self {
+            server_cap: cap,
+            ..Self::default()
+        }
+    }
+
+    fn max_servers(&self) -> usize {
+        if self.server_cap == 0 {
+            MAX_SERVER_TRANSACTIONS
+        } else {
+            self.server_cap
+        }
+    }
+
     fn clock<'a>(
         id: u64,
         now: Instant,
@@ -422,7 +447,7 @@ impl Transactions {
         if request.method == "ACK" {
             return ServerStep::Ack { invite: None };
         }
-        if self.servers.len() >= MAX_SERVER_TRANSACTIONS {
+        if self.servers.len() >= self.max_servers() {
             return ServerStep::Stateless;
         }
         let id = self.new_id();
