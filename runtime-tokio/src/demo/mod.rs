@@ -232,38 +232,26 @@ fn tour_done(model: &BackendModel) -> Option<()> {
     (registered >= 2 && failed("bob") && failed("carol")).then_some(())
 }
 
-/// Waits until `done` holds, re-checking whenever one of `changed` is notified; at
-/// most `limit`, then [`DemoError::Stalled`] with `what`.
+/// Waits until `done` holds, re-checking whenever `changed` is notified (a peer model
+/// handled a datagram, or the backend a request); at most `limit`, then
+/// [`DemoError::Stalled`] with `what`.
 async fn wait_for<T>(
     limit: Duration,
-    changed: &[&Notify],
+    changed: &Notify,
     what: &str,
     mut done: impl FnMut() -> Option<T>,
 ) -> Result<T, DemoError> {
     let waited = tokio::time::timeout(limit, async {
         loop {
-            let notified: Vec<_> = changed.iter().map(|n| Box::pin(n.notified())).collect();
+            let notified = changed.notified();
             if let Some(t) = done() {
                 return t;
             }
-            futures_select_any(notified).await;
+            notified.await;
         }
     })
     .await;
     waited.map_err(|_| DemoError::Stalled(limit, what.to_owned()))
-}
-
-/// Resolves when the first of `futures` does.
-async fn futures_select_any<F: std::future::Future<Output = ()> + Unpin>(mut futures: Vec<F>) {
-    std::future::poll_fn(|cx| {
-        for f in &mut futures {
-            if std::pin::Pin::new(f).poll(cx).is_ready() {
-                return std::task::Poll::Ready(());
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await;
 }
 
 /// Whether alice's registration has been reported registered once.
@@ -322,9 +310,9 @@ pub async fn run() -> Result<(), DemoError> {
     println!("  trunkline  udp {sip_addr}\n");
 
     let tasks = [
-        registrar.spawn(tl, "registrar"),
-        peers.provider.spawn(tl, "provider"),
-        peers.livekit.spawn(tl, "livekit"),
+        registrar.spawn(tl, "registrar", changed.clone()),
+        peers.provider.spawn(tl, "provider", changed.clone()),
+        peers.livekit.spawn(tl, "livekit", changed.clone()),
         tokio::spawn(serve_backend(
             listener,
             backend.clone(),
@@ -361,7 +349,7 @@ pub async fn run() -> Result<(), DemoError> {
     ));
 
     let limit = Duration::from_secs(30);
-    wait_for(limit, &[&changed], "alice was not registered", || {
+    wait_for(limit, &changed, "alice was not registered", || {
         backend
             .lock()
             .ok()
@@ -382,16 +370,13 @@ pub async fn run() -> Result<(), DemoError> {
     );
     peers.place(sip_addr, &contact, tl).await;
 
-    let record = wait_for(
-        limit,
-        &[&peers.provider.changed, &peers.livekit.changed],
-        "the call did not end on both legs",
-        || peers.ended(),
-    )
+    let record = wait_for(limit, &changed, "the call did not end on both legs", || {
+        peers.ended()
+    })
     .await?;
     wait_for(
         limit,
-        &[&changed],
+        &changed,
         "alice was not refreshed, or bob and carol not reported",
         || backend.lock().ok().and_then(|m| tour_done(&m)),
     )

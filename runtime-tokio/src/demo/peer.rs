@@ -42,8 +42,7 @@ model!(Provider);
 model!(LiveKit);
 
 /// A model on its socket: `wake` makes the loop look at the model's deadline again
-/// (after the demo itself gave the model work, such as a call to place); `changed` is
-/// notified after every datagram, so the demo can wait for an outcome.
+/// (after the demo itself gave the model work, such as a call to place).
 pub struct Served<M> {
     /// The model, shared with the demo.
     pub model: Arc<Mutex<M>>,
@@ -51,8 +50,6 @@ pub struct Served<M> {
     pub socket: Arc<UdpSocket>,
     /// See the type's docs.
     pub wake: Arc<Notify>,
-    /// See the type's docs.
-    pub changed: Arc<Notify>,
 }
 
 impl<M: Model> Served<M> {
@@ -64,7 +61,6 @@ impl<M: Model> Served<M> {
             model: Arc::new(Mutex::new(model)),
             socket: Arc::new(socket),
             wake: Arc::new(Notify::new()),
-            changed: Arc::new(Notify::new()),
         })
     }
 
@@ -82,10 +78,15 @@ impl<M: Model> Served<M> {
         self.wake.notify_one();
     }
 
-    /// Runs the model until the task is aborted; `who` names it in the timeline.
-    pub fn spawn(&self, tl: Timeline, who: &'static str) -> tokio::task::JoinHandle<()> {
-        let (model, socket) = (self.model.clone(), self.socket.clone());
-        let (wake, changed) = (self.wake.clone(), self.changed.clone());
+    /// Runs the model until the task is aborted; `who` names it in the timeline;
+    /// `changed` is notified after every datagram, so the demo can wait for an outcome.
+    pub fn spawn(
+        &self,
+        tl: Timeline,
+        who: &'static str,
+        changed: Arc<Notify>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (model, socket, wake) = (self.model.clone(), self.socket.clone(), self.wake.clone());
         tokio::spawn(serve(model, socket, wake, changed, tl, who))
     }
 }
