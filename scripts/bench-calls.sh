@@ -65,11 +65,8 @@ DID="+15550100"
 
 die() { echo "bench-calls: error: $*" >&2; exit 1; }
 
-for port in "$UAC_PORT" "$MID_PORT" "$UAS_PORT"; do
-  python3 -c 'import socket, sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(("127.0.0.1", int(sys.argv[1])))' \
-    "$port" 2>/dev/null ||
-    die "UDP port 127.0.0.1:$port is already in use (choose others with PORT_BASE=)"
-done
+source scripts/bench/lib.sh
+require_free_udp "PORT_BASE=" "$UAC_PORT" "$MID_PORT" "$UAS_PORT"
 
 if [ -z "${BIN:-}" ]; then
   cargo build --release --bin trunkline >/dev/null 2>&1 || cargo build --release --bin trunkline
@@ -400,4 +397,4 @@ if [[ " $PARTS " == *" held "* ]] && [[ " $CONTENDERS " == *" trunkline "* ]]; t
 fi
 echo
 echo "bench-calls: every trial: $ROOT/trials.log"
-cat "$ROOT/trials.log"
+cat "$ROOT/trials.log" 2>/dev/null || echo "(no trials ran)"

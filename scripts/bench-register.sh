@@ -58,13 +58,8 @@ STEADY=${STEADY:-0}      # seconds of steady state measured after all registered
 
 die() { echo "bench-register: error: $*" >&2; exit 1; }
 
-# Kamailio binds its UDP socket with SO_REUSEADDR, so a second instance on a port
-# that is already taken starts without complaint and the two share the traffic.
-for port in "$KPORT" "$SPORT" "$UPORT"; do
-  python3 -c 'import socket, sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(("127.0.0.1", int(sys.argv[1])))' \
-    "$port" 2>/dev/null ||
-    die "UDP port 127.0.0.1:$port is already in use (choose others with KPORT=, SPORT=, UPORT=)"
-done
+source scripts/bench/lib.sh
+require_free_udp "KPORT=, SPORT=, UPORT=" "$KPORT" "$SPORT" "$UPORT"
 
 # BIN=path benchmarks that binary as it is (e.g. one built from another commit).
 if [ -z "${BIN:-}" ]; then

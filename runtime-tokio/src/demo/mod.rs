@@ -108,7 +108,7 @@ fn describe(bytes: &[u8], received: bool) -> String {
                 "{arrow} {} {} (Call-ID {})",
                 r.method,
                 r.uri,
-                short(r.headers.get("Call-ID"))
+                short(r.headers.call_id())
             );
             if r.method == "INVITE" {
                 line.push_str(&format!(

@@ -287,8 +287,18 @@ pub struct Transactions {
     in_flight: BTreeMap<SocketAddr, usize>,
     /// Remotes whose count changed since the pacer last heard (see [`Self::take_changed`]).
     changed: Vec<SocketAddr>,
-    /// The server-transaction cap; 0 means [`MAX_SERVER_TRANSACTIONS`].
-    server_cap: usize,
+    /// The most server transactions held at once.
+    server_cap: ServerCap,
+}
+
+/// The server-transaction cap, [`MAX_SERVER_TRANSACTIONS`] unless configured.
+#[derive(Debug, Clone, Copy)]
+struct ServerCap(usize);
+
+impl Default for ServerCap {
+    fn default() -> Self {
+        Self(MAX_SERVER_TRANSACTIONS)
+    }
 }
 
 impl Transactions {
@@ -296,16 +306,8 @@ impl Transactions {
     /// [`MAX_SERVER_TRANSACTIONS`]).
     pub fn with_server_cap(cap: usize) -> Self {
         Self {
-            server_cap: cap,
+            server_cap: ServerCap(cap),
             ..Self::default()
-        }
-    }
-
-    fn max_servers(&self) -> usize {
-        if self.server_cap == 0 {
-            MAX_SERVER_TRANSACTIONS
-        } else {
-            self.server_cap
         }
     }
 
@@ -447,7 +449,7 @@ impl Transactions {
         if request.method == "ACK" {
             return ServerStep::Ack { invite: None };
         }
-        if self.servers.len() >= self.max_servers() {
+        if self.servers.len() >= self.server_cap.0 {
             return ServerStep::Stateless;
         }
         let id = self.new_id();
