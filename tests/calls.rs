@@ -575,6 +575,10 @@ async fn a_hundred_calls_at_a_steady_rate_all_succeed() {
         relayed_ids, provider_ids,
         "X-Trunkline-Call-Id names each provider leg"
     );
+    // Huge pages are off: their first touch stalled calls by 5-10 ms (main.rs).
+    if let Some(thp) = rig.trunkline.proc_status("THP_enabled") {
+        assert_eq!(thp, "0", "trunkline runs with transparent huge pages on");
+    }
     let exited = rig.finish().await;
     assert_no_panic(&exited);
 }

@@ -24,7 +24,21 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process, before the heap grows. mimalloc
+/// asks for them on its segments (`madvise`), and the kernel zeroes a 2 MiB page on its
+/// first touch while the one core thread waits: at 2,375 calls/s, 56 stalls of 5–10 ms
+/// in 10 s made the p99 call setup 8–10 ms; without huge pages, 3.2 ms (issue 9 §4,
+/// `PARTS=latency scripts/bench-calls.sh`). The same advice as Redis and most
+/// latency-bound servers give; the TLB cost is small at our heap sizes. Best effort: a
+/// kernel without the prctl (before 3.15) keeps its default; a note on stderr says so.
+fn no_huge_pages() {
+    if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
+        eprintln!("trunkline: note: could not turn transparent huge pages off ({e}); latency may have 5-10 ms spikes");
+    }
+}
+
 fn main() -> ExitCode {
+    no_huge_pages();
     let cli = cli::Cli::parse();
     let settings = match config::load(&cli) {
         Ok(s) => s,

@@ -139,6 +139,17 @@ impl Trunkline {
             .expect("trunkline's pid is known while it runs")
     }
 
+    /// A field of the running process's `/proc/<pid>/status` (`THP_enabled`, `VmRSS`),
+    /// `None` when this kernel does not report it.
+    pub fn proc_status(&self, field: &str) -> Option<String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading trunkline's /proc status");
+        status.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            (name == field).then(|| value.trim().to_owned())
+        })
+    }
+
     /// What trunkline wrote to stdout so far.
     pub fn stdout(&self) -> String {
         text(&self.stdout)
