@@ -89,7 +89,7 @@ pub async fn run<B: Backend>(
     backend: B,
     cfg: DriverConfig,
     shutdown: impl Future<Output = ()>,
-    mut on_event: impl FnMut(&Event),
+    on_event: impl FnMut(&Event),
 ) -> Result<Exit, DriverError> {
     let local = socket.local_addr().map_err(|source| DriverError::Bind {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -111,43 +111,21 @@ pub async fn run<B: Backend>(
     let mut inbox = driver_net::Inbox::default();
     // Set when a batch was read after the last drain: drain its answers, then go on.
     let mut read_since_wait = false;
+    let mut outlet = Outlet {
+        socket: &socket,
+        backend,
+        tx,
+        learn_local_ip: cfg.learn_local_ip,
+        on_event,
+        complete: false,
+    };
     loop {
-        // Drain every output of the last mutation.
-        let deadline = loop {
-            match core.poll_output() {
-                Output::Transmit(t) => {
-                    if let Err(e) = socket.send_to(&t.payload, t.remote).await {
-                        tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
-                    }
-                }
-                Output::Backend(req) => {
-                    let backend = backend.clone();
-                    let tx = tx.clone();
-                    smol::spawn(async move {
-                        let reply = backend.perform(req.op).await;
-                        // The loop is gone only after the shutdown: nothing to answer.
-                        let _ = tx.send(Input::Backend { id: req.id, reply }).await;
-                    })
-                    .detach();
-                }
-                Output::Resolve(q) => {
-                    let tx = tx.clone();
-                    let need_local = cfg.learn_local_ip;
-                    smol::spawn(async move {
-                        let result = crate::resolve::resolve(q.host, need_local).await;
-                        let _ = tx.send(Input::Resolved { id: q.id, result }).await;
-                    })
-                    .detach();
-                }
-                Output::Event(e) => {
-                    on_event(&e);
-                    if e == Event::ShutdownComplete {
-                        return Ok(Exit::Complete);
-                    }
-                }
-                Output::Timeout(at) => break at,
-            }
-        };
+        // Carry out every output of the last mutation (a batch's were carried out as
+        // each datagram was handled).
+        let deadline = outlet.drain(&mut core).await;
+        if outlet.complete {
+            return Ok(Exit::Complete);
+        }
         registrars.sync(&core);
         // Reads before writes: whatever waits on the socket (one bounded batch) goes to
         // the core before an elapsed timer can release more paced sends. This also keeps
@@ -161,6 +139,7 @@ pub async fn run<B: Backend>(
                 &mut core,
                 local,
                 None,
+                &mut outlet,
             )
             .await
                 > 0
@@ -210,6 +189,7 @@ pub async fn run<B: Backend>(
                     &mut core,
                     local,
                     Some((remote, &first)),
+                    &mut outlet,
                 )
                 .await;
             }
@@ -222,6 +202,7 @@ pub async fn run<B: Backend>(
                     &mut core,
                     local,
                     None,
+                    &mut outlet,
                 )
                 .await;
             }
@@ -260,7 +241,8 @@ pub async fn run<B: Backend>(
 /// Drains the registrar sockets, then the main socket, without blocking (after
 /// `first`, a datagram already read from the main socket), up to one batch ([`driver_net::MAX_BATCH`]), and hands it to the core in the order its
 /// triage asks; returns how many datagrams the batch held.
-async fn read_batch(
+#[allow(clippy::too_many_arguments)]
+async fn read_batch<B: Backend, F: FnMut(&Event)>(
     socket: &UdpSocket,
     registrars: &driver_net::RegistrarSockets<RegistrarUdp>,
     buf: &mut [u8],
@@ -268,6 +250,7 @@ async fn read_batch(
     core: &mut Controller,
     local: SocketAddr,
     first: Option<(SocketAddr, &[u8])>,
+    outlet: &mut Outlet<'_, B, F>,
 ) -> usize {
     if let Some((remote, payload)) = first {
         inbox.offer(core, remote, payload);
@@ -286,7 +269,60 @@ async fn read_batch(
             None => break,
         }
     }
-    inbox.deliver(core, local, Instant::now())
+    while inbox.deliver_next(core, local, Instant::now()) {
+        outlet.drain(core).await;
+    }
+    inbox.finish(core)
+}
+
+/// Where the core's outputs go: the SIP socket, the backend, the resolver, `on_event`.
+struct Outlet<'s, B, F> {
+    socket: &'s UdpSocket,
+    backend: B,
+    tx: smol::channel::Sender<Input>,
+    learn_local_ip: Option<IpAddr>,
+    on_event: F,
+    /// The core reported [`Event::ShutdownComplete`]: the driver returns.
+    complete: bool,
+}
+
+impl<B: Backend, F: FnMut(&Event)> Outlet<'_, B, F> {
+    /// Carries out every queued output of the core; returns its next deadline.
+    async fn drain(&mut self, core: &mut Controller) -> Option<Instant> {
+        loop {
+            match core.poll_output() {
+                Output::Transmit(t) => {
+                    if let Err(e) = self.socket.send_to(&t.payload, t.remote).await {
+                        tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
+                    }
+                }
+                Output::Backend(req) => {
+                    let backend = self.backend.clone();
+                    let tx = self.tx.clone();
+                    smol::spawn(async move {
+                        let reply = backend.perform(req.op).await;
+                        // The loop is gone only after the shutdown: nothing to answer.
+                        let _ = tx.send(Input::Backend { id: req.id, reply }).await;
+                    })
+                    .detach();
+                }
+                Output::Resolve(q) => {
+                    let tx = self.tx.clone();
+                    let need_local = self.learn_local_ip;
+                    smol::spawn(async move {
+                        let result = crate::resolve::resolve(q.host, need_local).await;
+                        let _ = tx.send(Input::Resolved { id: q.id, result }).await;
+                    })
+                    .detach();
+                }
+                Output::Event(e) => {
+                    (self.on_event)(&e);
+                    self.complete |= e == Event::ShutdownComplete;
+                }
+                Output::Timeout(at) => return at,
+            }
+        }
+    }
 }
 
 /// Waits for whichever comes first: a datagram, a reply from a task, the core's

@@ -100,9 +100,9 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, DriverErro
 pub async fn run(
     mut core: Controller,
     socket: UdpSocket,
-    mut backend: Backend,
+    backend: Backend,
     cfg: DriverConfig,
-    mut log: EventLog,
+    log: EventLog,
     mut admin: mpsc::Receiver<AdminCall>,
 ) -> Result<Exit, DriverError> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -133,115 +133,46 @@ pub async fn run(
         (writer, task)
     };
     let mut buf = vec![0u8; 65_536];
-    // Routing checks waiting for the core's answer, by ticket.
-    let mut route_checks: BTreeMap<u64, oneshot::Sender<Result<Route, NoRoute>>> = BTreeMap::new();
+    let mut outlet = Outlet {
+        socket: &socket,
+        backend,
+        tx,
+        store,
+        log,
+        route_checks: BTreeMap::new(),
+        learn_local_ip: cfg.learn_local_ip,
+        finished: false,
+    };
     let mut next_ticket = 0u64;
     let mut hard_deadline: Option<tokio::time::Instant> = None;
     let mut inbox = driver_net::Inbox::default();
     // Set when a batch was read after the last drain: drain its answers, then wait.
     let mut read_since_wait = false;
     loop {
-        // Drain every output of the last mutation.
-        let deadline = loop {
-            match core.poll_output() {
-                Output::Transmit(t) => {
-                    if let Err(e) = socket.send_to(&t.payload, t.remote).await {
-                        tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
-                    }
-                }
-                Output::Backend(req) => match &mut backend {
-                    Backend::Http(http) => {
-                        let http = http.clone();
-                        let tx = tx.clone();
-                        tokio::spawn(async move {
-                            let reply = http.perform(&req.op).await;
-                            let _ = tx.send(Input::Backend { id: req.id, reply });
-                        });
-                    }
-                    Backend::File {
-                        providers,
-                        reload_from,
-                    } => match req.op {
-                        BackendOp::FetchProviders => match (providers.take(), reload_from) {
-                            (Some(list), _) => {
-                                let _ = tx.send(Input::Backend {
-                                    id: req.id,
-                                    reply: BackendReply::Providers(list),
-                                });
-                            }
-                            (None, Some(path)) => {
-                                let (tx, path) = (tx.clone(), path.clone());
-                                tokio::spawn(async move {
-                                    let reply = reload(path).await;
-                                    let _ = tx.send(Input::Backend { id: req.id, reply });
-                                });
-                            }
-                            (None, None) => {
-                                let _ = tx.send(Input::Backend {
-                                    id: req.id,
-                                    reply: BackendReply::Providers(Vec::new()),
-                                });
-                            }
-                        },
-                        BackendOp::ReportStatus {
-                            provider_id,
-                            report,
-                        } => {
-                            let _ = store.send(StoreWrite::Status {
-                                id: req.id,
-                                provider_id,
-                                report,
-                            });
-                        }
-                        // File mode's routing is in the core's config: it does not ask.
-                        BackendOp::FetchConfig | BackendOp::LookupDestination { .. } => {
-                            let _ = tx.send(Input::Backend {
-                                id: req.id,
-                                reply: BackendReply::NotFound,
-                            });
-                        }
-                    },
-                },
-                Output::Resolve(q) => {
-                    let tx = tx.clone();
-                    let need_local = cfg.learn_local_ip;
-                    tokio::spawn(async move {
-                        let result = crate::resolve::resolve(q.host, need_local).await;
-                        let _ = tx.send(Input::Resolved { id: q.id, result });
-                    });
-                }
-                Output::Event(e) => {
-                    let finished = log.record(&e);
-                    match e {
-                        Event::BindingIdentity(b) => {
-                            let _ = store.send(StoreWrite::Binding(b));
-                        }
-                        Event::BindingForgotten { provider_id } => {
-                            let _ = store.send(StoreWrite::Forget(provider_id));
-                        }
-                        Event::DestinationFound { ticket, result, .. } => {
-                            if let Some(reply) = route_checks.remove(&ticket) {
-                                let _ = reply.send(result);
-                            }
-                        }
-                        _ => {}
-                    }
-                    if finished {
-                        // Let the store finish its last write before the process ends.
-                        drop(store);
-                        let _ = tokio::time::timeout(Duration::from_secs(2), store_task).await;
-                        return Ok(Exit::Clean);
-                    }
-                }
-                Output::Timeout(at) => break at,
-            }
-        };
+        // Carry out every output of the last mutation (a batch's were carried out as
+        // each datagram was handled).
+        let deadline = outlet.drain(&mut core).await;
+        if outlet.finished {
+            // Let the store finish its last write before the process ends.
+            drop(outlet);
+            let _ = tokio::time::timeout(Duration::from_secs(2), store_task).await;
+            return Ok(Exit::Clean);
+        }
         registrars.sync(&core);
         // Reads before writes: whatever waits on the socket (one bounded batch) goes to
         // the core before an elapsed timer can release more paced sends, so that under
         // load registrars' answers are not left in the buffer behind our own requests.
         if !read_since_wait
-            && read_batch(&socket, &registrars, &mut buf, &mut inbox, &mut core, local) > 0
+            && read_batch(
+                &registrars,
+                &mut buf,
+                &mut inbox,
+                &mut core,
+                local,
+                &mut outlet,
+            )
+            .await
+                > 0
         {
             read_since_wait = true;
             continue;
@@ -254,12 +185,12 @@ pub async fn run(
         tokio::select! {
             r = socket.readable() => match r {
                 Ok(()) => {
-                    read_batch(&socket, &registrars, &mut buf, &mut inbox, &mut core, local);
+                    read_batch(&registrars, &mut buf, &mut inbox, &mut core, local, &mut outlet).await;
                 }
                 Err(e) => tracing::debug!(error = %e, "waiting on the SIP socket failed"),
             },
             () = registrars.readable() => {
-                read_batch(&socket, &registrars, &mut buf, &mut inbox, &mut core, local);
+                read_batch(&registrars, &mut buf, &mut inbox, &mut core, local, &mut outlet).await;
             }
             Some(input) = rx.recv() => core.handle_input(Instant::now(), input),
             Some(call) = admin.recv() => match call {
@@ -275,7 +206,7 @@ pub async fn run(
                 AdminCall::Command(cmd) => core.handle_input(Instant::now(), Input::Command(cmd)),
                 AdminCall::Destination { did, reply } => {
                     next_ticket += 1;
-                    route_checks.insert(next_ticket, reply);
+                    outlet.route_checks.insert(next_ticket, reply);
                     let cmd = Command::LookupDestination { did, ticket: next_ticket };
                     core.handle_input(Instant::now(), Input::Command(cmd));
                 }
@@ -293,18 +224,19 @@ pub async fn run(
 
 /// Drains the registrar sockets, then the main socket, without blocking, up to one
 /// batch ([`driver_net::MAX_BATCH`]), and hands it to the core in the order its triage
-/// asks; returns how many datagrams were read.
-fn read_batch(
-    socket: &UdpSocket,
+/// asks, carrying out what each datagram caused before the next; returns how many
+/// datagrams were read.
+async fn read_batch(
     registrars: &driver_net::RegistrarSockets<RegistrarUdp>,
     buf: &mut [u8],
     inbox: &mut driver_net::Inbox,
     core: &mut Controller,
     local: SocketAddr,
+    outlet: &mut Outlet<'_>,
 ) -> usize {
     registrars.read_into(buf, inbox, core);
     while !inbox.full() {
-        match socket.try_recv_from(buf) {
+        match outlet.socket.try_recv_from(buf) {
             Ok((n, remote)) => inbox.offer(core, remote, buf.get(..n).unwrap_or_default()),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(e) => {
@@ -315,7 +247,125 @@ fn read_batch(
             }
         }
     }
-    inbox.deliver(core, local, Instant::now())
+    while inbox.deliver_next(core, local, Instant::now()) {
+        outlet.drain(core).await;
+    }
+    inbox.finish(core)
+}
+
+/// Where the core's outputs go: the SIP socket, the backend or the store, the resolver,
+/// the event log.
+struct Outlet<'s> {
+    socket: &'s UdpSocket,
+    backend: Backend,
+    tx: mpsc::UnboundedSender<Input>,
+    store: mpsc::UnboundedSender<StoreWrite>,
+    log: EventLog,
+    /// Routing checks waiting for the core's answer, by ticket.
+    route_checks: BTreeMap<u64, oneshot::Sender<Result<Route, NoRoute>>>,
+    learn_local_ip: Option<IpAddr>,
+    /// The core reported the end of its shutdown: the driver returns.
+    finished: bool,
+}
+
+impl Outlet<'_> {
+    /// Carries out every queued output of the core; returns its next deadline.
+    async fn drain(&mut self, core: &mut Controller) -> Option<Instant> {
+        loop {
+            match core.poll_output() {
+                Output::Transmit(t) => {
+                    if let Err(e) = self.socket.send_to(&t.payload, t.remote).await {
+                        tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
+                    }
+                }
+                Output::Backend(req) => self.backend(req),
+                Output::Resolve(q) => {
+                    let tx = self.tx.clone();
+                    let need_local = self.learn_local_ip;
+                    tokio::spawn(async move {
+                        let result = crate::resolve::resolve(q.host, need_local).await;
+                        let _ = tx.send(Input::Resolved { id: q.id, result });
+                    });
+                }
+                Output::Event(e) => self.event(e),
+                Output::Timeout(at) => return at,
+            }
+        }
+    }
+
+    fn backend(&mut self, req: sip_core::BackendRequest) {
+        let tx = self.tx.clone();
+        match &mut self.backend {
+            Backend::Http(http) => {
+                let http = http.clone();
+                tokio::spawn(async move {
+                    let reply = http.perform(&req.op).await;
+                    let _ = tx.send(Input::Backend { id: req.id, reply });
+                });
+            }
+            Backend::File {
+                providers,
+                reload_from,
+            } => match req.op {
+                BackendOp::FetchProviders => match (providers.take(), reload_from) {
+                    (Some(list), _) => {
+                        let _ = tx.send(Input::Backend {
+                            id: req.id,
+                            reply: BackendReply::Providers(list),
+                        });
+                    }
+                    (None, Some(path)) => {
+                        let path = path.clone();
+                        tokio::spawn(async move {
+                            let reply = reload(path).await;
+                            let _ = tx.send(Input::Backend { id: req.id, reply });
+                        });
+                    }
+                    (None, None) => {
+                        let _ = tx.send(Input::Backend {
+                            id: req.id,
+                            reply: BackendReply::Providers(Vec::new()),
+                        });
+                    }
+                },
+                BackendOp::ReportStatus {
+                    provider_id,
+                    report,
+                } => {
+                    let _ = self.store.send(StoreWrite::Status {
+                        id: req.id,
+                        provider_id,
+                        report,
+                    });
+                }
+                // File mode's routing is in the core's config: it does not ask.
+                BackendOp::FetchConfig | BackendOp::LookupDestination { .. } => {
+                    let _ = tx.send(Input::Backend {
+                        id: req.id,
+                        reply: BackendReply::NotFound,
+                    });
+                }
+            },
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        self.finished |= self.log.record(&e);
+        match e {
+            Event::BindingIdentity(b) => {
+                let _ = self.store.send(StoreWrite::Binding(b));
+            }
+            Event::BindingForgotten { provider_id } => {
+                let _ = self.store.send(StoreWrite::Forget(provider_id));
+            }
+            Event::DestinationFound { ticket, result, .. } => {
+                if let Some(reply) = self.route_checks.remove(&ticket) {
+                    let _ = reply.send(result);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// File mode's provider fetch after the first: the config file's `[[providers]]` now.
