@@ -1,6 +1,6 @@
-//! Memory held by the core per registration, counted by a global allocator in virtual
-//! time (a measurement, not a test: run with
-//! `cargo test --release -p sip-core --test memory -- --ignored --nocapture`).
+//! Memory held by the core per registration and per call, counted by a global
+//! allocator in virtual time (the registration figure is a measurement, not a test: run
+//! with `cargo test --release -p sip-core --test memory -- --ignored --nocapture`).
 //! The process-level figure (PSS) comes from `scripts/bench-register.sh`; this one says
 //! how much of it is the core's own state once every registration is up.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -72,4 +72,44 @@ fn core_bytes_per_registration() {
             steady / n
         );
     }
+}
+
+/// The core's bytes per call once both legs are up and every transaction is over.
+/// Allocation sizes are deterministic, so this is a bound, not a timing: 5,303 B when a
+/// call kept both INVITEs and sat unboxed in the call table's B-tree, 2,605 B since
+/// (issue 9 §4's goal is 4 KiB per call for the whole process, measured by
+/// `PARTS=held scripts/bench-calls.sh`).
+#[test]
+fn core_bytes_per_call() {
+    use support::calls::{answer_in, call_config, caller_ack_in, place};
+    let _profiler = dhat::Profiler::builder().testing().build();
+    // No call limit by default.
+    let cfg = call_config;
+    let n = 1_000usize;
+    let empty = held(&mut support::registered(cfg()));
+    let up = |settle: Duration| {
+        let mut w = support::registered(cfg());
+        for i in 0..n {
+            let call_id = format!("mem-{i}");
+            let out = place(&mut w, &call_id);
+            let ok = answer_in(&mut w, &out);
+            caller_ack_in(&mut w, &ok, &call_id);
+        }
+        w.run_for(settle);
+        assert_eq!(w.core.active_calls(), n);
+        // What the world recorded of the wire is not the core's.
+        w.sent = Vec::new();
+        held(&mut w).saturating_sub(empty) / n
+    };
+    let at_once = up(Duration::ZERO);
+    let settled = up(Duration::from_secs(40));
+    println!(
+        "{n} calls up: the core holds {at_once} B per call with every transaction still \
+         lingering, {settled} B per call 40 s later (Timers L, M and J over)"
+    );
+    assert!(
+        settled < 3_000,
+        "a call that is up holds {settled} B of the core (was 2,605 B): does it keep an \
+         INVITE again?"
+    );
 }

@@ -90,7 +90,8 @@ pub(super) enum CalleeLeg {
 /// Our INVITE towards the destination.
 #[derive(Debug, Clone)]
 pub(super) struct Outbound {
-    /// As sent (for its CANCEL, its re-sending with credentials, its dialog).
+    /// As sent, for its CANCEL, its re-sending with credentials and its dialog: all
+    /// before the callee's 2xx, after which it is given back (empty).
     pub request: Request,
     pub addr: SocketAddr,
     /// Our `host:port` towards it.
@@ -144,8 +145,14 @@ pub struct Call {
     pub(super) caller_number: Option<String>,
     /// Max-Forwards of our INVITE: one less than the caller's.
     pub(super) max_forwards: u32,
-    /// The caller's INVITE.
+    /// The caller's INVITE, until its ACK: the responses to it, our INVITE and the
+    /// caller's dialog are made from it, and nothing reads it once the caller's ACK
+    /// has come, so [`Call::on_ack`] gives its memory back (issue 9 §4: a held call's
+    /// bytes).
     pub(super) invite: Request,
+    /// The caller's Call-ID and From tag: its key in the call table, for the call's life.
+    pub(super) caller_call_id: String,
+    pub(super) caller_tag: String,
     pub(super) caller_txn: u64,
     /// Our To-tag towards the caller.
     pub(super) tag: String,
@@ -215,6 +222,8 @@ impl Call {
             did,
             caller_number: outbound::caller_number(&invite).map(str::to_owned),
             max_forwards,
+            caller_call_id: invite.headers.call_id().unwrap_or_default().to_owned(),
+            caller_tag: invite.headers.from_tag().unwrap_or_default().to_owned(),
             invite,
             caller_txn: txn,
             tag: ctx.ids.tag(),
@@ -239,12 +248,12 @@ impl Call {
 
     /// The caller's Call-ID.
     pub(super) fn inbound_call_id(&self) -> &str {
-        self.invite.headers.call_id().unwrap_or_default()
+        &self.caller_call_id
     }
 
     /// The caller's From tag.
     pub(super) fn caller_tag(&self) -> &str {
-        self.invite.headers.from_tag().unwrap_or_default()
+        &self.caller_tag
     }
 
     /// Our Call-ID towards the destination, once it was called.
@@ -613,10 +622,11 @@ impl Call {
             self.resend_ack(now, ctx, Leg::Callee, resp);
             return;
         }
-        let Some(out) = &self.out else {
+        let Some(out) = &mut self.out else {
             return;
         };
         let dialog = Dialog::from_answer(&out.request, resp, out.addr, &out.local);
+        out.request = Request::default();
         self.callee_dialog = Some(dialog);
         self.callee = CalleeLeg::Up;
         if self.caller != CallerLeg::Inviting {
@@ -680,10 +690,13 @@ impl Call {
         if leg == Leg::Callee && !ours {
             // Another fork's 2xx (RFC 3261 §13.2.2.4), or one after the callee refused:
             // a dialog of its own, which the call does not use.
-            if let Some(out) = &self.out {
-                let fork = Dialog::from_answer(&out.request, resp, out.addr, &out.local);
-                self.forks.on_answer(now, ctx, fork, resp);
-            }
+            let fork = match (&self.callee_dialog, &self.out) {
+                (Some(ours), Some(out)) => ours.fork(resp, out.addr),
+                // The callee refused (our INVITE is still whole): from it.
+                (None, Some(out)) => Dialog::from_answer(&out.request, resp, out.addr, &out.local),
+                (_, None) => return,
+            };
+            self.forks.on_answer(now, ctx, fork, resp);
             return;
         }
         let Some(d) = dialog else {

@@ -52,7 +52,10 @@ pub struct NewCall<'a> {
 /// The calls in progress.
 #[derive(Debug, Default)]
 pub struct Calls {
-    calls: BTreeMap<u64, Call>,
+    /// Boxed: a `Call` is over a kilobyte, and a B-tree node holds room for eleven
+    /// values whether they are there or not (half full after sequential inserts), which
+    /// doubled each call's bytes (`sip-core/tests/memory.rs`, `core_bytes_per_call`).
+    calls: BTreeMap<u64, Box<Call>>,
     /// (Call-ID, From tag) of the caller's dialog → call.
     by_caller: BTreeMap<(String, String), u64>,
     /// Our Call-ID towards the destination → call.
@@ -188,7 +191,7 @@ impl Calls {
             *self.per_provider.entry(s).or_default() += 1;
         }
         self.by_caller.insert(key, id);
-        self.calls.insert(id, call);
+        self.calls.insert(id, Box::new(call));
         routing.lookup(now, ctx, did, crate::routing::Waiter::Call(id));
     }
 

@@ -81,6 +81,27 @@ impl Dialog {
         }
     }
 
+    /// The dialog a fork's 2xx makes beside this one, ours with the destination (RFC
+    /// 3261 §13.2.2.4): our Call-ID, From and address, with the fork's To, Contact and
+    /// Record-Route, and the CSeq of the INVITE the 2xx answers (its ACK carries it).
+    /// Our INVITE itself is given back once the callee answered, so a fork is built
+    /// from the dialog the first 2xx made.
+    pub fn fork(&self, answer: &Response, sent_to: SocketAddr) -> Self {
+        let target = contact_uri(&answer.headers).unwrap_or(self.remote_target.as_str());
+        let (route_set, next_hop) = uac_route(answer, target);
+        Self {
+            call_id: self.call_id.clone(),
+            local_party: self.local_party.clone(),
+            remote_party: answer.headers.get("To").unwrap_or_default().to_owned(),
+            remote_target: target.to_owned(),
+            next_hop: next_hop.unwrap_or(sent_to),
+            route_set,
+            local_cseq: answer.headers.cseq().map_or(1, |(n, _)| n),
+            remote_cseq: 0,
+            local: self.local.clone(),
+        }
+    }
+
     /// The dialog we are the UAC of as a 2xx to our INVITE alone describes it, for a
     /// 2xx that comes after its call has ended: our From and our Via's sent-by are in
     /// it, the callee's To tag, Contact and Record-Route. `None` without an IP address

@@ -230,6 +230,8 @@ impl Call {
         }
         if from == Leg::Caller && self.caller == CallerLeg::Answered {
             self.caller = CallerLeg::Up;
+            // Nothing reads the caller's INVITE from here on (see `Call::invite`).
+            self.invite = Request::default();
         }
         if let Some(p) = self.pending_ack {
             if p.to != from {

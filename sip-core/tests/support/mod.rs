@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod calls;
 pub mod registrar;
 
 use registrar::Registrar;
