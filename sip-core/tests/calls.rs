@@ -51,6 +51,21 @@ fn an_answered_call_is_bridged_and_the_caller_hangs_up() {
     s.w.run_for(Duration::from_secs(10));
     assert!(sent_to(&s.w, caller(), before).is_empty());
 
+    // The callee resends its 200 (our ACK was lost): the very same ACK again, rebuilt
+    // from the dialog (the call keeps no bytes of it), and nothing to the caller.
+    let first_ack = last_request(&s.w, livekit(), "ACK");
+    let resent_ok = response(
+        &s.out,
+        "200 OK",
+        Some("lk"),
+        &format!("Contact: <sip:lk@{LIVEKIT}>\r\nContent-Type: application/sdp\r\n"),
+        SDP,
+    );
+    let before = s.w.sent.len();
+    feed(&mut s.w, livekit(), &resent_ok);
+    assert_eq!(sent_to(&s.w, livekit(), before), [first_ack]);
+    assert!(sent_to(&s.w, caller(), before).is_empty());
+
     // The caller hangs up: 200 to it, BYE to the callee, whose 200 ends the call.
     let to = header(&ok, "To").unwrap();
     let bye = in_dialog(
