@@ -229,6 +229,8 @@ trial() {
   local i uas_rc=fail
   for ((i = 0; i < 50; i++)); do kill -0 "$uas" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$uas" 2>/dev/null; then stop_pid "$uas"; else wait "$uas" && uas_rc=0 || true; fi
+  # trunkline's counters (drops by reason, calls by outcome) for a failed trial's post-mortem.
+  [ "$who" = trunkline ] && { curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" >"$dir/metrics.txt" 2>/dev/null || true; }
   [ -n "$mid" ] && stop_pid "$mid"
   local ok=0 fail=0 retrans=0 wall reason=""
   if [ -s "$dir/uac-stat.csv" ]; then
