@@ -4,12 +4,15 @@
 //!
 //! * [`admission`]: who may call; [`dialed`]: what was dialed; [`outbound`]: the
 //!   INVITE towards the destination.
-//! * [`calls`]: the table of calls, limits and drain; [`call`]: one call's setup and
-//!   answer; [`hangup`]: CANCEL, BYE, ACK and our own hang-ups; [`indialog`]: requests
+//! * [`calls`]: the table of calls, limits and drain; [`call`]: one call, its state,
+//!   timers and record; [`setup`]: its setup up to the callee's final answer;
+//!   [`answer`]: the 2xx on both legs and their ACKs; [`hangup`]: CANCEL, BYE, ACK and
+//!   our own hang-ups; [`indialog`]: requests
 //!   relayed inside a call; [`relay`]: what crosses between the legs; [`dialog`]: one
 //!   leg's dialog; [`fork`]: 2xx dialogs the call does not use; [`uri`]: where a URI points.
 
 pub mod admission;
+mod answer;
 pub mod call;
 pub mod calls;
 pub mod dialed;
@@ -19,4 +22,5 @@ mod hangup;
 pub mod indialog;
 pub mod outbound;
 pub mod relay;
+mod setup;
 pub mod uri;

@@ -1,0 +1,379 @@
+//! A call's setup, up to the callee's final answer: the destination looked up
+//! ([`crate::routing`]) and resolved, our INVITE sent (again with credentials after a
+//! 401/407, once), provisional answers relayed (183 with its SDP: early media), a
+//! CANCEL once the callee has sent a provisional, and the callee's refusals relayed
+//! with their status (3xx are not followed: the caller gets `480`).
+
+use super::call::{Call, CalleeLeg, CallerLeg, Cancel, Outbound};
+use super::outbound::{self, CallIdentity, OutboundLeg};
+use super::uri::{host_port, host_with_port, join_host_port};
+use crate::auth::{self, DigestInput};
+use crate::backend::destination::{NoRoute, Route};
+use crate::ctx::Ctx;
+use crate::dns::{Lookup, Waiter};
+use crate::io::Resolution;
+use crate::message::{self, Request, Response};
+use crate::transaction::{Leg, Owner, TxnEvent};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+impl Call {
+    /// The answer to the destination lookup.
+    pub(super) fn on_route(&mut self, now: Instant, ctx: &mut Ctx, result: Result<Route, NoRoute>) {
+        if self.callee != CalleeLeg::Routing || self.caller != CallerLeg::Inviting {
+            return;
+        }
+        let route = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = e.to_string();
+                self.reject(
+                    now,
+                    ctx,
+                    404,
+                    "Not Found: no route for this number",
+                    "no_route",
+                    reason,
+                );
+                return;
+            }
+        };
+        let Some(hp) = host_port(&route.uri) else {
+            let reason = format!("destination {} is not a sip: URI", route.uri);
+            self.reject(
+                now,
+                ctx,
+                404,
+                "Not Found: no usable route for this number",
+                "no_route",
+                reason,
+            );
+            return;
+        };
+        self.destination = Some(route.uri.clone());
+        if hp.secure {
+            let reason = format!(
+                "destination {} needs TLS (sips:), not supported yet",
+                route.uri
+            );
+            self.reject(now, ctx, 503, "Service Unavailable", "failed", reason);
+            return;
+        }
+        self.callee = CalleeLeg::Resolving;
+        match ctx.dns.lookup(&hp.host, now) {
+            Lookup::Ready(res) => self.on_resolved(now, ctx, Ok(res)),
+            Lookup::Failed(e) => self.on_resolved(now, ctx, Err(e)),
+            Lookup::Pending => {
+                ctx.dns.wait(
+                    &hp.host,
+                    Waiter::Call(self.id),
+                    &mut ctx.out,
+                    &mut ctx.next_query,
+                );
+            }
+        }
+    }
+
+    /// The destination host's address (or why there is none).
+    pub(super) fn on_resolved(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        result: Result<Resolution, String>,
+    ) {
+        if self.callee != CalleeLeg::Resolving || self.caller != CallerLeg::Inviting {
+            return;
+        }
+        let Some(destination) = self.destination.clone() else {
+            return;
+        };
+        let port = host_port(&destination).map_or(5060, |hp| hp.port_or_default());
+        let (ip, local_ip) = match result {
+            Ok(res) => match res.addrs.first() {
+                Some(&ip) => (ip, res.local_ip),
+                None => {
+                    self.unresolved(now, ctx, &destination, "no address");
+                    return;
+                }
+            },
+            Err(e) => {
+                self.unresolved(now, ctx, &destination, &e);
+                return;
+            }
+        };
+        let addr = SocketAddr::new(ip, port);
+        let port = ctx.cfg.local_port;
+        let local = match (&ctx.cfg.contact_host, local_ip) {
+            (Some(h), _) => host_with_port(h, port),
+            (None, Some(ip)) => join_host_port(ip, port),
+            (None, None) => self
+                .caller_local
+                .clone()
+                .unwrap_or_else(|| join_host_port(ip, port)),
+        };
+        if self.caller_local.is_none() {
+            // Single-homed hosts: our address towards the destination is ours towards
+            // the caller too (set SIP_PUBLIC_ADDRESS otherwise).
+            self.caller_local = Some(local.clone());
+        }
+        self.out = Some(Outbound {
+            // Written by `transmit_invite`, which builds it.
+            request: Request::default(),
+            addr,
+            local,
+            call_id: ctx.ids.call_id(),
+            from_tag: ctx.ids.tag(),
+            cseq: 1,
+            authenticated: false,
+        });
+        self.transmit_invite(now, ctx, None);
+    }
+
+    /// The destination's host has no address: `503` to the caller.
+    fn unresolved(&mut self, now: Instant, ctx: &mut Ctx, destination: &str, why: &str) {
+        let reason = format!("cannot resolve the destination {destination}: {why}");
+        self.reject(now, ctx, 503, "Service Unavailable", "failed", reason);
+    }
+
+    /// Builds and sends our INVITE (again, with `authorization` after a challenge).
+    fn transmit_invite(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        authorization: Option<(&str, String)>,
+    ) {
+        let (Some(out), Some(destination)) = (self.out.as_mut(), self.destination.as_deref())
+        else {
+            return;
+        };
+        let branch = ctx.ids.branch();
+        let who = CallIdentity {
+            provider_id: self.provider.as_ref().map(|p| p.id.as_str()),
+            provider_name: self.provider.as_ref().map(|p| p.name.as_str()),
+            did: Some(&self.did),
+            inbound_call_id: self.invite.headers.call_id(),
+        };
+        let leg = OutboundLeg {
+            destination,
+            local: &out.local,
+            branch: &branch,
+            call_id: &out.call_id,
+            from_tag: &out.from_tag,
+            cseq: out.cseq,
+            max_forwards: self.max_forwards,
+            user_agent: &ctx.cfg.user_agent,
+        };
+        let mut builder = outbound::outbound_invite(&self.invite, &leg, &who);
+        if let Some((name, value)) = authorization {
+            builder = builder.header(name, value);
+        }
+        let bytes = builder.to_bytes();
+        let Ok(message::Message::Request(request)) = message::parse(&bytes) else {
+            let reason = "the INVITE towards the destination could not be built".to_owned();
+            self.reject(now, ctx, 500, "Server Internal Error", "failed", reason);
+            return;
+        };
+        out.request = request.clone();
+        let txn = ctx.txns.start_invite(
+            now,
+            &ctx.cfg.timers,
+            &mut ctx.timers,
+            Owner::Leg {
+                call: self.id,
+                leg: Leg::Callee,
+            },
+            branch,
+            request,
+            out.addr,
+            bytes.clone(),
+            false,
+        );
+        let addr = out.addr;
+        self.callee = CalleeLeg::Inviting {
+            txn,
+            provisional: false,
+            cancel: Cancel::No,
+        };
+        ctx.transmit(addr, bytes);
+    }
+
+    /// What the callee's INVITE transaction reports.
+    pub(super) fn on_invite_event(&mut self, now: Instant, ctx: &mut Ctx, event: TxnEvent) {
+        match event {
+            TxnEvent::Provisional(resp) => self.on_provisional(now, ctx, &resp),
+            TxnEvent::Final(resp) if (200..300).contains(&resp.status) => {
+                self.on_answer(now, ctx, &resp);
+            }
+            TxnEvent::Final(resp) => self.on_refusal(now, ctx, &resp),
+            TxnEvent::Timeout | TxnEvent::NoAck => {
+                if matches!(self.callee, CalleeLeg::Inviting { .. }) {
+                    self.callee = CalleeLeg::Done;
+                }
+                let why = "the destination did not answer the INVITE".to_owned();
+                self.reject(
+                    now,
+                    ctx,
+                    408,
+                    "Request Timeout: destination did not answer",
+                    "failed",
+                    why,
+                );
+            }
+        }
+    }
+
+    fn on_provisional(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
+        let CalleeLeg::Inviting {
+            txn,
+            provisional,
+            cancel,
+        } = self.callee
+        else {
+            return;
+        };
+        if !provisional && cancel == Cancel::Pending {
+            self.send_cancel(now, ctx);
+        } else {
+            self.callee = CalleeLeg::Inviting {
+                txn,
+                provisional: true,
+                cancel,
+            };
+        }
+        // The caller got its 100 Trying already; ringing and early media are relayed.
+        if resp.status == 100 || self.caller != CallerLeg::Inviting {
+            return;
+        }
+        let contact = self.caller_contact();
+        let reason = resp.reason.clone();
+        let b = self.relayed(resp, resp.status, &reason, contact.as_deref());
+        ctx.respond(now, self.caller_txn, resp.status, b.to_bytes());
+    }
+
+    /// Our Contact towards the caller.
+    fn caller_contact(&self) -> Option<String> {
+        self.caller_local
+            .as_ref()
+            .map(|l| format!("<sip:trunkline@{l}>"))
+    }
+
+    /// Sends the CANCEL of our INVITE (a provisional has come).
+    pub(super) fn send_cancel(&mut self, now: Instant, ctx: &mut Ctx) {
+        let CalleeLeg::Inviting { txn, .. } = self.callee else {
+            return;
+        };
+        self.callee = CalleeLeg::Inviting {
+            txn,
+            provisional: true,
+            cancel: Cancel::Sent,
+        };
+        let Some(out) = &self.out else {
+            return;
+        };
+        let Some(cancel) = message::cancel_for(&out.request) else {
+            return;
+        };
+        let Some(branch) = out.request.headers.top_via().and_then(|v| v.branch) else {
+            return;
+        };
+        let bytes = cancel.to_bytes();
+        let owner = Owner::Leg {
+            call: self.id,
+            leg: Leg::Callee,
+        };
+        let addr = out.addr;
+        ctx.txns.start(
+            now,
+            &ctx.cfg.timers,
+            &mut ctx.timers,
+            owner,
+            branch,
+            "CANCEL",
+            addr,
+            bytes.clone(),
+        );
+        ctx.transmit(addr, bytes);
+    }
+
+    fn on_refusal(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
+        let CalleeLeg::Inviting { cancel, .. } = self.callee else {
+            return;
+        };
+        self.callee = CalleeLeg::Done;
+        if self.caller != CallerLeg::Inviting {
+            return;
+        }
+        if cancel == Cancel::No
+            && matches!(resp.status, 401 | 407)
+            && self.authenticate(now, ctx, resp)
+        {
+            return;
+        }
+        let status = resp.status;
+        let (status, reason, label, why) = match status {
+            300..=399 => (
+                480,
+                "Temporarily Unavailable: destination redirected (not followed)".to_owned(),
+                "rejected",
+                format!("destination answered {status} {}: redirects are not followed", resp.reason),
+            ),
+            401 | 407 => (
+                403,
+                "Forbidden: the destination refused our credentials".to_owned(),
+                "rejected",
+                match &ctx.cfg.calls.destination_auth {
+                    None => format!("destination demands authentication ({status}): set LIVEKIT_SIP_USERNAME and LIVEKIT_SIP_PASSWORD"),
+                    Some(_) => format!("destination refused the credentials of LIVEKIT_SIP_USERNAME ({status})"),
+                },
+            ),
+            486 | 600 => (status, resp.reason.clone(), "busy", format!("destination answered {status} {}", resp.reason)),
+            _ => (status, resp.reason.clone(), "rejected", format!("destination answered {status} {}", resp.reason)),
+        };
+        self.set_outcome(label, status, why);
+        let b = self.relayed(resp, status, &reason, None);
+        self.final_to_caller(now, ctx, status, b);
+    }
+
+    /// Answers a 401/407 to our INVITE once, with the configured credentials: the same
+    /// Call-ID and From tag, CSeq + 1 (RFC 3261 §22.2). `false` when it cannot.
+    fn authenticate(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) -> bool {
+        let Some(creds) = ctx.cfg.calls.destination_auth.clone() else {
+            return false;
+        };
+        let Some(out) = self.out.as_mut() else {
+            return false;
+        };
+        if out.authenticated {
+            return false;
+        }
+        let (challenge_header, answer_header) = if resp.status == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let Ok(challenge) = auth::select_challenge(resp.headers.get_all(challenge_header), None)
+        else {
+            return false;
+        };
+        let cnonce = ctx.ids.cnonce();
+        let Some(destination) = self.destination.clone() else {
+            return false;
+        };
+        let value = auth::authorization_value(
+            &challenge,
+            &DigestInput {
+                username: &creds.username,
+                password: creds.password.expose(),
+                method: "INVITE",
+                uri: &destination,
+                nc: 1,
+                cnonce: &cnonce,
+                body: &self.invite.body,
+            },
+        );
+        out.authenticated = true;
+        out.cseq = out.cseq.wrapping_add(1);
+        self.transmit_invite(now, ctx, Some((answer_header, value)));
+        true
+    }
+}
