@@ -132,7 +132,6 @@ pub async fn run<B: Backend>(
         // the clock check below from starving the socket.
         if !read_since_wait
             && read_batch(
-                &socket,
                 &registrars,
                 &mut buf,
                 &mut inbox,
@@ -182,7 +181,6 @@ pub async fn run<B: Backend>(
                 // The first of a batch: the rest is read without waiting.
                 let first = buf.get(..n).unwrap_or_default().to_vec();
                 read_batch(
-                    &socket,
                     &registrars,
                     &mut buf,
                     &mut inbox,
@@ -195,7 +193,6 @@ pub async fn run<B: Backend>(
             }
             Wake::Registrar => {
                 read_batch(
-                    &socket,
                     &registrars,
                     &mut buf,
                     &mut inbox,
@@ -241,9 +238,7 @@ pub async fn run<B: Backend>(
 /// Drains the registrar sockets, then the main socket, without blocking (after
 /// `first`, a datagram already read from the main socket), up to one batch ([`driver_net::MAX_BATCH`]), and hands it to the core in the order its
 /// triage asks; returns how many datagrams the batch held.
-#[allow(clippy::too_many_arguments)]
 async fn read_batch<B: Backend, F: FnMut(&Event)>(
-    socket: &UdpSocket,
     registrars: &driver_net::RegistrarSockets<RegistrarUdp>,
     buf: &mut [u8],
     inbox: &mut driver_net::Inbox,
@@ -258,7 +253,7 @@ async fn read_batch<B: Backend, F: FnMut(&Event)>(
     registrars.read_into(buf, inbox, core);
     while !inbox.full() {
         // One poll: the read is tried at once, and `None` means it would block.
-        match smol::future::poll_once(socket.recv_from(buf)).await {
+        match smol::future::poll_once(outlet.socket.recv_from(buf)).await {
             Some(Ok((n, remote))) => inbox.offer(core, remote, buf.get(..n).unwrap_or_default()),
             Some(Err(e)) => {
                 // ICMP port unreachable and friends surface here on some systems: the
