@@ -55,6 +55,16 @@ pub fn answer(
         calls,
         routing,
     } = to;
+    if let Some(name) = missing_header(req) {
+        // No transaction or dialog can be named without it (RFC 3261 §8.1.1): a
+        // stateless 400 that says which, and never a call (found by the controller
+        // fuzzer: an INVITE without Call-ID became a call with an empty one).
+        if req.method != "ACK" {
+            let reason = format!("Bad Request: no {name} header");
+            reply(now, ctx, None, remote, req, received, 400, &reason);
+        }
+        return;
+    }
     let timers = ctx.cfg.timers;
     let step = ctx
         .txns
@@ -139,6 +149,36 @@ pub fn answer(
         _ if req.headers.to_tag().is_some() => (481, "Call/Transaction Does Not Exist"),
         _ => (501, "Not Implemented"),
     };
+    reply(now, ctx, txn, remote, req, received, status, reason);
+}
+
+/// The first header every request must carry (RFC 3261 §8.1.1) that `req` lacks.
+/// (Via is checked by the parser; Max-Forwards is optional for us to receive.)
+fn missing_header(req: &Request) -> Option<&'static str> {
+    let h = &req.headers;
+    [
+        ("Call-ID", h.call_id().is_none()),
+        ("From", h.get("From").is_none()),
+        ("To", h.get("To").is_none()),
+        ("CSeq", h.get("CSeq").is_none()),
+    ]
+    .into_iter()
+    .find_map(|(name, missing)| missing.then_some(name))
+}
+
+/// Our answer to `req` with `status`, through its server transaction `txn` when it
+/// has one, else straight back to `remote`; never larger than the request was.
+#[allow(clippy::too_many_arguments)]
+fn reply(
+    now: Instant,
+    ctx: &mut Ctx,
+    txn: Option<u64>,
+    remote: SocketAddr,
+    req: &Request,
+    received: usize,
+    status: u16,
+    reason: &str,
+) {
     let tag = ctx.ids.tag();
     let minimal = message::response_to(req, status, reason, Some(&tag));
     let mut full = minimal.clone();

@@ -721,3 +721,36 @@ fn a_call_out_of_hops_is_refused_before_any_routing() {
     assert!(sent_to(&w, livekit(), before).is_empty());
     assert_eq!(w.core.stats().calls.get("bad_request"), Some(&1));
 }
+
+/// A request without one of the headers every request carries (RFC 3261 §8.1.1) gets a
+/// stateless 400 that names it, and an INVITE without Call-ID never becomes a call
+/// (found by the controller fuzzer: it became one with an empty Call-ID).
+#[test]
+fn an_invite_without_call_id_gets_400_and_goes_nowhere() {
+    let mut w = registered(call_config());
+    let before = w.sent.len();
+    let text = invite("no-call-id", SDP).replace("Call-ID: no-call-id\r\n", "");
+    feed(&mut w, caller(), &text);
+    let answers = sent_to(&w, caller(), before);
+    assert_eq!(
+        lines(&answers),
+        ["SIP/2.0 400 Bad Request: no Call-ID header"]
+    );
+    assert!(
+        sent_to(&w, livekit(), before).is_empty(),
+        "nothing forwarded"
+    );
+    assert_eq!(w.core.active_calls(), 0);
+    // The same for From.
+    let before = w.sent.len();
+    let text = invite("no-from", SDP).replace(
+        "From: \"Bob\" <sip:+15550100@192.0.2.10>;tag=f-no-from\r\n",
+        "",
+    );
+    feed(&mut w, caller(), &text);
+    assert_eq!(
+        lines(&sent_to(&w, caller(), before)),
+        ["SIP/2.0 400 Bad Request: no From header"]
+    );
+    assert_eq!(w.core.active_calls(), 0);
+}
