@@ -143,7 +143,11 @@ impl Inbox {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::disallowed_methods)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use sip_core::{Config, Output};
@@ -215,5 +219,43 @@ mod tests {
             inbox.dropped.get(&Dropped::OverBudget),
             Some(&(100 - PER_SOURCE_BUDGET as u64))
         );
+    }
+
+    /// One datagram per call, so the driver can send each answer before the next is
+    /// handled: after the first `deliver_next` the core has answered exactly the first.
+    #[test]
+    fn deliver_next_hands_over_one_datagram_at_a_time_in_order() {
+        let now = Instant::now();
+        let mut core = Controller::new(Config::default(), 1, now, SystemTime::now());
+        let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let ping = |n: u8| {
+            format!(
+                "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.{n}:4000;branch=z9hG4bK{n}\r\n\
+                 From: <sip:p@127.0.0.{n}>;tag={n}\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: c{n}\r\n\
+                 CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContact: <sip:p@127.0.0.{n}:4000>\r\n\
+                 User-Agent: a-longer-user-agent/1.0\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let mut inbox = Inbox::default();
+        let sources: Vec<SocketAddr> = (2..4u8).map(|n| ([127, 0, 0, n], 4000).into()).collect();
+        for (n, source) in (2..4u8).zip(&sources) {
+            inbox.offer(&core, *source, ping(n).as_bytes());
+        }
+        let answered = |core: &mut Controller| {
+            let mut to = Vec::new();
+            loop {
+                match core.poll_output() {
+                    Output::Transmit(t) => to.push(t.remote),
+                    Output::Timeout(_) => return to,
+                    _ => {}
+                }
+            }
+        };
+        assert!(inbox.deliver_next(&mut core, local, now));
+        assert_eq!(answered(&mut core), [sources[0]]);
+        assert!(inbox.deliver_next(&mut core, local, now));
+        assert_eq!(answered(&mut core), [sources[1]]);
+        assert!(!inbox.deliver_next(&mut core, local, now));
+        assert_eq!(inbox.finish(&mut core), 2);
     }
 }
