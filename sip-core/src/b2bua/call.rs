@@ -188,7 +188,7 @@ pub struct Call {
 /// 1,280 B is one and 1,536 B the next. At 1,352 B every call wasted 184 B; fields that
 /// are there only for a moment or not at all in most calls (the 2xx being resent, the
 /// ACKs we sent) are boxed to stay below.
-pub(super) const CALL_SIZE: usize = 1280;
+const CALL_SIZE: usize = 1280;
 const _: () = assert!(size_of::<Call>() <= CALL_SIZE);
 
 /// What the caller gets when we end a call before its answer, other than by a limit.

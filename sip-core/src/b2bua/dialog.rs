@@ -66,18 +66,21 @@ impl Dialog {
         sent_to: SocketAddr,
         local: &str,
     ) -> Self {
-        let target = contact_uri(&answer.headers).unwrap_or(invite.uri.as_str());
-        let (route_set, next_hop) = uac_route(answer, target);
-        Self {
+        let ours = Self {
             call_id: invite.headers.call_id().unwrap_or_default().to_owned(),
             local_party: invite.headers.get("From").unwrap_or_default().to_owned(),
-            remote_party: answer.headers.get("To").unwrap_or_default().to_owned(),
-            remote_target: target.to_owned(),
-            next_hop: next_hop.unwrap_or(sent_to),
-            route_set,
+            remote_party: String::new(),
+            remote_target: invite.uri.clone(),
+            route_set: Vec::new(),
             local_cseq: invite.headers.cseq().map_or(1, |(n, _)| n),
             remote_cseq: 0,
+            next_hop: sent_to,
             local: local.to_owned(),
+        };
+        // Our CSeq is our INVITE's, whatever number the 2xx carries.
+        Self {
+            local_cseq: ours.local_cseq,
+            ..ours.fork(answer, sent_to)
         }
     }
 
@@ -85,7 +88,8 @@ impl Dialog {
     /// 3261 §13.2.2.4): our Call-ID, From and address, with the fork's To, Contact and
     /// Record-Route, and the CSeq of the INVITE the 2xx answers (its ACK carries it).
     /// Our INVITE itself is given back once the callee answered, so a fork is built
-    /// from the dialog the first 2xx made.
+    /// from the dialog the first 2xx made; the first one, from our INVITE
+    /// ([`Dialog::from_answer`]). Without a Contact the target stays ours.
     pub fn fork(&self, answer: &Response, sent_to: SocketAddr) -> Self {
         let target = contact_uri(&answer.headers).unwrap_or(self.remote_target.as_str());
         let (route_set, next_hop) = uac_route(answer, target);
