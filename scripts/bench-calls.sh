@@ -100,6 +100,20 @@ cpu_ticks() {
 }
 CLK=$(getconf CLK_TCK)
 
+# runq_wait PID: "waited_ns slices" summed over every thread of PID and of the processes
+# below it (/proc/<pid>/task/<tid>/schedstat: time on CPU, time runnable but waiting
+# for a CPU, times run). The wait is what the machine, not the process, adds.
+runq_wait() {
+  local waited=0 slices=0 p file wait runs
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    for file in /proc/"$p"/task/*/schedstat; do
+      read -r _ wait runs <"$file" 2>/dev/null || continue
+      waited=$((waited + wait)) slices=$((slices + runs))
+    done
+  done
+  echo "$waited $slices"
+}
+
 # SIPp options shared by both ends: a big socket buffer, no watchdog abort when the
 # machine is saturated (the trial fails on its own figures instead), no keyboard.
 # A message out of order is not fatal (-abortunexp off): Kamailio's workers relay a
@@ -195,6 +209,7 @@ PY
 TRIAL=0
 trial() {
   local who=$1 rate=$2 secs=$3 rtt=${4:-} calls dir mid="" target t0 t1 c0=0 c1=0 rc uas
+  local w0=0 w1=0 s0=0 s1=0
   calls=$((rate * secs))
   TRIAL=$((TRIAL + 1))
   dir="$ROOT/$TRIAL-$who-$rate"
@@ -205,6 +220,7 @@ trial() {
     mid=$MID_PID
     target="127.0.0.1:$MID_PORT"
     c0=$(cpu_ticks "$mid")
+    read -r w0 s0 < <(runq_wait "$mid")
   fi
   start_uas "$dir" "$calls"
   uas=$UAS_PID
@@ -223,7 +239,7 @@ trial() {
     -trace_stat -stf uac-stat.csv -fd 1 >uac.out 2>&1) || rc=$?
   t1=$(date +%s.%N)
   [ -n "$cap" ] && stop_pid "$cap"
-  [ -n "$mid" ] && c1=$(cpu_ticks "$mid")
+  [ -n "$mid" ] && c1=$(cpu_ticks "$mid") && read -r w1 s1 < <(runq_wait "$mid")
   # The callee has seen every call when the caller has its last 200 to the BYE; give
   # its last messages a moment, then it must have exited 0 by itself.
   local i uas_rc=fail
@@ -241,14 +257,18 @@ trial() {
   wall=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
   local cpu_us
   cpu_us=$(python3 -c "print(f'{($c1 - $c0) * 1e6 / $CLK / max($ok, 1):.1f}')")
+  # How long the middle box's threads were runnable but had no CPU, per time they ran:
+  # on 2 cores shared with two SIPps, a wake-up can wait for a core.
+  local runq
+  runq=$(python3 -c "print(f'{($w1 - $w0) / 1e3 / max($s1 - $s0, 1):.1f}')")
   if [ "$rc" != 0 ]; then reason="caller SIPp exit $rc"
   elif [ "$ok" != "$calls" ]; then reason="$ok of $calls calls succeeded"
   elif [ "$uas_rc" != 0 ]; then reason="callee SIPp did not see every call"
   elif python3 -c "import sys; sys.exit(0 if $t1 - $t0 <= $secs * 1.05 + 2 else 1)"; then :
   else reason="fell behind the rate (${wall} s for ${secs} s of calls)"
   fi
-  echo "$TRIAL $who rate=$rate secs=$secs ok=$ok failed=$fail retrans=$retrans wall=${wall}s cpu_us_per_call=$cpu_us ${reason:+FAIL: $reason}" >>"$ROOT/trials.log"
-  echo "  trial $who $rate/s × ${secs}s: ${reason:-ok} (ok $ok, failed $fail, retransmissions $retrans, ${wall} s, CPU ${cpu_us} µs/call)" >&2
+  echo "$TRIAL $who rate=$rate secs=$secs ok=$ok failed=$fail retrans=$retrans wall=${wall}s cpu_us_per_call=$cpu_us runq_wait_us_per_run=$runq ${reason:+FAIL: $reason}" >>"$ROOT/trials.log"
+  echo "  trial $who $rate/s × ${secs}s: ${reason:-ok} (ok $ok, failed $fail, retransmissions $retrans, ${wall} s, CPU ${cpu_us} µs/call, waited for a CPU ${runq} µs per run)" >&2
   RESULT_CPU=$cpu_us
   RESULT_DIR=$dir
   [ -z "$reason" ]
