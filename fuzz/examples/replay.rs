@@ -5,7 +5,7 @@
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(target), Some(file)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: replay <message_parse|digest_challenge|controller> <file>");
+        eprintln!("usage: replay <message_parse|digest_challenge|controller|stream_frame> <file>");
         std::process::exit(2);
     };
     let bytes = match std::fs::read(file) {
@@ -22,6 +22,7 @@ fn main() {
     );
     match target.as_str() {
         "message_parse" => trunkline_fuzz::message::run(&bytes),
+        "stream_frame" => trunkline_fuzz::stream::run(&bytes),
         "digest_challenge" => trunkline_fuzz::digest::run(&bytes),
         "controller" => {
             let script = trunkline_fuzz::controller::Script::decode(&bytes);

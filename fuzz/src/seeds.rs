@@ -15,6 +15,7 @@ pub fn all() -> Vec<(&'static str, Seeds)> {
         ("message_parse", message_parse()),
         ("digest_challenge", digest_challenge()),
         ("controller", controller()),
+        ("stream_frame", stream_frame()),
     ]
 }
 
@@ -549,5 +550,35 @@ fn routes_no_default_timeouts_and_config_retry() -> Vec<Op> {
         lookup(Pick::Pool(1)),
         Op::Deadline,
         Op::Deadline,
+    ]
+}
+
+/// Streams as a TCP/TLS connection carries them: back-to-back messages with bodies,
+/// keep-alives between them, the compact `l` form; the first byte picks the reads.
+pub fn stream_frame() -> Seeds {
+    let invite = "INVITE sip:100@trunk.example SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bK1\r\n\
+                  From: <sip:a@192.0.2.1>;tag=1\r\nTo: <sip:100@trunk.example>\r\nCall-ID: s1\r\n\
+                  CSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: 31\r\n\r\n\
+                  v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n";
+    let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 192.0.2.1:5060;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\nl: 0\r\n\r\n";
+    vec![
+        (
+            "two_messages",
+            [b"\x05".as_slice(), invite.as_bytes(), ok.as_bytes()].concat(),
+        ),
+        (
+            "keepalives_between",
+            [
+                b"\x2a\r\n\r\n".as_slice(),
+                ok.as_bytes(),
+                b"\r\n",
+                invite.as_bytes(),
+            ]
+            .concat(),
+        ),
+        (
+            "no_content_length",
+            b"\x01OPTIONS sip:h SIP/2.0\r\nCall-ID: x\r\n\r\n".to_vec(),
+        ),
     ]
 }

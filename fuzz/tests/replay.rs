@@ -12,6 +12,7 @@ fn harness(target: &str) -> fn(&[u8]) {
         "message_parse" => trunkline_fuzz::message::run,
         "digest_challenge" => trunkline_fuzz::digest::run,
         "controller" => trunkline_fuzz::controller::run,
+        "stream_frame" => trunkline_fuzz::stream::run,
         other => panic!("no harness for target {other:?}"),
     }
 }
@@ -59,7 +60,12 @@ fn checked_in_seeds_are_the_generated_ones() {
 fn seeds_and_regressions_pass_their_harness() {
     let mut ran = 0;
     let mut failed = Vec::new();
-    for target in ["message_parse", "digest_challenge", "controller"] {
+    for target in [
+        "message_parse",
+        "digest_challenge",
+        "controller",
+        "stream_frame",
+    ] {
         let run = harness(target);
         for kind in ["seeds", "regressions"] {
             for file in files(&root().join(kind).join(target)) {
