@@ -76,18 +76,36 @@ pub enum FrameError {
 /// The frame at the front of `buf`, found without parsing headers other than
 /// `Content-Length` (compact form `l` too).
 pub fn next_frame(buf: &[u8]) -> Result<Frame, FrameError> {
+    Ok(match step(buf, 0)? {
+        Step::Frame(frame) => frame,
+        Step::NeedHead | Step::NeedBody(_) => Frame::Incomplete,
+    })
+}
+
+/// Where framing the front of a stream got to.
+enum Step {
+    Frame(Frame),
+    /// The head has not ended yet.
+    NeedHead,
+    /// The head has ended: the message will be this many bytes.
+    NeedBody(usize),
+}
+
+/// [`next_frame`], knowing that `buf` has no empty line ending the head before byte
+/// `scanned` (so a head arriving a byte at a time is searched once, not once per byte).
+fn step(buf: &[u8], scanned: usize) -> Result<Step, FrameError> {
     match buf {
-        [] => return Ok(Frame::Incomplete),
-        [b'\r', b'\n', b'\r', b'\n', ..] => return Ok(Frame::Ping),
-        [b'\r', b'\n', b'\r'] | [b'\r'] => return Ok(Frame::Incomplete),
-        [b'\r', b'\n', ..] => return Ok(Frame::Pong),
+        [] => return Ok(Step::NeedHead),
+        [b'\r', b'\n', b'\r', b'\n', ..] => return Ok(Step::Frame(Frame::Ping)),
+        [b'\r', b'\n', b'\r'] | [b'\r'] => return Ok(Step::NeedHead),
+        [b'\r', b'\n', ..] => return Ok(Step::Frame(Frame::Pong)),
         _ => {}
     }
-    let Some(head_len) = head_end(buf) else {
+    let Some(head_len) = head_end(buf, scanned) else {
         return if buf.len() > MAX_MESSAGE_SIZE {
             Err(too_large(buf.len()))
         } else {
-            Ok(Frame::Incomplete)
+            Ok(Step::NeedHead)
         };
     };
     let head = buf.get(..head_len).unwrap_or_default();
@@ -98,9 +116,9 @@ pub fn next_frame(buf: &[u8]) -> Result<Frame, FrameError> {
         return Err(too_large(total));
     }
     Ok(if buf.len() >= total {
-        Frame::Message(total)
+        Step::Frame(Frame::Message(total))
     } else {
-        Frame::Incomplete
+        Step::NeedBody(total)
     })
 }
 
@@ -113,10 +131,10 @@ fn too_large(size: usize) -> FrameError {
 
 /// The length of the start line and headers with the empty line that ends them, if it
 /// has arrived. An empty line is LF or CRLF right after a line's LF (bare LF line ends
-/// are read as the parser reads them).
-fn head_end(buf: &[u8]) -> Option<usize> {
+/// are read as the parser reads them). The search starts a line end before `from`.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     let limit = buf.len().min(MAX_MESSAGE_SIZE + 2);
-    let mut i = 0;
+    let mut i = from.saturating_sub(2);
     while i < limit {
         let lf = i + buf.get(i..limit)?.iter().position(|&b| b == b'\n')?;
         match buf.get(lf + 1..) {
@@ -173,6 +191,19 @@ pub enum Framed {
     Pong,
 }
 
+/// What a [`Framer`] knows of the frame it is waiting for, so that a message arriving
+/// in many small reads is searched once in all, not once per read.
+#[derive(Debug, Clone, Copy, Default)]
+enum Waiting {
+    /// Nothing yet: search from the start.
+    #[default]
+    Nothing,
+    /// The head has not ended within this many bytes.
+    Head(usize),
+    /// The message is this many bytes; its body is still arriving.
+    Body(usize),
+}
+
 /// A connection's unread bytes, cut into messages as they complete.
 ///
 /// After a [`FrameError`] every later call fails with [`FrameError::Closed`]: the
@@ -182,6 +213,8 @@ pub struct Framer {
     buf: Vec<u8>,
     /// Bytes at the front of `buf` already handed out.
     read: usize,
+    /// What is known of the frame after `read` while it is incomplete.
+    waiting: Waiting,
     failed: bool,
 }
 
@@ -211,8 +244,22 @@ impl Framer {
             return Err(FrameError::Closed);
         }
         let rest = self.buf.get(self.read..).unwrap_or_default();
-        let frame = match next_frame(rest) {
-            Ok(frame) => frame,
+        let found = match self.waiting {
+            Waiting::Body(total) if rest.len() < total => return Ok(None),
+            Waiting::Body(total) => Ok(Step::Frame(Frame::Message(total))),
+            Waiting::Head(scanned) => step(rest, scanned),
+            Waiting::Nothing => step(rest, 0),
+        };
+        let frame = match found {
+            Ok(Step::Frame(frame)) => frame,
+            Ok(Step::NeedHead) => {
+                self.waiting = Waiting::Head(rest.len());
+                return Ok(None);
+            }
+            Ok(Step::NeedBody(total)) => {
+                self.waiting = Waiting::Body(total);
+                return Ok(None);
+            }
             Err(e) => {
                 self.failed = true;
                 self.buf = Vec::new();
@@ -227,6 +274,7 @@ impl Framer {
             Frame::Message(n) => Framed::Message(rest.get(..n).unwrap_or_default().to_vec()),
         };
         self.read += frame.len();
+        self.waiting = Waiting::Nothing;
         Ok(Some(out))
     }
 
@@ -303,6 +351,26 @@ mod tests {
             );
         }
         assert_eq!(next_frame(a.as_bytes()), Ok(Frame::Message(a.len())));
+    }
+
+    #[test]
+    fn a_stream_read_a_byte_at_a_time_gives_the_same_messages() {
+        let a = invite("v=0\r\n");
+        let b = ok("xyz");
+        let stream = format!("{a}\r\n\r\n{b}");
+        let bytes: Vec<&[u8]> = stream.as_bytes().chunks(1).collect();
+        let (frames, err) = frame_all(&bytes);
+        assert_eq!(err, None);
+        // The ping arrives a byte at a time too, so it reads as two pongs (module doc).
+        assert_eq!(
+            frames,
+            vec![
+                Framed::Message(a.into_bytes()),
+                Framed::Pong,
+                Framed::Pong,
+                Framed::Message(b.into_bytes())
+            ]
+        );
     }
 
     #[test]
