@@ -43,7 +43,7 @@ pub use contact::ContactBinding;
 pub use limits::{check_limits, is_keepalive, peek, Peek, MAX_HEADERS, MAX_VIAS};
 pub use names::canonical_name;
 pub use parse::parse;
-pub use stream::{next_frame, Frame, FrameError, Framed, Framer};
+pub use stream::{FrameError, Framed, Framer};
 pub use via::Via;
 
 /// The URI of a `name-addr` or `addr-spec` header value (From, To, Refer-To …),

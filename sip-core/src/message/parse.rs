@@ -134,32 +134,40 @@ fn has_scheme(uri: &str) -> bool {
 /// The body: `Content-Length` bytes of `rest` when the header is present, else all of
 /// `rest` (RFC 3261 §18.3: on a datagram the length may be omitted).
 fn frame_body<'a>(headers: &Headers, rest: &'a [u8]) -> Result<&'a [u8], ParseError> {
-    let mut declared: Option<usize> = None;
-    for value in headers.get_all("Content-Length") {
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(ParseError::InvalidContentLength(format!(
-                "{} is not a decimal number",
-                excerpt(value)
-            )));
-        }
-        // Digits only, so the only failure left is overflow: more than any message.
-        let len = value.parse::<usize>().unwrap_or(usize::MAX);
-        match declared {
-            Some(previous) if previous != len => {
-                return Err(ParseError::InvalidContentLength(format!(
-                    "two Content-Length headers disagree ({previous} and {len})"
-                )))
-            }
-            _ => declared = Some(len),
-        }
-    }
-    match declared {
+    match declared_length(headers.get_all("Content-Length"))
+        .map_err(ParseError::InvalidContentLength)?
+    {
         None => Ok(rest),
         Some(len) => rest.get(..len).ok_or(ParseError::Truncated {
             declared: len,
             available: rest.len(),
         }),
     }
+}
+
+/// The body length that `values` (every `Content-Length` of a message) declare: none
+/// when there is no value; an error naming the fault when one is not a decimal number
+/// or two disagree. The one rule for datagrams and streams (`stream.rs`).
+pub(super) fn declared_length<'v>(
+    values: impl IntoIterator<Item = &'v str>,
+) -> Result<Option<usize>, String> {
+    let mut declared: Option<usize> = None;
+    for value in values {
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("{} is not a decimal number", excerpt(value)));
+        }
+        // Digits only, so the only failure left is overflow: more than any message.
+        let len = value.parse::<usize>().unwrap_or(usize::MAX);
+        match declared {
+            Some(previous) if previous != len => {
+                return Err(format!(
+                    "two Content-Length headers disagree ({previous} and {len})"
+                ))
+            }
+            _ => declared = Some(len),
+        }
+    }
+    Ok(declared)
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! On a stream the only boundary between two messages is the `Content-Length` of the
 //! first, so it is mandatory there (§18.3, §20.14), and a stream whose framing is wrong
 //! cannot be resynchronised: any guess (scan for the next `SIP/2.0`?) could splice a
-//! body into a message. [`next_frame`] therefore tells *incomplete* (wait for more
-//! bytes) from *malformed* (close the connection), and [`Framer`] keeps a connection's
-//! unread bytes and stays failed after an error.
+//! body into a message. [`Framer`] therefore tells *incomplete* (wait for more bytes)
+//! from *malformed* (close the connection), keeps a connection's unread bytes and stays
+//! failed after an error.
 //!
 //! CR/LF between messages is RFC 5626 §4.4.1 keep-alive traffic: `CRLFCRLF` is a ping
 //! (answer `CRLF`), a lone `CRLF` a pong. A lone `CRLF` at the end of what has arrived
@@ -15,37 +15,8 @@
 //! unanswered once; the peer's next ping gets its pong.
 
 use super::limits;
+use super::parse::declared_length;
 use super::MAX_MESSAGE_SIZE;
-
-/// What the bytes at the front of a stream are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Frame {
-    /// A whole message of this many bytes (start line, headers, blank line, body).
-    Message(usize),
-    /// A keep-alive ping (`CRLFCRLF`, 4 bytes): answer with a pong (`CRLF`).
-    Ping,
-    /// A keep-alive pong, or a stray line end between messages (`CRLF`, 2 bytes).
-    Pong,
-    /// Not a whole message yet: read more.
-    Incomplete,
-}
-
-impl Frame {
-    /// How many bytes this frame takes off the front of the stream.
-    pub fn len(self) -> usize {
-        match self {
-            Frame::Message(n) => n,
-            Frame::Ping => 4,
-            Frame::Pong => 2,
-            Frame::Incomplete => 0,
-        }
-    }
-
-    /// Whether the frame takes no bytes ([`Frame::Incomplete`]).
-    pub fn is_empty(self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// Why a stream cannot be framed: the connection is to be closed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,32 +44,31 @@ pub enum FrameError {
     Closed,
 }
 
-/// The frame at the front of `buf`, found without parsing headers other than
-/// `Content-Length` (compact form `l` too).
-pub fn next_frame(buf: &[u8]) -> Result<Frame, FrameError> {
-    Ok(match step(buf, 0)? {
-        Step::Frame(frame) => frame,
-        Step::NeedHead | Step::NeedBody(_) => Frame::Incomplete,
-    })
-}
-
-/// Where framing the front of a stream got to.
+/// What the bytes at the front of a stream are, as far as they have arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    Frame(Frame),
+    /// A whole message of this many bytes (start line, headers, blank line, body).
+    Message(usize),
+    /// A keep-alive ping (`CRLFCRLF`, 4 bytes).
+    Ping,
+    /// A keep-alive pong, or a stray line end between messages (`CRLF`, 2 bytes).
+    Pong,
     /// The head has not ended yet.
     NeedHead,
     /// The head has ended: the message will be this many bytes.
     NeedBody(usize),
 }
 
-/// [`next_frame`], knowing that `buf` has no empty line ending the head before byte
-/// `scanned` (so a head arriving a byte at a time is searched once, not once per byte).
+/// The frame at the front of `buf`, found without parsing headers other than
+/// `Content-Length` (compact form `l` too), knowing that `buf` has no empty line ending
+/// the head before byte `scanned` (so a head arriving a byte at a time is searched
+/// once, not once per byte).
 fn step(buf: &[u8], scanned: usize) -> Result<Step, FrameError> {
     match buf {
         [] => return Ok(Step::NeedHead),
-        [b'\r', b'\n', b'\r', b'\n', ..] => return Ok(Step::Frame(Frame::Ping)),
+        [b'\r', b'\n', b'\r', b'\n', ..] => return Ok(Step::Ping),
         [b'\r', b'\n', b'\r'] | [b'\r'] => return Ok(Step::NeedHead),
-        [b'\r', b'\n', ..] => return Ok(Step::Frame(Frame::Pong)),
+        [b'\r', b'\n', ..] => return Ok(Step::Pong),
         _ => {}
     }
     let Some(head_len) = head_end(buf, scanned) else {
@@ -116,7 +86,7 @@ fn step(buf: &[u8], scanned: usize) -> Result<Step, FrameError> {
         return Err(too_large(total));
     }
     Ok(if buf.len() >= total {
-        Step::Frame(Frame::Message(total))
+        Step::Message(total)
     } else {
         Step::NeedBody(total)
     })
@@ -146,38 +116,27 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
-/// The body length the head announces; every `Content-Length`/`l` line must agree.
+/// The body length the head announces, by the parser's rule (every `Content-Length`
+/// and `l` line must agree), which here must be present.
 fn content_length(head: &[u8]) -> Result<usize, FrameError> {
-    let mut found: Option<usize> = None;
     // The first line is the start line; folded continuation lines start with SP/HT
     // and carry no header name.
-    for line in head.split(|&b| b == b'\n').skip(1) {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let name = line.get(..colon).unwrap_or_default().trim_ascii();
-        if !(name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l")) {
-            continue;
-        }
-        let value = line.get(colon + 1..).unwrap_or_default().trim_ascii();
-        let text = String::from_utf8_lossy(value);
-        if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-            return Err(FrameError::InvalidContentLength(format!(
-                "{text:?} is not a decimal number"
-            )));
-        }
-        // Longer than any limit we accept: the message is too large, whatever its digits.
-        let len = text.parse::<usize>().unwrap_or(usize::MAX);
-        match found {
-            Some(previous) if previous != len => {
-                return Err(FrameError::InvalidContentLength(format!(
-                    "two Content-Length headers disagree ({previous} and {len})"
-                )));
-            }
-            _ => found = Some(len),
-        }
-    }
-    found.ok_or(FrameError::NoContentLength)
+    let values: Vec<_> = head
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = line.get(..colon)?.trim_ascii();
+            let length =
+                name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l");
+            length.then(|| {
+                String::from_utf8_lossy(line.get(colon + 1..).unwrap_or_default().trim_ascii())
+            })
+        })
+        .collect();
+    declared_length(values.iter().map(|v| v.as_ref()))
+        .map_err(FrameError::InvalidContentLength)?
+        .ok_or(FrameError::NoContentLength)
 }
 
 /// One thing read off a stream by [`Framer::pop`].
@@ -193,15 +152,18 @@ pub enum Framed {
 
 /// What a [`Framer`] knows of the frame it is waiting for, so that a message arriving
 /// in many small reads is searched once in all, not once per read.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 enum Waiting {
-    /// Nothing yet: search from the start.
-    #[default]
-    Nothing,
-    /// The head has not ended within this many bytes.
+    /// The head has not ended within this many bytes (none searched yet: 0).
     Head(usize),
     /// The message is this many bytes; its body is still arriving.
     Body(usize),
+}
+
+impl Default for Waiting {
+    fn default() -> Self {
+        Waiting::Head(0)
+    }
 }
 
 /// A connection's unread bytes, cut into messages as they complete.
@@ -246,12 +208,16 @@ impl Framer {
         let rest = self.buf.get(self.read..).unwrap_or_default();
         let found = match self.waiting {
             Waiting::Body(total) if rest.len() < total => return Ok(None),
-            Waiting::Body(total) => Ok(Step::Frame(Frame::Message(total))),
+            Waiting::Body(total) => Ok(Step::Message(total)),
             Waiting::Head(scanned) => step(rest, scanned),
-            Waiting::Nothing => step(rest, 0),
         };
-        let frame = match found {
-            Ok(Step::Frame(frame)) => frame,
+        let (out, len) = match found {
+            Ok(Step::Message(n)) => (
+                Framed::Message(rest.get(..n).unwrap_or_default().to_vec()),
+                n,
+            ),
+            Ok(Step::Ping) => (Framed::Ping, 4),
+            Ok(Step::Pong) => (Framed::Pong, 2),
             Ok(Step::NeedHead) => {
                 self.waiting = Waiting::Head(rest.len());
                 return Ok(None);
@@ -267,28 +233,21 @@ impl Framer {
                 return Err(e);
             }
         };
-        let out = match frame {
-            Frame::Incomplete => return Ok(None),
-            Frame::Ping => Framed::Ping,
-            Frame::Pong => Framed::Pong,
-            Frame::Message(n) => Framed::Message(rest.get(..n).unwrap_or_default().to_vec()),
-        };
-        self.read += frame.len();
-        self.waiting = Waiting::Nothing;
+        self.read += len;
+        self.waiting = Waiting::default();
         Ok(Some(out))
     }
-
-    /// Bytes received and not yet handed out (a message in progress).
-    pub fn pending(&self) -> usize {
-        self.buf.len().saturating_sub(self.read)
-    }
 }
-
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)] // test inputs are built here, their lengths known
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The frame at the front of a stream with nothing searched before.
+    fn next_frame(buf: &[u8]) -> Result<Step, FrameError> {
+        step(buf, 0)
+    }
 
     fn invite(body: &str) -> String {
         format!(
@@ -328,7 +287,7 @@ mod tests {
         let a = invite("v=0\r\n");
         let b = ok("");
         let stream = format!("{a}{b}");
-        assert_eq!(next_frame(stream.as_bytes()), Ok(Frame::Message(a.len())));
+        assert_eq!(next_frame(stream.as_bytes()), Ok(Step::Message(a.len())));
         let (frames, err) = frame_all(&[stream.as_bytes()]);
         assert_eq!(err, None);
         assert_eq!(
@@ -344,13 +303,13 @@ mod tests {
     fn a_message_without_its_whole_body_is_incomplete_not_malformed() {
         let a = invite("hello world");
         for cut in 0..a.len() {
-            assert_eq!(
-                next_frame(&a.as_bytes()[..cut]),
-                Ok(Frame::Incomplete),
-                "cut at {cut}"
+            let front = next_frame(&a.as_bytes()[..cut]);
+            assert!(
+                matches!(front, Ok(Step::NeedHead | Step::NeedBody(_))),
+                "cut at {cut}: {front:?}"
             );
         }
-        assert_eq!(next_frame(a.as_bytes()), Ok(Frame::Message(a.len())));
+        assert_eq!(next_frame(a.as_bytes()), Ok(Step::Message(a.len())));
     }
 
     #[test]
@@ -375,10 +334,10 @@ mod tests {
 
     #[test]
     fn keepalives_are_pings_and_pongs() {
-        assert_eq!(next_frame(b"\r\n\r\n"), Ok(Frame::Ping));
-        assert_eq!(next_frame(b"\r\n"), Ok(Frame::Pong));
-        assert_eq!(next_frame(b"\r\nSIP/2.0"), Ok(Frame::Pong));
-        assert_eq!(next_frame(b"\r\n\r"), Ok(Frame::Incomplete));
+        assert_eq!(next_frame(b"\r\n\r\n"), Ok(Step::Ping));
+        assert_eq!(next_frame(b"\r\n"), Ok(Step::Pong));
+        assert_eq!(next_frame(b"\r\nSIP/2.0"), Ok(Step::Pong));
+        assert_eq!(next_frame(b"\r\n\r"), Ok(Step::NeedHead));
         let b = ok("");
         let (frames, err) = frame_all(&[b"\r\n\r\n", b"\r\n", b.as_bytes()]);
         assert_eq!(err, None);
