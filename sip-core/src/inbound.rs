@@ -14,7 +14,7 @@ use crate::io::Event;
 use crate::message::{self, Request};
 use crate::registry::Registry;
 use crate::routing::RouteLookups;
-use crate::transaction::ServerStep;
+use crate::transaction::{Arrival, Room, ServerStep};
 use crate::triage::Dropped;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -66,9 +66,21 @@ pub fn answer(
         return;
     }
     let timers = ctx.cfg.timers;
+    // Only at the cap does it matter whether the request is for a call we hold (one
+    // look-up, skipped otherwise).
+    let room = if ctx.txns.servers_full() && calls.holds(req) {
+        Room::Call
+    } else {
+        Room::Shared
+    };
+    let arrival = Arrival {
+        remote,
+        reliable: false,
+        room,
+    };
     let step = ctx
         .txns
-        .on_request(now, &timers, &mut ctx.timers, req, remote, false);
+        .on_request(now, &timers, &mut ctx.timers, req, arrival);
     let stateless = matches!(step, ServerStep::Stateless);
     let txn = match step {
         ServerStep::Absorbed(actions) => {

@@ -754,3 +754,104 @@ fn an_invite_without_call_id_gets_400_and_goes_nowhere() {
     );
     assert_eq!(w.core.active_calls(), 0);
 }
+
+/// The server-transaction cap of [`capped`].
+const CAP: usize = 50;
+
+/// The calls' configuration with a server-transaction cap small enough to fill.
+fn capped() -> sip_core::Config {
+    sip_core::Config {
+        max_server_transactions: CAP,
+        ..call_config()
+    }
+}
+
+/// Fills the server-transaction table ([`CAP`] entries) with distinct OPTIONS from a
+/// stranger, the way a flood would; returns how many were answered statelessly.
+fn flood_the_server_transactions(w: &mut support::World) -> u64 {
+    let flood: SocketAddr = "203.0.113.9:5060".parse().unwrap();
+    for i in 0..CAP {
+        let options = in_dialog(
+            "OPTIONS",
+            "sip:trunkline@198.51.100.1:5070",
+            "203.0.113.9:5060",
+            "<sip:scan@203.0.113.9>;tag=s",
+            "<sip:trunkline@198.51.100.1>",
+            &format!("flood-{i}"),
+            1,
+            "",
+        );
+        feed(w, flood, &options);
+    }
+    w.core.stats().stateless_answers
+}
+
+#[test]
+fn past_the_server_transaction_cap_a_call_in_progress_still_hangs_up() {
+    let mut s = dial(capped(), "c-cap");
+    let ok = answer(&mut s);
+    caller_ack(&mut s, &ok, "c-cap");
+    assert!(
+        flood_the_server_transactions(&mut s.w) > 0,
+        "the table is full"
+    );
+
+    // The caller's BYE still reaches its call: 200, and the BYE carried to the callee
+    // (not a stateless 481 that would leave the callee's leg up).
+    let to = header(&ok, "To").unwrap();
+    let bye = in_dialog(
+        "BYE",
+        "sip:trunkline@198.51.100.1:5070",
+        &format!("{REGISTRAR}:5060"),
+        "\"Bob\" <sip:+15550100@192.0.2.10>;tag=f-c-cap",
+        to,
+        "c-cap",
+        2,
+        "",
+    );
+    let stateless = s.w.core.stats().stateless_answers;
+    let before = s.w.sent.len();
+    feed(&mut s.w, caller(), &bye);
+    assert_eq!(lines(&sent_to(&s.w, caller(), before)), ["SIP/2.0 200 OK"]);
+    let bye_out = last_request(&s.w, livekit(), "BYE");
+    assert_eq!(header(&bye_out, "Call-ID"), header(&s.out, "Call-ID"));
+    assert_eq!(s.w.core.stats().stateless_answers, stateless);
+
+    // A BYE for no call gets no such room: still a stateless 481.
+    let stray = in_dialog(
+        "BYE",
+        "sip:trunkline@198.51.100.1:5070",
+        &format!("{REGISTRAR}:5060"),
+        "<sip:+15550100@192.0.2.10>;tag=f-none",
+        "<sip:+15550100@198.51.100.1>;tag=t-none",
+        "no-such-call",
+        2,
+        "",
+    );
+    let before = s.w.sent.len();
+    feed(&mut s.w, caller(), &stray);
+    let answers = sent_to(&s.w, caller(), before);
+    assert_eq!(
+        lines(&answers),
+        ["SIP/2.0 481 Call/Transaction Does Not Exist"]
+    );
+    assert_eq!(s.w.core.stats().stateless_answers, stateless + 1);
+}
+
+#[test]
+fn past_the_server_transaction_cap_a_ringing_call_can_still_be_cancelled() {
+    let mut s = dial(capped(), "c-cap2");
+    ring(&mut s);
+    assert!(
+        flood_the_server_transactions(&mut s.w) > 0,
+        "the table is full"
+    );
+    let before = s.w.sent.len();
+    feed(&mut s.w, caller(), &cancel_of("c-cap2"));
+    assert_eq!(
+        lines(&sent_to(&s.w, caller(), before)),
+        ["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
+    );
+    let cancel_out = last_request(&s.w, livekit(), "CANCEL");
+    assert_eq!(header(&cancel_out, "Call-ID"), header(&s.out, "Call-ID"));
+}

@@ -257,6 +257,15 @@ impl Calls {
         true
     }
 
+    /// Whether `req` is for a call we hold: a CANCEL of its INVITE, or a request inside
+    /// one of its dialogs.
+    pub fn holds(&self, req: &Request) -> bool {
+        if req.method == "CANCEL" {
+            return self.by_caller.contains_key(&caller_key(req));
+        }
+        self.find(req).is_some()
+    }
+
     /// The leg of a call an in-dialog request (with a To-tag) belongs to.
     fn find(&self, req: &Request) -> Option<(u64, Leg)> {
         let to_tag = req.headers.to_tag()?;

@@ -152,16 +152,59 @@ pub enum ServerStep {
     /// No readable top Via or no magic-cookie branch (RFC 2543): no transaction; the
     /// caller answers `400` (except to an ACK, which gets no response).
     NotRfc3261,
-    /// A new request while [`MAX_SERVER_TRANSACTIONS`] are held: no transaction is
-    /// kept; the caller answers it statelessly (RFC 3261 §8.2.7 allows a stateless UAS).
+    /// A new request while its cap of server transactions is held ([`Room`]): no
+    /// transaction is kept; the caller answers it statelessly (RFC 3261 §8.2.7 allows a
+    /// stateless UAS).
     Stateless,
+}
+
+/// Where a request came from, and which cap a server transaction for it counts
+/// against ([`Transactions::on_request`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// The source address, where answers go.
+    pub remote: SocketAddr,
+    /// Whether it came on a reliable transport (no retransmissions to absorb timers).
+    pub reliable: bool,
+    /// The cap its transaction counts against.
+    pub room: Room,
+}
+
+/// Which cap a new server transaction counts against.
+///
+/// The cap ([`MAX_SERVER_TRANSACTIONS`]) exists so that a flood of distinct requests
+/// cannot grow memory without bound; it must not also cut calls in progress off their
+/// peers. Past it, a BYE, re-INVITE or CANCEL for a call we hold would otherwise be
+/// answered statelessly with `481` and never reach the call, which then lingers until
+/// its timers end it while the caller believes it hung up. So a request for a held call
+/// may use a reserve of an eighth of the cap above it (50,000 transactions by default).
+/// The reserve stays bounded because only peers in a live dialog — admitted providers
+/// and our destinations — can claim it, and calls are capped by `MAX_CALLS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// A request for no call we hold: within the cap.
+    Shared,
+    /// A request for a call in progress (inside its dialog, or a CANCEL of its INVITE):
+    /// within the cap plus its reserve.
+    Call,
+}
+
+impl Room {
+    /// The most server transactions held at once for a request of this kind, given the
+    /// configured cap.
+    fn cap(self, cap: usize) -> usize {
+        match self {
+            Room::Shared => cap,
+            Room::Call => cap.saturating_add(cap / 8),
+        }
+    }
 }
 
 /// The most server transactions held at once by default ([`crate::Config`]'s
 /// `max_server_transactions`). Each keeps its last response for 32 s (Timers H, J and
 /// RFC 6026's L), so a flood of distinct requests, even the few triage lets through,
-/// would otherwise grow memory without bound; past the cap new requests are answered
-/// statelessly (a retransmission of one then gets a fresh answer — a To-tag of its own
+/// would otherwise grow memory without bound; past the cap new requests for no call
+/// are answered statelessly (those for a call in progress have a reserve: [`Room`]) (a retransmission of one then gets a fresh answer — a To-tag of its own
 /// — which is harmless for the error answers such requests get).
 ///
 /// Legitimate load must never reach it: every call holds two (its INVITE and the
@@ -413,17 +456,26 @@ impl Transactions {
         );
     }
 
+    /// Whether new requests for no call are past the cap (answered statelessly).
+    pub fn servers_full(&self) -> bool {
+        self.servers.len() >= self.server_cap.0
+    }
+
     /// Matches an inbound request to its server transaction (§17.2.3), creating one for
-    /// a new request. `reliable` is the transport the request came on.
+    /// a new request, within the cap that `arrival.room` names.
     pub fn on_request(
         &mut self,
         now: Instant,
         timers: &SipTimers,
         table: &mut TimerTable,
         request: &Request,
-        remote: SocketAddr,
-        reliable: bool,
+        arrival: Arrival,
     ) -> ServerStep {
+        let Arrival {
+            remote,
+            reliable,
+            room,
+        } = arrival;
         let Ok(key) = ServerKey::of_request(request) else {
             return ServerStep::NotRfc3261;
         };
@@ -449,7 +501,7 @@ impl Transactions {
         if request.method == "ACK" {
             return ServerStep::Ack { invite: None };
         }
-        if self.servers.len() >= self.server_cap.0 {
+        if self.servers.len() >= room.cap(self.server_cap.0) {
             return ServerStep::Stateless;
         }
         let id = self.new_id();

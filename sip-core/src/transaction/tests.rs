@@ -49,14 +49,13 @@ impl World {
             .on_response(self.now, &self.cfg, &mut self.table, r)
     }
     fn request(&mut self, r: &Request) -> ServerStep {
-        self.txns.on_request(
-            self.now,
-            &self.cfg,
-            &mut self.table,
-            r,
-            Self::remote(),
-            false,
-        )
+        let arrival = Arrival {
+            remote: Self::remote(),
+            reliable: false,
+            room: Room::Shared,
+        };
+        self.txns
+            .on_request(self.now, &self.cfg, &mut self.table, r, arrival)
     }
     fn respond(&mut self, id: u64, status: u16, bytes: Vec<u8>) -> Vec<TxnAction> {
         self.txns
