@@ -49,6 +49,7 @@ pub mod ctx;
 pub mod dns;
 pub mod inbound;
 pub mod io;
+pub mod keyed;
 pub mod message;
 pub mod provider;
 pub mod rate;

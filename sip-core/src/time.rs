@@ -1,6 +1,7 @@
 //! Timers and backoff without a clock: one deadline table for the whole core.
 
-use std::collections::{BTreeMap, BTreeSet};
+use crate::keyed::OwnKeyMap;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// What a timer is for. Each key has at most one deadline at a time, so re-arming a key
@@ -90,7 +91,7 @@ pub enum CallTimer {
 #[derive(Debug, Default)]
 pub struct TimerTable {
     by_deadline: BTreeSet<(Instant, u64, TimerKey)>,
-    by_key: BTreeMap<TimerKey, (Instant, u64)>,
+    by_key: OwnKeyMap<TimerKey, (Instant, u64)>,
     seq: u64,
 }
 

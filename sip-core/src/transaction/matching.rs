@@ -14,7 +14,7 @@ pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// A client transaction's identity: the branch we put in our top Via and the method
 /// of the request (§17.1.3: a CANCEL shares its INVITE's branch but not its method).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct ClientKey {
     pub branch: String,
     pub method: String,

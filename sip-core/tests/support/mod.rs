@@ -34,6 +34,9 @@ pub enum BackendMode {
 
 pub struct World {
     pub core: Controller,
+    /// Wall-clock time spent inside the controller's `handle_*` (for `benches/calls.rs`,
+    /// which must not count this world's own bookkeeping).
+    pub busy: Duration,
     pub t0: Instant,
     pub now: Instant,
     pub registrar: Registrar,
@@ -114,6 +117,7 @@ impl World {
         core.restore(restored);
         let mut w = Self {
             core,
+            busy: Duration::ZERO,
             t0,
             now: t0,
             registrar,
@@ -245,14 +249,12 @@ impl World {
                     .position(|(t, _, _)| *t == next)
                     .unwrap();
                 let (_, from, bytes) = self.inbound.remove(i);
-                self.core.handle_input(
-                    self.now,
-                    Input::Datagram {
-                        local: LOCAL.parse().unwrap(),
-                        remote: from,
-                        payload: bytes,
-                    },
-                );
+                let input = Input::Datagram {
+                    local: LOCAL.parse().unwrap(),
+                    remote: from,
+                    payload: bytes,
+                };
+                self.timed(|core, now| core.handle_input(now, input));
             } else if next_be == Some(next) {
                 let i = self
                     .backend_queue
@@ -260,18 +262,26 @@ impl World {
                     .position(|(t, _, _)| *t == next)
                     .unwrap();
                 let (_, id, reply) = self.backend_queue.remove(i);
-                self.core
-                    .handle_input(self.now, Input::Backend { id, reply });
+                self.timed(|core, now| core.handle_input(now, Input::Backend { id, reply }));
             } else {
-                self.core.handle_timeout(self.now);
+                self.timed(|core, now| core.handle_timeout(now));
             }
             self.drain();
         }
     }
 
     pub fn input(&mut self, input: Input) {
-        self.core.handle_input(self.now, input);
+        self.timed(|core, now| core.handle_input(now, input));
         self.drain();
+    }
+
+    /// Runs `f` on the controller, adding its wall-clock time to [`World::busy`].
+    // A measurement of the test's own speed, not virtual time.
+    #[allow(clippy::disallowed_methods)]
+    fn timed(&mut self, f: impl FnOnce(&mut Controller, Instant)) {
+        let start = Instant::now();
+        f(&mut self.core, self.now);
+        self.busy += start.elapsed();
     }
 
     /// REGISTER requests sent so far (retransmissions included).
