@@ -7,9 +7,10 @@
 
 use super::dialog::Dialog;
 use crate::ctx::Ctx;
+use crate::keyed::OwnKeyMap;
 use crate::message::Response;
 use crate::transaction::Owner;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -99,20 +100,36 @@ fn ack_and_bye(
 /// The destination dialogs (outbound Call-ID, To tag) of calls that ended in the
 /// last [`LATE_ANSWER_WINDOW`]: a 2xx of one of them (resent because our ACK was lost)
 /// gets its ACK again and no second BYE. Kept in end order, so expiry is O(1) each.
+///
+/// Looked up by our own Call-ID (a hash map: the key is ours, see [`OwnKeyMap`]); the
+/// callee's tags under it are a short list (one per answering fork).
 #[derive(Debug, Default)]
 pub struct EndedDialogs {
     order: VecDeque<(Instant, (String, String))>,
-    keys: BTreeSet<(String, String)>,
+    tags: OwnKeyMap<String, Vec<String>>,
 }
 
 impl EndedDialogs {
     /// Dialog (`call_id`, `tag`) is over for us from `now` on.
     pub fn insert(&mut self, now: Instant, call_id: &str, tag: &str) {
         self.expire(now);
-        let key = (call_id.to_owned(), tag.to_owned());
-        if self.keys.insert(key.clone()) {
-            self.order.push_back((now, key));
+        if self.contains(call_id, tag) {
+            return;
         }
+        match self.tags.get_mut(call_id) {
+            Some(tags) => tags.push(tag.to_owned()),
+            None => {
+                self.tags.insert(call_id.to_owned(), vec![tag.to_owned()]);
+            }
+        }
+        self.order
+            .push_back((now, (call_id.to_owned(), tag.to_owned())));
+    }
+
+    fn contains(&self, call_id: &str, tag: &str) -> bool {
+        self.tags
+            .get(call_id)
+            .is_some_and(|tags| tags.iter().any(|t| t == tag))
     }
 
     fn expire(&mut self, now: Instant) {
@@ -120,8 +137,14 @@ impl EndedDialogs {
             if now.saturating_duration_since(*at) < LATE_ANSWER_WINDOW {
                 break;
             }
-            if let Some((_, key)) = self.order.pop_front() {
-                self.keys.remove(&key);
+            let Some((_, (call_id, tag))) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(tags) = self.tags.get_mut(&call_id) {
+                tags.retain(|t| *t != tag);
+                if tags.is_empty() {
+                    self.tags.remove(&call_id);
+                }
             }
         }
     }
@@ -138,8 +161,7 @@ impl EndedDialogs {
         };
         self.expire(now);
         let tag = resp.headers.to_tag().unwrap_or_default();
-        let key = (dialog.call_id.clone(), tag.to_owned());
-        if self.keys.contains(&key) {
+        if self.contains(&dialog.call_id, tag) {
             let ack = ack_of(ctx, &dialog, resp);
             ctx.transmit(dialog.next_hop, ack);
             return;
