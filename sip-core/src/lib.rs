@@ -63,6 +63,7 @@ pub mod stats;
 pub mod sync;
 pub mod time;
 pub mod transaction;
+pub mod transport;
 pub mod triage;
 pub mod wallclock;
 

@@ -5,31 +5,7 @@ use crate::message::is_safe_header_value;
 use crate::secret::Secret;
 use thiserror::Error;
 
-/// Transport towards a provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-impl Transport {
-    /// The token used in Via and in `;transport=`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Udp => "UDP",
-            Self::Tcp => "TCP",
-            Self::Tls => "TLS",
-        }
-    }
-
-    fn default_port(self) -> u16 {
-        match self {
-            Self::Tls => 5061,
-            Self::Udp | Self::Tcp => 5060,
-        }
-    }
-}
+pub use crate::transport::Transport;
 
 /// A provider account as a source gives it (backend JSON or the config file), before
 /// validation: every field is what the source said, so that a bad entry can be reported

@@ -614,7 +614,7 @@ impl Registration {
             contact.push_str(";expires=0");
         }
         let mut msg = MessageBuilder::request("REGISTER", &ruri)
-            .header("Via", format!("SIP/2.0/UDP {local};branch={branch};rport"))
+            .header("Via", p.transport.via(&local, branch))
             .header("Max-Forwards", "70")
             .header("From", format!("<{aor}>;tag={}", self.ids.tag()))
             .header("To", format!("<{aor}>"))

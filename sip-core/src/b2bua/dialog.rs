@@ -11,6 +11,7 @@
 
 use super::uri::host_port;
 use crate::message::{header_uri, MessageBuilder, Request, Response};
+use crate::transport::Transport;
 use std::net::SocketAddr;
 
 /// Our side of one dialog of a call.
@@ -141,10 +142,7 @@ impl Dialog {
     /// A request with CSeq number `cseq` (the ACK of a 2xx reuses its INVITE's).
     pub fn request_with_cseq(&self, method: &str, branch: &str, cseq: u32) -> MessageBuilder {
         let mut b = MessageBuilder::request(method, &self.remote_target)
-            .header(
-                "Via",
-                format!("SIP/2.0/UDP {};branch={branch};rport", self.local),
-            )
+            .header("Via", Transport::Udp.via(&self.local, branch))
             .header("Max-Forwards", "70")
             .header("From", self.local_party.as_str())
             .header("To", self.remote_party.as_str())

@@ -10,6 +10,7 @@
 //! [`relayed_header`].
 
 use crate::message::{display_name, header_uri, is_safe_header_value, MessageBuilder, Request};
+use crate::transport::Transport;
 
 use super::admission::uri_user;
 
@@ -137,10 +138,8 @@ pub fn outbound_invite(
         None => format!("<{from_uri}>;tag={}", leg.from_tag),
     };
     let mut b = MessageBuilder::request("INVITE", leg.destination)
-        .header(
-            "Via",
-            format!("SIP/2.0/UDP {};branch={};rport", leg.local, leg.branch),
-        )
+        // Destinations are reached over UDP until issue 10's `;transport=` support.
+        .header("Via", Transport::Udp.via(leg.local, leg.branch))
         .header("Max-Forwards", leg.max_forwards.to_string())
         .header("From", from)
         .header("To", format!("<{}>", leg.destination))
