@@ -203,6 +203,14 @@ impl EventLog {
                 ),
                 Err(e) => tracing::warn!(did = %did, error = %e, "no destination"),
             },
+            Event::PublicAddressLearned {
+                provider_id,
+                advertised,
+                seen,
+            } => tracing::info!(
+                provider_id = %provider_id, advertised = %advertised, seen = %seen,
+                "the registrar sees us at another address (NAT): Contact and Via use it from now on"
+            ),
             Event::DestinationFallback { did, reason } => tracing::warn!(
                 did = %did, reason = %reason,
                 "destination lookup failed: using the default destination"

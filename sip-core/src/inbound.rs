@@ -248,9 +248,10 @@ fn admitted(
     }
 }
 
-/// Our `host:port` towards a caller: the configured public address, else the
-/// socket's own address when bound to one, else ours towards its provider's registrar
-/// (else learnt from the destination's side, see `b2bua::call`).
+/// Our `host:port` towards a caller: the configured public address, else the NAT's
+/// public address its provider's registrar saw us at, else the socket's own address
+/// when bound to one, else ours towards that registrar (else learnt from the
+/// destination's side, see `b2bua::call`).
 fn caller_local(
     ctx: &Ctx,
     local: SocketAddr,
@@ -259,6 +260,9 @@ fn caller_local(
     let port = ctx.cfg.local_port;
     if let Some(host) = &ctx.cfg.contact_host {
         return Some(host_with_port(host, port));
+    }
+    if let Some(public) = provider.and_then(|p| p.public) {
+        return Some(public.to_string());
     }
     if !local.ip().is_unspecified() {
         return Some(join_host_port(local.ip(), port));

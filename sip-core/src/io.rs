@@ -249,6 +249,14 @@ pub enum Event {
     /// A destination lookup could not use the backend's answer and fell back to the
     /// default route (the call still goes somewhere; the operator should know why).
     DestinationFallback { did: String, reason: String },
+    /// A registrar saw our requests come from another address than the one we
+    /// advertised (RFC 3581 `received`/`rport`): we are behind a NAT, and Contact and
+    /// Via towards that provider say `seen` from now on. Once per change.
+    PublicAddressLearned {
+        provider_id: String,
+        advertised: String,
+        seen: SocketAddr,
+    },
     /// `GET /api/sip/config` failed; the default domain stays as it is.
     ConfigFetchFailed { error: String, retry_in: Duration },
     /// The default destination domain changed (`livekitDomain` from the backend).

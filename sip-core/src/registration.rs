@@ -121,7 +121,8 @@ pub struct Registration {
     /// The registrar's (or outbound proxy's) address; its port is the next hop's, so
     /// only the IP is kept (17 bytes, not 32).
     target_ip: Option<IpAddr>,
-    local_ip: Option<IpAddr>,
+    /// Our address in Contact and Via, unless `SIP_PUBLIC_ADDRESS` is set.
+    address: OurAddress,
     requested_expires: u32,
     /// `Expires` of the request in flight (0: an un-REGISTER).
     sent_expires: u32,
@@ -159,6 +160,22 @@ struct Rare {
     failures: Option<FailureRun>,
     /// See [`Credentials`]; set only while un-registering a replaced provider.
     successor: Option<Credentials>,
+    /// `host:port` of a binding we made before a NAT's public address was learnt, to
+    /// remove with the next REGISTER (see [`Registration::learn_address`]).
+    stale_contact: Option<Box<str>>,
+}
+
+/// Our address as the registrar should reach us, in Contact and Via (unless
+/// `SIP_PUBLIC_ADDRESS` is set, which always wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OurAddress {
+    /// Not resolved yet.
+    Unknown,
+    /// Our source IP towards the registrar (with the configured port).
+    Local(IpAddr),
+    /// What the registrar saw our requests come from, when it differs: a NAT's public
+    /// address and port (see [`Registration::learn_address`]).
+    Learned(IpAddr, u16),
 }
 
 /// The binding's Call-ID, From tag and Contact token in one allocation (they never
@@ -249,7 +266,7 @@ impl Registration {
             cseq,
             cseq_reserved,
             target_ip: None,
-            local_ip: None,
+            address: OurAddress::Unknown,
             requested_expires,
             sent_expires: 0,
             auth: None,
@@ -394,9 +411,22 @@ impl Registration {
         self.registered_at.map(|t| clock.rfc3339(t))
     }
 
-    /// Our address towards the registrar, once resolved.
+    /// Our source address towards the registrar, once resolved (`None` once a NAT's
+    /// public address was learnt: see [`Registration::public_address`]).
     pub fn local_ip(&self) -> Option<IpAddr> {
-        self.local_ip
+        match self.address {
+            OurAddress::Local(ip) => Some(ip),
+            OurAddress::Unknown | OurAddress::Learned(..) => None,
+        }
+    }
+
+    /// The public address the registrar saw us at, when it differs from ours (we are
+    /// behind a NAT); calls from this provider advertise it too.
+    pub fn public_address(&self) -> Option<SocketAddr> {
+        match self.address {
+            OurAddress::Learned(ip, port) => Some(SocketAddr::new(ip, port)),
+            OurAddress::Unknown | OurAddress::Local(_) => None,
+        }
     }
 
     /// Unique token in our Contact URI (`;line=`), to match inbound requests and our own
@@ -509,8 +539,9 @@ impl Registration {
             ctx.provider_addresses(self.slot, addrs);
         }
         self.target_ip = target_ip;
-        if local_ip.is_some() {
-            self.local_ip = local_ip;
+        // What the registrar saw beats what our routing table says.
+        if let (Some(ip), false) = (local_ip, matches!(self.address, OurAddress::Learned(..))) {
+            self.address = OurAddress::Local(ip);
         }
     }
 
@@ -557,11 +588,7 @@ impl Registration {
             self.start(now, ctx);
             return;
         };
-        let contact_host = match (&ctx.cfg.contact_host, self.local_ip) {
-            (Some(h), _) => h.clone(),
-            (None, Some(ip)) => ip.to_string(),
-            (None, None) => target.ip().to_string(),
-        };
+        let advertised = self.advertised(ctx, target);
         let expires = match self.goal {
             Goal::Registered => self.requested_expires,
             Goal::Unregistered { .. } => 0,
@@ -574,7 +601,7 @@ impl Registration {
         }
         let branch = ctx.ids.branch();
         self.attempt_started = Some(now);
-        let payload = self.build_request(ctx, &contact_host, &branch, expires);
+        let payload = self.build_request(ctx, &advertised, &branch, expires);
         let txn = ctx.txns.start(
             now,
             &ctx.cfg.timers,
@@ -598,23 +625,46 @@ impl Registration {
         }
     }
 
-    fn build_request(
-        &mut self,
-        ctx: &mut Ctx,
-        contact_host: &str,
-        branch: &str,
-        expires: u32,
-    ) -> Vec<u8> {
+    /// `host:port` we advertise in Contact and Via towards `target`: the configured
+    /// public address, else what the registrar saw (a NAT's), else our source address
+    /// towards it, else (not resolved yet) the registrar's own IP family's guess.
+    fn advertised(&self, ctx: &Ctx, target: SocketAddr) -> String {
+        let port = ctx.cfg.local_port;
+        match (&ctx.cfg.contact_host, self.address) {
+            (Some(h), _) => format!("{}:{port}", uri_host(h)),
+            (None, OurAddress::Learned(ip, learned_port)) => {
+                SocketAddr::new(ip, learned_port).to_string()
+            }
+            (None, OurAddress::Local(ip)) => SocketAddr::new(ip, port).to_string(),
+            (None, OurAddress::Unknown) => SocketAddr::new(target.ip(), port).to_string(),
+        }
+    }
+
+    fn build_request(&mut self, ctx: &mut Ctx, local: &str, branch: &str, expires: u32) -> Vec<u8> {
         let p = &self.provider;
         let ruri = self.request_uri();
         let aor = format!("sip:{}@{}", p.username, uri_host(&p.host));
-        let local = format!("{}:{}", uri_host(contact_host), ctx.cfg.local_port);
-        let mut contact = format!("<sip:{}@{};line={}>", p.username, local, self.ids.line());
+        let line = self.ids.line();
+        let mut contact = format!("<sip:{}@{local};line={line}>", p.username);
         if expires == 0 {
             contact.push_str(";expires=0");
         }
+        // The binding of the address we advertised before a NAT's was learnt: removed
+        // in the same REGISTER, so the registrar never holds two for us.
+        if let Some(stale) = self
+            .rare
+            .as_deref()
+            .and_then(|r| r.stale_contact.as_deref())
+        {
+            if stale != local {
+                contact.push_str(&format!(
+                    ", <sip:{}@{stale};line={line}>;expires=0",
+                    p.username
+                ));
+            }
+        }
         let mut msg = MessageBuilder::request("REGISTER", &ruri)
-            .header("Via", p.transport.via(&local, branch))
+            .header("Via", p.transport.via(local, branch))
             .header("Max-Forwards", "70")
             .header("From", format!("<{aor}>;tag={}", self.ids.tag()))
             .header("To", format!("<{aor}>"))
@@ -730,10 +780,18 @@ impl Registration {
     }
 
     fn on_final(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
+        let replaced = self.learn_address(ctx, resp);
         let registrar = self.registrar();
         let status_line = format!("{} {}", resp.status, resp.reason);
         match resp.status {
-            200..=299 => self.on_success(now, ctx, resp),
+            200..=299 => {
+                self.on_success(now, ctx, resp);
+                if replaced && self.phase == Phase::Waiting {
+                    // The binding just made names an address the registrar cannot reach
+                    // us at: refresh at once with the learnt one (removing this one).
+                    self.wait_until(now, ctx);
+                }
+            }
             401 | 407 => self.on_challenge(now, ctx, resp),
             423 => {
                 self.outcome(ctx, RegisterOutcome::IntervalTooBrief);
@@ -793,6 +851,71 @@ impl Registration {
         }
     }
 
+    /// Learns our public address from the registrar's answer (RFC 3581: the top Via's
+    /// `received` and `rport` say where our request came from). When it differs from
+    /// what we advertised, we are behind a NAT: Contact and Via say the learnt address
+    /// from the next REGISTER on, and the change is logged once (an event). Returns
+    /// whether a binding at the old address must be replaced now.
+    ///
+    /// `SIP_PUBLIC_ADDRESS` wins: with it set nothing is learnt. The old binding is
+    /// removed in the REGISTER that adds the new one (its Contact with `expires=0`),
+    /// so the registrar never keeps two. Only one such replacement runs at once: if the
+    /// answer to a replacement names yet another address (a NAT that maps each flow
+    /// anew), that one is learnt too but waits for the normal refresh, so a changing
+    /// address cannot make us re-register in a loop.
+    fn learn_address(&mut self, ctx: &mut Ctx, resp: &Response) -> bool {
+        let success = (200..300).contains(&resp.status) && self.sent_expires > 0;
+        let replacing = self
+            .rare
+            .as_deref()
+            .is_some_and(|r| r.stale_contact.is_some());
+        if success && replacing {
+            // This REGISTER carried the stale binding's removal.
+            self.rare_mut().stale_contact = None;
+        }
+        if ctx.cfg.contact_host.is_some() {
+            return false;
+        }
+        let (Some(target), Some(via)) = (self.target(), resp.headers.top_via()) else {
+            return false;
+        };
+        let advertised = self.advertised(ctx, target);
+        let sent_by = match via.port {
+            Some(port) => format!("{}:{port}", via.host),
+            None => via.host.clone(),
+        };
+        // An answer to a request that did not carry our current address says nothing
+        // about it.
+        if sent_by != advertised {
+            return false;
+        }
+        let seen_ip = via.received_ip().or_else(|| via.host_ip());
+        let (Some(ip), Some(port)) = (seen_ip, via.rport.or(via.port)) else {
+            return false;
+        };
+        if ip.is_unspecified() {
+            return false;
+        }
+        let seen = SocketAddr::new(ip, port);
+        if seen.to_string() == advertised {
+            return false;
+        }
+        self.address = OurAddress::Learned(ip, port);
+        ctx.emit(Event::PublicAddressLearned {
+            provider_id: self.provider.id.clone(),
+            advertised: advertised.clone(),
+            seen,
+        });
+        // A binding exists at the old address if this answer made one, or if an
+        // earlier one did and is still held.
+        let bound = success || self.status == RegisterStatus::Registered;
+        if bound && !replacing {
+            self.rare_mut().stale_contact = Some(advertised.into());
+            return success;
+        }
+        false
+    }
+
     fn requeue_now(&mut self, ctx: &mut Ctx) {
         self.phase = Phase::Queued;
         ctx.pacer.push_front(self.slot, self.target());
@@ -822,9 +945,13 @@ impl Registration {
             return;
         }
         let contacts = resp.headers.contacts();
+        // Ours carries our `line=` token; a registrar that lists the binding just
+        // removed (a NAT's old address, `expires=0`) must not make it look like ours.
+        let line = Some(self.ids.line());
         let ours = contacts
             .iter()
-            .find(|b| b.uri_param("line") == Some(self.ids.line()));
+            .filter(|b| b.uri_param("line") == line)
+            .min_by_key(|b| b.expires == Some(0));
         let granted = ours
             .and_then(|b| b.expires)
             .or_else(|| resp.headers.expires())
@@ -1096,11 +1223,12 @@ impl Registration {
             (None, error) => self.rare_mut().error = error,
         }
         // Nothing left in the box: the steady state holds none.
-        if self
-            .rare
-            .as_deref()
-            .is_some_and(|r| r.error.is_none() && r.failures.is_none() && r.successor.is_none())
-        {
+        if self.rare.as_deref().is_some_and(|r| {
+            r.error.is_none()
+                && r.failures.is_none()
+                && r.successor.is_none()
+                && r.stale_contact.is_none()
+        }) {
             self.rare = None;
         }
         self.report(now, ctx);

@@ -57,6 +57,7 @@ impl Registry {
             name: reg.provider.name.to_string(),
             username: reg.provider.username.to_string(),
             local_ip: reg.local_ip(),
+            public: reg.public_address(),
         })
     }
 

@@ -36,6 +36,8 @@ pub struct CallerProvider {
     pub username: String,
     /// Our address towards its registrar, when known.
     pub local_ip: Option<IpAddr>,
+    /// The public address its registrar saw us at, when we are behind a NAT.
+    pub public: Option<SocketAddr>,
 }
 
 /// The caller's side.

@@ -2,6 +2,7 @@
 
 use super::names::is_token;
 use super::syntax::{params, split_top_level, strip_quotes, trim_ws};
+use std::net::IpAddr;
 
 /// The fields of a Via header value that the core reads (RFC 3261 §20.42, RFC 3581).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,17 @@ pub struct Via {
 }
 
 impl Via {
+    /// The address the `received` parameter names, when it is one (RFC 3261 writes it
+    /// bare; a bracketed IPv6 reference is taken too).
+    pub fn received_ip(&self) -> Option<IpAddr> {
+        self.received.as_deref().and_then(ip_of)
+    }
+
+    /// The sent-by host, when it is an IP address.
+    pub fn host_ip(&self) -> Option<IpAddr> {
+        ip_of(&self.host)
+    }
+
     /// Parses one Via value (`SIP / 2.0 / UDP host:port;params`); `None` when the
     /// sent-protocol or sent-by is malformed. Whitespace is allowed around `/`, `:` and
     /// `;`, as the grammar's SLASH, COLON and SEMI allow it.
@@ -89,6 +101,15 @@ fn sent_by_parts(sent_by: &str) -> Option<(&str, Option<u16>)> {
         Some(_) => return None,
     };
     Some((host, port))
+}
+
+/// `host` as an IP address, brackets around an IPv6 one allowed.
+fn ip_of(host: &str) -> Option<IpAddr> {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()
 }
 
 /// Whether `host` looks like a hostname, IPv4 address or bracketed IPv6 reference.

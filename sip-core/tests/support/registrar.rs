@@ -32,6 +32,11 @@ pub struct Behaviour {
     pub nonce_ttl: Option<Duration>,
     /// Put the expiry only in the Expires header, not in Contact.
     pub expires_header_only: bool,
+    /// Requests arrive from this address, as through a NAT: answers carry it in the top
+    /// Via's `received` and `rport` (RFC 3581).
+    pub nat: Option<std::net::SocketAddr>,
+    /// The NAT maps each request anew: `nat`'s port moves on by this after each answer.
+    pub nat_port_step: u16,
 }
 
 impl Default for Behaviour {
@@ -46,6 +51,8 @@ impl Default for Behaviour {
             fixed: None,
             nonce_ttl: None,
             expires_header_only: false,
+            nat: None,
+            nat_port_step: 0,
         }
     }
 }
@@ -158,6 +165,25 @@ impl Registrar {
 
     /// Handles one datagram; returns the responses to send back.
     pub fn handle(&mut self, bytes: &[u8], now: Duration) -> Vec<Vec<u8>> {
+        let answers = self.answer(bytes, now);
+        let Some(seen) = self.behaviour.nat else {
+            return answers;
+        };
+        // What a registrar behind which our requests came through a NAT writes.
+        let (ip, port) = (seen.ip(), seen.port());
+        let step = self.behaviour.nat_port_step;
+        self.behaviour.nat = Some(std::net::SocketAddr::new(ip, port.wrapping_add(step)));
+        answers
+            .into_iter()
+            .map(|a| {
+                String::from_utf8_lossy(&a)
+                    .replacen(";rport\r\n", &format!(";received={ip};rport={port}\r\n"), 1)
+                    .into_bytes()
+            })
+            .collect()
+    }
+
+    fn answer(&mut self, bytes: &[u8], now: Duration) -> Vec<Vec<u8>> {
         let req = String::from_utf8_lossy(bytes).into_owned();
         if !req.starts_with("REGISTER ") {
             return vec![];
