@@ -20,6 +20,7 @@ use crate::stats::Stats;
 use crate::sync::ProviderSync;
 use crate::time::TimerKey;
 use crate::transaction::{Owner, TxnAction};
+use crate::transport::Link;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -330,7 +331,15 @@ impl Controller {
                     calls: &mut self.calls,
                     routing: &mut self.routing,
                 };
-                inbound::answer(now, &mut self.ctx, to, remote, local, &req, payload.len());
+                inbound::answer(
+                    now,
+                    &mut self.ctx,
+                    to,
+                    Link::udp(remote),
+                    local,
+                    &req,
+                    payload.len(),
+                );
             }
         }
     }
@@ -344,14 +353,14 @@ impl Controller {
     fn on_txn_action(&mut self, now: Instant, action: TxnAction) {
         match action {
             TxnAction::Send {
-                remote,
+                to,
                 payload,
                 lost_since,
             } => {
                 if let Some(sent_at) = lost_since {
-                    self.ctx.pacer.on_loss(now, remote, sent_at);
+                    self.ctx.pacer.on_loss(now, to.remote, sent_at);
                 }
-                self.ctx.transmit(remote, payload);
+                self.ctx.transmit(to, payload);
             }
             TxnAction::Notify {
                 owner: Owner::Registration(slot),

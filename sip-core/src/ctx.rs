@@ -16,9 +16,10 @@ use crate::rng::IdGen;
 use crate::stats::Stats;
 use crate::time::TimerTable;
 use crate::transaction::{Transactions, TxnAction};
+use crate::transport::Link;
 use crate::wallclock::WallClock;
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
 /// Everything a machine needs to act, apart from the machines themselves.
@@ -99,22 +100,22 @@ impl Ctx {
         self.out.push_back(Output::Event(event));
     }
 
-    /// Queues a datagram.
-    pub fn transmit(&mut self, remote: SocketAddr, payload: Vec<u8>) {
+    /// Queues a message to send on `to`.
+    pub fn transmit(&mut self, to: Link, payload: Vec<u8>) {
         self.stats.sip_out += 1;
-        self.out
-            .push_back(Output::Transmit(Transmit { remote, payload }));
+        self.out.push_back(Output::Transmit(Transmit {
+            remote: to.remote,
+            flow: to.flow,
+            payload,
+        }));
     }
 
     /// Sends what a transaction asks to send; its notices are not for this caller
     /// (a server transaction's response, whose owner is the one answering).
     pub fn send_all(&mut self, actions: Vec<TxnAction>) {
         for action in actions {
-            if let TxnAction::Send {
-                remote, payload, ..
-            } = action
-            {
-                self.transmit(remote, payload);
+            if let TxnAction::Send { to, payload, .. } = action {
+                self.transmit(to, payload);
             }
         }
     }

@@ -15,6 +15,7 @@ use crate::message::{self, Request};
 use crate::registry::Registry;
 use crate::routing::RouteLookups;
 use crate::transaction::{Arrival, Room, ServerStep};
+use crate::transport::Link;
 use crate::triage::Dropped;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -30,12 +31,13 @@ pub struct Dispatch<'a> {
     pub routing: &'a mut RouteLookups,
 }
 
-/// Answers `req` from `remote` (to our socket `local`), which arrived as `received`
-/// bytes, or hands it to its call.
+/// Answers `req` that came on `from` (to our address `local`) as `received` bytes, or
+/// hands it to its call.
 ///
-/// The answer goes to a source address anyone can forge, so it is never larger than
-/// the `received` bytes: when it would be, it goes without the optional
-/// Allow/Accept/User-Agent, and when even that is larger it is dropped (counted).
+/// On UDP the answer goes to a source address anyone can forge, so it is never larger
+/// than the `received` bytes: when it would be, it goes without the optional
+/// Allow/Accept/User-Agent, and when even that is larger it is dropped (counted). A
+/// stream's peer finished a handshake with us: no such limit there.
 ///
 /// Requests go through server transactions first (RFC 3261 §17.2): a retransmission
 /// gets the response already sent, byte for byte (same To-tag), and the ACK to a non-2xx
@@ -45,11 +47,12 @@ pub fn answer(
     now: Instant,
     ctx: &mut Ctx,
     to: Dispatch<'_>,
-    remote: SocketAddr,
+    from: Link,
     local: SocketAddr,
     req: &Request,
     received: usize,
 ) {
+    let remote = from.remote;
     let Dispatch {
         providers,
         calls,
@@ -61,7 +64,7 @@ pub fn answer(
         // fuzzer: an INVITE without Call-ID became a call with an empty one).
         if req.method != "ACK" {
             let reason = format!("Bad Request: no {name} header");
-            reply(now, ctx, None, remote, req, received, 400, &reason);
+            reply(now, ctx, None, from, req, received, 400, &reason);
         }
         return;
     }
@@ -73,11 +76,7 @@ pub fn answer(
     } else {
         Room::Shared
     };
-    let arrival = Arrival {
-        remote,
-        reliable: false,
-        room,
-    };
+    let arrival = Arrival { from, room };
     let step = ctx
         .txns
         .on_request(now, &timers, &mut ctx.timers, req, arrival);
@@ -101,7 +100,7 @@ pub fn answer(
             if req.method == "CANCEL" && calls.on_cancel(now, ctx, id, req) {
                 return;
             }
-            if req.headers.to_tag().is_some() && calls.on_in_dialog(now, ctx, id, remote, req) {
+            if req.headers.to_tag().is_some() && calls.on_in_dialog(now, ctx, id, from, req) {
                 return;
             }
             if req.method == "INVITE" && req.headers.to_tag().is_none() {
@@ -112,7 +111,7 @@ pub fn answer(
                     let new = NewCall {
                         txn: id,
                         request: req,
-                        source: remote,
+                        source: from,
                         local,
                         provider,
                     };
@@ -161,7 +160,7 @@ pub fn answer(
         _ if req.headers.to_tag().is_some() => (481, "Call/Transaction Does Not Exist"),
         _ => (501, "Not Implemented"),
     };
-    reply(now, ctx, txn, remote, req, received, status, reason);
+    reply(now, ctx, txn, from, req, received, status, reason);
 }
 
 /// The first header every request must carry (RFC 3261 §8.1.1) that `req` lacks.
@@ -179,13 +178,13 @@ fn missing_header(req: &Request) -> Option<&'static str> {
 }
 
 /// Our answer to `req` with `status`, through its server transaction `txn` when it
-/// has one, else straight back to `remote`; never larger than the request was.
+/// has one, else straight back on `from`; on UDP never larger than the request was.
 #[allow(clippy::too_many_arguments)]
 fn reply(
     now: Instant,
     ctx: &mut Ctx,
     txn: Option<u64>,
-    remote: SocketAddr,
+    from: Link,
     req: &Request,
     received: usize,
     status: u16,
@@ -202,12 +201,18 @@ fn reply(
     let full = full
         .header("User-Agent", ctx.cfg.user_agent.clone())
         .to_bytes();
-    let bytes = if full.len() <= received {
+    // Only a datagram's source can be forged: a stream has no amplification limit.
+    let limit = if from.is_reliable() {
+        usize::MAX
+    } else {
+        received
+    };
+    let bytes = if full.len() <= limit {
         full
     } else {
         minimal.to_bytes()
     };
-    if bytes.len() > received {
+    if bytes.len() > limit {
         *ctx.stats
             .dropped
             .entry(Dropped::Amplification.label())
@@ -223,7 +228,7 @@ fn reply(
         Some(id) => {
             ctx.respond(now, id, status, bytes);
         }
-        None => ctx.transmit(remote, bytes),
+        None => ctx.transmit(from, bytes),
     }
 }
 

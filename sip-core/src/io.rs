@@ -2,6 +2,7 @@
 
 use crate::backend::destination::{NoRoute, Route};
 use crate::provider::ProviderSpec;
+use crate::transport::{Flow, Link};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -80,11 +81,23 @@ pub enum Output {
     Timeout(Option<Instant>),
 }
 
-/// A datagram to send from our SIP socket.
+/// A message to send: a datagram from our SIP socket to `remote`, or bytes to write on
+/// a connection (`flow` names it; `remote` is then its far end, for logs).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Transmit {
     pub remote: SocketAddr,
+    pub flow: Flow,
     pub payload: Vec<u8>,
+}
+
+impl Transmit {
+    /// Where it goes, as a [`Link`].
+    pub fn link(&self) -> Link {
+        Link {
+            remote: self.remote,
+            flow: self.flow,
+        }
+    }
 }
 
 impl std::fmt::Debug for Transmit {
@@ -97,6 +110,7 @@ impl std::fmt::Debug for Transmit {
             .unwrap_or_default();
         f.debug_struct("Transmit")
             .field("remote", &self.remote)
+            .field("flow", &self.flow)
             .field("first_line", &String::from_utf8_lossy(first))
             .field("len", &self.payload.len())
             .finish()

@@ -20,6 +20,7 @@ use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::time::{RetryCounts, TimerKey};
 use crate::transaction::{Owner, TxnEvent};
+use crate::transport::Link;
 use crate::wallclock::WallClock;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU64;
@@ -602,6 +603,8 @@ impl Registration {
         let branch = ctx.ids.branch();
         self.attempt_started = Some(now);
         let payload = self.build_request(ctx, &advertised, &branch, expires);
+        // UDP: TCP and TLS registrations are refused before they get here (issue 10).
+        let link = Link::udp(target);
         let txn = ctx.txns.start(
             now,
             &ctx.cfg.timers,
@@ -609,11 +612,11 @@ impl Registration {
             Owner::Registration(self.slot),
             branch,
             "REGISTER",
-            target,
+            link,
             payload.clone(),
         );
         self.phase = Phase::InFlight(txn);
-        ctx.transmit(target, payload);
+        ctx.transmit(link, payload);
     }
 
     fn request_uri(&self) -> String {

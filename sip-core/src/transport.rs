@@ -4,6 +4,8 @@
 //! Every Via we write comes from [`Transport::via`], so that a leg or a registration on
 //! TCP or TLS (issue 10) says so in one place instead of three copies of `SIP/2.0/UDP`.
 
+use std::net::SocketAddr;
+
 /// A transport towards a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Transport {
@@ -44,6 +46,84 @@ impl Transport {
     /// public address.
     pub fn via(self, sent_by: &str, branch: &str) -> String {
         format!("SIP/2.0/{} {sent_by};branch={branch};rport", self.as_str())
+    }
+}
+
+/// A stream connection (TCP or TLS), named by the core: the core picks the id of each
+/// connection it asks a driver to open ([`crate::Output::Connect`]) and of each one a
+/// listener accepted ([`crate::Controller::accept`]). Never reused within a process, so
+/// a late event for a closed connection cannot reach a new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+/// How a message travels: as a datagram from our SIP socket, or on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Flow {
+    /// A UDP datagram from the SIP socket.
+    Udp,
+    /// Bytes on a TCP connection.
+    Tcp(ConnId),
+    /// Bytes on a TLS connection.
+    Tls(ConnId),
+}
+
+impl Flow {
+    /// The transport this flow uses.
+    pub fn transport(self) -> Transport {
+        match self {
+            Self::Udp => Transport::Udp,
+            Self::Tcp(_) => Transport::Tcp,
+            Self::Tls(_) => Transport::Tls,
+        }
+    }
+
+    /// The connection, on a stream.
+    pub fn conn(self) -> Option<ConnId> {
+        match self {
+            Self::Udp => None,
+            Self::Tcp(c) | Self::Tls(c) => Some(c),
+        }
+    }
+
+    /// A stream flow of `transport` on `conn` (UDP has no connection: [`Flow::Udp`]).
+    pub fn stream(transport: Transport, conn: ConnId) -> Self {
+        match transport {
+            Transport::Udp => Self::Udp,
+            Transport::Tcp => Self::Tcp(conn),
+            Transport::Tls => Self::Tls(conn),
+        }
+    }
+}
+
+/// Where a message goes or came from: the peer's address and the flow that carries it.
+/// Every send names one, so that an answer leaves the way its request came (RFC 3261
+/// §18.2.2: on the same connection) and a transaction's retransmissions follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Link {
+    /// The peer's address (on a stream: the connection's far end).
+    pub remote: SocketAddr,
+    /// How to reach it.
+    pub flow: Flow,
+}
+
+impl Link {
+    /// A datagram link to `remote`.
+    pub fn udp(remote: SocketAddr) -> Self {
+        Self {
+            remote,
+            flow: Flow::Udp,
+        }
+    }
+
+    /// Whether the flow delivers reliably (no retransmissions: RFC 3261 §17.1.1.2).
+    pub fn is_reliable(self) -> bool {
+        self.flow.transport().is_reliable()
     }
 }
 

@@ -146,7 +146,7 @@ mod tests {
             Owner::Registration(0),
             "z9hG4bK1".into(),
             "REGISTER",
-            registrar,
+            crate::transport::Link::udp(registrar),
             Vec::new(),
         );
         txns

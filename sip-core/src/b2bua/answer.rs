@@ -10,7 +10,7 @@ use crate::ctx::Ctx;
 use crate::message::{Request, Response};
 use crate::time::{CallTimer, TimerKey};
 use crate::transaction::Leg;
-use std::net::SocketAddr;
+use crate::transport::Link;
 use std::time::Instant;
 
 impl SentAck {
@@ -138,7 +138,7 @@ impl Call {
         now: Instant,
         ctx: &mut Ctx,
         leg: Leg,
-        to: SocketAddr,
+        to: Link,
         bytes: Vec<u8>,
         cseq: u32,
     ) {

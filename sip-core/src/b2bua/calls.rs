@@ -26,8 +26,8 @@ use crate::message::{response_to, Request};
 use crate::routing::RouteLookups;
 use crate::time::{CallTimer, TimerKey};
 use crate::transaction::{Leg, TxnEvent};
+use crate::transport::Link;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 /// `Retry-After` of a `503` for a limit, in seconds.
@@ -40,8 +40,8 @@ pub struct NewCall<'a> {
     pub txn: u64,
     /// The INVITE.
     pub request: &'a Request,
-    /// Where it came from.
-    pub source: SocketAddr,
+    /// Where it came from (answers and our requests to the caller go back on it).
+    pub source: Link,
     /// Our `host:port` towards the caller, when known (a public address, or the
     /// socket's own address when bound to one).
     pub local: Option<String>,
@@ -232,8 +232,11 @@ impl Calls {
             // from the destination still wants its ACK, and a BYE.
             if let (Leg::Callee, TxnEvent::Final(resp)) = (leg, &event) {
                 let invite = resp.headers.cseq().is_some_and(|(_, m)| m == "INVITE");
-                if invite && (200..300).contains(&resp.status) {
-                    self.ended.on_late_answer(now, ctx, resp);
+                match ctx.txns.link_of(txn) {
+                    Some(came) if invite && (200..300).contains(&resp.status) => {
+                        self.ended.on_late_answer(now, ctx, resp, came);
+                    }
+                    _ => {}
                 }
             }
             return;
@@ -284,7 +287,7 @@ impl Calls {
         now: Instant,
         ctx: &mut Ctx,
         txn: u64,
-        source: SocketAddr,
+        source: Link,
         req: &Request,
     ) -> bool {
         let Some((id, leg)) = self.find(req) else {

@@ -7,76 +7,74 @@
 //! address is common), on the destination's side to the Contact of its 2xx when that is
 //! an IP, else where the INVITE went. Names in a Contact or route are not resolved
 //! again for in-dialog requests: the INVITE's address stands (written down here as the
-//! choice; RFC 3263 for in-dialog targets comes with issue 10).
+//! choice; RFC 3263 for in-dialog targets comes with issue 10). On a stream (TCP,
+//! TLS) every request in the dialog goes on the connection the dialog was made on, as
+//! providers expect (RFC 5923's reuse; a provider behind NAT accepts no connection of
+//! ours): the route and Contact still shape the request, not its way out.
 
 use super::uri::host_port;
 use crate::message::{header_uri, MessageBuilder, Request, Response};
-use crate::transport::Transport;
+use crate::transport::Link;
 use std::net::SocketAddr;
 
 /// Our side of one dialog of a call.
 #[derive(Debug, Clone)]
 pub struct Dialog {
     /// The dialog's Call-ID.
-    pub call_id: String,
+    pub call_id: Box<str>,
     /// Our party with our tag: From in the requests we send.
-    pub local_party: String,
+    pub local_party: Box<str>,
     /// The peer with its tag: To in the requests we send.
-    pub remote_party: String,
+    pub remote_party: Box<str>,
     /// The Request-URI of our requests: the peer's Contact.
-    pub remote_target: String,
+    pub remote_target: Box<str>,
     /// Route headers of our requests, in order (the Record-Route set).
     pub route_set: Vec<String>,
     /// The CSeq of our last request in this dialog.
     pub local_cseq: u32,
     /// The highest CSeq of the peer's requests so far.
     pub remote_cseq: u32,
-    /// Where our requests go.
-    pub next_hop: SocketAddr,
+    /// Where our requests go, and on which flow.
+    pub next_hop: Link,
     /// Our `host:port`, for Via and Contact.
-    pub local: String,
+    pub local: Box<str>,
 }
 
 impl Dialog {
     /// The dialog we are the UAS of, from the caller's INVITE that arrived from
     /// `source`, with our To-tag `tag`; our requests in it start after CSeq 0.
-    pub fn from_invite(invite: &Request, tag: &str, source: SocketAddr, local: &str) -> Self {
+    pub fn from_invite(invite: &Request, tag: &str, source: Link, local: &str) -> Self {
         let to = invite.headers.get("To").unwrap_or_default();
         let route_set: Vec<String> = record_routes(&invite.headers);
         Self {
-            call_id: invite.headers.call_id().unwrap_or_default().to_owned(),
-            local_party: format!("{to};tag={tag}"),
-            remote_party: invite.headers.get("From").unwrap_or_default().to_owned(),
+            call_id: invite.headers.call_id().unwrap_or_default().into(),
+            local_party: format!("{to};tag={tag}").into(),
+            remote_party: invite.headers.get("From").unwrap_or_default().into(),
             remote_target: contact_uri(&invite.headers)
                 .or_else(|| invite.headers.get("From").and_then(header_uri))
                 .unwrap_or(invite.uri.as_str())
-                .to_owned(),
-            next_hop: first_hop(&route_set).unwrap_or(source),
+                .into(),
+            next_hop: hop(first_hop(&route_set), source),
             route_set,
             local_cseq: 0,
             remote_cseq: invite.headers.cseq().map_or(0, |(n, _)| n),
-            local: local.to_owned(),
+            local: local.into(),
         }
     }
 
     /// The dialog we are the UAC of, from our `invite` (sent to `sent_to`) and the 2xx
     /// that answered it: the route set is the 2xx's Record-Route in reverse.
-    pub fn from_answer(
-        invite: &Request,
-        answer: &Response,
-        sent_to: SocketAddr,
-        local: &str,
-    ) -> Self {
+    pub fn from_answer(invite: &Request, answer: &Response, sent_to: Link, local: &str) -> Self {
         let ours = Self {
-            call_id: invite.headers.call_id().unwrap_or_default().to_owned(),
-            local_party: invite.headers.get("From").unwrap_or_default().to_owned(),
-            remote_party: String::new(),
-            remote_target: invite.uri.clone(),
+            call_id: invite.headers.call_id().unwrap_or_default().into(),
+            local_party: invite.headers.get("From").unwrap_or_default().into(),
+            remote_party: "".into(),
+            remote_target: invite.uri.as_str().into(),
             route_set: Vec::new(),
             local_cseq: invite.headers.cseq().map_or(1, |(n, _)| n),
             remote_cseq: 0,
             next_hop: sent_to,
-            local: local.to_owned(),
+            local: local.into(),
         };
         // Our CSeq is our INVITE's, whatever number the 2xx carries.
         Self {
@@ -91,15 +89,15 @@ impl Dialog {
     /// Our INVITE itself is given back once the callee answered, so a fork is built
     /// from the dialog the first 2xx made; the first one, from our INVITE
     /// ([`Dialog::from_answer`]). Without a Contact the target stays ours.
-    pub fn fork(&self, answer: &Response, sent_to: SocketAddr) -> Self {
-        let target = contact_uri(&answer.headers).unwrap_or(self.remote_target.as_str());
+    pub fn fork(&self, answer: &Response, sent_to: Link) -> Self {
+        let target = contact_uri(&answer.headers).unwrap_or(&self.remote_target);
         let (route_set, next_hop) = uac_route(answer, target);
         Self {
             call_id: self.call_id.clone(),
             local_party: self.local_party.clone(),
-            remote_party: answer.headers.get("To").unwrap_or_default().to_owned(),
-            remote_target: target.to_owned(),
-            next_hop: next_hop.unwrap_or(sent_to),
+            remote_party: answer.headers.get("To").unwrap_or_default().into(),
+            remote_target: target.into(),
+            next_hop: hop(next_hop, sent_to),
             route_set,
             local_cseq: answer.headers.cseq().map_or(1, |(n, _)| n),
             remote_cseq: 0,
@@ -111,7 +109,8 @@ impl Dialog {
     /// 2xx that comes after its call has ended: our From and our Via's sent-by are in
     /// it, the callee's To tag, Contact and Record-Route. `None` without an IP address
     /// to send to (a Contact by name and no route by IP) or without those headers.
-    pub fn from_answer_alone(answer: &Response) -> Option<Self> {
+    /// `came` is the flow the 2xx arrived on.
+    pub fn from_answer_alone(answer: &Response, came: Link) -> Option<Self> {
         let h = &answer.headers;
         let via = h.top_via()?;
         let local = match via.port {
@@ -121,15 +120,15 @@ impl Dialog {
         let target = contact_uri(h)?;
         let (route_set, next_hop) = uac_route(answer, target);
         Some(Self {
-            call_id: h.call_id()?.to_owned(),
-            local_party: h.get("From")?.to_owned(),
-            remote_party: h.get("To")?.to_owned(),
-            remote_target: target.to_owned(),
-            next_hop: next_hop?,
+            call_id: h.call_id()?.into(),
+            local_party: h.get("From")?.into(),
+            remote_party: h.get("To")?.into(),
+            remote_target: target.into(),
+            next_hop: hop(Some(next_hop?), came),
             route_set,
             local_cseq: h.cseq().map_or(1, |(n, _)| n),
             remote_cseq: 0,
-            local,
+            local: local.into(),
         })
     }
 
@@ -142,11 +141,14 @@ impl Dialog {
     /// A request with CSeq number `cseq` (the ACK of a 2xx reuses its INVITE's).
     pub fn request_with_cseq(&self, method: &str, branch: &str, cseq: u32) -> MessageBuilder {
         let mut b = MessageBuilder::request(method, &self.remote_target)
-            .header("Via", Transport::Udp.via(&self.local, branch))
+            .header(
+                "Via",
+                self.next_hop.flow.transport().via(&self.local, branch),
+            )
             .header("Max-Forwards", "70")
-            .header("From", self.local_party.as_str())
-            .header("To", self.remote_party.as_str())
-            .header("Call-ID", self.call_id.as_str())
+            .header("From", &*self.local_party)
+            .header("To", &*self.remote_party)
+            .header("Call-ID", &*self.call_id)
             .header("CSeq", format!("{cseq} {method}"));
         for route in &self.route_set {
             b = b.header("Route", route.as_str());
@@ -197,6 +199,15 @@ fn uac_route(answer: &Response, target: &str) -> (Vec<String>, Option<SocketAddr
     (route_set, next_hop)
 }
 
+/// Where a dialog's requests go: on UDP to `addr` (else where the dialog came from),
+/// on a stream the connection the dialog came on (see the module docs).
+fn hop(addr: Option<SocketAddr>, came: Link) -> Link {
+    match (came.flow.conn(), addr) {
+        (Some(_), _) | (None, None) => came,
+        (None, Some(addr)) => Link::udp(addr),
+    }
+}
+
 /// The address of the first route, when it names an IP.
 fn first_hop(route_set: &[String]) -> Option<SocketAddr> {
     let first = route_set.first()?;
@@ -208,6 +219,11 @@ fn first_hop(route_set: &[String]) -> Option<SocketAddr> {
 mod tests {
     use super::*;
     use crate::message::{parse, Message};
+    use crate::transport::{ConnId, Flow};
+
+    fn udp(addr: &str) -> Link {
+        Link::udp(addr.parse().unwrap())
+    }
 
     fn request(text: &str) -> Request {
         match parse(text.as_bytes()).unwrap() {
@@ -233,9 +249,9 @@ mod tests {
     #[test]
     fn the_callers_dialog_answers_along_its_record_route() {
         let invite = request(INVITE);
-        let source = "10.0.0.9:5060".parse().unwrap();
+        let source = udp("10.0.0.9:5060");
         let mut d = Dialog::from_invite(&invite, "ours", source, "10.0.0.2:5060");
-        assert_eq!(d.next_hop, "10.0.0.7:5060".parse().unwrap());
+        assert_eq!(d.next_hop, udp("10.0.0.7:5060"));
         let bye = request(std::str::from_utf8(&d.request("BYE", "z9hG4bKb").to_bytes()).unwrap());
         assert_eq!(bye.uri, "sip:gw@192.168.1.5:5070");
         assert_eq!(bye.headers.from_tag(), Some("ours"));
@@ -258,13 +274,10 @@ mod tests {
 
     #[test]
     fn a_late_2xx_alone_describes_the_dialog_to_hang_up() {
-        let mut d = Dialog::from_answer_alone(&response(LATE_2XX)).unwrap();
-        assert_eq!(d.local, "10.0.0.2:5060", "our Via's sent-by");
-        assert_eq!(
-            d.next_hop,
-            "10.0.0.7:5070".parse().unwrap(),
-            "the route first"
-        );
+        let came = udp("192.0.2.5:5080");
+        let mut d = Dialog::from_answer_alone(&response(LATE_2XX), came).unwrap();
+        assert_eq!(&*d.local, "10.0.0.2:5060", "our Via's sent-by");
+        assert_eq!(d.next_hop, udp("10.0.0.7:5070"), "the route first");
         let bye = request(std::str::from_utf8(&d.request("BYE", "z9hG4bKb").to_bytes()).unwrap());
         assert_eq!(bye.uri, "sip:lk@192.0.2.5:5080");
         assert_eq!(bye.headers.to_tag(), Some("fork2"));
@@ -280,18 +293,34 @@ mod tests {
     fn a_late_2xx_without_an_address_to_send_to_cannot_be_answered() {
         let no_route = LATE_2XX.replace("Record-Route: <sip:10.0.0.7:5070;lr>\r\n", "");
         let by_name = no_route.replace("lk@192.0.2.5:5080", "lk@lk.example");
-        assert!(Dialog::from_answer_alone(&response(&by_name)).is_none());
-        let d = Dialog::from_answer_alone(&response(&no_route)).unwrap();
-        assert_eq!(d.next_hop, "192.0.2.5:5080".parse().unwrap(), "the Contact");
+        let came = udp("192.0.2.9:5060");
+        assert!(Dialog::from_answer_alone(&response(&by_name), came).is_none());
+        let d = Dialog::from_answer_alone(&response(&no_route), came).unwrap();
+        assert_eq!(d.next_hop, udp("192.0.2.5:5080"), "the Contact");
     }
 
     #[test]
     fn without_record_route_the_caller_is_reached_where_it_sent_from() {
         let text = INVITE.replace("Record-Route: <sip:10.0.0.7;lr>\r\n", "");
-        let source = "10.0.0.9:5060".parse().unwrap();
+        let source = udp("10.0.0.9:5060");
         let d = Dialog::from_invite(&request(&text), "ours", source, "10.0.0.2:5060");
         assert_eq!(d.next_hop, source);
         assert!(d.route_set.is_empty());
+    }
+
+    #[test]
+    fn on_a_stream_the_dialog_stays_on_its_connection() {
+        // The Record-Route names another address; the request still goes on the
+        // connection the INVITE came on, with its Route header.
+        let source = Link {
+            remote: "10.0.0.9:5060".parse().unwrap(),
+            flow: Flow::Tcp(ConnId(4)),
+        };
+        let mut d = Dialog::from_invite(&request(INVITE), "ours", source, "10.0.0.2:5060");
+        assert_eq!(d.next_hop, source);
+        let bye = request(std::str::from_utf8(&d.request("BYE", "z9hG4bKb").to_bytes()).unwrap());
+        assert_eq!(bye.headers.get("Route"), Some("<sip:10.0.0.7;lr>"));
+        assert!(bye.headers.get("Via").unwrap().starts_with("SIP/2.0/TCP "));
     }
 
     #[test]
@@ -307,9 +336,9 @@ mod tests {
              Call-ID: out@t\r\nCSeq: 2 INVITE\r\nContact: <sip:lk@10.0.0.30:5062>\r\n\
              Content-Length: 0\r\n\r\n",
         );
-        let sent_to = "10.0.0.31:5060".parse().unwrap();
+        let sent_to = udp("10.0.0.31:5060");
         let mut d = Dialog::from_answer(&ours, &ok, sent_to, "10.0.0.2:5060");
-        assert_eq!(d.next_hop, "10.0.0.30:5062".parse().unwrap());
+        assert_eq!(d.next_hop, udp("10.0.0.30:5062"));
         let bye = request(std::str::from_utf8(&d.request("BYE", "z9hG4bKc").to_bytes()).unwrap());
         assert_eq!(bye.headers.cseq(), Some((3, "BYE")));
         assert_eq!(bye.headers.to_tag(), Some("lk"));

@@ -10,8 +10,8 @@ use crate::ctx::Ctx;
 use crate::keyed::OwnKeyMap;
 use crate::message::Response;
 use crate::transaction::Owner;
+use crate::transport::Link;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Forks a call hangs up and remembers (to resend their ACK when their 2xx comes
@@ -27,7 +27,7 @@ pub const LATE_ANSWER_WINDOW: Duration = Duration::from_secs(32);
 #[derive(Debug, Clone)]
 pub struct EndedFork {
     tag: String,
-    next_hop: SocketAddr,
+    next_hop: Link,
     ack: Vec<u8>,
 }
 
@@ -76,7 +76,7 @@ fn ack_and_bye(
     ctx: &mut Ctx,
     mut dialog: Dialog,
     resp: &Response,
-) -> (SocketAddr, Vec<u8>) {
+) -> (Link, Vec<u8>) {
     let ack = ack_of(ctx, &dialog, resp);
     let to = dialog.next_hop;
     ctx.transmit(to, ack.clone());
@@ -153,9 +153,10 @@ impl EndedDialogs {
     /// alone (our From and Via are in it, the callee's To tag, Contact and
     /// Record-Route). A dialog we already hung up gets its ACK again; any other is
     /// ACKed and hung up, and remembered. Without an IP address to send to (a Contact
-    /// by name and no route), nothing can be sent: counted as a stray.
-    pub fn on_late_answer(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
-        let Some(dialog) = Dialog::from_answer_alone(resp) else {
+    /// by name and no route), nothing can be sent: counted as a stray. `came` is
+    /// where our INVITE went (and so the flow the 2xx came on).
+    pub fn on_late_answer(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response, came: Link) {
+        let Some(dialog) = Dialog::from_answer_alone(resp, came) else {
             ctx.stats.stray_responses += 1;
             return;
         };

@@ -14,7 +14,7 @@ use super::relay;
 use crate::ctx::Ctx;
 use crate::message::{self, response_to, Request, Response};
 use crate::transaction::{Leg, Owner, TxnEvent};
-use std::net::SocketAddr;
+use crate::transport::Link;
 use std::time::Instant;
 
 /// A request relayed from one leg to the other, waiting for its answer.
@@ -27,7 +27,7 @@ pub struct Relay {
     /// The leg the request came from.
     pub from: Leg,
     /// Where it came from (a 2xx to a re-INVITE is resent there).
-    pub source: SocketAddr,
+    pub source: Link,
     /// The original request, to answer it.
     pub request: Request,
 }
@@ -40,7 +40,7 @@ impl Call {
         ctx: &mut Ctx,
         from: Leg,
         txn: u64,
-        source: SocketAddr,
+        source: Link,
         req: &Request,
     ) {
         if req.method == "BYE" {
@@ -102,7 +102,6 @@ impl Call {
                 parsed,
                 next_hop,
                 bytes.clone(),
-                false,
             )
         } else {
             ctx.txns.start(

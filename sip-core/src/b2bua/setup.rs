@@ -14,6 +14,7 @@ use crate::dns::{Lookup, Waiter};
 use crate::io::Resolution;
 use crate::message::{self, Request, Response};
 use crate::transaction::{Leg, Owner, TxnEvent};
+use crate::transport::Link;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -119,7 +120,8 @@ impl Call {
         self.out = Some(Outbound {
             // Written by `transmit_invite`, which builds it.
             request: Request::default(),
-            addr,
+            // Over UDP until the destination's `;transport=` (issue 10).
+            addr: Link::udp(addr),
             local,
             call_id: ctx.ids.call_id(),
             from_tag: ctx.ids.tag(),
@@ -186,7 +188,6 @@ impl Call {
             request,
             out.addr,
             bytes.clone(),
-            false,
         );
         let addr = out.addr;
         self.callee = CalleeLeg::Inviting {

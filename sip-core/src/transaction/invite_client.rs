@@ -3,7 +3,7 @@
 use super::{send, Clock, Owner, Step, TxnEvent};
 use crate::message::{ack_for_non_2xx, Request, Response};
 use crate::time::TxnTimer;
-use std::net::SocketAddr;
+use crate::transport::Link;
 use std::time::Duration;
 
 /// Timer D on an unreliable transport (RFC 3261 Table 4: "> 32 s for UDP").
@@ -25,10 +25,9 @@ enum State {
 #[derive(Debug)]
 pub(super) struct InviteClient {
     owner: Owner,
-    pub remote: SocketAddr,
+    pub to: Link,
     invite: Request,
     payload: Vec<u8>,
-    reliable: bool,
     state: State,
     interval: Duration,
     /// The ACK sent for the non-2xx final, resent for its retransmissions.
@@ -44,22 +43,20 @@ impl InviteClient {
     pub fn start(
         clock: &mut Clock<'_>,
         owner: Owner,
-        remote: SocketAddr,
+        to: Link,
         invite: Request,
         payload: Vec<u8>,
-        reliable: bool,
     ) -> Self {
         let t1 = clock.cfg.t1;
-        if !reliable {
+        if !to.is_reliable() {
             clock.set(TxnTimer::A, t1);
         }
         clock.set(TxnTimer::B, t1 * 64);
         Self {
             owner,
-            remote,
+            to,
             invite,
             payload,
-            reliable,
             state: State::Calling,
             interval: t1,
             ack: None,
@@ -91,10 +88,10 @@ impl InviteClient {
                 self.ack = ack_for_non_2xx(&self.invite, &response).map(|b| b.to_bytes());
                 let mut actions = Vec::with_capacity(2);
                 if let Some(ack) = &self.ack {
-                    actions.push(send(self.remote, ack.clone()));
+                    actions.push(send(self.to, ack.clone()));
                 }
                 actions.push(clock.notify(self.owner, TxnEvent::Final(Box::new(response))));
-                if self.reliable {
+                if self.to.is_reliable() {
                     return Step::done(actions);
                 }
                 self.state = State::Completed;
@@ -102,7 +99,7 @@ impl InviteClient {
                 Step::live(actions)
             }
             State::Completed if status >= 300 => match &self.ack {
-                Some(ack) => Step::live(vec![send(self.remote, ack.clone())]),
+                Some(ack) => Step::live(vec![send(self.to, ack.clone())]),
                 None => Step::default(),
             },
             State::Accepted if (200..300).contains(&status) => Step::live(vec![
@@ -125,7 +122,7 @@ impl InviteClient {
                 // No T2 cap for INVITE (§17.1.1.2): 2·T1, 4·T1, … until Timer B.
                 self.interval = self.interval.saturating_mul(2);
                 clock.set(TxnTimer::A, self.interval);
-                Step::live(vec![send(self.remote, self.payload.clone())])
+                Step::live(vec![send(self.to, self.payload.clone())])
             }
             (TxnTimer::B, State::Calling) | (TxnTimer::C, State::Proceeding) => {
                 Step::done(vec![clock.notify(self.owner, TxnEvent::Timeout)])

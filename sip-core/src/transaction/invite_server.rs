@@ -9,7 +9,7 @@ use super::invite_client::TIMER_C;
 use super::{send, Clock, Owner, Step, TxnEvent};
 use crate::message::{response_to, Request};
 use crate::time::TxnTimer;
-use std::net::SocketAddr;
+use crate::transport::Link;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +28,7 @@ enum State {
 #[derive(Debug)]
 pub(super) struct InviteServer {
     pub owner: Owner,
-    remote: SocketAddr,
-    reliable: bool,
+    to: Link,
     state: State,
     /// The last response sent, resent byte for byte to a retransmitted INVITE.
     last: Vec<u8>,
@@ -40,20 +39,18 @@ impl InviteServer {
     pub fn start(
         clock: &mut Clock<'_>,
         request: &Request,
-        remote: SocketAddr,
-        reliable: bool,
+        to: Link,
     ) -> (Self, Vec<super::TxnAction>) {
         let trying = response_to(request, 100, "Trying", None).to_bytes();
         clock.set(TxnTimer::C, TIMER_C);
         let txn = Self {
             owner: Owner::Inbound,
-            remote,
-            reliable,
+            to,
             state: State::Proceeding,
             last: trying.clone(),
             interval: clock.cfg.t1,
         };
-        (txn, vec![send(remote, trying)])
+        (txn, vec![send(to, trying)])
     }
 
     pub fn is_accepted(&self) -> bool {
@@ -63,7 +60,7 @@ impl InviteServer {
     pub fn on_retransmission(&self) -> Step {
         match self.state {
             State::Proceeding | State::Completed => {
-                Step::live(vec![send(self.remote, self.last.clone())])
+                Step::live(vec![send(self.to, self.last.clone())])
             }
             State::Confirmed | State::Accepted => Step::default(),
         }
@@ -75,7 +72,7 @@ impl InviteServer {
         }
         clock.cancel(TxnTimer::G);
         clock.cancel(TxnTimer::H);
-        if self.reliable {
+        if self.to.is_reliable() {
             return Step::done(Vec::new());
         }
         self.state = State::Confirmed;
@@ -98,7 +95,7 @@ impl InviteServer {
                 self.state = State::Completed;
                 self.last = payload.clone();
                 clock.cancel(TxnTimer::C);
-                if !self.reliable {
+                if !self.to.is_reliable() {
                     clock.set(TxnTimer::G, clock.cfg.t1);
                 }
                 clock.set(TxnTimer::H, clock.cfg.t1 * 64);
@@ -107,7 +104,7 @@ impl InviteServer {
             State::Accepted if (200..300).contains(&status) => {}
             _ => return Step::default(),
         }
-        Step::live(vec![send(self.remote, payload)])
+        Step::live(vec![send(self.to, payload)])
     }
 
     pub fn on_timer(&mut self, clock: &mut Clock<'_>, timer: TxnTimer) -> Step {
@@ -115,7 +112,7 @@ impl InviteServer {
             (TxnTimer::G, State::Completed) => {
                 self.interval = (self.interval * 2).min(clock.cfg.t2);
                 clock.set(TxnTimer::G, self.interval);
-                Step::live(vec![send(self.remote, self.last.clone())])
+                Step::live(vec![send(self.to, self.last.clone())])
             }
             (TxnTimer::H, State::Completed) => {
                 Step::done(vec![clock.notify(self.owner, TxnEvent::NoAck)])

@@ -35,6 +35,7 @@ use crate::config::SipTimers;
 use crate::keyed::OwnKeyMap;
 use crate::message::{Request, Response};
 use crate::time::{TimerKey, TimerTable, TxnTimer};
+use crate::transport::Link;
 use invite_client::InviteClient;
 use invite_server::InviteServer;
 use matching::{ClientKey, ServerKey};
@@ -96,9 +97,9 @@ pub enum TxnEvent {
 pub enum TxnAction {
     /// Send (or resend) these bytes.
     Send {
-        /// Where to.
-        remote: SocketAddr,
-        /// The datagram.
+        /// Where to, and on which flow.
+        to: Link,
+        /// The message.
         payload: Vec<u8>,
         /// On the first retransmission of a non-INVITE request: when it first left (a
         /// loss for the REGISTER pacer's congestion window).
@@ -163,10 +164,9 @@ pub enum ServerStep {
 /// against ([`Transactions::on_request`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival {
-    /// The source address, where answers go.
-    pub remote: SocketAddr,
-    /// Whether it came on a reliable transport (no retransmissions to absorb timers).
-    pub reliable: bool,
+    /// Where it came from, and so where answers go (on a stream: its connection). A
+    /// reliable flow needs no timers to absorb retransmissions.
+    pub from: Link,
     /// The cap its transaction counts against.
     pub room: Room,
 }
@@ -247,9 +247,9 @@ impl Clock<'_> {
 }
 
 /// Builds a [`TxnAction::Send`] without a loss mark.
-pub(super) fn send(remote: SocketAddr, payload: Vec<u8>) -> TxnAction {
+pub(super) fn send(to: Link, payload: Vec<u8>) -> TxnAction {
     TxnAction::Send {
-        remote,
+        to,
         payload,
         lost_since: None,
     }
@@ -401,7 +401,7 @@ impl Transactions {
         owner: Owner,
         branch: String,
         method: &str,
-        remote: SocketAddr,
+        to: Link,
         request: Vec<u8>,
     ) -> u64 {
         let key = ClientKey {
@@ -411,22 +411,22 @@ impl Transactions {
         self.replace(&key, table);
         let id = self.new_id();
         let mut clock = Self::clock(id, now, timers, table);
-        let mut txn = NonInviteClient::start(&mut clock, owner, remote, request);
+        let mut txn = NonInviteClient::start(&mut clock, owner, to, request);
         if matches!(owner, Owner::Registration(_)) {
-            *self.in_flight.entry(remote).or_default() += 1;
-            self.changed.push(remote);
+            *self.in_flight.entry(to.remote).or_default() += 1;
+            self.changed.push(to.remote);
         } else {
             // A call's BYE or CANCEL is not paced: it must not open a pacer window (and
             // so a registrar socket) towards the call's peer.
             txn.lost = true;
         }
-        self.add_client(id, key, remote, Machine::NonInviteClient(txn));
+        self.add_client(id, key, to.remote, Machine::NonInviteClient(txn));
         id
     }
 
     /// Starts an INVITE client transaction: the caller sends `payload` (the bytes of
-    /// `invite`, whose top Via carries `branch`) right away. `reliable` is the
-    /// transport's: no Timer A and no Timer D on TCP/TLS.
+    /// `invite`, whose top Via carries `branch`) right away. On a reliable flow (TCP,
+    /// TLS) there is no Timer A and no Timer D.
     #[allow(clippy::too_many_arguments)]
     pub fn start_invite(
         &mut self,
@@ -436,9 +436,8 @@ impl Transactions {
         owner: Owner,
         branch: String,
         invite: Request,
-        remote: SocketAddr,
+        to: Link,
         payload: Vec<u8>,
-        reliable: bool,
     ) -> u64 {
         let key = ClientKey {
             branch,
@@ -447,8 +446,8 @@ impl Transactions {
         self.replace(&key, table);
         let id = self.new_id();
         let mut clock = Self::clock(id, now, timers, table);
-        let txn = InviteClient::start(&mut clock, owner, remote, invite, payload, reliable);
-        self.add_client(id, key, remote, Machine::InviteClient(Box::new(txn)));
+        let txn = InviteClient::start(&mut clock, owner, to, invite, payload);
+        self.add_client(id, key, to.remote, Machine::InviteClient(Box::new(txn)));
         id
     }
 
@@ -487,11 +486,7 @@ impl Transactions {
         request: &Request,
         arrival: Arrival,
     ) -> ServerStep {
-        let Arrival {
-            remote,
-            reliable,
-            room,
-        } = arrival;
+        let Arrival { from, room } = arrival;
         let Ok(key) = ServerKey::of_request(request) else {
             return ServerStep::NotRfc3261;
         };
@@ -523,10 +518,10 @@ impl Transactions {
         let id = self.new_id();
         let mut clock = Self::clock(id, now, timers, table);
         let (machine, actions) = if request.method == "INVITE" {
-            let (m, actions) = InviteServer::start(&mut clock, request, remote, reliable);
+            let (m, actions) = InviteServer::start(&mut clock, request, from);
             (Machine::InviteServer(m), actions)
         } else {
-            let m = NonInviteServer::start(&mut clock, remote, reliable);
+            let m = NonInviteServer::start(&mut clock, from);
             (Machine::NonInviteServer(m), Vec::new())
         };
         let cancels = (request.method == "CANCEL")
@@ -600,11 +595,11 @@ impl Transactions {
         let remote = match &entry.machine {
             Machine::NonInviteClient(m) => {
                 if !m.lost {
-                    self.left_flight(m.remote);
+                    self.left_flight(m.to.remote);
                 }
-                Some(m.remote)
+                Some(m.to.remote)
             }
-            Machine::InviteClient(m) => Some(m.remote),
+            Machine::InviteClient(m) => Some(m.to.remote),
             Machine::InviteServer(_) | Machine::NonInviteServer(_) => None,
         };
         if let Some(remote) = remote {
@@ -639,9 +634,19 @@ impl Transactions {
             // No longer on the path: it must not hold a place in the pacer's window.
             if !txn.lost {
                 txn.lost = true;
-                let remote = txn.remote;
+                let remote = txn.to.remote;
                 self.left_flight(remote);
             }
+        }
+    }
+
+    /// Where client transaction `id` sends (its answers come from there), while it
+    /// lives.
+    pub fn link_of(&self, id: u64) -> Option<Link> {
+        match &self.by_id.get(&id)?.machine {
+            Machine::NonInviteClient(m) => Some(m.to),
+            Machine::InviteClient(m) => Some(m.to),
+            Machine::InviteServer(_) | Machine::NonInviteServer(_) => None,
         }
     }
 
@@ -751,12 +756,12 @@ impl Transactions {
     fn finish_step(&mut self, id: u64, step: Step, table: &mut TimerTable) -> Vec<TxnAction> {
         for action in &step.actions {
             if let TxnAction::Send {
-                remote,
+                to,
                 lost_since: Some(_),
                 ..
             } = action
             {
-                self.left_flight(*remote);
+                self.left_flight(to.remote);
             }
         }
         if step.done {

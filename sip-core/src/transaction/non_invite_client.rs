@@ -3,7 +3,7 @@
 use super::{Clock, Owner, RttSample, Step, TxnAction, TxnEvent};
 use crate::message::Response;
 use crate::time::TxnTimer;
-use std::net::SocketAddr;
+use crate::transport::Link;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,7 @@ enum State {
 #[derive(Debug)]
 pub(super) struct NonInviteClient {
     owner: Owner,
-    pub remote: SocketAddr,
+    pub to: Link,
     request: Vec<u8>,
     state: State,
     interval: Duration,
@@ -35,18 +35,16 @@ impl NonInviteClient {
         self.owner
     }
 
-    pub fn start(
-        clock: &mut Clock<'_>,
-        owner: Owner,
-        remote: SocketAddr,
-        request: Vec<u8>,
-    ) -> Self {
+    pub fn start(clock: &mut Clock<'_>, owner: Owner, to: Link, request: Vec<u8>) -> Self {
         let t1 = clock.cfg.t1;
-        clock.set(TxnTimer::E, t1);
+        // Timer E retransmits on an unreliable transport only (§17.1.2.2).
+        if !to.is_reliable() {
+            clock.set(TxnTimer::E, t1);
+        }
         clock.set(TxnTimer::F, t1 * 64);
         Self {
             owner,
-            remote,
+            to,
             request,
             state: State::Trying,
             interval: t1,
@@ -60,14 +58,16 @@ impl NonInviteClient {
             if self.state == State::Trying {
                 self.state = State::Proceeding;
                 self.interval = clock.cfg.t2;
-                clock.set(TxnTimer::E, clock.cfg.t2);
+                if !self.to.is_reliable() {
+                    clock.set(TxnTimer::E, clock.cfg.t2);
+                }
             }
             let event = TxnEvent::Provisional(Box::new(response));
             return Step::live(vec![clock.notify(self.owner, event)]);
         }
         // Completed: forgotten at once (see the module docs on Timer K).
         let rtt = (!self.lost).then_some(RttSample {
-            remote: self.remote,
+            remote: self.to.remote,
             sent_at: self.sent_at,
         });
         Step::done(vec![TxnAction::Notify {
@@ -95,7 +95,7 @@ impl NonInviteClient {
                     self.lost = true;
                 }
                 Step::live(vec![TxnAction::Send {
-                    remote: self.remote,
+                    to: self.to,
                     payload: self.request.clone(),
                     lost_since,
                 }])

@@ -2,7 +2,7 @@
 
 use super::{send, Clock, Owner, Step, TxnEvent};
 use crate::time::TxnTimer;
-use std::net::SocketAddr;
+use crate::transport::Link;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -18,21 +18,19 @@ enum State {
 #[derive(Debug)]
 pub(super) struct NonInviteServer {
     pub owner: Owner,
-    remote: SocketAddr,
-    reliable: bool,
+    to: Link,
     state: State,
     last: Option<Vec<u8>>,
 }
 
 impl NonInviteServer {
-    pub fn start(clock: &mut Clock<'_>, remote: SocketAddr, reliable: bool) -> Self {
+    pub fn start(clock: &mut Clock<'_>, to: Link) -> Self {
         // The client gives up after its Timer F (64·T1); an owner that has not answered
         // by then never will usefully.
         clock.set(TxnTimer::Unanswered, clock.cfg.t1 * 64);
         Self {
             owner: Owner::Inbound,
-            remote,
-            reliable,
+            to,
             state: State::Trying,
             last: None,
         }
@@ -40,7 +38,7 @@ impl NonInviteServer {
 
     pub fn on_retransmission(&self) -> Step {
         match &self.last {
-            Some(last) => Step::live(vec![send(self.remote, last.clone())]),
+            Some(last) => Step::live(vec![send(self.to, last.clone())]),
             None => Step::default(),
         }
     }
@@ -50,13 +48,13 @@ impl NonInviteServer {
             return Step::default();
         }
         self.last = Some(payload.clone());
-        let actions = vec![send(self.remote, payload)];
+        let actions = vec![send(self.to, payload)];
         if status < 200 {
             self.state = State::Proceeding;
             return Step::live(actions);
         }
         clock.cancel(TxnTimer::Unanswered);
-        if self.reliable {
+        if self.to.is_reliable() {
             return Step::done(actions);
         }
         self.state = State::Completed;

@@ -28,6 +28,18 @@ impl World {
     fn remote() -> SocketAddr {
         REMOTE.parse().unwrap()
     }
+    /// The peer over UDP, or over a TCP connection when `reliable`.
+    fn link(reliable: bool) -> Link {
+        let flow = if reliable {
+            crate::transport::Flow::Tcp(crate::transport::ConnId(1))
+        } else {
+            crate::transport::Flow::Udp
+        };
+        Link {
+            remote: Self::remote(),
+            flow,
+        }
+    }
     /// Fires every timer up to `at`, returning `(offset from t0, timer, actions)`.
     fn run_until(&mut self, at: Instant) -> Vec<(Duration, TxnTimer, Vec<TxnAction>)> {
         let mut fired = Vec::new();
@@ -50,8 +62,7 @@ impl World {
     }
     fn request(&mut self, r: &Request) -> ServerStep {
         let arrival = Arrival {
-            remote: Self::remote(),
-            reliable: false,
+            from: Self::link(false),
             room: Room::Shared,
         };
         self.txns
@@ -74,9 +85,8 @@ impl World {
             },
             "z9hG4bKinv".into(),
             inv,
-            Self::remote(),
+            Self::link(reliable),
             bytes,
-            reliable,
         )
     }
 }
@@ -135,6 +145,10 @@ fn secs(ms: u64) -> Duration {
 }
 
 fn register_start(w: &mut World, i: u32) -> u64 {
+    register_start_on(w, i, World::link(false))
+}
+
+fn register_start_on(w: &mut World, i: u32, link: Link) -> u64 {
     w.txns.start(
         w.now,
         &w.cfg,
@@ -142,7 +156,7 @@ fn register_start(w: &mut World, i: u32) -> u64 {
         Owner::Registration(i),
         format!("z9hG4bK-{i}"),
         "REGISTER",
-        World::remote(),
+        link,
         b"REGISTER sip:b SIP/2.0\r\n\r\n".to_vec(),
     )
 }
@@ -214,6 +228,23 @@ fn non_invite_client_timers_e_and_f() {
         && *d == secs(32_000)
         && matches!(a[..], [TxnAction::Notify { id, event: TxnEvent::Timeout, .. }] if id == lost)));
     assert!(w.txns.is_empty() && w.table.is_empty() && w.txns.in_flight() == 0);
+}
+
+#[test]
+fn on_a_stream_a_request_is_never_retransmitted_and_timer_f_still_ends_it() {
+    // RFC 3261 §17.1.2.2: Timer E only on an unreliable transport; the transport
+    // itself retransmits on TCP/TLS.
+    let mut w = World::new();
+    let id = register_start_on(&mut w, 0, World::link(true));
+    let fired = w.run_until(w.t0 + secs(40_000));
+    assert!(
+        fired.iter().all(|(_, t, _)| *t != TxnTimer::E),
+        "Timer E fired on TCP: {fired:?}"
+    );
+    assert!(fired.iter().any(|(d, t, a)| *t == TxnTimer::F
+        && *d == secs(32_000)
+        && matches!(a[..], [TxnAction::Notify { id: n, event: TxnEvent::Timeout, .. }] if n == id)));
+    assert!(w.txns.is_empty() && w.table.is_empty());
 }
 
 #[test]
