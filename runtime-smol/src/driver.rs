@@ -291,6 +291,18 @@ impl<B: Backend, F: FnMut(&Event)> Outlet<'_, B, F> {
                         tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
                     }
                 }
+                Output::Connect(c) => {
+                    // Streams come with the shared connection engine (issue 10).
+                    let error = Some("TCP and TLS are not supported by this version".to_owned());
+                    let _ = self
+                        .tx
+                        .send(Input::Closed {
+                            conn: c.conn,
+                            error,
+                        })
+                        .await;
+                }
+                Output::Close { .. } => {}
                 Output::Backend(req) => {
                     let backend = self.backend.clone();
                     let tx = self.tx.clone();

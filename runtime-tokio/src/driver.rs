@@ -278,6 +278,15 @@ impl Outlet<'_> {
                         tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
                     }
                 }
+                Output::Connect(c) => {
+                    // Streams come with the shared connection engine (issue 10).
+                    let error = Some("TCP and TLS are not supported by this version".to_owned());
+                    let _ = self.tx.send(Input::Closed {
+                        conn: c.conn,
+                        error,
+                    });
+                }
+                Output::Close { .. } => {}
                 Output::Backend(req) => self.backend(req),
                 Output::Resolve(q) => {
                     let tx = self.tx.clone();

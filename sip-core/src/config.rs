@@ -80,6 +80,8 @@ pub struct Config {
     /// Server transactions held at once before new requests are answered statelessly
     /// (see [`crate::transaction::MAX_SERVER_TRANSACTIONS`], the default).
     pub max_server_transactions: usize,
+    /// Limits on TCP/TLS connections (see [`crate::connections`]).
+    pub streams: crate::connections::StreamLimits,
 }
 
 impl Default for Config {
@@ -106,6 +108,7 @@ impl Default for Config {
             route_lookup_timeout: Duration::from_secs(2),
             calls: CallSettings::default(),
             max_server_transactions: crate::transaction::MAX_SERVER_TRANSACTIONS,
+            streams: crate::connections::StreamLimits::default(),
         }
     }
 }

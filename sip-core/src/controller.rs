@@ -6,6 +6,7 @@
 use crate::b2bua::calls::Calls;
 use crate::backend::client::{AfterReport, PendingRequest};
 use crate::config::Config;
+use crate::connections::ConnError;
 use crate::ctx::Ctx;
 use crate::dns::Waiter;
 use crate::inbound::{self, Dispatch};
@@ -13,6 +14,7 @@ use crate::io::{
     BackendReply, BindingIdentity, CallView, Command, Event, Input, Output, RegistrationView,
     RequestId,
 };
+use crate::message::Framed;
 use crate::message::{self, Message};
 use crate::registry::Registry;
 use crate::routing::{self, RouteLookups};
@@ -20,7 +22,7 @@ use crate::stats::Stats;
 use crate::sync::ProviderSync;
 use crate::time::TimerKey;
 use crate::transaction::{Owner, TxnAction};
-use crate::transport::Link;
+use crate::transport::{ConnId, Link, Transport};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -91,6 +93,27 @@ impl Controller {
                 remote,
                 payload,
             } => self.on_datagram(now, local, remote, &payload),
+            Input::Received { conn, bytes } => self.on_received(now, conn, &bytes),
+            Input::Connected { conn, local } => {
+                let ctx = &mut self.ctx;
+                let held = ctx.conns.on_connected(&mut ctx.timers, conn, local);
+                if let Some(link) = ctx.conns.link(conn) {
+                    ctx.count_conn("opened");
+                    for payload in held {
+                        ctx.write(link, payload);
+                    }
+                }
+            }
+            Input::Closed { conn, error } => {
+                if self.ctx.conns.remove(&mut self.ctx.timers, conn).is_some() {
+                    let label = if error.is_some() {
+                        "failed"
+                    } else {
+                        "closed_by_peer"
+                    };
+                    self.ctx.count_conn(label);
+                }
+            }
             Input::Backend { id, reply } => self.on_backend(now, id, reply),
             Input::Resolved { id, result } => {
                 for (waiter, res) in self.ctx.dns.answer(id, result, now) {
@@ -148,6 +171,11 @@ impl Controller {
             TimerKey::RouteWait(id) => self.routing.release_waiters(ctx, RequestId(id)),
             TimerKey::Call(id, timer) => self.calls.on_timer(now, ctx, id, timer),
             TimerKey::CallDrain => self.calls.on_drain_expired(now, ctx),
+            TimerKey::Conn(conn, timer) => {
+                if let Some(why) = ctx.conns.on_timer(now, &mut ctx.timers, conn, timer) {
+                    self.close_conn(conn, why);
+                }
+            }
             TimerKey::BackendDeadline(id) => {
                 let secs = ctx.cfg.backend_timeout.as_secs_f64();
                 let reply = BackendReply::Failed(format!("backend did not answer within {secs}s"));
@@ -300,6 +328,87 @@ impl Controller {
             self.ctx.stats.keepalives += 1;
             return;
         }
+        self.on_message(now, local, Link::udp(remote), payload);
+    }
+
+    /// A listener accepted a connection from `remote` to our `local`: the id the
+    /// driver names it by from now on, or `None` when a limit refuses it (the driver
+    /// closes it at once; counted).
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Option<ConnId> {
+        if transport == Transport::Udp {
+            return None; // a datagram socket accepts nothing
+        }
+        let ctx = &mut self.ctx;
+        match ctx
+            .conns
+            .accept(now, &mut ctx.timers, transport, local, remote)
+        {
+            Ok(conn) => {
+                ctx.count_conn("accepted");
+                Some(conn)
+            }
+            Err(why) => {
+                ctx.count_conn(why.label());
+                ctx.emit(Event::MessageDropped {
+                    remote,
+                    reason: format!("connection refused: {why}"),
+                });
+                None
+            }
+        }
+    }
+
+    /// Bytes on a connection: each whole message goes where a datagram's would, a
+    /// keep-alive ping is answered (RFC 5626 §4.4.1), a framing error closes it.
+    fn on_received(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
+        let ctx = &mut self.ctx;
+        let arrived = ctx.conns.on_received(now, &mut ctx.timers, conn, bytes);
+        let Some(link) = ctx.conns.link(conn) else {
+            return;
+        };
+        let local = arrived.local.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        for frame in arrived.frames {
+            match frame {
+                Framed::Message(payload) => {
+                    self.ctx.stats.sip_in += 1;
+                    self.on_message(now, local, link, &payload);
+                }
+                Framed::Ping => {
+                    self.ctx.stats.keepalives += 1;
+                    self.ctx.transmit(link, b"\r\n".to_vec());
+                }
+                Framed::Pong => self.ctx.stats.keepalives += 1,
+            }
+        }
+        if let Some(why) = arrived.error {
+            self.close_conn(conn, why);
+        }
+    }
+
+    /// Closes `conn` because it broke a limit: counted, logged (at a bounded rate),
+    /// and the driver told to close it.
+    fn close_conn(&mut self, conn: ConnId, why: ConnError) {
+        let ctx = &mut self.ctx;
+        let Some(gone) = ctx.conns.remove(&mut ctx.timers, conn) else {
+            return;
+        };
+        ctx.count_conn(why.label());
+        ctx.emit(Event::MessageDropped {
+            remote: gone.link.remote,
+            reason: format!("connection closed: {why}"),
+        });
+        ctx.out.push_back(Output::Close { conn });
+    }
+
+    /// A message from `from` (to our `local`), whatever carried it.
+    fn on_message(&mut self, now: Instant, local: SocketAddr, from: Link, payload: &[u8]) {
+        let remote = from.remote;
         match message::parse(payload) {
             Err(e) => {
                 self.ctx.stats.parse_errors += 1;
@@ -331,15 +440,7 @@ impl Controller {
                     calls: &mut self.calls,
                     routing: &mut self.routing,
                 };
-                inbound::answer(
-                    now,
-                    &mut self.ctx,
-                    to,
-                    Link::udp(remote),
-                    local,
-                    &req,
-                    payload.len(),
-                );
+                inbound::answer(now, &mut self.ctx, to, from, local, &req, payload.len());
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use crate::backend::client::{BackendClient, PendingRequest};
 use crate::config::Config;
+use crate::connections::{Connections, Sent};
 use crate::dns::Dns;
 use crate::io::{
     BackendOp, BindingIdentity, Event, Output, RegisterOutcome, RegistrationView, RequestId,
@@ -37,6 +38,8 @@ pub struct Ctx {
     pub pacer: Pacer,
     /// Name resolution shared by everything that resolves a host.
     pub dns: Dns,
+    /// TCP/TLS connections open or opening.
+    pub conns: Connections,
     /// Wall time from the anchor given at construction.
     pub clock: WallClock,
     /// Outputs not yet polled by the driver.
@@ -70,6 +73,7 @@ impl Ctx {
             cfg.backend_retry_cap,
         );
         let server_cap = cfg.max_server_transactions;
+        let conns = Connections::new(cfg.streams.clone());
         Self {
             pacer: Pacer::new(cfg.register_rate),
             cfg,
@@ -77,6 +81,7 @@ impl Ctx {
             timers: TimerTable::default(),
             txns: Transactions::with_server_cap(server_cap),
             dns: Dns::default(),
+            conns,
             clock: WallClock::new(now, wall_now),
             out: VecDeque::new(),
             next_query: 0,
@@ -100,14 +105,36 @@ impl Ctx {
         self.out.push_back(Output::Event(event));
     }
 
-    /// Queues a message to send on `to`.
+    /// Queues a message to send on `to`: on a connection still opening it is held
+    /// until the connection is up; on one that is gone it is dropped (counted).
     pub fn transmit(&mut self, to: Link, payload: Vec<u8>) {
+        let payload = match to.flow.conn() {
+            None => payload,
+            Some(conn) => match self.conns.send(conn, payload) {
+                Sent::Now(payload) => payload,
+                Sent::Queued => return,
+                Sent::Dropped(why) => {
+                    *self.stats.connections.entry(why).or_default() += 1;
+                    return;
+                }
+            },
+        };
+        self.write(to, payload);
+    }
+
+    /// Hands `payload` to the driver for `to`, now.
+    pub fn write(&mut self, to: Link, payload: Vec<u8>) {
         self.stats.sip_out += 1;
         self.out.push_back(Output::Transmit(Transmit {
             remote: to.remote,
             flow: to.flow,
             payload,
         }));
+    }
+
+    /// Counts a connection event (see [`Stats::connections`]).
+    pub fn count_conn(&mut self, label: &'static str) {
+        *self.stats.connections.entry(label).or_default() += 1;
     }
 
     /// Sends what a transaction asks to send; its notices are not for this caller

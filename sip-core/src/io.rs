@@ -2,7 +2,7 @@
 
 use crate::backend::destination::{NoRoute, Route};
 use crate::provider::ProviderSpec;
-use crate::transport::{Flow, Link};
+use crate::transport::{ConnId, Flow, Link, Transport};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -27,6 +27,21 @@ pub enum Input {
         /// Its bytes.
         payload: Vec<u8>,
     },
+    /// Bytes arrived on a stream connection (as read: any chunking; the core frames
+    /// them).
+    Received {
+        /// Which connection.
+        conn: ConnId,
+        /// What was read.
+        bytes: Vec<u8>,
+    },
+    /// A connection we asked for ([`Output::Connect`]) is up (for TLS: the handshake
+    /// is done and the certificate checked), from our address `local`.
+    Connected { conn: ConnId, local: SocketAddr },
+    /// A connection is gone: the peer closed it (`error: None`), or it failed to open,
+    /// was reset, or its TLS handshake failed (`error` says what, e.g. the certificate
+    /// problem). Not sent for a connection the core closed itself.
+    Closed { conn: ConnId, error: Option<String> },
     /// The reply to an [`Output::Backend`] request.
     Backend { id: RequestId, reply: BackendReply },
     /// The answer to an [`Output::Resolve`] query.
@@ -68,8 +83,13 @@ pub enum Command {
 /// Something the driver must do, or learn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// Send a datagram.
+    /// Send a datagram, or write on a connection.
     Transmit(Transmit),
+    /// Open a connection; answer with [`Input::Connected`] or [`Input::Closed`].
+    Connect(Connect),
+    /// Close a connection (after writing what was handed over for it); no
+    /// [`Input::Closed`] is expected, later inputs for it are ignored.
+    Close { conn: ConnId },
     /// Start a backend request; reply with [`Input::Backend`] and the same id.
     Backend(BackendRequest),
     /// Resolve a host name; reply with [`Input::Resolved`] and the same id.
@@ -115,6 +135,19 @@ impl std::fmt::Debug for Transmit {
             .field("len", &self.payload.len())
             .finish()
     }
+}
+
+/// A connection for the driver to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect {
+    /// Its id in later inputs and outputs.
+    pub conn: ConnId,
+    /// TCP or TLS.
+    pub transport: Transport,
+    /// Where to.
+    pub remote: SocketAddr,
+    /// For TLS: the name sent as SNI and checked against the certificate.
+    pub server_name: Option<String>,
 }
 
 /// A DNS lookup (A/AAAA now; SRV/NAPTR will be further [`QueryKind`]s).

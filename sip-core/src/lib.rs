@@ -44,6 +44,7 @@ pub mod auth;
 pub mod b2bua;
 pub mod backend;
 pub mod config;
+pub mod connections;
 pub mod controller;
 pub mod ctx;
 pub mod dns;
@@ -71,11 +72,13 @@ pub use backend::destination::{NoRoute, Route, RouteSource};
 pub use config::{CallSettings, Config, DigestCredentials, RejectUnknown, SipTimers};
 pub use controller::Controller;
 pub use io::{
-    BackendOp, BackendReply, BackendRequest, BindingIdentity, CallRecord, CallView, Command, Event,
-    FailureNotice, Input, LeftBehind, Output, QueryId, RegisterOutcome, RegisterStatus,
-    RegistrationView, RequestId, Resolution, ResolveQuery, SentRegister, StatusReport, Transmit,
+    BackendOp, BackendReply, BackendRequest, BindingIdentity, CallRecord, CallView, Command,
+    Connect, Event, FailureNotice, Input, LeftBehind, Output, QueryId, RegisterOutcome,
+    RegisterStatus, RegistrationView, RequestId, Resolution, ResolveQuery, SentRegister,
+    StatusReport, Transmit,
 };
 pub use provider::{Provider, ProviderSpec};
 pub use registrars::Registrars;
 pub use secret::Secret;
+pub use transport::{ConnId, Flow, Link, Transport};
 pub use triage::{Dropped, Triage};

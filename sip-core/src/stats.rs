@@ -32,6 +32,10 @@ pub struct Stats {
     pub calls_by_provider: BTreeMap<String, u64>,
     /// From the caller's INVITE to the answer, for answered calls.
     pub call_setup: Histogram,
+    /// Stream connections by event label: `accepted`, `opened`, `closed_by_peer`, and
+    /// the limits that refused or closed one (see
+    /// [`ConnError::label`](crate::connections::ConnError::label)).
+    pub connections: BTreeMap<&'static str, u64>,
     /// Backend requests by operation and outcome label, e.g. `("report", "delivered")`.
     pub backend_requests: BTreeMap<(&'static str, &'static str), u64>,
 }

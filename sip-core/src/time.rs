@@ -1,6 +1,7 @@
 //! Timers and backoff without a clock: one deadline table for the whole core.
 
 use crate::keyed::OwnKeyMap;
+use crate::transport::ConnId;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,8 @@ pub enum TimerKey {
     Transaction(u64, TxnTimer),
     /// One timer of call `id` (the B2BUA's): see [`CallTimer`].
     Call(u64, CallTimer),
+    /// One timer of a stream connection: see [`ConnTimer`].
+    Conn(ConnId, ConnTimer),
     /// After a shutdown began: calls still up when `CALL_DRAIN` runs out are hung up.
     CallDrain,
     /// The deadline of a backend request.
@@ -84,6 +87,17 @@ pub enum CallTimer {
     Resend2xx,
     /// No ACK for the 2xx within 64·T1 (§13.3.1.4): BYE both legs.
     AckWait,
+}
+
+/// A connection's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConnTimer {
+    /// The message in progress (or an accepted connection's first frame, or our
+    /// connection's setup) did not complete in time.
+    Deadline,
+    /// Nothing arrived on an accepted connection for the idle timeout (checked
+    /// lazily: the timer re-arms itself from the last arrival).
+    Idle,
 }
 
 /// The one deadline structure of the core: ordered by `(deadline, insertion sequence)`,

@@ -491,6 +491,9 @@ impl World {
                 Output::Transmit(t) => self.on_transmit(t.remote, &t.payload),
                 Output::Backend(req) => self.on_backend(req),
                 Output::Resolve(q) => self.on_resolve(q),
+                // No stream peers in this world yet: nothing opens a connection.
+                Output::Connect(c) => panic!("a connection to open with no stream provider: {c:?}"),
+                Output::Close { conn } => panic!("{conn} closed, but none was accepted"),
                 Output::Event(e) => self.on_event(&e),
             }
         };

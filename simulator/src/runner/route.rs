@@ -54,6 +54,16 @@ impl Sim {
                 Output::Transmit(t) => self.core_transmit(t),
                 Output::Backend(req) => self.core_backend(req),
                 Output::Resolve(q) => self.core_resolve(q),
+                // No stream links in the simulator yet (issue 10): every connection
+                // fails to open, as to a peer that refuses it.
+                Output::Connect(c) => self.core.handle_input(
+                    self.clock.now(),
+                    Input::Closed {
+                        conn: c.conn,
+                        error: Some("connection refused".to_owned()),
+                    },
+                ),
+                Output::Close { .. } => {}
                 Output::Event(e) => self.core_event(&e),
                 Output::Timeout(at) => {
                     self.core_deadline = at;

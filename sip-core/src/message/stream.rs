@@ -200,6 +200,11 @@ impl Framer {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Whether bytes of a frame not yet whole are held (a message has begun).
+    pub fn has_partial(&self) -> bool {
+        !self.failed && self.buf.len() > self.read
+    }
+
     /// The next whole frame, or `None` until more bytes arrive.
     pub fn pop(&mut self) -> Result<Option<Framed>, FrameError> {
         if self.failed {

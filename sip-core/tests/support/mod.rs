@@ -43,6 +43,12 @@ pub struct World {
     pub providers: Vec<ProviderSpec>,
     /// Every datagram the core sent, with its time.
     pub sent: Vec<(Duration, SocketAddr, String)>,
+    /// Everything the core wrote on a connection, with its time.
+    pub written: Vec<(Duration, sip_core::Flow, String)>,
+    /// Connections the core asked to open.
+    pub connects: Vec<sip_core::Connect>,
+    /// Connections the core closed.
+    pub closed: Vec<sip_core::ConnId>,
     /// Every PATCH the backend accepted, in order.
     pub reports: Vec<(Duration, String, StatusReport)>,
     pub attempted_reports: usize,
@@ -123,6 +129,9 @@ impl World {
             registrar,
             providers,
             sent: Vec::new(),
+            written: Vec::new(),
+            connects: Vec::new(),
+            closed: Vec::new(),
             reports: Vec::new(),
             attempted_reports: 0,
             events: Vec::new(),
@@ -149,6 +158,12 @@ impl World {
     fn drain(&mut self) {
         loop {
             match self.core.poll_output() {
+                Output::Transmit(t) if t.flow != sip_core::Flow::Udp => {
+                    let text = String::from_utf8_lossy(&t.payload).into_owned();
+                    self.written.push((self.elapsed(), t.flow, text));
+                }
+                Output::Connect(c) => self.connects.push(c),
+                Output::Close { conn } => self.closed.push(conn),
                 Output::Transmit(t) => {
                     let text = String::from_utf8_lossy(&t.payload).into_owned();
                     self.sent.push((self.elapsed(), t.remote, text));

@@ -1,0 +1,263 @@
+//! Requests on TCP/TLS connections (issue 10, transport-neutral core): a listener's
+//! connection is named by the core ([`Controller::accept`]), its bytes are framed in
+//! any chunking, answers and a call's requests go back on it, and the limits close
+//! only the connection that broke them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+// Virtual time is anchored once with `Instant::now()`; everything after adds durations.
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use sip_core::{ConnId, Flow, Input, Transport};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::calls::{
+    call_config, caller, first_line, in_dialog, invite, livekit, response, sent_to, DID, SDP,
+};
+use support::{config, header, registered, World, LOCAL, REGISTRAR};
+
+fn local() -> SocketAddr {
+    LOCAL.parse().unwrap()
+}
+
+fn accept(w: &mut World, from: SocketAddr) -> Option<ConnId> {
+    let now = w.now;
+    let conn = w.core.accept(now, Transport::Tcp, local(), from);
+    w.input(Input::Command(sip_core::Command::Resync)); // drains the outputs
+    conn
+}
+
+fn feed(w: &mut World, conn: ConnId, bytes: &[u8]) {
+    w.input(Input::Received {
+        conn,
+        bytes: bytes.to_vec(),
+    });
+}
+
+/// What the core wrote on `conn`, in order.
+fn written(w: &World, conn: ConnId) -> Vec<String> {
+    w.written
+        .iter()
+        .filter(|(_, f, _)| f.conn() == Some(conn))
+        .map(|(_, _, m)| m.clone())
+        .collect()
+}
+
+fn options(branch: &str) -> String {
+    format!(
+        "OPTIONS sip:{LOCAL} SIP/2.0\r\nVia: SIP/2.0/TCP {REGISTRAR}:40000;branch=z9hG4bK{branch}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:ping@{REGISTRAR}>;tag=p\r\nTo: <sip:{LOCAL}>\r\n\
+         Call-ID: ping-{branch}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+fn source() -> SocketAddr {
+    format!("{REGISTRAR}:40000").parse().unwrap()
+}
+
+#[test]
+fn a_request_in_any_chunking_is_answered_on_its_connection() {
+    let mut w = World::new(
+        config(),
+        support::registrar::Registrar::new(&[], Default::default()),
+        vec![],
+    );
+    let conn = accept(&mut w, source()).unwrap();
+    let two = format!("{}{}", options("a"), options("b"));
+    // Cut across the first message's head, its end and the second's start.
+    for chunk in [&two[..7], &two[7..120], &two[120..200], &two[200..]] {
+        feed(&mut w, conn, chunk.as_bytes());
+    }
+    let out = written(&w, conn);
+    assert_eq!(out.len(), 2, "{out:?}");
+    for (m, branch) in out.iter().zip(["a", "b"]) {
+        assert_eq!(first_line(m), "SIP/2.0 200 OK");
+        assert!(header(m, "Via")
+            .unwrap()
+            .contains(&format!("z9hG4bK{branch}")));
+    }
+    assert!(
+        w.written.iter().all(|(_, f, _)| *f == Flow::Tcp(conn)),
+        "on the connection, as TCP"
+    );
+    assert!(w.sent.is_empty(), "nothing as a datagram: {:?}", w.sent);
+}
+
+#[test]
+fn a_keepalive_ping_gets_its_pong_and_a_pong_nothing() {
+    let mut w = World::new(
+        config(),
+        support::registrar::Registrar::new(&[], Default::default()),
+        vec![],
+    );
+    let conn = accept(&mut w, source()).unwrap();
+    feed(&mut w, conn, b"\r\n\r\n");
+    assert_eq!(written(&w, conn), ["\r\n"], "RFC 5626 §4.4.1");
+    feed(&mut w, conn, b"\r\n");
+    assert_eq!(written(&w, conn).len(), 1);
+    assert_eq!(w.core.stats().keepalives, 2);
+}
+
+#[test]
+fn a_badly_framed_stream_closes_its_connection_only() {
+    let mut w = World::new(
+        config(),
+        support::registrar::Registrar::new(&[], Default::default()),
+        vec![],
+    );
+    let bad = accept(&mut w, source()).unwrap();
+    let good = accept(&mut w, "192.0.2.11:40001".parse().unwrap()).unwrap();
+    let no_length = options("x").replace("Content-Length: 0\r\n", "");
+    feed(&mut w, bad, no_length.as_bytes());
+    assert_eq!(w.closed, [bad]);
+    assert!(
+        written(&w, bad).is_empty(),
+        "nothing answered on a stream we cannot frame"
+    );
+    assert_eq!(w.core.stats().connections.get("closed_framing"), Some(&1));
+    // Later bytes for it are ignored; the other connection works on.
+    feed(&mut w, bad, options("y").as_bytes());
+    feed(&mut w, good, options("z").as_bytes());
+    assert!(written(&w, bad).is_empty());
+    assert_eq!(written(&w, good).len(), 1, "{:?} {:?}", w.written, w.events);
+}
+
+#[test]
+fn connections_past_a_limit_are_refused_and_counted() {
+    let mut cfg = config();
+    cfg.streams.max_per_source = 2;
+    cfg.streams.max_connections = 3;
+    let mut w = World::new(
+        cfg,
+        support::registrar::Registrar::new(&[], Default::default()),
+        vec![],
+    );
+    let a: SocketAddr = "192.0.2.20:1".parse().unwrap();
+    assert!(accept(&mut w, a).is_some() && accept(&mut w, a).is_some());
+    assert_eq!(accept(&mut w, a), None, "a third from one source");
+    assert!(accept(&mut w, "192.0.2.21:1".parse().unwrap()).is_some());
+    assert_eq!(
+        accept(&mut w, "192.0.2.22:1".parse().unwrap()),
+        None,
+        "a fourth in all"
+    );
+    let stats = w.core.stats();
+    assert_eq!(stats.connections.get("accepted"), Some(&3));
+    assert_eq!(stats.connections.get("refused_source_limit"), Some(&1));
+    assert_eq!(stats.connections.get("refused_total_limit"), Some(&1));
+}
+
+#[test]
+fn a_message_sent_a_byte_a_second_is_cut_off() {
+    let mut w = World::new(
+        config(),
+        support::registrar::Registrar::new(&[], Default::default()),
+        vec![],
+    );
+    let conn = accept(&mut w, source()).unwrap();
+    // A first message in time, then the slow one.
+    feed(&mut w, conn, options("a").as_bytes());
+    let slow = options("b");
+    for b in slow.as_bytes().iter().take(40) {
+        w.run_for(Duration::from_secs(1));
+        if !w.closed.is_empty() {
+            break;
+        }
+        feed(&mut w, conn, &[*b]);
+    }
+    assert_eq!(w.closed, [conn], "closed at its deadline (32 s)");
+    assert_eq!(w.core.stats().connections.get("closed_slow"), Some(&1));
+    assert_eq!(written(&w, conn).len(), 1, "the first message was answered");
+}
+
+#[test]
+fn a_connection_that_never_speaks_is_closed_and_an_idle_one_later() {
+    let mut w = World::new(
+        config(),
+        support::registrar::Registrar::new(&[], Default::default()),
+        vec![],
+    );
+    let mute = accept(&mut w, source()).unwrap();
+    let idle = accept(&mut w, "192.0.2.30:1".parse().unwrap()).unwrap();
+    feed(&mut w, idle, b"\r\n\r\n");
+    w.run_for(Duration::from_secs(33));
+    assert_eq!(
+        w.closed,
+        [mute],
+        "no first frame within 32 s (a TLS handshake that never ends)"
+    );
+    w.run_for(Duration::from_secs(600));
+    assert_eq!(w.closed, [mute, idle], "then nothing for the idle timeout");
+    assert_eq!(w.core.stats().connections.get("closed_idle"), Some(&1));
+}
+
+/// The provider's INVITE over its TCP connection (its address is the registrar's, so
+/// it is admitted by source).
+fn tcp_invite(call_id: &str) -> String {
+    invite(call_id, SDP).replace("Via: SIP/2.0/UDP", "Via: SIP/2.0/TCP")
+}
+
+#[test]
+fn a_call_over_tcp_is_answered_and_hung_up_on_its_connection() {
+    let mut w = registered(call_config());
+    let conn = accept(&mut w, caller()).unwrap();
+    let before = w.sent.len();
+    feed(&mut w, conn, tcp_invite("t1").as_bytes());
+    assert_eq!(
+        written(&w, conn)
+            .iter()
+            .map(|m| first_line(m))
+            .collect::<Vec<_>>(),
+        ["SIP/2.0 100 Trying"]
+    );
+    assert!(
+        sent_to(&w, caller(), before).is_empty(),
+        "nothing to the caller as UDP"
+    );
+    // The destination leg is UDP; it answers.
+    let out = sent_to(&w, livekit(), before)
+        .into_iter()
+        .find(|m| m.starts_with("INVITE "))
+        .expect("our INVITE to the destination");
+    assert!(header(&out, "Via").unwrap().starts_with("SIP/2.0/UDP "));
+    let ok = response(
+        &out,
+        "200 OK",
+        Some("lk"),
+        &format!(
+            "Contact: <sip:lk@{}>\r\nContent-Type: application/sdp\r\n",
+            livekit()
+        ),
+        SDP,
+    );
+    support::calls::feed(&mut w, livekit(), &ok);
+    let ours = written(&w, conn);
+    assert_eq!(first_line(&ours[1]), "SIP/2.0 200 OK");
+    let to = header(&ours[1], "To").unwrap().to_owned();
+    let ack = in_dialog(
+        "ACK",
+        "sip:trunkline@198.51.100.1:5070",
+        &format!("{REGISTRAR}:5060"),
+        &format!("\"Bob\" <sip:+15550100@{REGISTRAR}>;tag=f-t1"),
+        &to,
+        "t1",
+        1,
+        "",
+    )
+    .replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    feed(&mut w, conn, ack.as_bytes());
+    assert_eq!(w.core.active_calls(), 1);
+    // We hang up (the admin API's DELETE): the caller's BYE goes on its connection.
+    let id = w.core.calls()[0].id;
+    w.input(Input::Command(sip_core::Command::HangUp { id }));
+    let bye = written(&w, conn)
+        .into_iter()
+        .find(|m| m.starts_with("BYE "))
+        .expect("a BYE to the caller on its connection");
+    assert!(
+        header(&bye, "Via").unwrap().starts_with("SIP/2.0/TCP "),
+        "{bye}"
+    );
+    assert!(header(&bye, "To").unwrap().contains("tag=f-t1"));
+    let _ = DID;
+}
