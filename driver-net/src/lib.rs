@@ -5,11 +5,13 @@
 
 mod inbox;
 mod registrar_sockets;
+mod streams;
 
 pub use inbox::{Inbox, MAX_BATCH, PER_SOURCE_BUDGET, UNKNOWN_BUDGET};
 pub use registrar_sockets::{
     connected_socket, RegistrarSocket, RegistrarSockets, MAX_REGISTRAR_SOCKETS,
 };
+pub use streams::{StreamRuntime, Streams, MAX_WRITE_QUEUE};
 
 use sip_core::Resolution;
 use std::io;

@@ -129,6 +129,7 @@ fn main() {
         let exit = run(
             core,
             socket,
+            None,
             backend.clone(),
             DriverConfig::default(),
             stop,

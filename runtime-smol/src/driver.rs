@@ -2,10 +2,11 @@
 //! makes no SIP decision; every `if` about SIP lives in `sip-core`.
 
 use crate::backend::Backend;
+use sip_core::Transport;
 use sip_core::{Command, Controller, Event, Input, Output};
 use smol::channel::Receiver;
 use smol::future::FutureExt as _;
-use smol::net::UdpSocket;
+use smol::net::{TcpListener, TcpStream, UdpSocket};
 use smol::{Async, Timer};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -72,6 +73,8 @@ enum Wake {
     /// A registrar socket is readable.
     Registrar,
     Input(Input),
+    /// The TCP listener accepted a connection.
+    Accepted(std::io::Result<(TcpStream, SocketAddr)>),
     Timer,
     Shutdown,
     GraceExceeded,
@@ -86,6 +89,7 @@ enum Wake {
 pub async fn run<B: Backend>(
     mut core: Controller,
     socket: UdpSocket,
+    tcp: Option<TcpListener>,
     backend: B,
     cfg: DriverConfig,
     shutdown: impl Future<Output = ()>,
@@ -113,6 +117,7 @@ pub async fn run<B: Backend>(
     let mut read_since_wait = false;
     let mut outlet = Outlet {
         socket: &socket,
+        streams: driver_net::Streams::new(SmolStreams { tx: tx.clone() }),
         backend,
         tx,
         learn_local_ip: cfg.learn_local_ip,
@@ -169,6 +174,7 @@ pub async fn run<B: Backend>(
             &registrars,
             &mut buf,
             &rx,
+            tcp.as_ref(),
             &mut timer,
             shutdown.as_mut(),
             shutdown_asked,
@@ -208,7 +214,21 @@ pub async fn run<B: Backend>(
                 // transaction's own timers deal with the lost request.
                 tracing::debug!(error = %e, "receiving on the SIP socket failed");
             }
-            Wake::Input(input) => core.handle_input(now, input),
+            Wake::Input(input) => {
+                outlet.streams.observe(&input);
+                core.handle_input(now, input);
+            }
+            Wake::Accepted(Ok((stream, remote))) => {
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().unwrap_or(local);
+                // The core names it, or refuses it (a limit): dropped, so closed.
+                if let Some(conn) = core.accept(now, Transport::Tcp, local, remote) {
+                    outlet.streams.adopt(conn, stream);
+                }
+            }
+            Wake::Accepted(Err(e)) => {
+                tracing::debug!(error = %e, "accepting a SIP connection failed");
+            }
             Wake::Timer => {
                 // The timer fired for `armed`; it must be re-armed for the next one.
                 armed = None;
@@ -273,6 +293,7 @@ async fn read_batch<B: Backend, F: FnMut(&Event)>(
 /// Where the core's outputs go: the SIP socket, the backend, the resolver, `on_event`.
 struct Outlet<'s, B, F> {
     socket: &'s UdpSocket,
+    streams: driver_net::Streams<SmolStreams>,
     backend: B,
     tx: smol::channel::Sender<Input>,
     learn_local_ip: Option<IpAddr>,
@@ -287,22 +308,15 @@ impl<B: Backend, F: FnMut(&Event)> Outlet<'_, B, F> {
         loop {
             match core.poll_output() {
                 Output::Transmit(t) => {
+                    let Some(t) = self.streams.transmit(t) else {
+                        continue; // written on its connection
+                    };
                     if let Err(e) = self.socket.send_to(&t.payload, t.remote).await {
                         tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
                     }
                 }
-                Output::Connect(c) => {
-                    // Streams come with the shared connection engine (issue 10).
-                    let error = Some("TCP and TLS are not supported by this version".to_owned());
-                    let _ = self
-                        .tx
-                        .send(Input::Closed {
-                            conn: c.conn,
-                            error,
-                        })
-                        .await;
-                }
-                Output::Close { .. } => {}
+                Output::Connect(c) => self.streams.connect(c),
+                Output::Close { conn } => self.streams.close(conn),
                 Output::Backend(req) => {
                     let backend = self.backend.clone();
                     let tx = self.tx.clone();
@@ -340,6 +354,7 @@ async fn next_wake(
     registrars: &driver_net::RegistrarSockets<RegistrarUdp>,
     buf: &mut [u8],
     rx: &Receiver<Input>,
+    tcp: Option<&TcpListener>,
     timer: &mut Timer,
     shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
     shutdown_asked: bool,
@@ -355,6 +370,12 @@ async fn next_wake(
             Ok(input) => Wake::Input(input),
             // The loop holds a sender, so the channel never closes while it runs.
             Err(_) => std::future::pending().await,
+        }
+    };
+    let accepted = async {
+        match tcp {
+            Some(l) => Wake::Accepted(l.accept().await),
+            None => std::future::pending().await,
         }
     };
     let timer = async {
@@ -378,10 +399,40 @@ async fn next_wake(
     registrar
         .race(datagram)
         .race(input)
+        .race(accepted)
         .race(timer)
         .race(shutdown)
         .race(hard_stop)
         .await
+}
+
+/// smol's half of the connection engine (driver_net::Streams).
+#[derive(Clone)]
+struct SmolStreams {
+    tx: smol::channel::Sender<Input>,
+}
+
+impl driver_net::StreamRuntime for SmolStreams {
+    type Tcp = TcpStream;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
+        smol::spawn(task).detach();
+    }
+
+    async fn connect(&self, remote: SocketAddr) -> std::io::Result<TcpStream> {
+        let stream = TcpStream::connect(remote).await?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn local_addr(tcp: &TcpStream) -> std::io::Result<SocketAddr> {
+        tcp.local_addr()
+    }
+
+    fn deliver(&self, input: Input) {
+        // Unbounded: never full; closed only once the loop is gone.
+        let _ = self.tx.try_send(input);
+    }
 }
 
 /// A registrar's socket, registered with smol's reactor.

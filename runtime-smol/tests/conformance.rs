@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
-use trunkline_tests::{Backend, Kamailio, Provider, RecordedRequest, Trunkline, WAIT_LIMIT};
+use trunkline_tests::{
+    Backend, Kamailio, KamailioOptions, Provider, RecordedRequest, Trunkline, WAIT_LIMIT,
+};
 
 const ALICE: &str = "p-alice";
 const BOB: &str = "p-bob";
@@ -47,8 +49,19 @@ struct Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_and_smol_drivers_reach_the_same_outcome() {
-    let tokio = scenario(Driver::Tokio).await;
-    let smol = scenario(Driver::Smol).await;
+    same_outcome(false).await;
+}
+
+/// The same over TCP: both drivers run driver-net's one connection engine, so a
+/// difference here is in how a driver feeds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_and_smol_drivers_reach_the_same_outcome_over_tcp() {
+    same_outcome(true).await;
+}
+
+async fn same_outcome(tcp: bool) {
+    let tokio = scenario(Driver::Tokio, tcp).await;
+    let smol = scenario(Driver::Smol, tcp).await;
 
     // Right on its own (an equal but wrong outcome would pass the comparison).
     let expected = Outcome {
@@ -72,17 +85,23 @@ async fn tokio_and_smol_drivers_reach_the_same_outcome() {
     );
 }
 
-/// Runs the scenario on one driver with its own registrar and backend.
-async fn scenario(driver: Driver) -> Outcome {
-    let kamailio = Kamailio::start().await;
+/// Runs the scenario on one driver with its own registrar and backend, over TCP when
+/// `tcp`.
+async fn scenario(driver: Driver, tcp: bool) -> Outcome {
+    let kamailio = Kamailio::start_with(KamailioOptions {
+        tcp,
+        ..KamailioOptions::default()
+    })
+    .await;
     let api_key = format!("api-key-{}", trunkline_tests::random_hex(16));
     let backend = Backend::start(&api_key).await;
     let registrar = kamailio.addr();
     let alice_pw = kamailio.password("alice");
     let bob_pw = format!("wrong-{}", trunkline_tests::random_hex(12));
+    let over = |p: Provider| if tcp { p.tcp() } else { p };
     backend.set_providers(&[
-        Provider::udp(ALICE, "alice", &alice_pw, registrar),
-        Provider::udp(BOB, "bob", &bob_pw, registrar),
+        over(Provider::udp(ALICE, "alice", &alice_pw, registrar)),
+        over(Provider::udp(BOB, "bob", &bob_pw, registrar)),
     ]);
     let sip_port = trunkline_tests::net::free_udp_port();
     let mut running = Running::start(driver, &backend, &api_key, sip_port).await;
@@ -93,7 +112,15 @@ async fn scenario(driver: Driver) -> Outcome {
     let bob = running.until(backend.wait_for_status(BOB, "failed")).await;
     let mut bindings_while_running = BTreeMap::new();
     for user in ["alice", "bob"] {
-        bindings_while_running.insert(user, kamailio.bindings_of(user).await.len());
+        let bindings = kamailio.bindings_of(user).await;
+        let transport_ok = bindings
+            .iter()
+            .all(|b| b.contact.contains(";transport=tcp") == tcp);
+        assert!(
+            transport_ok,
+            "{driver:?}: {user}'s Contact transport: {bindings:?}"
+        );
+        bindings_while_running.insert(user, bindings.len());
     }
 
     running.shut_down().await;
@@ -176,8 +203,10 @@ impl Running {
             )),
             Driver::Smol => {
                 // The same core settings `trunkline run` derives from that environment.
-                let socket = bind_udp(SocketAddr::from(([127, 0, 0, 1], sip_port)), 0)
-                    .expect("binding the smol driver's SIP socket");
+                let sip = SocketAddr::from(([127, 0, 0, 1], sip_port));
+                let socket = bind_udp(sip, 0).expect("binding the smol driver's SIP socket");
+                let tcp = smol::block_on(smol::net::TcpListener::bind(sip))
+                    .expect("listening for the smol driver's SIP over TCP");
                 let cfg = Config {
                     local_port: sip_port,
                     contact_host: Some("127.0.0.1".to_owned()),
@@ -195,6 +224,7 @@ impl Running {
                     let exit = smol::block_on(runtime_smol::run(
                         core,
                         socket,
+                        Some(tcp),
                         http,
                         DriverConfig {
                             shutdown_grace: GRACE,

@@ -69,6 +69,7 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
         let bind = SocketAddr::new(settings.sip.listen_address, settings.sip.port);
         let socket = driver::bind_udp(bind, settings.sip.socket_buffer_bytes)?;
         let local_port = socket.local_addr().map_or(settings.sip.port, |a| a.port());
+        let tcp = driver::bind_tcp(SocketAddr::new(bind.ip(), local_port)).await?;
         // Bound before the driver starts, so a taken port stops trunkline at once
         // (exit 2) instead of leaving it running without its probes and metrics.
         let admin_addr = settings.admin.listen;
@@ -132,7 +133,16 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             admin::AdminState::new(admin_tx, settings.admin.token.clone()),
             admin::fd_budget::admin_connection_cap(open_files),
         ));
-        driver::run(core, socket, backend, dcfg, EventLog::default(), admin_rx).await?;
+        driver::run(
+            core,
+            socket,
+            Some(tcp),
+            backend,
+            dcfg,
+            EventLog::default(),
+            admin_rx,
+        )
+        .await?;
         Ok(())
     })
 }

@@ -5,6 +5,7 @@ use crate::backend_http::HttpBackend;
 use crate::events::EventLog;
 use crate::store::{spawn_writer, StoreWrite};
 use sip_core::stats::Stats;
+use sip_core::Transport;
 use sip_core::{
     BackendOp, BackendReply, Command, Controller, Event, Input, NoRoute, Output, ProviderSpec,
     RegistrationView, Route,
@@ -13,8 +14,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::compat::{Compat, TokioAsyncReadCompatExt};
 
 /// Where providers come from and statuses go.
 pub enum Backend {
@@ -85,6 +87,11 @@ pub enum DriverError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen for SIP over tcp {addr}: {source} (SIP_PORT is taken for TCP; free it or set SIP_PORT or sip.port)")]
+    BindTcp {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
 }
@@ -96,10 +103,20 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, DriverErro
     UdpSocket::from_std(driver_net::sip_socket(addr, buffer).map_err(err)?).map_err(err)
 }
 
-/// Runs the core until a signal has led to a complete shutdown.
+/// Listens for SIP over TCP on `addr` (the UDP socket's address and port: SIP_PORT is
+/// both, CONTRACT.md §2).
+pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, DriverError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DriverError::BindTcp { addr, source })
+}
+
+/// Runs the core until a signal has led to a complete shutdown. `tcp`, when given,
+/// takes the providers' and callers' TCP connections.
 pub async fn run(
     mut core: Controller,
     socket: UdpSocket,
+    tcp: Option<TcpListener>,
     backend: Backend,
     cfg: DriverConfig,
     log: EventLog,
@@ -135,6 +152,7 @@ pub async fn run(
     let mut buf = vec![0u8; 65_536];
     let mut outlet = Outlet {
         socket: &socket,
+        streams: driver_net::Streams::new(TokioStreams { tx: tx.clone() }),
         backend,
         tx,
         store,
@@ -192,7 +210,21 @@ pub async fn run(
             () = registrars.readable() => {
                 read_batch(&registrars, &mut buf, &mut inbox, &mut core, local, &mut outlet).await;
             }
-            Some(input) = rx.recv() => core.handle_input(Instant::now(), input),
+            Some(input) = rx.recv() => {
+                outlet.streams.observe(&input);
+                core.handle_input(Instant::now(), input);
+            }
+            accepted = accept_or_forever(tcp.as_ref()) => match accepted {
+                Ok((stream, remote)) => {
+                    let _ = stream.set_nodelay(true);
+                    let local = stream.local_addr().unwrap_or(local);
+                    // The core names it, or refuses it (a limit): dropped, so closed.
+                    if let Some(conn) = core.accept(Instant::now(), Transport::Tcp, local, remote) {
+                        outlet.streams.adopt(conn, stream.compat());
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "accepting a SIP connection failed"),
+            },
             Some(call) = admin.recv() => match call {
                 AdminCall::Snapshot(reply) => {
                     let _ = reply.send(Snapshot {
@@ -257,6 +289,7 @@ async fn read_batch(
 /// the event log.
 struct Outlet<'s> {
     socket: &'s UdpSocket,
+    streams: driver_net::Streams<TokioStreams>,
     backend: Backend,
     tx: mpsc::UnboundedSender<Input>,
     store: mpsc::UnboundedSender<StoreWrite>,
@@ -274,19 +307,15 @@ impl Outlet<'_> {
         loop {
             match core.poll_output() {
                 Output::Transmit(t) => {
+                    let Some(t) = self.streams.transmit(t) else {
+                        continue; // written on its connection
+                    };
                     if let Err(e) = self.socket.send_to(&t.payload, t.remote).await {
                         tracing::warn!(remote = %t.remote, error = %e, "sending a SIP datagram failed");
                     }
                 }
-                Output::Connect(c) => {
-                    // Streams come with the shared connection engine (issue 10).
-                    let error = Some("TCP and TLS are not supported by this version".to_owned());
-                    let _ = self.tx.send(Input::Closed {
-                        conn: c.conn,
-                        error,
-                    });
-                }
-                Output::Close { .. } => {}
+                Output::Connect(c) => self.streams.connect(c),
+                Output::Close { conn } => self.streams.close(conn),
                 Output::Backend(req) => self.backend(req),
                 Output::Resolve(q) => {
                     let tx = self.tx.clone();
@@ -409,6 +438,44 @@ fn shutdown(
     let ends = core.shutdown_ends_at().unwrap_or(now + cfg.shutdown_grace);
     let after = ends.saturating_duration_since(now) + Duration::from_millis(500);
     *hard = Some(tokio::time::Instant::now() + after);
+}
+
+async fn accept_or_forever(
+    tcp: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match tcp {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// tokio's half of the connection engine (driver_net::Streams).
+#[derive(Clone)]
+struct TokioStreams {
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+impl driver_net::StreamRuntime for TokioStreams {
+    type Tcp = Compat<tokio::net::TcpStream>;
+
+    fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, task: F) {
+        tokio::spawn(task);
+    }
+
+    async fn connect(&self, remote: SocketAddr) -> std::io::Result<Self::Tcp> {
+        let stream = tokio::net::TcpStream::connect(remote).await?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream.compat())
+    }
+
+    fn local_addr(tcp: &Self::Tcp) -> std::io::Result<SocketAddr> {
+        tcp.get_ref().local_addr()
+    }
+
+    fn deliver(&self, input: Input) {
+        // The loop is gone only after the shutdown: nothing to deliver to.
+        let _ = self.tx.send(input);
+    }
 }
 
 async fn sleep_or_forever(at: Option<tokio::time::Instant>) {

@@ -181,7 +181,7 @@ pub fn provider(rng: &mut SimRng, index: usize, registrars: usize) -> ProviderDe
     p.defect = if rng.chance(0.05) {
         pick(
             rng,
-            &[Defect::BadPort, Defect::Tcp, Defect::ControlCharacter],
+            &[Defect::BadPort, Defect::Tls, Defect::ControlCharacter],
         )
     } else {
         None

@@ -194,8 +194,9 @@ pub struct RegistrarDef {
 pub enum Defect {
     /// Port out of range.
     BadPort,
-    /// A transport the core does not support.
-    Tcp,
+    /// A transport the core does not support yet (TLS; TCP is supported, but the
+    /// simulator has no stream links yet, issue 10).
+    Tls,
     /// A CR/LF in the user name (header injection attempt).
     ControlCharacter,
 }
@@ -469,7 +470,7 @@ impl ProviderDef {
         match self.defect {
             None => {}
             Some(Defect::BadPort) => spec.port = Some(70000),
-            Some(Defect::Tcp) => spec.transport = Some("SIP_TRANSPORT_TCP".to_owned()),
+            Some(Defect::Tls) => spec.transport = Some("SIP_TRANSPORT_TLS".to_owned()),
             Some(Defect::ControlCharacter) => {
                 spec.username = format!("{}\r\nX-Injected: 1", self.username);
             }

@@ -41,7 +41,9 @@ pub struct StreamLimits {
     /// connection must deliver its first frame within it, and a connection we open
     /// must be up within it (default 32 s, 64·T1: what a client waits for an answer).
     pub message_timeout: Duration,
-    /// Messages held for a connection still opening (default 64); more are dropped.
+    /// Messages held for a connection still opening (default 1,024: a start's burst of
+    /// paced REGISTERs to one registrar fits while its connection comes up); more are
+    /// dropped (their transactions end by Timer F).
     pub max_queued: usize,
 }
 
@@ -52,7 +54,7 @@ impl Default for StreamLimits {
             max_per_source: 64,
             idle_timeout: Duration::from_secs(600),
             message_timeout: Duration::from_secs(32),
-            max_queued: 64,
+            max_queued: 1024,
         }
     }
 }

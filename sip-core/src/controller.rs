@@ -6,7 +6,7 @@
 use crate::b2bua::calls::Calls;
 use crate::backend::client::{AfterReport, PendingRequest};
 use crate::config::Config;
-use crate::connections::ConnError;
+use crate::connections::{ConnError, Gone};
 use crate::ctx::Ctx;
 use crate::dns::Waiter;
 use crate::inbound::{self, Dispatch};
@@ -105,13 +105,15 @@ impl Controller {
                 }
             }
             Input::Closed { conn, error } => {
-                if self.ctx.conns.remove(&mut self.ctx.timers, conn).is_some() {
+                if let Some(gone) = self.ctx.conns.remove(&mut self.ctx.timers, conn) {
                     let label = if error.is_some() {
                         "failed"
                     } else {
                         "closed_by_peer"
                     };
                     self.ctx.count_conn(label);
+                    let reason = error.unwrap_or_else(|| "closed by the peer".to_owned());
+                    self.on_conn_gone(now, gone, &reason);
                 }
             }
             Input::Backend { id, reply } => self.on_backend(now, id, reply),
@@ -173,7 +175,7 @@ impl Controller {
             TimerKey::CallDrain => self.calls.on_drain_expired(now, ctx),
             TimerKey::Conn(conn, timer) => {
                 if let Some(why) = ctx.conns.on_timer(now, &mut ctx.timers, conn, timer) {
-                    self.close_conn(conn, why);
+                    self.close_conn(now, conn, why);
                 }
             }
             TimerKey::BackendDeadline(id) => {
@@ -387,13 +389,30 @@ impl Controller {
             }
         }
         if let Some(why) = arrived.error {
-            self.close_conn(conn, why);
+            self.close_conn(now, conn, why);
+        }
+    }
+
+    /// A connection is gone: what was waiting on it fails now, and registrations whose
+    /// binding it carried register again.
+    fn on_conn_gone(&mut self, now: Instant, gone: Gone, reason: &str) {
+        let ctx = &mut self.ctx;
+        let actions = ctx.txns.on_flow_closed(gone.conn, reason, &mut ctx.timers);
+        self.on_txn_actions(now, actions);
+        if gone.ours {
+            for slot in self.registry.running_slots() {
+                if let Some(reg) = self.registry.get_mut(slot) {
+                    if reg.uses(gone.link) {
+                        reg.on_flow_lost(now, &mut self.ctx, reason);
+                    }
+                }
+            }
         }
     }
 
     /// Closes `conn` because it broke a limit: counted, logged (at a bounded rate),
     /// and the driver told to close it.
-    fn close_conn(&mut self, conn: ConnId, why: ConnError) {
+    fn close_conn(&mut self, now: Instant, conn: ConnId, why: ConnError) {
         let ctx = &mut self.ctx;
         let Some(gone) = ctx.conns.remove(&mut ctx.timers, conn) else {
             return;
@@ -404,6 +423,7 @@ impl Controller {
             reason: format!("connection closed: {why}"),
         });
         ctx.out.push_back(Output::Close { conn });
+        self.on_conn_gone(now, gone, &why.to_string());
     }
 
     /// A message from `from` (to our `local`), whatever carried it.

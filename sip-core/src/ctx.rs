@@ -6,21 +6,21 @@
 
 use crate::backend::client::{BackendClient, PendingRequest};
 use crate::config::Config;
-use crate::connections::{Connections, Sent};
+use crate::connections::{Connections, Opened, Sent};
 use crate::dns::Dns;
 use crate::io::{
-    BackendOp, BindingIdentity, Event, Output, RegisterOutcome, RegistrationView, RequestId,
-    SentRegister, StatusReport, Transmit,
+    BackendOp, BindingIdentity, Connect, Event, Output, RegisterOutcome, RegistrationView,
+    RequestId, SentRegister, StatusReport, Transmit,
 };
 use crate::rate::Pacer;
 use crate::rng::IdGen;
 use crate::stats::Stats;
 use crate::time::TimerTable;
 use crate::transaction::{Transactions, TxnAction};
-use crate::transport::Link;
+use crate::transport::{Flow, Link, Transport};
 use crate::wallclock::WallClock;
 use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime};
 
 /// Everything a machine needs to act, apart from the machines themselves.
@@ -120,6 +120,40 @@ impl Ctx {
             },
         };
         self.write(to, payload);
+    }
+
+    /// The link to `remote` over `transport`: a datagram link, or a connection of
+    /// ours, reused when one to that peer (and TLS name) is open or opening, else asked
+    /// of the driver ([`Output::Connect`]). `None` at the connection limit.
+    pub fn link_to(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        remote: SocketAddr,
+        server_name: Option<&str>,
+    ) -> Option<Link> {
+        if transport == Transport::Udp {
+            return Some(Link::udp(remote));
+        }
+        let opened = self
+            .conns
+            .connect(now, &mut self.timers, transport, remote, server_name);
+        let Some(opened) = opened else {
+            self.count_conn("refused_total_limit");
+            return None;
+        };
+        if let Opened::New(conn) = opened {
+            self.out.push_back(Output::Connect(Connect {
+                conn,
+                transport,
+                remote,
+                server_name: server_name.map(str::to_owned),
+            }));
+        }
+        Some(Link {
+            remote,
+            flow: Flow::stream(transport, opened.conn()),
+        })
     }
 
     /// Hands `payload` to the driver for `to`, now.

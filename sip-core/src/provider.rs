@@ -89,7 +89,7 @@ pub enum InvalidProvider {
     #[error("invalid provider: `transport` {0:?} is unknown (udp, tcp or tls)")]
     UnknownTransport(String),
     #[error(
-        "invalid provider: `transport` {0} is not supported by this version of trunkline (use udp)"
+        "invalid provider: `transport` {0} is not supported by this version of trunkline (use udp or tcp)"
     )]
     UnsupportedTransport(&'static str),
     #[error("invalid provider: `expires` {0} is out of range (1-4294967295 seconds; leave it out for the default of 3600)")]
@@ -243,11 +243,8 @@ impl ProviderSpec {
             _ => None,
         };
         let transport = parse_transport(self.transport.as_deref())?;
-        if transport != Transport::Udp {
-            return Err(InvalidProvider::UnsupportedTransport(match transport {
-                Transport::Tcp => "tcp",
-                _ => "tls",
-            }));
+        if transport == Transport::Tls {
+            return Err(InvalidProvider::UnsupportedTransport("tls"));
         }
         // Absent (or JSON null) takes the default; 0 is out of range like any other
         // number outside 1-65535, not a second way to say "default".

@@ -20,7 +20,7 @@ use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::time::{RetryCounts, TimerKey};
 use crate::transaction::{Owner, TxnEvent};
-use crate::transport::Link;
+use crate::transport::{Link, Transport};
 use crate::wallclock::WallClock;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU64;
@@ -603,8 +603,16 @@ impl Registration {
         let branch = ctx.ids.branch();
         self.attempt_started = Some(now);
         let payload = self.build_request(ctx, &advertised, &branch, expires);
-        // UDP: TCP and TLS registrations are refused before they get here (issue 10).
-        let link = Link::udp(target);
+        // On TCP the connection to the registrar is shared by every registration to it
+        // and opened by the first (RFC 5626's flow: INVITEs may come back on it).
+        let Some(link) = ctx.link_to(now, self.provider.transport, target, None) else {
+            let error = format!(
+                "cannot open a connection to {}: too many connections",
+                self.registrar()
+            );
+            self.fail(now, ctx, FailureClass::Temporary, error, None);
+            return;
+        };
         let txn = ctx.txns.start(
             now,
             &ctx.cfg.timers,
@@ -648,7 +656,13 @@ impl Registration {
         let ruri = self.request_uri();
         let aor = format!("sip:{}@{}", p.username, uri_host(&p.host));
         let line = self.ids.line();
-        let mut contact = format!("<sip:{}@{local};line={line}>", p.username);
+        // RFC 3261 §19.1.1: the transport the registrar is to reach us over.
+        let transport = match p.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
+        };
+        let mut contact = format!("<sip:{}@{local}{transport};line={line}>", p.username);
         if expires == 0 {
             contact.push_str(";expires=0");
         }
@@ -661,7 +675,7 @@ impl Registration {
         {
             if stale != local {
                 contact.push_str(&format!(
-                    ", <sip:{}@{stale};line={line}>;expires=0",
+                    ", <sip:{}@{stale}{transport};line={line}>;expires=0",
                     p.username
                 ));
             }
@@ -776,10 +790,57 @@ impl Registration {
                     None,
                 );
             }
+            TxnEvent::TransportError(error) => {
+                self.outcome(ctx, RegisterOutcome::Failed);
+                let registrar = self.registrar();
+                self.fail(
+                    now,
+                    ctx,
+                    FailureClass::Temporary,
+                    format!("the connection to {registrar} failed: {error}"),
+                    None,
+                );
+            }
             TxnEvent::Final(resp) => self.on_final(now, ctx, &resp),
             // A registrar's 100 Trying changes nothing; NoAck is a server's event.
             TxnEvent::Provisional(_) | TxnEvent::NoAck => {}
         }
+    }
+
+    /// Whether this registration's requests go on `link` (its transport to its next
+    /// hop): a connection closing there concerns it.
+    pub fn uses(&self, link: Link) -> bool {
+        self.provider.transport == link.flow.transport() && self.target() == Some(link.remote)
+    }
+
+    /// The connection our binding was made over is gone (`reason`): the registrar can
+    /// no longer reach us on it (RFC 5626 §4.4: the flow failed), so register again at
+    /// once over a new one, pending with the reason meanwhile. A connection that keeps
+    /// closing right after a REGISTER succeeded (within 64·T1) is a failure with its
+    /// backoff instead, so a registrar that drops every connection cannot make us loop.
+    pub fn on_flow_lost(&mut self, now: Instant, ctx: &mut Ctx, reason: &str) {
+        let registered = self.status == RegisterStatus::Registered;
+        if self.phase != Phase::Waiting || self.goal != Goal::Registered || !registered {
+            // In flight: its transaction reports the error. Retrying or resolving: the
+            // next attempt opens a new connection anyway.
+            return;
+        }
+        let registrar = self.registrar();
+        let error = format!("the connection to {registrar} closed ({reason})");
+        let just_made = self
+            .registered_at
+            .is_some_and(|t| now.saturating_duration_since(t) < ctx.cfg.timers.t1 * 64);
+        if just_made {
+            self.fail(now, ctx, FailureClass::Temporary, error, None);
+            return;
+        }
+        self.set_status(
+            ctx,
+            now,
+            RegisterStatus::Pending,
+            Some(format!("{error}: registering again")),
+        );
+        self.wait_until(now, ctx);
     }
 
     fn on_final(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
@@ -901,6 +962,13 @@ impl Registration {
         }
         let seen = SocketAddr::new(ip, port);
         if seen.to_string() == advertised {
+            return false;
+        }
+        // On a connection the source port is the connection's own, never our
+        // listener's: only another IP says NAT there (and then the NAT's port is the
+        // flow's, which is what the registrar can reach us on).
+        let same_ip = advertised.parse::<SocketAddr>().is_ok_and(|a| a.ip() == ip);
+        if self.provider.transport.is_reliable() && same_ip {
             return false;
         }
         self.address = OurAddress::Learned(ip, port);

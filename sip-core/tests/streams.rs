@@ -261,3 +261,164 @@ fn a_call_over_tcp_is_answered_and_hung_up_on_its_connection() {
     assert!(header(&bye, "To").unwrap().contains("tag=f-t1"));
     let _ = DID;
 }
+
+fn tcp_provider(id: &str, user: &str) -> sip_core::ProviderSpec {
+    sip_core::ProviderSpec {
+        transport: Some("tcp".into()),
+        ..support::provider(id, user, "pw")
+    }
+}
+
+fn tcp_world(ids: &[(&str, &str)]) -> World {
+    let accounts: Vec<(&str, &str)> = ids.iter().map(|(_, u)| (*u, "pw")).collect();
+    let registrar = support::registrar::Registrar::new(&accounts, Default::default());
+    let providers = ids.iter().map(|(id, u)| tcp_provider(id, u)).collect();
+    World::new(config(), registrar, providers)
+}
+
+fn status(w: &World, id: &str) -> Option<(sip_core::RegisterStatus, Option<String>)> {
+    w.last_report(id)
+        .map(|r| (r.register_status, r.register_error.clone()))
+}
+
+fn registrar_addr() -> SocketAddr {
+    format!("{REGISTRAR}:5060").parse().unwrap()
+}
+
+#[test]
+fn tcp_registrations_share_one_connection_and_register_over_it() {
+    let mut w = tcp_world(&[("p1", "alice"), ("p2", "bob")]);
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(
+        w.connects.len(),
+        1,
+        "one connection for both: {:?}",
+        w.connects
+    );
+    let c = &w.connects[0];
+    assert_eq!((c.transport, c.remote), (Transport::Tcp, registrar_addr()));
+    for id in ["p1", "p2"] {
+        assert_eq!(
+            status(&w, id).map(|s| s.0),
+            Some(sip_core::RegisterStatus::Registered)
+        );
+    }
+    let registers: Vec<&String> = w
+        .written
+        .iter()
+        .filter(|(_, f, m)| *f == Flow::Tcp(c.conn) && m.starts_with("REGISTER "))
+        .map(|(_, _, m)| m)
+        .collect();
+    assert_eq!(registers.len(), 4, "a challenge and an answer each");
+    for m in registers {
+        assert!(header(m, "Via").unwrap().starts_with("SIP/2.0/TCP "), "{m}");
+        assert!(
+            header(m, "Contact")
+                .unwrap()
+                .contains(";transport=tcp;line="),
+            "{m}"
+        );
+    }
+    assert!(w.sent.is_empty(), "nothing over UDP: {:?}", w.sent);
+}
+
+#[test]
+fn a_dropped_connection_is_replaced_and_the_binding_made_again_on_it() {
+    let mut w = tcp_world(&[("p1", "alice")]);
+    w.run_for(Duration::from_secs(60));
+    let first = w.connects[0].conn;
+    let before = w.reports_for("p1").len();
+    w.input(Input::Closed {
+        conn: first,
+        error: Some("connection reset by peer".into()),
+    });
+    let pending = &w.reports_for("p1")[before];
+    assert_eq!(pending.register_status, sip_core::RegisterStatus::Pending);
+    assert!(
+        pending
+            .register_error
+            .as_deref()
+            .is_some_and(|e| e.contains("closed (connection reset by peer)")),
+        "{pending:?}"
+    );
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(w.connects.len(), 2, "a new connection at once");
+    let second = w.connects[1].conn;
+    assert_ne!(second, first);
+    assert_eq!(
+        status(&w, "p1"),
+        Some((sip_core::RegisterStatus::Registered, None))
+    );
+    assert!(w
+        .written
+        .iter()
+        .any(|(_, f, m)| *f == Flow::Tcp(second) && m.starts_with("REGISTER ")));
+}
+
+#[test]
+fn a_connection_that_cannot_be_opened_fails_the_registration_and_backs_off() {
+    let mut w = tcp_world(&[("p1", "alice")]);
+    w.auto_connect = false;
+    w.run_for(Duration::from_secs(1));
+    let conn = w.connects[0].conn;
+    w.input(Input::Closed {
+        conn,
+        error: Some("connection refused".into()),
+    });
+    let (st, err) = status(&w, "p1").unwrap();
+    assert_eq!(st, sip_core::RegisterStatus::Failed);
+    assert_eq!(
+        err.as_deref(),
+        Some("the connection to 192.0.2.10:5060 failed: connection refused")
+    );
+    // No new connection before the backoff (5 s at first).
+    w.run_for(Duration::from_secs(3));
+    assert_eq!(w.connects.len(), 1);
+    w.run_for(Duration::from_secs(10));
+    assert_eq!(w.connects.len(), 2, "tried again after the backoff");
+}
+
+#[test]
+fn a_connection_that_closes_right_after_each_registration_is_backed_off() {
+    let mut w = tcp_world(&[("p1", "alice")]);
+    w.run_for(Duration::from_secs(2));
+    assert_eq!(
+        status(&w, "p1").map(|s| s.0),
+        Some(sip_core::RegisterStatus::Registered)
+    );
+    for _ in 0..5 {
+        let conn = w.connects.last().unwrap().conn;
+        w.input(Input::Closed { conn, error: None });
+        w.run_for(Duration::from_secs(2));
+    }
+    // Not five new connections in ten seconds: the first close already counted as a
+    // failure, with its backoff.
+    assert!(w.connects.len() <= 3, "{} connections", w.connects.len());
+    let failing = w
+        .reports_for("p1")
+        .iter()
+        .any(|r| r.register_status == sip_core::RegisterStatus::Failed);
+    assert!(failing);
+}
+
+#[test]
+fn a_register_in_flight_fails_when_its_connection_closes_not_at_timer_f() {
+    let mut w = tcp_world(&[("p1", "alice")]);
+    w.auto_connect = false;
+    w.run_for(Duration::from_secs(1));
+    let conn = w.connects[0].conn;
+    // Up, but the registrar never answers; then the connection closes.
+    w.input(Input::Connected {
+        conn,
+        local: "198.51.100.1:40001".parse().unwrap(),
+    });
+    w.registrar_delay = Duration::from_secs(3600);
+    w.run_for(Duration::from_secs(1));
+    assert!(w.written.iter().any(|(_, _, m)| m.starts_with("REGISTER ")));
+    let at = w.elapsed();
+    w.input(Input::Closed { conn, error: None });
+    let (st, err) = status(&w, "p1").unwrap();
+    assert_eq!(st, sip_core::RegisterStatus::Failed);
+    assert!(err.unwrap().contains("closed by the peer"));
+    assert_eq!(w.elapsed(), at, "at once");
+}

@@ -105,6 +105,12 @@ impl Provider {
         }
     }
 
+    /// The same provider over TCP (`SIP_TRANSPORT_TCP`).
+    pub fn tcp(mut self) -> Self {
+        self.transport = Some("SIP_TRANSPORT_TCP".to_owned());
+        self
+    }
+
     /// The same provider asking for `seconds` of registration.
     pub fn expires_in(mut self, seconds: u32) -> Self {
         self.expires_in = Some(seconds);

@@ -34,6 +34,8 @@ pub struct Kamailio {
     log: PathBuf,
     pw_key: String,
     kamcmd: PathBuf,
+    kamailio: PathBuf,
+    options: Options,
     // Declared last so it is removed after the process is gone.
     dir: tempfile::TempDir,
 }
@@ -44,6 +46,8 @@ pub struct Options {
     /// Seconds a digest nonce stays valid (the cfg's default is 300). A short one
     /// makes refreshes meet `stale=true`.
     pub nonce_expire_secs: Option<u32>,
+    /// Listen on TCP too, on the same port as UDP.
+    pub tcp: bool,
 }
 
 /// One contact binding as `kamcmd ul.dump` shows it.
@@ -106,38 +110,7 @@ impl Kamailio {
         // Unique per run, so a password found in trunkline's output can only have
         // come from this run's configuration.
         let pw_key = format!("trunkline-test-{}", crate::random_hex(8));
-        let log_file = File::create(&log).expect("creating Kamailio's log file");
-        let log_err = log_file
-            .try_clone()
-            .expect("duplicating Kamailio's log file handle");
-        let mut command = Command::new(kamailio);
-        if let Some(secs) = options.nonce_expire_secs {
-            command.arg("-A").arg(format!("NONCE_EXPIRE={secs}"));
-        }
-        let child = command
-            .arg("-f")
-            .arg(Self::cfg_path())
-            // Foreground, no daemon; log to stderr, which goes to the log file.
-            .args(["-DD", "-E"])
-            .arg("-w")
-            .arg(dir.path())
-            .arg("-Y")
-            .arg(dir.path())
-            .arg("-P")
-            .arg(dir.path().join("kamailio.pid"))
-            .arg("-l")
-            .arg(format!("udp:{LOOPBACK}:{port}"))
-            .arg("-A")
-            .arg(format!("CTL_SOCKET=\"unix:{}\"", ctl.display()))
-            .arg("-A")
-            .arg(format!("PW_KEY=\"{pw_key}\""))
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err)
-            // Own process group: Drop signals Kamailio's worker processes too.
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {}: {e}", kamailio.display()));
+        let child = spawn(kamailio, options, dir.path(), port, &ctl, &log, &pw_key);
         let mut started = Kamailio {
             child,
             port,
@@ -145,31 +118,57 @@ impl Kamailio {
             log,
             pw_key,
             kamcmd: kamcmd.to_path_buf(),
+            kamailio: kamailio.to_path_buf(),
+            options: options.clone(),
             dir,
         };
+        started.wait_ready().await?;
+        Ok(started)
+    }
+
+    /// Waits until the control socket answers (or the process exits, or the limit).
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let port = self.port;
         let deadline = Instant::now() + START_LIMIT;
         loop {
-            if let Some(status) = started
+            if let Some(status) = self
                 .child
                 .try_wait()
                 .expect("checking whether Kamailio is still running")
             {
-                // Dropping `started` is harmless: the process is gone already.
                 return Err(format!(
                     "Kamailio exited during start ({status}) on udp 127.0.0.1:{port}; its log:\n{}",
-                    started.log_text()
+                    self.log_text()
                 ));
             }
-            if started.try_kamcmd(&["core.uptime"]).await.is_ok() {
-                return Ok(started);
+            if self.try_kamcmd(&["core.uptime"]).await.is_ok() {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(format!(
                     "Kamailio did not answer `kamcmd core.uptime` within {START_LIMIT:?}; its log:\n{}",
-                    started.log_text()
+                    self.log_text()
                 ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops Kamailio (its bindings, kept in memory, are lost, and every TCP connection
+    /// to it closes) and starts it again on the same port, as a registrar's restart.
+    pub async fn restart(&mut self) {
+        stop_group(&mut self.child, "Kamailio");
+        self.child = spawn(
+            &self.kamailio,
+            &self.options,
+            self.dir.path(),
+            self.port,
+            &self.ctl,
+            &self.log,
+            &self.pw_key,
+        );
+        if let Err(e) = self.wait_ready().await {
+            panic!("Kamailio did not come back after a restart: {e}");
         }
     }
 
@@ -315,6 +314,60 @@ impl Drop for Kamailio {
             );
         }
     }
+}
+
+/// Starts Kamailio on `port` with its files in `dir`, its control socket `ctl`, its log
+/// appended to `log`, passwords derived from `pw_key`.
+fn spawn(
+    kamailio: &Path,
+    options: &Options,
+    dir: &Path,
+    port: u16,
+    ctl: &Path,
+    log: &Path,
+    pw_key: &str,
+) -> Child {
+    let log_file = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("opening Kamailio's log file");
+    let log_err = log_file
+        .try_clone()
+        .expect("duplicating Kamailio's log file handle");
+    let mut command = Command::new(kamailio);
+    if let Some(secs) = options.nonce_expire_secs {
+        command.arg("-A").arg(format!("NONCE_EXPIRE={secs}"));
+    }
+    if options.tcp {
+        command
+            .args(["-A", "WITH_TCP", "-l"])
+            .arg(format!("tcp:{LOOPBACK}:{port}"));
+    }
+    command
+        .arg("-f")
+        .arg(Kamailio::cfg_path())
+        // Foreground, no daemon; log to stderr, which goes to the log file.
+        .args(["-DD", "-E"])
+        .arg("-w")
+        .arg(dir)
+        .arg("-Y")
+        .arg(dir)
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .arg("-l")
+        .arg(format!("udp:{LOOPBACK}:{port}"))
+        .arg("-A")
+        .arg(format!("CTL_SOCKET=\"unix:{}\"", ctl.display()))
+        .arg("-A")
+        .arg(format!("PW_KEY=\"{pw_key}\""))
+        .stdin(Stdio::null())
+        .stdout(log_file)
+        .stderr(log_err)
+        // Own process group: Drop signals Kamailio's worker processes too.
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {}: {e}", kamailio.display()))
 }
 
 /// Sends SIGTERM to the child's process group, waits a bounded time for the child to

@@ -491,8 +491,15 @@ impl World {
                 Output::Transmit(t) => self.on_transmit(t.remote, &t.payload),
                 Output::Backend(req) => self.on_backend(req),
                 Output::Resolve(q) => self.on_resolve(q),
-                // No stream peers in this world yet: nothing opens a connection.
-                Output::Connect(c) => panic!("a connection to open with no stream provider: {c:?}"),
+                // No stream peers in this world yet: every connection is refused (a
+                // TCP provider fails and backs off).
+                Output::Connect(c) => self.core.handle_input(
+                    self.now,
+                    Input::Closed {
+                        conn: c.conn,
+                        error: Some("connection refused".to_owned()),
+                    },
+                ),
                 Output::Close { conn } => panic!("{conn} closed, but none was accepted"),
                 Output::Event(e) => self.on_event(&e),
             }

@@ -342,6 +342,7 @@ pub async fn run() -> Result<(), DemoError> {
     let trunkline = tokio::spawn(driver::run(
         core,
         sip,
+        None,
         Backend::Http(http),
         dcfg,
         EventLog::default(),

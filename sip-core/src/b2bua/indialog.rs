@@ -146,10 +146,22 @@ impl Call {
             TxnEvent::Provisional(resp) if resp.status > 100 => resp,
             TxnEvent::Provisional(_) => return,
             TxnEvent::Final(resp) => resp,
-            TxnEvent::Timeout | TxnEvent::NoAck => {
+            TxnEvent::Timeout | TxnEvent::NoAck | TxnEvent::TransportError(_) => {
                 let r = self.relays.remove(pos);
-                answer(now, ctx, r.server, &r.request, 408, "Request Timeout");
-                let why = format!("no answer to a relayed {}", r.request.method);
+                let method = &r.request.method;
+                let (status, reason, why) = match event {
+                    TxnEvent::TransportError(e) => (
+                        503,
+                        "Service Unavailable",
+                        format!("the connection for a relayed {method} failed: {e}"),
+                    ),
+                    _ => (
+                        408,
+                        "Request Timeout",
+                        format!("no answer to a relayed {method}"),
+                    ),
+                };
+                answer(now, ctx, r.server, &r.request, status, reason);
                 self.hang_up(now, ctx, UNAVAILABLE, why);
                 return;
             }

@@ -206,19 +206,23 @@ impl Call {
                 self.on_answer(now, ctx, &resp);
             }
             TxnEvent::Final(resp) => self.on_refusal(now, ctx, &resp),
-            TxnEvent::Timeout | TxnEvent::NoAck => {
+            TxnEvent::Timeout | TxnEvent::NoAck | TxnEvent::TransportError(_) => {
                 if matches!(self.callee, CalleeLeg::Inviting { .. }) {
                     self.callee = CalleeLeg::Done;
                 }
-                let why = "the destination did not answer the INVITE".to_owned();
-                self.reject(
-                    now,
-                    ctx,
-                    408,
-                    "Request Timeout: destination did not answer",
-                    "failed",
-                    why,
-                );
+                let (status, reason, why) = match event {
+                    TxnEvent::TransportError(e) => (
+                        503,
+                        "Service Unavailable: no connection to the destination",
+                        format!("the connection to the destination failed: {e}"),
+                    ),
+                    _ => (
+                        408,
+                        "Request Timeout: destination did not answer",
+                        "the destination did not answer the INVITE".to_owned(),
+                    ),
+                };
+                self.reject(now, ctx, status, reason, "failed", why);
             }
         }
     }

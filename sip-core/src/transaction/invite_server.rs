@@ -28,7 +28,7 @@ enum State {
 #[derive(Debug)]
 pub(super) struct InviteServer {
     pub owner: Owner,
-    to: Link,
+    pub to: Link,
     state: State,
     /// The last response sent, resent byte for byte to a retransmitted INVITE.
     last: Vec<u8>,

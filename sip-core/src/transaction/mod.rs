@@ -35,7 +35,7 @@ use crate::config::SipTimers;
 use crate::keyed::OwnKeyMap;
 use crate::message::{Request, Response};
 use crate::time::{TimerKey, TimerTable, TxnTimer};
-use crate::transport::Link;
+use crate::transport::{ConnId, Link};
 use invite_client::InviteClient;
 use invite_server::InviteServer;
 use matching::{ClientKey, ServerKey};
@@ -90,6 +90,9 @@ pub enum TxnEvent {
     Timeout,
     /// INVITE server: Timer H fired, the non-2xx final was never ACKed.
     NoAck,
+    /// The connection the request went on failed or closed before a final response
+    /// (RFC 3261 §8.1.3.1: a transport error; the text says what happened).
+    TransportError(String),
 }
 
 /// What the transaction layer asks of the controller.
@@ -638,6 +641,44 @@ impl Transactions {
                 self.left_flight(remote);
             }
         }
+    }
+
+    /// Connection `conn` is gone (`reason`): its client transactions end now with
+    /// [`TxnEvent::TransportError`] rather than at Timer B/F, and its server
+    /// transactions, which can no longer answer, end silently. Walks every transaction:
+    /// a connection closes rarely.
+    pub fn on_flow_closed(
+        &mut self,
+        conn: ConnId,
+        reason: &str,
+        table: &mut TimerTable,
+    ) -> Vec<TxnAction> {
+        let on_it: Vec<(u64, Option<Owner>)> = self
+            .by_id
+            .iter()
+            .filter_map(|(&id, e)| {
+                let (to, owner) = match &e.machine {
+                    Machine::NonInviteClient(m) => (m.to, Some(m.owner())),
+                    Machine::InviteClient(m) => (m.to, Some(m.owner())),
+                    Machine::InviteServer(m) => (m.to, None),
+                    Machine::NonInviteServer(m) => (m.to, None),
+                };
+                (to.flow.conn() == Some(conn)).then_some((id, owner))
+            })
+            .collect();
+        let mut actions = Vec::new();
+        for (id, owner) in on_it {
+            self.abandon(id, table);
+            if let Some(owner) = owner {
+                actions.push(TxnAction::Notify {
+                    owner,
+                    id,
+                    event: TxnEvent::TransportError(reason.to_owned()),
+                    rtt: None,
+                });
+            }
+        }
+        actions
     }
 
     /// Where client transaction `id` sends (its answers come from there), while it

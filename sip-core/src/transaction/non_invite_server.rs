@@ -18,7 +18,7 @@ enum State {
 #[derive(Debug)]
 pub(super) struct NonInviteServer {
     pub owner: Owner,
-    to: Link,
+    pub to: Link,
     state: State,
     last: Option<Vec<u8>>,
 }

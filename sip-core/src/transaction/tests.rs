@@ -31,7 +31,7 @@ impl World {
     /// The peer over UDP, or over a TCP connection when `reliable`.
     fn link(reliable: bool) -> Link {
         let flow = if reliable {
-            crate::transport::Flow::Tcp(crate::transport::ConnId(1))
+            crate::transport::Flow::Tcp(ConnId(1))
         } else {
             crate::transport::Flow::Udp
         };

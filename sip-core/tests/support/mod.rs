@@ -67,6 +67,11 @@ pub struct World {
     pub registrar_delay: Duration,
     /// Datagrams in flight to the core: (deliver at, from, bytes).
     inbound: Vec<(Instant, SocketAddr, Vec<u8>)>,
+    /// Bytes due on a connection: `(when, connection, bytes)`.
+    stream_inbound: Vec<(Instant, sip_core::ConnId, Vec<u8>)>,
+    /// Whether connections the core opens come up at once (else they are only
+    /// recorded in `connects`, for the test to answer).
+    pub auto_connect: bool,
     backend_queue: Vec<(Instant, sip_core::RequestId, BackendReply)>,
 }
 
@@ -144,6 +149,8 @@ impl World {
             backend_delay: Duration::from_millis(5),
             registrar_delay: Duration::from_millis(10),
             inbound: Vec::new(),
+            stream_inbound: Vec::new(),
+            auto_connect: true,
             backend_queue: Vec::new(),
         };
         setup(&mut w);
@@ -161,8 +168,23 @@ impl World {
                 Output::Transmit(t) if t.flow != sip_core::Flow::Udp => {
                     let text = String::from_utf8_lossy(&t.payload).into_owned();
                     self.written.push((self.elapsed(), t.flow, text));
+                    let conn = t.flow.conn().unwrap();
+                    if t.remote.ip() == REGISTRAR.parse::<IpAddr>().unwrap() {
+                        for resp in self.registrar.handle(&t.payload, self.elapsed()) {
+                            self.stream_inbound
+                                .push((self.now + self.registrar_delay, conn, resp));
+                        }
+                    }
                 }
-                Output::Connect(c) => self.connects.push(c),
+                Output::Connect(c) => {
+                    let conn = c.conn;
+                    self.connects.push(c);
+                    if self.auto_connect {
+                        let local = "198.51.100.1:40001".parse().unwrap();
+                        self.core
+                            .handle_input(self.now, Input::Connected { conn, local });
+                    }
+                }
                 Output::Close { conn } => self.closed.push(conn),
                 Output::Transmit(t) => {
                     let text = String::from_utf8_lossy(&t.payload).into_owned();
@@ -248,7 +270,12 @@ impl World {
     pub fn run_for(&mut self, span: Duration) {
         let end = self.now + span;
         loop {
-            let next_in = self.inbound.iter().map(|(t, _, _)| *t).min();
+            let next_in = self
+                .inbound
+                .iter()
+                .map(|(t, _, _)| *t)
+                .chain(self.stream_inbound.iter().map(|(t, _, _)| *t))
+                .min();
             let next_be = self.backend_queue.iter().map(|(t, _, _)| *t).min();
             let next_timer = self.core.poll_timeout();
             let next = [next_in, next_be, next_timer].into_iter().flatten().min();
@@ -258,6 +285,14 @@ impl World {
             };
             self.now = self.now.max(next);
             if next_in == Some(next) {
+                let on_stream = self.stream_inbound.iter().position(|(t, _, _)| *t == next);
+                if let Some(i) = on_stream {
+                    let (_, conn, bytes) = self.stream_inbound.remove(i);
+                    let input = Input::Received { conn, bytes };
+                    self.timed(|core, now| core.handle_input(now, input));
+                    self.drain();
+                    continue;
+                }
                 let i = self
                     .inbound
                     .iter()
