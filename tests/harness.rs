@@ -142,6 +142,7 @@ async fn kamailio_registrar_behaves_as_documented() {
 async fn kamailio_answers_an_expired_nonce_with_stale_true() {
     let kamailio = Kamailio::start_with(KamailioOptions {
         nonce_expire_secs: Some(1),
+        ..KamailioOptions::default()
     })
     .await;
     // The scenario pauses 3 s (in SIPp) so that its nonce expires.
