@@ -3,6 +3,8 @@
 # Debian's packages, and checks that Kamailio loads the test registrar config:
 #   kamailio, kamcmd            package kamailio (+ kamailio-extra-modules)
 #   sipp                        package sip-tester
+#   ip, nft                     packages iproute2, nftables (tests/nat.rs: network
+#                               namespaces and a masquerading NAT between them)
 # Used by scripts/test.sh and scripts/run-local.sh. Needs root or sudo to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,12 @@ if ! have kamailio || ! have kamcmd; then
 fi
 if ! have sipp; then
   packages+=(sip-tester)
+fi
+if ! have ip; then
+  packages+=(iproute2)
+fi
+if ! have nft; then
+  packages+=(nftables)
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then
@@ -35,7 +43,7 @@ if [ ${#packages[@]} -gt 0 ]; then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
 fi
 
-for bin in kamailio kamcmd sipp; do
+for bin in kamailio kamcmd sipp ip nft; do
   if ! have "$bin"; then
     echo "error: $bin is still missing after installing its package." >&2
     exit 1
@@ -45,9 +53,15 @@ done
 # Every module the registrar config loads must be present: a syntax and module check.
 check_log=$(mktemp)
 trap 'rm -f "$check_log"' EXIT
-if ! kamailio -c -f tests/kamailio/registrar.cfg -A 'CTL_SOCKET="unix:/nonexistent/ctl.sock"' >"$check_log" 2>&1; then
-  echo "error: Kamailio cannot load tests/kamailio/registrar.cfg:" >&2
-  cat "$check_log" >&2
-  exit 1
-fi
+check_cfg() {
+  if ! kamailio -c -f tests/kamailio/registrar.cfg -A 'CTL_SOCKET="unix:/nonexistent/ctl.sock"' \
+      "$@" >"$check_log" 2>&1; then
+    echo "error: Kamailio cannot load tests/kamailio/registrar.cfg $*:" >&2
+    cat "$check_log" >&2
+    exit 1
+  fi
+}
+# Both ways it runs: the registrar alone, and with the proxy part (tests/nat.rs).
+check_cfg
+check_cfg -A WITH_PROXY
 echo "Test peers ready: $(kamailio -v | head -n 1 | sed 's/^version: //'), $(sipp -v 2>&1 | grep -o 'SIPp v[0-9.]*' | head -n 1)"

@@ -1016,13 +1016,22 @@ impl Registration {
             return;
         }
         let contacts = resp.headers.contacts();
-        // Ours carries our `line=` token; a registrar that lists the binding just
-        // removed (a NAT's old address, `expires=0`) must not make it look like ours.
+        // Ours carries our `line=` token. A registrar may also list a binding of ours
+        // being replaced (a NAT's old address): the one at the address this REGISTER
+        // advertised is ours, else one not being removed (`expires=0`). Reading the
+        // old one's shorter grant would refresh ever faster until it lapsed (seen
+        // against a registrar that kept a binding we removed).
         let line = Some(self.ids.line());
+        let at = self
+            .target()
+            .map(|t| format!("@{}", self.advertised(ctx, t)));
         let ours = contacts
             .iter()
             .filter(|b| b.uri_param("line") == line)
-            .min_by_key(|b| b.expires == Some(0));
+            .min_by_key(|b| {
+                let here = at.as_deref().is_some_and(|a| names_address(&b.uri, a));
+                (!here, b.expires == Some(0))
+            });
         let granted = ours
             .and_then(|b| b.expires)
             .or_else(|| resp.headers.expires())
@@ -1381,6 +1390,17 @@ impl Registration {
             ctx.stopped(self.slot);
         }
     }
+}
+
+/// Whether Contact URI `uri` names `at` (`@host:port`) as its host and port (not as
+/// the start of a longer port).
+fn names_address(uri: &str, at: &str) -> bool {
+    uri.match_indices(at).any(|(i, _)| {
+        matches!(
+            uri.get(i + at.len()..).and_then(|r| r.chars().next()),
+            None | Some(';' | '?' | '>')
+        )
+    })
 }
 
 #[cfg(test)]

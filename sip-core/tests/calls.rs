@@ -855,3 +855,84 @@ fn past_the_server_transaction_cap_a_ringing_call_can_still_be_cancelled() {
     let cancel_out = last_request(&s.w, livekit(), "CANCEL");
     assert_eq!(header(&cancel_out, "Call-ID"), header(&s.out, "Call-ID"));
 }
+
+#[test]
+fn the_answers_that_form_the_dialog_carry_the_callers_record_route() {
+    // RFC 3261 §12.1.1: the provider's proxies recorded a route; the caller's ACK, BYE
+    // and re-INVITEs follow it only if our 18x and 2xx copy it (found behind a real
+    // NAT with Kamailio as the provider's proxy: tests/nat.rs).
+    let mut w = registered(call_config());
+    let routes =
+        "Record-Route: <sip:192.0.2.77;lr;ftag=f-rr>\r\nRecord-Route: <sip:192.0.2.78;lr>\r\n";
+    let inv = invite("rr", SDP).replacen(
+        "Max-Forwards: 70\r\n",
+        &format!("{routes}Max-Forwards: 70\r\n"),
+        1,
+    );
+    let before = w.sent.len();
+    feed(&mut w, caller(), &inv);
+    let out = last_request(&w, livekit(), "INVITE");
+    assert!(
+        header(&out, "Record-Route").is_none(),
+        "the caller's route is not the callee's"
+    );
+    feed(
+        &mut w,
+        livekit(),
+        &response(&out, "180 Ringing", Some("lk"), "", ""),
+    );
+    let ok = response(
+        &out,
+        "200 OK",
+        Some("lk"),
+        &format!("Contact: <sip:lk@{LIVEKIT}>\r\nContent-Type: application/sdp\r\n"),
+        SDP,
+    );
+    feed(&mut w, livekit(), &ok);
+    let to_caller = sent_to(&w, caller(), before);
+    assert_eq!(
+        lines(&to_caller),
+        [
+            "SIP/2.0 100 Trying",
+            "SIP/2.0 180 Ringing",
+            "SIP/2.0 200 OK"
+        ]
+    );
+    for m in &to_caller[1..] {
+        let rr: Vec<&str> = m
+            .split("\r\n")
+            .filter(|l| l.starts_with("Record-Route:"))
+            .collect();
+        assert_eq!(
+            rr,
+            [
+                "Record-Route: <sip:192.0.2.77;lr;ftag=f-rr>",
+                "Record-Route: <sip:192.0.2.78;lr>"
+            ],
+            "in order: {m}"
+        );
+    }
+}
+
+#[test]
+fn a_refusal_forms_no_dialog_and_carries_no_record_route() {
+    let mut w = registered(call_config());
+    let inv = invite("rr2", SDP).replacen(
+        "Max-Forwards: 70\r\n",
+        "Record-Route: <sip:192.0.2.77;lr>\r\nMax-Forwards: 70\r\n",
+        1,
+    );
+    let before = w.sent.len();
+    feed(&mut w, caller(), &inv);
+    let out = last_request(&w, livekit(), "INVITE");
+    feed(
+        &mut w,
+        livekit(),
+        &response(&out, "486 Busy Here", Some("lk"), "", ""),
+    );
+    let busy = sent_to(&w, caller(), before)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 486"))
+        .unwrap();
+    assert!(header(&busy, "Record-Route").is_none(), "{busy}");
+}

@@ -191,3 +191,30 @@ fn calls_from_a_provider_behind_the_nat_advertise_the_learnt_address() {
         Some(format!("<sip:trunkline@{PUBLIC}>").as_str())
     );
 }
+
+#[test]
+fn a_registrar_that_keeps_the_replaced_binding_does_not_shorten_our_grant() {
+    // Seen against a misconfigured Kamailio: the 200 to the replacing REGISTER listed
+    // the old binding (our line token, 20 s left) before the new one. Taking the old
+    // one's grant refreshed every few seconds until it lapsed.
+    let mut w = world(unconfigured(), None, 0);
+    w.run_for(Duration::from_secs(5));
+    assert!(registered(&w));
+    w.registrar.behaviour.nat = Some(public());
+    w.registrar.behaviour.keep_removed = true;
+    let sent_before = w.registers().len();
+    w.run_for(Duration::from_secs(3600));
+    let after = &contacts(&w)[sent_before..];
+    assert!(
+        after.len() >= 2 && after[1].contains(','),
+        "the replacement: {after:?}"
+    );
+    // The refresh that learnt the NAT, the replacement, then refreshes of the
+    // hour's grant only (the first within its spread, at most half of it).
+    assert!(
+        after.len() <= 4,
+        "{} REGISTERs in an hour: {after:?}",
+        after.len()
+    );
+    assert!(registered(&w));
+}

@@ -16,7 +16,7 @@ use crate::kamailio::{find_binary, tail};
 use crate::WAIT_LIMIT;
 use md5::{Digest as _, Md5};
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -193,7 +193,18 @@ impl Call {
     /// Starts the calls in the background (for a call held up while the test does
     /// something else); [`Sipp::wait`] collects the outcome.
     pub async fn start(&self, target: SocketAddr) -> Sipp {
-        Sipp::spawn(&self.scenario, self.from_ip, &self.sipp_args(target)).await
+        let place = Place::Loopback(self.from_ip);
+        Sipp::spawn(&self.scenario, &place, &self.sipp_args(target)).await
+    }
+
+    /// Like [`Call::start`], from `from` inside network namespace `netns` (see
+    /// `crate::netns`) instead of a loopback address.
+    pub async fn start_netns(&self, netns: &str, from: SocketAddrV4, target: SocketAddr) -> Sipp {
+        let place = Place::Netns {
+            netns: netns.to_owned(),
+            addr: from,
+        };
+        Sipp::spawn(&self.scenario, &place, &self.sipp_args(target)).await
     }
 
     /// Runs the calls to the end.
@@ -208,7 +219,33 @@ impl Call {
 pub async fn start_uas(scenario: &str, calls: u32, extra: &[&str]) -> Sipp {
     let mut args = vec!["-m".to_owned(), calls.to_string()];
     args.extend(extra.iter().map(|a| (*a).to_owned()));
-    Sipp::spawn(scenario, Ipv4Addr::LOCALHOST, &args).await
+    Sipp::spawn(scenario, &Place::Loopback(Ipv4Addr::LOCALHOST), &args).await
+}
+
+/// Like [`start_uas`], on `addr` inside network namespace `netns` (see
+/// `crate::netns`), where the test chose the port: nothing else binds there.
+pub async fn start_uas_netns(
+    netns: &str,
+    addr: SocketAddrV4,
+    scenario: &str,
+    calls: u32,
+    extra: &[&str],
+) -> Sipp {
+    let mut args = vec!["-m".to_owned(), calls.to_string()];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let place = Place::Netns {
+        netns: netns.to_owned(),
+        addr,
+    };
+    Sipp::spawn(scenario, &place, &args).await
+}
+
+/// Where a SIPp runs.
+enum Place {
+    /// A free port of this loopback address, in the test's own namespace.
+    Loopback(Ipv4Addr),
+    /// This address inside a network namespace of the test.
+    Netns { netns: String, addr: SocketAddrV4 },
 }
 
 /// The header lines trunkline adds to the INVITE towards the destination
@@ -241,19 +278,23 @@ pub struct Sipp {
 }
 
 impl Sipp {
-    /// Spawns `sipp -sf <scenario> -i <ip> -p <free port> <args…>` with its files in a
+    /// Spawns `sipp -sf <scenario> -i <ip> -p <port> <args…>` with its files in a
     /// fresh directory, and waits until it bound its port (or exited already: a UAC
-    /// may be done before the poll sees it). A port taken in between is retried.
-    async fn spawn(scenario: &str, ip: Ipv4Addr, args: &[String]) -> Sipp {
+    /// may be done before the poll sees it). On loopback the port is a free one, and
+    /// a port taken in between is retried.
+    async fn spawn(scenario: &str, place: &Place, args: &[String]) -> Sipp {
         let sipp = find_binary("sipp", "SIPP_BIN");
         for _ in 0..BIND_ATTEMPTS {
-            let port = free_udp_port_on(ip);
+            let (netns, ip, port) = match place {
+                Place::Loopback(ip) => (None, *ip, free_udp_port_on(*ip)),
+                Place::Netns { netns, addr } => (Some(netns.as_str()), *addr.ip(), addr.port()),
+            };
             let dir = tempfile::Builder::new()
                 .prefix("trunkline-sipp-")
                 .tempdir()
                 .expect("creating a temp dir for SIPp's files");
             let d = dir.path();
-            let mut command = Command::new(&sipp);
+            let mut command = Command::from(crate::netns::command(&sipp, netns));
             command
                 .current_dir(d)
                 .arg("-sf")
@@ -293,22 +334,32 @@ impl Sipp {
                 dir,
             };
             match this.until_bound().await {
-                Some(status) if status.code() == Some(EXIT_CANNOT_BIND) => continue,
+                Some(status) if status.code() == Some(EXIT_CANNOT_BIND) && netns.is_none() => {
+                    continue
+                }
                 _ => return this,
             }
         }
+        let ip = match place {
+            Place::Loopback(ip) => *ip,
+            Place::Netns { addr, .. } => *addr.ip(),
+        };
         panic!("SIPp {scenario} could not bind a port on {ip} in {BIND_ATTEMPTS} attempts");
     }
 
-    /// Polls (bounded) until the port shows in `/proc/net/udp`; `Some(status)` when
-    /// SIPp exited first.
+    /// Polls (bounded) until the port shows in SIPp's `/proc/<pid>/net/udp` (the
+    /// table of the namespace it runs in); `Some(status)` when SIPp exited first.
     async fn until_bound(&mut self) -> Option<ExitStatus> {
         let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
-            if udp_bound(self.addr) {
+            let table = self
+                .child
+                .id()
+                .map(|pid| PathBuf::from(format!("/proc/{pid}/net/udp")));
+            if table.is_some_and(|table| udp_bound(&table, self.addr)) {
                 return None;
             }
             assert!(
@@ -675,9 +726,10 @@ pub fn free_udp_port_on(ip: Ipv4Addr) -> u16 {
         .port()
 }
 
-/// Whether some socket is bound to `addr` (IPv4), from `/proc/net/udp`, which shows
-/// it without disturbing the owner (a test bind would race with it).
-fn udp_bound(addr: SocketAddr) -> bool {
+/// Whether some socket is bound to `addr` (IPv4), from `table` (`/proc/net/udp` or
+/// a process's `/proc/<pid>/net/udp`), which shows it without disturbing the owner (a
+/// test bind would race with it).
+fn udp_bound(table: &Path, addr: SocketAddr) -> bool {
     let SocketAddr::V4(v4) = addr else {
         return false;
     };
@@ -687,7 +739,7 @@ fn udp_bound(addr: SocketAddr) -> bool {
         u32::from_le_bytes(v4.ip().octets()),
         v4.port()
     );
-    read(Path::new("/proc/net/udp"))
+    read(table)
         .lines()
         .skip(1)
         .any(|line| line.split_whitespace().nth(1) == Some(wanted.as_str()))
@@ -758,8 +810,9 @@ mod tests {
     fn a_bound_socket_shows_in_proc_net_udp() {
         let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let addr = socket.local_addr().unwrap();
-        assert!(udp_bound(addr));
+        let table = Path::new("/proc/net/udp");
+        assert!(udp_bound(table, addr));
         drop(socket);
-        assert!(!udp_bound(addr));
+        assert!(!udp_bound(table, addr));
     }
 }

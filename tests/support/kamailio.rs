@@ -12,7 +12,7 @@ use std::fs::File;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// How to get the peers when they are missing; part of every "not installed" panic.
@@ -26,10 +26,11 @@ const START_LIMIT: Duration = Duration::from_secs(30);
 /// Ports tried before giving up: a free port can be taken between picking and binding.
 const START_ATTEMPTS: usize = 3;
 
-/// A running Kamailio registrar on `127.0.0.1:<port>` (UDP). Stopped on drop.
+/// A running Kamailio registrar on `127.0.0.1:<port>` (UDP), or where
+/// [`Options::listen`] says. Stopped on drop.
 pub struct Kamailio {
     child: Child,
-    port: u16,
+    addr: SocketAddr,
     ctl: PathBuf,
     log: PathBuf,
     pw_key: String,
@@ -46,8 +47,18 @@ pub struct Options {
     /// Seconds a digest nonce stays valid (the cfg's default is 300). A short one
     /// makes refreshes meet `stale=true`.
     pub nonce_expire_secs: Option<u32>,
-    /// Listen on TCP too, on the same port as UDP.
+    /// Listen on TCP too, on the same address and port as UDP.
     pub tcp: bool,
+    /// The network namespace to run in (`ip netns exec`; see `crate::netns`), for a
+    /// registrar on the far side of a NAT. The control socket is a file, so `kamcmd`
+    /// reaches it from the test's own namespace.
+    pub netns: Option<String>,
+    /// The UDP address to listen on instead of a free port on 127.0.0.1: an address
+    /// of [`Options::netns`], where every port is free.
+    pub listen: Option<SocketAddr>,
+    /// Also proxy INVITEs to registered users (the cfg's `WITH_PROXY`): the provider
+    /// that calls a registered trunk.
+    pub proxy: bool,
 }
 
 /// One contact binding as `kamcmd ul.dump` shows it.
@@ -104,16 +115,18 @@ impl Kamailio {
             .prefix("trunkline-kamailio-")
             .tempdir()
             .expect("creating a temp dir for Kamailio");
-        let port = free_udp_port();
+        let addr = options
+            .listen
+            .unwrap_or_else(|| SocketAddr::from((LOOPBACK, free_udp_port())));
         let ctl = dir.path().join("ctl.sock");
         let log = dir.path().join("kamailio.log");
         // Unique per run, so a password found in trunkline's output can only have
         // come from this run's configuration.
         let pw_key = format!("trunkline-test-{}", crate::random_hex(8));
-        let child = spawn(kamailio, options, dir.path(), port, &ctl, &log, &pw_key);
+        let child = spawn(kamailio, options, dir.path(), addr, &ctl, &log, &pw_key);
         let mut started = Kamailio {
             child,
-            port,
+            addr,
             ctl,
             log,
             pw_key,
@@ -128,7 +141,7 @@ impl Kamailio {
 
     /// Waits until the control socket answers (or the process exits, or the limit).
     async fn wait_ready(&mut self) -> Result<(), String> {
-        let port = self.port;
+        let addr = self.addr;
         let deadline = Instant::now() + START_LIMIT;
         loop {
             if let Some(status) = self
@@ -137,7 +150,7 @@ impl Kamailio {
                 .expect("checking whether Kamailio is still running")
             {
                 return Err(format!(
-                    "Kamailio exited during start ({status}) on udp 127.0.0.1:{port}; its log:\n{}",
+                    "Kamailio exited during start ({status}) on udp {addr}; its log:\n{}",
                     self.log_text()
                 ));
             }
@@ -162,7 +175,7 @@ impl Kamailio {
             &self.kamailio,
             &self.options,
             self.dir.path(),
-            self.port,
+            self.addr,
             &self.ctl,
             &self.log,
             &self.pw_key,
@@ -172,14 +185,14 @@ impl Kamailio {
         }
     }
 
-    /// The UDP port Kamailio listens on (on 127.0.0.1).
+    /// The UDP port Kamailio listens on (on 127.0.0.1 unless [`Options::listen`]).
     pub fn port(&self) -> u16 {
-        self.port
+        self.addr.port()
     }
 
     /// Kamailio's SIP address.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((LOOPBACK, self.port))
+        self.addr
     }
 
     /// The digest realm of every account.
@@ -268,7 +281,10 @@ impl Kamailio {
     pub async fn bindings_of(&self, aor: &str) -> Vec<Binding> {
         match self.try_kamcmd(&["ul.lookup", "location", aor]).await {
             Ok(text) => parse_ul_dump(&text),
-            Err(e) if e.contains("AOR not found") => Vec::new(),
+            // Never registered, or its last binding just removed.
+            Err(e) if e.contains("AOR not found") || e.contains("AOR has no contacts") => {
+                Vec::new()
+            }
             Err(e) => panic!("kamcmd ul.lookup location {aor}: {e}"),
         }
     }
@@ -308,21 +324,21 @@ impl Drop for Kamailio {
         stop_group(&mut self.child, "Kamailio");
         if std::thread::panicking() {
             eprintln!(
-                "---- Kamailio log (udp 127.0.0.1:{}) ----\n{}---- end of Kamailio log ----",
-                self.port,
+                "---- Kamailio log (udp {}) ----\n{}---- end of Kamailio log ----",
+                self.addr,
                 tail(&self.log_text(), 200)
             );
         }
     }
 }
 
-/// Starts Kamailio on `port` with its files in `dir`, its control socket `ctl`, its log
+/// Starts Kamailio on `addr` with its files in `dir`, its control socket `ctl`, its log
 /// appended to `log`, passwords derived from `pw_key`.
 fn spawn(
     kamailio: &Path,
     options: &Options,
     dir: &Path,
-    port: u16,
+    addr: SocketAddr,
     ctl: &Path,
     log: &Path,
     pw_key: &str,
@@ -335,14 +351,17 @@ fn spawn(
     let log_err = log_file
         .try_clone()
         .expect("duplicating Kamailio's log file handle");
-    let mut command = Command::new(kamailio);
+    let mut command = crate::netns::command(kamailio, options.netns.as_deref());
     if let Some(secs) = options.nonce_expire_secs {
         command.arg("-A").arg(format!("NONCE_EXPIRE={secs}"));
+    }
+    if options.proxy {
+        command.arg("-A").arg("WITH_PROXY");
     }
     if options.tcp {
         command
             .args(["-A", "WITH_TCP", "-l"])
-            .arg(format!("tcp:{LOOPBACK}:{port}"));
+            .arg(format!("tcp:{addr}"));
     }
     command
         .arg("-f")
@@ -356,7 +375,7 @@ fn spawn(
         .arg("-P")
         .arg(dir.join("kamailio.pid"))
         .arg("-l")
-        .arg(format!("udp:{LOOPBACK}:{port}"))
+        .arg(format!("udp:{addr}"))
         .arg("-A")
         .arg(format!("CTL_SOCKET=\"unix:{}\"", ctl.display()))
         .arg("-A")

@@ -21,6 +21,7 @@ pub mod calls;
 pub mod flood;
 pub mod kamailio;
 pub mod net;
+pub mod netns;
 pub mod sipp;
 pub mod trunkline;
 

@@ -94,10 +94,30 @@ impl Trunkline {
     /// Like [`Trunkline::start`], in `workdir`: a restart in the same directory finds
     /// the state file of the previous run.
     pub async fn start_in(workdir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
+        Self::spawn(workdir, None, args, env).await
+    }
+
+    /// Like [`Trunkline::start`], inside network namespace `netns` (`ip netns exec`;
+    /// see `crate::netns`), e.g. behind a NAT. Its admin API, on loopback there, is
+    /// out of the test's reach: such a test watches the log instead.
+    pub async fn start_netns(netns: &str, args: &[&str], env: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("creating a working directory for trunkline");
+        let path = dir.path().to_path_buf();
+        let mut t = Self::spawn(&path, Some(netns), args, env).await;
+        t._workdir = Some(dir);
+        t
+    }
+
+    async fn spawn(
+        workdir: &Path,
+        netns: Option<&str>,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Self {
         let binary = tokio::task::spawn_blocking(Self::binary)
             .await
             .expect("building the trunkline binary panicked");
-        let mut command = Command::new(&binary);
+        let mut command = Command::from(crate::netns::command(&binary, netns));
         command
             .args(args)
             .current_dir(workdir)

@@ -336,7 +336,8 @@ impl Call {
 
     /// A response of ours to the caller's INVITE.
     pub(super) fn response_to_caller(&self, status: u16, reason: &str) -> MessageBuilder {
-        response_to(&self.invite, status, reason, Some(&self.tag))
+        let b = response_to(&self.invite, status, reason, Some(&self.tag));
+        relay::with_record_route(&self.invite, status, b)
     }
 
     /// Sends a final non-2xx to the caller's INVITE: its leg is over.

@@ -39,7 +39,11 @@ pub fn response(
     tag: &str,
     contact: Option<&str>,
 ) -> MessageBuilder {
-    let mut b = response_to(request, status, reason, Some(tag));
+    let mut b = with_record_route(
+        request,
+        status,
+        response_to(request, status, reason, Some(tag)),
+    );
     if let Some(c) = contact {
         b = b.header("Contact", c);
     }
@@ -49,6 +53,22 @@ pub fn response(
         }
     }
     b.body(answer.body.clone())
+}
+
+/// `b`, our response with `status` to `request`, with the request's Record-Route
+/// copied in order when the response forms a dialog (a 101–299 to an INVITE outside
+/// one): RFC 3261 §12.1.1, so that the caller's ACK, BYE and re-INVITEs follow the
+/// route its proxies recorded (a provider's edge behind which we are reached).
+pub fn with_record_route(request: &Request, status: u16, mut b: MessageBuilder) -> MessageBuilder {
+    let forms_dialog = (101..300).contains(&status)
+        && request.method == "INVITE"
+        && request.headers.to_tag().is_none();
+    if forms_dialog {
+        for value in request.headers.get_all("Record-Route") {
+            b = b.header("Record-Route", value);
+        }
+    }
+    b
 }
 
 /// `request` (an in-dialog request from one leg) as a new request in `dialog` (the

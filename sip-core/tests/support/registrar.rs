@@ -37,6 +37,9 @@ pub struct Behaviour {
     pub nat: Option<std::net::SocketAddr>,
     /// The NAT maps each request anew: `nat`'s port moves on by this after each answer.
     pub nat_port_step: u16,
+    /// Ignores a Contact's `expires=0` beside a new one (a registrar that keeps the
+    /// binding being replaced): lists it first, with 20 s left, then the new one.
+    pub keep_removed: bool,
 }
 
 impl Default for Behaviour {
@@ -53,6 +56,7 @@ impl Default for Behaviour {
             expires_header_only: false,
             nat: None,
             nat_port_step: 0,
+            keep_removed: false,
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct Registrar {
     pub received: usize,
     /// Authorization header values seen.
     pub authorizations: Vec<String>,
+    /// With [`Behaviour::keep_removed`]: the binding it kept, and when it lapses.
+    pub kept: Option<(String, Duration)>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -285,7 +291,24 @@ impl Registrar {
                 expires_at: now + Duration::from_secs(u64::from(granted)),
             },
         );
-        let extra = if self.behaviour.expires_header_only {
+        let removal = contact
+            .split_once(", ")
+            .filter(|(_, old)| old.ends_with(";expires=0"));
+        if let (true, Some((_, old))) = (self.behaviour.keep_removed, removal) {
+            let old = old.trim_end_matches(";expires=0").to_owned();
+            self.kept = Some((old, now + Duration::from_secs(20)));
+        }
+        let kept = self
+            .kept
+            .as_ref()
+            .filter(|(_, lapses)| *lapses > now)
+            .map(|(old, lapses)| (old.clone(), (*lapses - now).as_secs().max(1)));
+        let extra = if let Some((old, left)) = kept {
+            let new = removal.map_or(bare.as_str(), |(new, _)| new);
+            vec![format!(
+                "Contact: {old};expires={left}, {new};expires={granted}"
+            )]
+        } else if self.behaviour.expires_header_only {
             vec![format!("Contact: {bare}"), format!("Expires: {granted}")]
         } else {
             // A second, foreign binding as registrars list all bindings of the AoR.
