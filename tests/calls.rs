@@ -43,6 +43,15 @@ impl Rig {
     /// File mode: the provider of the config file, registered at a fresh Kamailio,
     /// and `[routing.dids]` sending each DID to its SIPp destination.
     async fn file_mode(routes: &[(&str, SocketAddr)], env: &[(&str, String)]) -> Rig {
+        let uris: Vec<(&str, String)> = routes
+            .iter()
+            .map(|(did, addr)| (*did, format!("sip:{did}@{addr}")))
+            .collect();
+        Self::file_mode_uris(&uris, env).await
+    }
+
+    /// [`Rig::file_mode`] with each DID's destination URI given whole.
+    async fn file_mode_uris(routes: &[(&str, String)], env: &[(&str, String)]) -> Rig {
         let kamailio = Kamailio::start().await;
         let password = kamailio.password(ACCOUNT);
         let workdir = tempfile::tempdir().unwrap();
@@ -144,15 +153,15 @@ fn base_env(sip_port: u16) -> Vec<(&'static str, String)> {
     env
 }
 
-fn write_config(path: &Path, kamailio: &Kamailio, password: &str, routes: &[(&str, SocketAddr)]) {
+fn write_config(path: &Path, kamailio: &Kamailio, password: &str, routes: &[(&str, String)]) {
     let mut text = format!(
         "[[providers]]\nid = \"{PROVIDER_ID}\"\nname = \"{PROVIDER_NAME}\"\n\
          host = \"127.0.0.1\"\nport = {}\nusername = \"{ACCOUNT}\"\npassword = \"{password}\"\n\n\
          [routing.dids]\n",
         kamailio.port()
     );
-    for (did, addr) in routes {
-        text.push_str(&format!("\"{did}\" = \"sip:{did}@{addr}\"\n"));
+    for (did, uri) in routes {
+        text.push_str(&format!("\"{did}\" = \"{uri}\"\n"));
     }
     std::fs::write(path, text).unwrap();
 }
@@ -214,6 +223,31 @@ async fn answered_call_the_caller_hangs_up() {
         "the caller's BYE reaches the destination: {seen:?}"
     );
     assert!(uac.log.call(1).has("bye_ok"));
+    rig.finish().await;
+}
+
+/// Issue 10: the provider calls over TCP (SIPp `-t t1` connects to trunkline's TCP
+/// listener on SIP_PORT) and the destination takes TCP too (`;transport=tcp` in its
+/// URI): both legs on connections, answered, the caller's BYE through to the callee.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_call_over_tcp_on_both_legs() {
+    let uas = start_uas("call-uas.xml", 1, &["-t", "t1"]).await;
+    let route = format!("sip:{DID}@{};transport=tcp", uas.addr());
+    let mut rig = Rig::file_mode_uris(&[(DID, route)], &[]).await;
+    let uac = rig
+        .call(Call::new("call-uac.xml", DID).args(&["-t", "t1"]))
+        .await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    assert_bridged(&uac, 1, &uas, 1, PROVIDER_NAME);
+    let seen = uas.log.call(1);
+    assert!(seen.has("ack") && seen.has("bye"), "{seen:?}");
+    assert!(uac.log.call(1).has("bye_ok"));
+    // SIPp in `-t t1` speaks TCP only, so both legs were connections; and what
+    // trunkline wrote says so.
+    assert!(seen.field("via").starts_with("SIP/2.0/TCP "), "{seen:?}");
+    assert!(seen.field("contact").contains(";transport=tcp"), "{seen:?}");
     rig.finish().await;
 }
 

@@ -20,7 +20,7 @@ use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::time::{RetryCounts, TimerKey};
 use crate::transaction::{Owner, TxnEvent};
-use crate::transport::{Link, Transport};
+use crate::transport::Link;
 use crate::wallclock::WallClock;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU64;
@@ -657,11 +657,7 @@ impl Registration {
         let aor = format!("sip:{}@{}", p.username, uri_host(&p.host));
         let line = self.ids.line();
         // RFC 3261 §19.1.1: the transport the registrar is to reach us over.
-        let transport = match p.transport {
-            Transport::Udp => "",
-            Transport::Tcp => ";transport=tcp",
-            Transport::Tls => ";transport=tls",
-        };
+        let transport = p.transport.uri_param();
         let mut contact = format!("<sip:{}@{local}{transport};line={line}>", p.username);
         if expires == 0 {
             contact.push_str(";expires=0");

@@ -39,6 +39,16 @@ impl Transport {
         !matches!(self, Self::Udp)
     }
 
+    /// The URI parameter that names this transport in a Contact of ours (RFC 3261
+    /// §19.1.1): none for UDP, the default.
+    pub fn uri_param(self) -> &'static str {
+        match self {
+            Self::Udp => "",
+            Self::Tcp => ";transport=tcp",
+            Self::Tls => ";transport=tls",
+        }
+    }
+
     /// The value of a Via header for a request we send from `sent_by` (host:port) with
     /// `branch`. `rport` (RFC 3581) on every transport: on UDP it brings the responses
     /// back through a NAT binding, on a stream it costs nothing and tells the registrar

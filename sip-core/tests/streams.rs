@@ -422,3 +422,61 @@ fn a_register_in_flight_fails_when_its_connection_closes_not_at_timer_f() {
     assert!(err.unwrap().contains("closed by the peer"));
     assert_eq!(w.elapsed(), at, "at once");
 }
+
+#[test]
+fn a_destination_with_transport_tcp_is_called_over_a_connection_of_ours() {
+    let mut cfg = call_config();
+    cfg.default_domain = Some(format!("{};transport=tcp", livekit()));
+    let mut w = registered(cfg);
+    support::calls::feed(&mut w, caller(), &invite("d1", SDP));
+    let c = w
+        .connects
+        .last()
+        .expect("a connection to the destination")
+        .clone();
+    assert_eq!((c.transport, c.remote), (Transport::Tcp, livekit()));
+    let out = written(&w, c.conn)
+        .into_iter()
+        .find(|m| m.starts_with("INVITE "))
+        .expect("our INVITE on it");
+    assert!(
+        header(&out, "Via").unwrap().starts_with("SIP/2.0/TCP "),
+        "{out}"
+    );
+    assert!(
+        header(&out, "Contact")
+            .unwrap()
+            .ends_with(";transport=tcp>"),
+        "{out}"
+    );
+    // Answered on the connection; no retransmission of our INVITE meanwhile.
+    w.run_for(Duration::from_secs(4));
+    let invites = written(&w, c.conn)
+        .iter()
+        .filter(|m| m.starts_with("INVITE "))
+        .count();
+    assert_eq!(invites, 1, "no Timer A on TCP");
+    let ok = response(
+        &out,
+        "200 OK",
+        Some("lk"),
+        &format!(
+            "Contact: <sip:lk@{};transport=tcp>\r\nContent-Type: application/sdp\r\n",
+            livekit()
+        ),
+        SDP,
+    );
+    let before = w.sent.len();
+    feed(&mut w, c.conn, ok.as_bytes());
+    assert_eq!(
+        sent_to(&w, caller(), before)
+            .iter()
+            .map(|m| first_line(m))
+            .collect::<Vec<_>>(),
+        ["SIP/2.0 200 OK"]
+    );
+    assert!(
+        written(&w, c.conn).iter().any(|m| m.starts_with("ACK ")),
+        "the ACK on the same connection"
+    );
+}

@@ -274,6 +274,8 @@ pub struct Sipp {
     scenario: String,
     child: Child,
     addr: SocketAddr,
+    /// Over TCP (`-t t1`): its port is a TCP one.
+    tcp: bool,
     dir: tempfile::TempDir,
 }
 
@@ -331,6 +333,7 @@ impl Sipp {
                 scenario: scenario.to_owned(),
                 child,
                 addr: SocketAddr::from((ip, port)),
+                tcp: args.windows(2).any(|w| matches!(w, [t, v] if t == "-t" && v == "t1")),
                 dir,
             };
             match this.until_bound().await {
@@ -348,17 +351,18 @@ impl Sipp {
     }
 
     /// Polls (bounded) until the port shows in SIPp's `/proc/<pid>/net/udp` (the
-    /// table of the namespace it runs in); `Some(status)` when SIPp exited first.
+    /// table of the namespace it runs in; `net/tcp` over TCP, where SIPp listens on it
+    /// as UAS and as UAC); `Some(status)` when SIPp exited first.
     async fn until_bound(&mut self) -> Option<ExitStatus> {
         let deadline = tokio::time::Instant::now() + WAIT_LIMIT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
-            let table = self
-                .child
-                .id()
-                .map(|pid| PathBuf::from(format!("/proc/{pid}/net/udp")));
+            let table = self.child.id().map(|pid| {
+                let table = if self.tcp { "tcp" } else { "udp" };
+                PathBuf::from(format!("/proc/{pid}/net/{table}"))
+            });
             if table.is_some_and(|table| udp_bound(&table, self.addr)) {
                 return None;
             }
@@ -727,7 +731,7 @@ pub fn free_udp_port_on(ip: Ipv4Addr) -> u16 {
 }
 
 /// Whether some socket is bound to `addr` (IPv4), from `table` (`/proc/net/udp` or
-/// a process's `/proc/<pid>/net/udp`), which shows it without disturbing the owner (a
+/// a process's `/proc/<pid>/net/udp`, or the `tcp` one of the same format), which shows it without disturbing the owner (a
 /// test bind would race with it).
 fn udp_bound(table: &Path, addr: SocketAddr) -> bool {
     let SocketAddr::V4(v4) = addr else {

@@ -6,6 +6,7 @@
 use super::call::{remote_tag, Call, CalleeLeg, CallerLeg, PendingAck, Resend, SentAck};
 use super::dialog::Dialog;
 use super::outbound;
+use super::uri::our_contact;
 use crate::ctx::Ctx;
 use crate::message::{Request, Response};
 use crate::time::{CallTimer, TimerKey};
@@ -66,7 +67,7 @@ impl Call {
             self.caller_source,
             &local,
         ));
-        let contact = format!("<sip:trunkline@{local}>");
+        let contact = our_contact(&local, self.caller_source.flow.transport());
         let reason = resp.reason.clone();
         let bytes = self
             .relayed(resp, resp.status, &reason, Some(&contact))

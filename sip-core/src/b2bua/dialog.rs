@@ -158,7 +158,7 @@ impl Dialog {
 
     /// Our Contact in this dialog.
     pub fn contact(&self) -> String {
-        format!("<sip:trunkline@{}>", self.local)
+        super::uri::our_contact(&self.local, self.next_hop.flow.transport())
     }
 
     /// Takes the CSeq of a request from the peer: `false` when it is lower than one

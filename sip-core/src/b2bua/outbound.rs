@@ -114,6 +114,8 @@ pub struct OutboundLeg<'a> {
     pub max_forwards: u32,
     /// Our `User-Agent`.
     pub user_agent: &'a str,
+    /// The transport the INVITE goes over (Via, Contact).
+    pub transport: Transport,
 }
 
 /// The caller's number (the From user) of a request, if it has one.
@@ -138,14 +140,13 @@ pub fn outbound_invite(
         None => format!("<{from_uri}>;tag={}", leg.from_tag),
     };
     let mut b = MessageBuilder::request("INVITE", leg.destination)
-        // Destinations are reached over UDP until issue 10's `;transport=` support.
-        .header("Via", Transport::Udp.via(leg.local, leg.branch))
+        .header("Via", leg.transport.via(leg.local, leg.branch))
         .header("Max-Forwards", leg.max_forwards.to_string())
         .header("From", from)
         .header("To", format!("<{}>", leg.destination))
         .header("Call-ID", leg.call_id)
         .header("CSeq", format!("{} INVITE", leg.cseq))
-        .header("Contact", format!("<sip:trunkline@{}>", leg.local))
+        .header("Contact", super::uri::our_contact(leg.local, leg.transport))
         .header("Allow", ALLOW)
         .header("Supported", "timer")
         .header("User-Agent", leg.user_agent);
@@ -230,6 +231,7 @@ mod tests {
             cseq: 1,
             max_forwards: 68,
             user_agent: "trunkline/test",
+            transport: Transport::Udp,
         }
     }
 

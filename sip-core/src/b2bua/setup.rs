@@ -6,7 +6,7 @@
 
 use super::call::{Call, CalleeLeg, CallerLeg, Cancel, Outbound};
 use super::outbound::{self, CallIdentity, OutboundLeg};
-use super::uri::{host_port, host_with_port, join_host_port};
+use super::uri::{host_port, host_with_port, join_host_port, our_contact};
 use crate::auth::{self, DigestInput};
 use crate::backend::destination::{NoRoute, Route};
 use crate::ctx::Ctx;
@@ -14,7 +14,7 @@ use crate::dns::{Lookup, Waiter};
 use crate::io::Resolution;
 use crate::message::{self, Request, Response};
 use crate::transaction::{Leg, Owner, TxnEvent};
-use crate::transport::Link;
+use crate::transport::Transport;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -52,9 +52,9 @@ impl Call {
             return;
         };
         self.destination = Some(route.uri.clone());
-        if hp.secure {
+        if hp.transport == Transport::Tls {
             let reason = format!(
-                "destination {} needs TLS (sips:), not supported yet",
+                "destination {} needs TLS (sips: or ;transport=tls), not supported yet",
                 route.uri
             );
             self.reject(now, ctx, 503, "Service Unavailable", "failed", reason);
@@ -88,7 +88,10 @@ impl Call {
         let Some(destination) = self.destination.clone() else {
             return;
         };
-        let port = host_port(&destination).map_or(5060, |hp| hp.port_or_default());
+        let Some(hp) = host_port(&destination) else {
+            return;
+        };
+        let port = hp.port_or_default();
         let (ip, local_ip) = match result {
             Ok(res) => match res.addrs.first() {
                 Some(&ip) => (ip, res.local_ip),
@@ -117,11 +120,16 @@ impl Call {
             // the caller too (set SIP_PUBLIC_ADDRESS otherwise).
             self.caller_local = Some(local.clone());
         }
+        // A connection of ours on TCP (one to that address reused), a datagram on UDP.
+        let Some(link) = ctx.link_to(now, hp.transport, addr, None) else {
+            let reason = "too many connections open".to_owned();
+            self.reject(now, ctx, 503, "Service Unavailable", "failed", reason);
+            return;
+        };
         self.out = Some(Outbound {
             // Written by `transmit_invite`, which builds it.
             request: Request::default(),
-            // Over UDP until the destination's `;transport=` (issue 10).
-            addr: Link::udp(addr),
+            addr: link,
             local,
             call_id: ctx.ids.call_id(),
             from_tag: ctx.ids.tag(),
@@ -164,6 +172,7 @@ impl Call {
             cseq: out.cseq,
             max_forwards: self.max_forwards,
             user_agent: &ctx.cfg.user_agent,
+            transport: out.addr.flow.transport(),
         };
         let mut builder = outbound::outbound_invite(&self.invite, &leg, &who);
         if let Some((name, value)) = authorization {
@@ -257,9 +266,10 @@ impl Call {
 
     /// Our Contact towards the caller.
     fn caller_contact(&self) -> Option<String> {
+        let transport = self.caller_source.flow.transport();
         self.caller_local
             .as_ref()
-            .map(|l| format!("<sip:trunkline@{l}>"))
+            .map(|l| our_contact(l, transport))
     }
 
     /// Sends the CANCEL of our INVITE (a provisional has come).

@@ -1,6 +1,7 @@
 //! Where a SIP URI points (RFC 3261 §19.1.1): its host and port, for the destination
 //! of a call and the remote targets and routes of its dialogs.
 
+use crate::transport::Transport;
 use std::net::{IpAddr, SocketAddr};
 
 /// The host and port of a `sip:`/`sips:` URI.
@@ -12,12 +13,15 @@ pub struct HostPort {
     pub port: Option<u16>,
     /// `sips:` (TLS): not reachable over UDP.
     pub secure: bool,
+    /// The transport to reach it over: `sips:` is TLS, else the `;transport=`
+    /// parameter's (`udp`, `tcp`, `tls`), else UDP.
+    pub transport: Transport,
 }
 
 impl HostPort {
-    /// The port to use: the URI's, else 5060 (5061 for `sips:`, RFC 3261 §19.1.2).
+    /// The port to use: the URI's, else 5060 (5061 for TLS, RFC 3261 §19.1.2).
     pub fn port_or_default(&self) -> u16 {
-        self.port.unwrap_or(if self.secure { 5061 } else { 5060 })
+        self.port.unwrap_or(self.transport.default_port())
     }
 
     /// The socket address when the host is an IP literal (no lookup needed).
@@ -61,11 +65,32 @@ pub fn host_port(uri: &str) -> Option<HostPort> {
     if host.is_empty() {
         return None;
     }
+    let param = rest
+        .split(';')
+        .skip(1)
+        .find_map(|p| {
+            p.split_once('=')
+                .filter(|(n, _)| n.trim().eq_ignore_ascii_case("transport"))
+        })
+        .map(|(_, v)| v.trim());
+    let transport = match param {
+        _ if secure => Transport::Tls,
+        Some(v) if v.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        Some(v) if v.eq_ignore_ascii_case("tls") => Transport::Tls,
+        _ => Transport::Udp,
+    };
     Some(HostPort {
         host: host.to_owned(),
         port,
         secure,
+        transport,
     })
+}
+
+/// Our Contact at `local` (`host:port`) for a leg over `transport`: the registrar's
+/// peers and a call's reach us there, on that transport.
+pub fn our_contact(local: &str, transport: Transport) -> String {
+    format!("<sip:trunkline@{local}{}>", transport.uri_param())
 }
 
 /// `host:port` for a Via sent-by or a URI: an IPv6 address in brackets.
