@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers of the end-to-end tests when they are missing, from
 # Debian's packages, and checks that Kamailio loads the test registrar config:
-#   kamailio, kamcmd            package kamailio (+ kamailio-extra-modules)
+#   kamailio, kamcmd            package kamailio (+ kamailio-extra-modules, and
+#                               kamailio-tls-modules for tests/transports.rs' TLS)
 #   sipp                        package sip-tester
 #   ip, nft                     packages iproute2, nftables (tests/nat.rs: network
 #                               namespaces and a masquerading NAT between them)
@@ -17,6 +18,10 @@ have() { command -v "$1" >/dev/null 2>&1; }
 packages=()
 if ! have kamailio || ! have kamcmd; then
   packages+=(kamailio kamailio-extra-modules)
+fi
+# Debian puts Kamailio's tls module in a package of its own.
+if ! ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1; then
+  packages+=(kamailio-tls-modules)
 fi
 if ! have sipp; then
   packages+=(sip-tester)
@@ -64,4 +69,10 @@ check_cfg() {
 # Both ways it runs: the registrar alone, and with the proxy part (tests/nat.rs).
 check_cfg
 check_cfg -A WITH_PROXY
+check_cfg -A WITH_TCP
+# The TLS variant needs its module (the tls.cfg itself is the test's).
+if ! ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1; then
+  echo "error: Kamailio's tls module is missing after installing kamailio-tls-modules." >&2
+  exit 1
+fi
 echo "Test peers ready: $(kamailio -v | head -n 1 | sed 's/^version: //'), $(sipp -v 2>&1 | grep -o 'SIPp v[0-9.]*' | head -n 1)"

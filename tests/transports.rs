@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use trunkline_tests::tls::TestCa;
 use trunkline_tests::{Backend, Kamailio, KamailioOptions, Provider, RecordedRequest, Trunkline};
 
 const ALICE: &str = "p-alice";
@@ -17,24 +18,52 @@ fn registered_after(history: &[RecordedRequest], id: &str, after: usize) -> bool
         .any(|r| r.is_accepted_patch_for(id) && r.register_status() == Some("registered"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registers_over_tcp_and_again_on_a_new_connection_after_the_registrar_restarts() {
-    let mut kamailio = Kamailio::start_with(KamailioOptions {
-        tcp: true,
-        ..KamailioOptions::default()
-    })
-    .await;
+/// Kamailio with `options`, and a backend listing `accounts` (provider id, user) at
+/// it, each made what `over` makes it (`Provider::tcp`, `Provider::tls`).
+async fn registrar_and_backend(
+    options: KamailioOptions,
+    accounts: &[(&str, &str)],
+    over: fn(Provider) -> Provider,
+) -> (Kamailio, Backend, String) {
+    let kamailio = Kamailio::start_with(options).await;
     let api_key = format!("api-key-{}", trunkline_tests::random_hex(16));
     let backend = Backend::start(&api_key).await;
     let registrar = kamailio.addr();
-    backend.set_providers(&[
-        Provider::udp(ALICE, "alice", &kamailio.password("alice"), registrar).tcp(),
-        Provider::udp(BOB, "bob", &kamailio.password("bob"), registrar).tcp(),
-    ]);
+    let providers: Vec<Provider> = accounts
+        .iter()
+        .map(|(id, user)| over(Provider::udp(id, user, &kamailio.password(user), registrar)))
+        .collect();
+    backend.set_providers(&providers);
+    (kamailio, backend, api_key)
+}
+
+/// The `trunkline` binary against `backend`, with `extra` settings.
+async fn trunkline_for(
+    backend: &Backend,
+    api_key: &str,
+    extra: &[(&'static str, String)],
+) -> Trunkline {
     let sip_port = trunkline_tests::net::free_udp_port();
     let mut env = trunkline_tests::trunkline::loopback_env(sip_port);
-    env.extend([("BACKEND_URL", backend.url()), ("API_KEY", api_key.clone())]);
-    let mut trunkline = Trunkline::start(&["run"], &env).await;
+    env.extend([
+        ("BACKEND_URL", backend.url()),
+        ("API_KEY", api_key.to_owned()),
+    ]);
+    env.extend(extra.iter().cloned());
+    Trunkline::start(&["run"], &env).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_over_tcp_and_again_on_a_new_connection_after_the_registrar_restarts() {
+    let options = KamailioOptions {
+        tcp: true,
+        ..KamailioOptions::default()
+    };
+    let accounts = [(ALICE, "alice"), (BOB, "bob")];
+    let (mut kamailio, backend, api_key) =
+        registrar_and_backend(options, &accounts, Provider::tcp).await;
+    let registrar = kamailio.addr();
+    let mut trunkline = trunkline_for(&backend, &api_key, &[]).await;
 
     for id in [ALICE, BOB] {
         trunkline
@@ -106,4 +135,65 @@ async fn registers_over_tcp_and_again_on_a_new_connection_after_the_registrar_re
         "{:?}",
         kamailio.ul_dump().await
     );
+}
+
+/// Kamailio listening on TLS with a certificate for 127.0.0.1 signed by a CA of the
+/// test's own, and a backend with `alice` over TLS.
+async fn tls_registrar(dir: &std::path::Path) -> (Kamailio, TestCa, Backend, String) {
+    let ca = TestCa::new(dir, "trunkline-test");
+    let server = ca.issue(
+        "registrar",
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        "registrar.test",
+    );
+    let options = KamailioOptions {
+        tls: Some((server.cert_file, server.key_file)),
+        ..KamailioOptions::default()
+    };
+    let (kamailio, backend, api_key) =
+        registrar_and_backend(options, &[(ALICE, "alice")], Provider::tls).await;
+    (kamailio, ca, backend, api_key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_over_tls_checking_the_registrars_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kamailio, ca, backend, api_key) = tls_registrar(dir.path()).await;
+    let ca_file = ("SIP_TLS_CA_FILE", ca.cert_file.display().to_string());
+    let mut trunkline = trunkline_for(&backend, &api_key, &[ca_file]).await;
+    trunkline
+        .run_until(backend.wait_for_status(ALICE, "registered"))
+        .await;
+    let bindings = kamailio.bindings_of("alice").await;
+    assert_eq!(bindings.len(), 1, "{bindings:?}");
+    assert!(
+        bindings
+            .iter()
+            .all(|b| b.contact.contains(";transport=tls")),
+        "{bindings:?}"
+    );
+    let exited = trunkline.terminate().await;
+    assert_eq!(exited.code(), Some(0), "{}", exited.output());
+    assert_eq!(kamailio.binding_count().await, 0, "un-REGISTERed over TLS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_certificate_from_an_unknown_ca_fails_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kamailio, _ca, backend, api_key) = tls_registrar(dir.path()).await;
+    // Trusted: another CA, not the one that signed the registrar's certificate.
+    let other = TestCa::new(dir.path(), "someone-else");
+    let ca_file = ("SIP_TLS_CA_FILE", other.cert_file.display().to_string());
+    let mut trunkline = trunkline_for(&backend, &api_key, &[ca_file]).await;
+    let failed = trunkline
+        .run_until(backend.wait_for_status(ALICE, "failed"))
+        .await;
+    let error = failed.register_error().unwrap_or_default().to_owned();
+    assert!(
+        error.contains("certificate") && error.contains("TLS handshake"),
+        "the error names the certificate problem: {error}"
+    );
+    assert_eq!(kamailio.binding_count().await, 0);
+    let exited = trunkline.terminate().await;
+    assert_eq!(exited.code(), Some(0), "{}", exited.output());
 }

@@ -6,12 +6,14 @@
 mod inbox;
 mod registrar_sockets;
 mod streams;
+mod tls;
 
 pub use inbox::{Inbox, MAX_BATCH, PER_SOURCE_BUDGET, UNKNOWN_BUDGET};
 pub use registrar_sockets::{
     connected_socket, RegistrarSocket, RegistrarSockets, MAX_REGISTRAR_SOCKETS,
 };
 pub use streams::{StreamRuntime, Streams, MAX_WRITE_QUEUE};
+pub use tls::{TlsConfig, TlsError};
 
 use sip_core::Resolution;
 use std::io;

@@ -1,4 +1,4 @@
-//! The connection engine both drivers share: one task per TCP (later TLS) connection
+//! The connection engine both drivers share: one task per TCP or TLS connection
 //! that reads what arrives and hands it to the core as [`Input::Received`], writes
 //! what the core sends on it, and reports [`Input::Connected`] and [`Input::Closed`].
 //! The core decides everything (which connection, when to close, every limit); this
@@ -6,13 +6,16 @@
 //! its spawn, and the way inputs reach its core loop); the rest is written once here,
 //! over `futures-io`.
 
+use crate::tls::TlsConfig;
 use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_rustls::rustls::pki_types::ServerName;
 use sip_core::{ConnId, Connect, Input, Transmit, Transport};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Messages queued for one connection's writer. A peer that reads nothing while more
 /// pile up is dead to us: its connection is closed rather than buffered without bound.
@@ -45,14 +48,17 @@ pub trait StreamRuntime: Clone + Send + Sync + 'static {
 pub struct Streams<R> {
     rt: R,
     writers: HashMap<ConnId, async_channel::Sender<Vec<u8>>>,
+    tls: Option<TlsConfig>,
 }
 
 impl<R: StreamRuntime> Streams<R> {
-    /// No connections yet, on runtime `rt`.
-    pub fn new(rt: R) -> Self {
+    /// No connections yet, on runtime `rt`; TLS with `tls` (without it, TLS
+    /// connections fail to open, saying why).
+    pub fn new(rt: R, tls: Option<TlsConfig>) -> Self {
         Self {
             rt,
             writers: HashMap::new(),
+            tls,
         }
     }
 
@@ -72,50 +78,90 @@ impl<R: StreamRuntime> Streams<R> {
         let (tx, rx) = async_channel::bounded(MAX_WRITE_QUEUE);
         self.writers.insert(c.conn, tx);
         let rt = self.rt.clone();
-        self.rt.spawn(async move {
-            if c.transport != Transport::Tcp {
-                let error = format!("{} is not supported by this version", c.transport.as_str());
-                rt.deliver(Input::Closed {
-                    conn: c.conn,
-                    error: Some(error),
-                });
-                return;
-            }
-            // The core's deadline may close it before the OS gives up on a SYN: the
-            // writer's channel closing ends the attempt.
-            let opened = future::or(async { Some(rt.connect(c.remote).await) }, async {
-                while rx.recv().await.is_ok() {}
-                None
-            })
-            .await;
-            let tcp = match opened {
-                None => return,
-                Some(Err(e)) => {
-                    let error = format!("cannot connect to {}: {e}", c.remote);
-                    rt.deliver(Input::Closed {
+        let tls = match c.transport {
+            Transport::Tls => match &self.tls {
+                Some(t) => Some(t.client()),
+                None => {
+                    let error = "TLS is not configured in this driver".to_owned();
+                    self.rt.deliver(Input::Closed {
                         conn: c.conn,
                         error: Some(error),
                     });
                     return;
                 }
-                Some(Ok(tcp)) => tcp,
-            };
-            let local = R::local_addr(&tcp).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-            rt.deliver(Input::Connected {
-                conn: c.conn,
-                local,
-            });
-            pump(&rt, c.conn, tcp, rx).await;
+            },
+            Transport::Tcp | Transport::Udp => None,
+        };
+        self.rt.spawn(async move {
+            // The core's deadline may close it before the OS gives up on a SYN or the
+            // peer finishes its handshake: the writer's channel closing ends the attempt.
+            let opened = future::or(async { Some(open(&rt, &c, tls).await) }, async {
+                while rx.recv().await.is_ok() {}
+                None
+            })
+            .await;
+            match opened {
+                None => {}
+                Some(Err(error)) => rt.deliver(Input::Closed {
+                    conn: c.conn,
+                    error: Some(error),
+                }),
+                Some(Ok((stream, local))) => {
+                    rt.deliver(Input::Connected {
+                        conn: c.conn,
+                        local,
+                    });
+                    match stream {
+                        Opened::Tcp(tcp) => pump(&rt, c.conn, tcp, rx).await,
+                        Opened::Tls(tls) => pump(&rt, c.conn, *tls, rx).await,
+                    }
+                }
+            }
         });
     }
 
     /// Takes over a connection a listener accepted and the core named `conn`
-    /// ([`sip_core::Controller::accept`]).
-    pub fn adopt(&mut self, conn: ConnId, tcp: R::Tcp) {
+    /// ([`sip_core::Controller::accept`]); on the TLS listener (`transport` TLS) the
+    /// server handshake comes first. One that never finishes is closed by the core's
+    /// first-frame deadline.
+    pub fn adopt(&mut self, conn: ConnId, tcp: R::Tcp, transport: Transport) {
         let (tx, rx) = async_channel::bounded(MAX_WRITE_QUEUE);
         self.writers.insert(conn, tx);
         let rt = self.rt.clone();
-        self.rt.spawn(async move { pump(&rt, conn, tcp, rx).await });
+        let server = match transport {
+            Transport::Tls => match self.tls.as_ref().and_then(TlsConfig::server) {
+                Some(server) => Some(server),
+                None => {
+                    self.writers.remove(&conn);
+                    let error = Some("no TLS certificate configured".to_owned());
+                    self.rt.deliver(Input::Closed { conn, error });
+                    return;
+                }
+            },
+            Transport::Tcp | Transport::Udp => None,
+        };
+        self.rt.spawn(async move {
+            let Some(server) = server else {
+                pump(&rt, conn, tcp, rx).await;
+                return;
+            };
+            let accepted = future::or(
+                async { Some(futures_rustls::TlsAcceptor::from(server).accept(tcp).await) },
+                async {
+                    while rx.recv().await.is_ok() {}
+                    None
+                },
+            )
+            .await;
+            match accepted {
+                None => {}
+                Some(Ok(tls)) => pump(&rt, conn, tls, rx).await,
+                Some(Err(e)) => rt.deliver(Input::Closed {
+                    conn,
+                    error: Some(format!("TLS handshake failed: {e}")),
+                }),
+            }
+        });
     }
 
     /// Writes `payload` on `conn` (in order with earlier writes). A connection whose
@@ -169,11 +215,47 @@ impl<R: StreamRuntime> Streams<R> {
     }
 }
 
+/// A connection of ours, up.
+enum Opened<T> {
+    Tcp(T),
+    /// Boxed: rustls' state is large.
+    Tls(Box<futures_rustls::client::TlsStream<T>>),
+}
+
+/// Opens the TCP connection `c` asks for and, with `tls`, does the TLS handshake with
+/// its `server_name` (else its IP) checked against the certificate: the stream and our
+/// end, or what went wrong.
+async fn open<R: StreamRuntime>(
+    rt: &R,
+    c: &Connect,
+    tls: Option<Arc<futures_rustls::rustls::ClientConfig>>,
+) -> Result<(Opened<R::Tcp>, SocketAddr), String> {
+    let tcp = rt
+        .connect(c.remote)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", c.remote))?;
+    let local = R::local_addr(&tcp).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+    let Some(config) = tls else {
+        return Ok((Opened::Tcp(tcp), local));
+    };
+    let name = c
+        .server_name
+        .clone()
+        .unwrap_or_else(|| c.remote.ip().to_string());
+    let server_name = ServerName::try_from(name.clone())
+        .map_err(|e| format!("{name:?} cannot be checked against a certificate: {e}"))?;
+    let stream = futures_rustls::TlsConnector::from(config)
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with {name} ({}) failed: {e}", c.remote))?;
+    Ok((Opened::Tls(Box::new(stream)), local))
+}
+
 /// Reads from and writes to one connection until either side ends it.
-async fn pump<R: StreamRuntime>(
+async fn pump<R: StreamRuntime, S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin>(
     rt: &R,
     conn: ConnId,
-    mut tcp: R::Tcp,
+    mut tcp: S,
     rx: async_channel::Receiver<Vec<u8>>,
 ) {
     let mut buf = vec![0u8; READ_CHUNK];

@@ -129,7 +129,7 @@ fn main() {
         let exit = run(
             core,
             socket,
-            None,
+            Default::default(),
             backend.clone(),
             DriverConfig::default(),
             stop,

@@ -21,6 +21,17 @@ pub struct DriverConfig {
     /// `Some(bind ip)` when Contact/Via must use the OS's source address towards each
     /// registrar (no public address configured and the socket bound to `0.0.0.0`).
     pub learn_local_ip: Option<IpAddr>,
+    /// TLS for connections (ours, and the TLS listener's); `None`: TLS connections
+    /// fail to open, saying why.
+    pub tls: Option<driver_net::TlsConfig>,
+}
+
+/// The stream listeners besides the UDP socket: TCP on the SIP port, TLS on the TLS
+/// port (with a certificate in [`DriverConfig::tls`]).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub tcp: Option<TcpListener>,
+    pub tls: Option<TcpListener>,
 }
 
 impl Default for DriverConfig {
@@ -28,6 +39,7 @@ impl Default for DriverConfig {
         Self {
             shutdown_grace: Duration::from_secs(5),
             learn_local_ip: None,
+            tls: None,
         }
     }
 }
@@ -73,8 +85,8 @@ enum Wake {
     /// A registrar socket is readable.
     Registrar,
     Input(Input),
-    /// The TCP listener accepted a connection.
-    Accepted(std::io::Result<(TcpStream, SocketAddr)>),
+    /// A listener (TCP or TLS) accepted a connection.
+    Accepted(std::io::Result<(TcpStream, SocketAddr)>, Transport),
     Timer,
     Shutdown,
     GraceExceeded,
@@ -89,7 +101,7 @@ enum Wake {
 pub async fn run<B: Backend>(
     mut core: Controller,
     socket: UdpSocket,
-    tcp: Option<TcpListener>,
+    listeners: Listeners,
     backend: B,
     cfg: DriverConfig,
     shutdown: impl Future<Output = ()>,
@@ -117,7 +129,7 @@ pub async fn run<B: Backend>(
     let mut read_since_wait = false;
     let mut outlet = Outlet {
         socket: &socket,
-        streams: driver_net::Streams::new(SmolStreams { tx: tx.clone() }),
+        streams: driver_net::Streams::new(SmolStreams { tx: tx.clone() }, cfg.tls.clone()),
         backend,
         tx,
         learn_local_ip: cfg.learn_local_ip,
@@ -174,7 +186,7 @@ pub async fn run<B: Backend>(
             &registrars,
             &mut buf,
             &rx,
-            tcp.as_ref(),
+            &listeners,
             &mut timer,
             shutdown.as_mut(),
             shutdown_asked,
@@ -218,15 +230,15 @@ pub async fn run<B: Backend>(
                 outlet.streams.observe(&input);
                 core.handle_input(now, input);
             }
-            Wake::Accepted(Ok((stream, remote))) => {
+            Wake::Accepted(Ok((stream, remote)), transport) => {
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr().unwrap_or(local);
                 // The core names it, or refuses it (a limit): dropped, so closed.
-                if let Some(conn) = core.accept(now, Transport::Tcp, local, remote) {
-                    outlet.streams.adopt(conn, stream);
+                if let Some(conn) = core.accept(now, transport, local, remote) {
+                    outlet.streams.adopt(conn, stream, transport);
                 }
             }
-            Wake::Accepted(Err(e)) => {
+            Wake::Accepted(Err(e), _) => {
                 tracing::debug!(error = %e, "accepting a SIP connection failed");
             }
             Wake::Timer => {
@@ -354,7 +366,7 @@ async fn next_wake(
     registrars: &driver_net::RegistrarSockets<RegistrarUdp>,
     buf: &mut [u8],
     rx: &Receiver<Input>,
-    tcp: Option<&TcpListener>,
+    listeners: &Listeners,
     timer: &mut Timer,
     shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
     shutdown_asked: bool,
@@ -373,8 +385,14 @@ async fn next_wake(
         }
     };
     let accepted = async {
-        match tcp {
-            Some(l) => Wake::Accepted(l.accept().await),
+        match &listeners.tcp {
+            Some(l) => Wake::Accepted(l.accept().await, Transport::Tcp),
+            None => std::future::pending().await,
+        }
+    };
+    let accepted_tls = async {
+        match &listeners.tls {
+            Some(l) => Wake::Accepted(l.accept().await, Transport::Tls),
             None => std::future::pending().await,
         }
     };
@@ -400,6 +418,7 @@ async fn next_wake(
         .race(datagram)
         .race(input)
         .race(accepted)
+        .race(accepted_tls)
         .race(timer)
         .race(shutdown)
         .race(hard_stop)

@@ -53,5 +53,5 @@ mod http;
 mod resolve;
 
 pub use backend::{Backend, StaticBackend};
-pub use driver::{bind_udp, run, DriverConfig, DriverError, Exit};
+pub use driver::{bind_udp, run, DriverConfig, DriverError, Exit, Listeners};
 pub use http::{HttpBackend, HttpBackendError};

@@ -224,11 +224,15 @@ impl Running {
                     let exit = smol::block_on(runtime_smol::run(
                         core,
                         socket,
-                        Some(tcp),
+                        runtime_smol::Listeners {
+                            tcp: Some(tcp),
+                            tls: None,
+                        },
                         http,
                         DriverConfig {
                             shutdown_grace: GRACE,
                             learn_local_ip: None,
+                            tls: None,
                         },
                         async move {
                             let _ = stopped.recv().await;

@@ -91,7 +91,7 @@ fn registers_reports_and_unregisters_on_the_shutdown_future() {
         smol::block_on(run(
             core,
             socket,
-            None,
+            Default::default(),
             driver_backend,
             DriverConfig::default(),
             async move {

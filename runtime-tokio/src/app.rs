@@ -21,6 +21,9 @@ pub enum RunError {
     /// The tokio runtime could not be built.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// The TLS files could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] driver_net::TlsError),
     /// The admin API's TCP port could not be bound.
     #[error("cannot bind the admin API on tcp {addr}: {source} (is another process using the port? set ADMIN_LISTEN, admin.listen or --admin-listen to a free address, e.g. 127.0.0.1:8081; port 0 picks any free port)")]
     AdminBind {
@@ -70,6 +73,24 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
         let socket = driver::bind_udp(bind, settings.sip.socket_buffer_bytes)?;
         let local_port = socket.local_addr().map_or(settings.sip.port, |a| a.port());
         let tcp = driver::bind_tcp(SocketAddr::new(bind.ip(), local_port)).await?;
+        let files = &settings.sip.tls;
+        let tls = driver_net::TlsConfig::load(
+            files.ca_file.as_deref(),
+            files.cert_file.as_deref(),
+            files.key_file.as_deref(),
+        )?;
+        // The TLS listener only with an identity to present (CONTRACT.md §7).
+        let tls_listener = match tls.server() {
+            Some(_) => {
+                let addr = SocketAddr::new(bind.ip(), settings.sip.tls_port);
+                Some(driver::bind_tls(addr).await?)
+            }
+            None => None,
+        };
+        let tls_port = tls_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port());
         // Bound before the driver starts, so a taken port stops trunkline at once
         // (exit 2) instead of leaving it running without its probes and metrics.
         let admin_addr = settings.admin.listen;
@@ -100,7 +121,10 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
                 .clone()
                 .unwrap_or_else(|| std::path::PathBuf::from("trunkline-state.json")),
         };
-        let cfg = core_config(&settings, local_port);
+        let cfg = Config {
+            tls_port,
+            ..core_config(&settings, local_port)
+        };
         let learn_local_ip = cfg
             .contact_host
             .is_none()
@@ -117,6 +141,8 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             sip = %socket.local_addr().unwrap_or(bind),
             // The bound address, so that `ADMIN_LISTEN=127.0.0.1:0` can be found.
             admin = %admin_listener.local_addr().unwrap_or(admin_addr),
+            tls = %tls_port.map_or("off (no SIP_TLS_CERT_FILE)".to_owned(), |p| p.to_string()),
+            tls_roots = tls.roots(),
             mode = if settings.backend.is_some() { "backend" } else { "file" },
             "trunkline started"
         );
@@ -125,6 +151,7 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             shutdown_grace: settings.shutdown_grace,
             learn_local_ip,
             store,
+            tls: Some(tls),
         };
         // The admin API sends its calls here; the driver answers between two mutations.
         let (admin_tx, admin_rx) = tokio::sync::mpsc::channel(64);
@@ -136,7 +163,10 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
         driver::run(
             core,
             socket,
-            Some(tcp),
+            driver::Listeners {
+                tcp: Some(tcp),
+                tls: tls_listener,
+            },
             backend,
             dcfg,
             EventLog::default(),

@@ -39,6 +39,17 @@ pub struct DriverConfig {
     pub learn_local_ip: Option<IpAddr>,
     /// The store file: binding identities, and in file mode the statuses.
     pub store: PathBuf,
+    /// TLS for connections (ours, and the TLS listener's); `None`: TLS connections
+    /// fail to open, saying why.
+    pub tls: Option<driver_net::TlsConfig>,
+}
+
+/// The stream listeners besides the UDP socket: TCP on SIP_PORT, TLS on SIP_TLS_PORT
+/// (when a certificate is configured).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub tcp: Option<TcpListener>,
+    pub tls: Option<TcpListener>,
 }
 
 /// A question or order from the admin API to the running core. The admin server runs
@@ -87,8 +98,10 @@ pub enum DriverError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot listen for SIP over tcp {addr}: {source} (SIP_PORT is taken for TCP; free it or set SIP_PORT or sip.port)")]
+    #[error("cannot listen for SIP over {what} {addr}: {source} (the port is taken; free it or set {setting})")]
     BindTcp {
+        what: &'static str,
+        setting: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -106,17 +119,35 @@ pub fn bind_udp(addr: SocketAddr, buffer: usize) -> Result<UdpSocket, DriverErro
 /// Listens for SIP over TCP on `addr` (the UDP socket's address and port: SIP_PORT is
 /// both, CONTRACT.md §2).
 pub async fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, DriverError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| DriverError::BindTcp { addr, source })
+    listen(addr, "tcp", "SIP_PORT or sip.port").await
 }
 
-/// Runs the core until a signal has led to a complete shutdown. `tcp`, when given,
-/// takes the providers' and callers' TCP connections.
+/// Listens for SIP over TLS on `addr` (SIP_TLS_PORT, CONTRACT.md §7).
+pub async fn bind_tls(addr: SocketAddr) -> Result<TcpListener, DriverError> {
+    listen(addr, "tls", "SIP_TLS_PORT or sip.tls_port").await
+}
+
+async fn listen(
+    addr: SocketAddr,
+    what: &'static str,
+    setting: &'static str,
+) -> Result<TcpListener, DriverError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| DriverError::BindTcp {
+            what,
+            setting,
+            addr,
+            source,
+        })
+}
+
+/// Runs the core until a signal has led to a complete shutdown. `listeners` take the
+/// providers' and callers' TCP and TLS connections.
 pub async fn run(
     mut core: Controller,
     socket: UdpSocket,
-    tcp: Option<TcpListener>,
+    listeners: Listeners,
     backend: Backend,
     cfg: DriverConfig,
     log: EventLog,
@@ -152,7 +183,7 @@ pub async fn run(
     let mut buf = vec![0u8; 65_536];
     let mut outlet = Outlet {
         socket: &socket,
-        streams: driver_net::Streams::new(TokioStreams { tx: tx.clone() }),
+        streams: driver_net::Streams::new(TokioStreams { tx: tx.clone() }, cfg.tls.clone()),
         backend,
         tx,
         store,
@@ -214,17 +245,12 @@ pub async fn run(
                 outlet.streams.observe(&input);
                 core.handle_input(Instant::now(), input);
             }
-            accepted = accept_or_forever(tcp.as_ref()) => match accepted {
-                Ok((stream, remote)) => {
-                    let _ = stream.set_nodelay(true);
-                    let local = stream.local_addr().unwrap_or(local);
-                    // The core names it, or refuses it (a limit): dropped, so closed.
-                    if let Some(conn) = core.accept(Instant::now(), Transport::Tcp, local, remote) {
-                        outlet.streams.adopt(conn, stream.compat());
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "accepting a SIP connection failed"),
-            },
+            accepted = accept_or_forever(listeners.tcp.as_ref()) => {
+                adopt(&mut core, &mut outlet, accepted, Transport::Tcp, local);
+            }
+            accepted = accept_or_forever(listeners.tls.as_ref()) => {
+                adopt(&mut core, &mut outlet, accepted, Transport::Tls, local);
+            }
             Some(call) = admin.recv() => match call {
                 AdminCall::Snapshot(reply) => {
                     let _ = reply.send(Snapshot {
@@ -438,6 +464,27 @@ fn shutdown(
     let ends = core.shutdown_ends_at().unwrap_or(now + cfg.shutdown_grace);
     let after = ends.saturating_duration_since(now) + Duration::from_millis(500);
     *hard = Some(tokio::time::Instant::now() + after);
+}
+
+/// A connection a listener accepted: the core names it (or refuses it: a limit; it is
+/// dropped, so closed) and the engine takes it over.
+fn adopt(
+    core: &mut Controller,
+    outlet: &mut Outlet<'_>,
+    accepted: std::io::Result<(tokio::net::TcpStream, SocketAddr)>,
+    transport: Transport,
+    local: SocketAddr,
+) {
+    match accepted {
+        Ok((stream, remote)) => {
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().unwrap_or(local);
+            if let Some(conn) = core.accept(Instant::now(), transport, local, remote) {
+                outlet.streams.adopt(conn, stream.compat(), transport);
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "accepting a SIP connection failed"),
+    }
 }
 
 async fn accept_or_forever(

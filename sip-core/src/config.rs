@@ -82,6 +82,21 @@ pub struct Config {
     pub max_server_transactions: usize,
     /// Limits on TCP/TLS connections (see [`crate::connections`]).
     pub streams: crate::connections::StreamLimits,
+    /// The TLS listener's port, when one listens (a certificate is configured): what
+    /// Contact and Via say on TLS legs. `None`: they say `local_port` (the peer
+    /// reaches us on the connection we opened anyway).
+    pub tls_port: Option<u16>,
+}
+
+impl Config {
+    /// The port we listen on for `transport`: [`Config::tls_port`] for TLS when set,
+    /// else [`Config::local_port`] (UDP and TCP share it).
+    pub fn listen_port(&self, transport: crate::transport::Transport) -> u16 {
+        match (transport, self.tls_port) {
+            (crate::transport::Transport::Tls, Some(port)) => port,
+            _ => self.local_port,
+        }
+    }
 }
 
 impl Default for Config {
@@ -109,6 +124,7 @@ impl Default for Config {
             calls: CallSettings::default(),
             max_server_transactions: crate::transaction::MAX_SERVER_TRANSACTIONS,
             streams: crate::connections::StreamLimits::default(),
+            tls_port: None,
         }
     }
 }

@@ -107,7 +107,7 @@ pub fn answer(
                 if let Some(provider) = admitted(ctx, providers, req, remote) {
                     // The 100 Trying, at once: the route lookup may take a while.
                     ctx.send_all(actions);
-                    let local = caller_local(ctx, local, provider.as_ref());
+                    let local = caller_local(ctx, from, local, provider.as_ref());
                     let new = NewCall {
                         txn: id,
                         request: req,
@@ -259,10 +259,11 @@ fn admitted(
 /// destination's side, see `b2bua::call`).
 fn caller_local(
     ctx: &Ctx,
+    from: Link,
     local: SocketAddr,
     provider: Option<&crate::b2bua::call::CallerProvider>,
 ) -> Option<String> {
-    let port = ctx.cfg.local_port;
+    let port = ctx.cfg.listen_port(from.flow.transport());
     if let Some(host) = &ctx.cfg.contact_host {
         return Some(host_with_port(host, port));
     }

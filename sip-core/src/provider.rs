@@ -88,10 +88,6 @@ pub enum InvalidProvider {
     Port(i64),
     #[error("invalid provider: `transport` {0:?} is unknown (udp, tcp or tls)")]
     UnknownTransport(String),
-    #[error(
-        "invalid provider: `transport` {0} is not supported by this version of trunkline (use udp or tcp)"
-    )]
-    UnsupportedTransport(&'static str),
     #[error("invalid provider: `expires` {0} is out of range (1-4294967295 seconds; leave it out for the default of 3600)")]
     Expires(i64),
     #[error("invalid provider: `host` {0:?} is not a host name or IP address")]
@@ -243,9 +239,6 @@ impl ProviderSpec {
             _ => None,
         };
         let transport = parse_transport(self.transport.as_deref())?;
-        if transport == Transport::Tls {
-            return Err(InvalidProvider::UnsupportedTransport("tls"));
-        }
         // Absent (or JSON null) takes the default; 0 is out of range like any other
         // number outside 1-65535, not a second way to say "default".
         let port = match self.port {

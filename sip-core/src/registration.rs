@@ -20,7 +20,7 @@ use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::time::{RetryCounts, TimerKey};
 use crate::transaction::{Owner, TxnEvent};
-use crate::transport::Link;
+use crate::transport::{Link, Transport};
 use crate::wallclock::WallClock;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU64;
@@ -605,7 +605,10 @@ impl Registration {
         let payload = self.build_request(ctx, &advertised, &branch, expires);
         // On TCP the connection to the registrar is shared by every registration to it
         // and opened by the first (RFC 5626's flow: INVITEs may come back on it).
-        let Some(link) = ctx.link_to(now, self.provider.transport, target, None) else {
+        // TLS checks the registrar's certificate against the provider's host name.
+        let transport = self.provider.transport;
+        let name = (transport == Transport::Tls).then_some(&*self.provider.host);
+        let Some(link) = ctx.link_to(now, transport, target, name) else {
             let error = format!(
                 "cannot open a connection to {}: too many connections",
                 self.registrar()
@@ -640,7 +643,7 @@ impl Registration {
     /// public address, else what the registrar saw (a NAT's), else our source address
     /// towards it, else (not resolved yet) the registrar's own IP family's guess.
     fn advertised(&self, ctx: &Ctx, target: SocketAddr) -> String {
-        let port = ctx.cfg.local_port;
+        let port = ctx.cfg.listen_port(self.provider.transport);
         match (&ctx.cfg.contact_host, self.address) {
             (Some(h), _) => format!("{}:{port}", uri_host(h)),
             (None, OurAddress::Learned(ip, learned_port)) => {

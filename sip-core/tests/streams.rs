@@ -480,3 +480,47 @@ fn a_destination_with_transport_tcp_is_called_over_a_connection_of_ours() {
         "the ACK on the same connection"
     );
 }
+
+#[test]
+fn a_tls_registration_names_the_registrar_for_its_certificate_and_our_tls_port() {
+    let registrar = support::registrar::Registrar::new(&[("alice", "pw")], Default::default());
+    let provider = sip_core::ProviderSpec {
+        transport: Some("tls".into()),
+        port: Some(5061),
+        ..support::provider("p1", "alice", "pw")
+    };
+    let cfg = sip_core::Config {
+        tls_port: Some(5071),
+        ..config()
+    };
+    let mut w = World::new(cfg, registrar, vec![provider]);
+    w.run_for(Duration::from_secs(5));
+    let c = &w.connects[0];
+    assert_eq!(c.transport, Transport::Tls);
+    assert_eq!(
+        c.server_name.as_deref(),
+        Some(REGISTRAR),
+        "checked against the provider's host"
+    );
+    assert_eq!(
+        status(&w, "p1").map(|s| s.0),
+        Some(sip_core::RegisterStatus::Registered)
+    );
+    let register = written(&w, c.conn)
+        .into_iter()
+        .find(|m| m.starts_with("REGISTER "))
+        .unwrap();
+    assert!(
+        header(&register, "Via")
+            .unwrap()
+            .starts_with("SIP/2.0/TLS 198.51.100.1:5071;"),
+        "{register}"
+    );
+    assert!(
+        header(&register, "Contact")
+            .unwrap()
+            .contains("@198.51.100.1:5071;transport=tls;line="),
+        "{register}"
+    );
+    assert!(matches!(c.conn, conn if w.written.iter().all(|(_, f, _)| *f == Flow::Tls(conn))));
+}

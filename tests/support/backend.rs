@@ -105,6 +105,12 @@ impl Provider {
         }
     }
 
+    /// The same provider over TLS (`SIP_TRANSPORT_TLS`).
+    pub fn tls(mut self) -> Self {
+        self.transport = Some("SIP_TRANSPORT_TLS".to_owned());
+        self
+    }
+
     /// The same provider over TCP (`SIP_TRANSPORT_TCP`).
     pub fn tcp(mut self) -> Self {
         self.transport = Some("SIP_TRANSPORT_TCP".to_owned());

@@ -333,7 +333,9 @@ impl Sipp {
                 scenario: scenario.to_owned(),
                 child,
                 addr: SocketAddr::from((ip, port)),
-                tcp: args.windows(2).any(|w| matches!(w, [t, v] if t == "-t" && v == "t1")),
+                tcp: args
+                    .windows(2)
+                    .any(|w| matches!(w, [t, v] if t == "-t" && v == "t1")),
                 dir,
             };
             match this.until_bound().await {

@@ -49,6 +49,9 @@ pub struct Options {
     pub nonce_expire_secs: Option<u32>,
     /// Listen on TCP too, on the same address and port as UDP.
     pub tcp: bool,
+    /// Listen on TLS too, on the same address and port as UDP (so not with `tcp`),
+    /// presenting this certificate chain and key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// The network namespace to run in (`ip netns exec`; see `crate::netns`), for a
     /// registrar on the far side of a NAT. The control socket is a file, so `kamcmd`
     /// reaches it from the test's own namespace.
@@ -362,6 +365,24 @@ fn spawn(
         command
             .args(["-A", "WITH_TCP", "-l"])
             .arg(format!("tcp:{addr}"));
+    }
+    if let Some((cert, key)) = &options.tls {
+        let tls_cfg = dir.join("tls.cfg");
+        // The registrar checks no client certificate: trunkline offers none here.
+        let text = format!(
+            "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+             require_certificate = no\nprivate_key = {}\ncertificate = {}\n\n\
+             [client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+             require_certificate = no\n",
+            key.display(),
+            cert.display()
+        );
+        std::fs::write(&tls_cfg, text).expect("writing Kamailio's tls.cfg");
+        command
+            .args(["-A", "WITH_TLS", "-A"])
+            .arg(format!("TLS_CFG=\"{}\"", tls_cfg.display()))
+            .arg("-l")
+            .arg(format!("tls:{addr}"));
     }
     command
         .arg("-f")

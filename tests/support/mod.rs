@@ -23,6 +23,7 @@ pub mod kamailio;
 pub mod net;
 pub mod netns;
 pub mod sipp;
+pub mod tls;
 pub mod trunkline;
 
 pub use backend::{Backend, Endpoint, Fault, Provider, RecordedRequest};

@@ -87,7 +87,13 @@ fn read_section(
     };
     for (name, value) in table {
         let full = format!("{section}.{name}");
-        if full == ROUTING_DIDS {
+        let nested = keys::ALL
+            .iter()
+            .any(|k| k.file.starts_with(&format!("{full}.")));
+        if let (true, Value::Table(_)) = (nested, &value) {
+            // A table of its own, e.g. [sip.tls]: its keys are `sip.tls.*`.
+            read_section(path, &full, value, out)?;
+        } else if full == ROUTING_DIDS {
             out.dids = read_dids(path, value)?;
         } else if let Some(key) = keys::ALL.iter().find(|k| k.file == full) {
             out.values.insert(key.file, value);

@@ -29,6 +29,9 @@ pub(crate) const SIP_LISTEN_ADDRESS: Key = key(
 );
 pub(crate) const SIP_PORT: Key = key("sip.port", Some("SIP_PORT"), Some("--sip-port"));
 pub(crate) const SIP_TLS_PORT: Key = key("sip.tls_port", Some("SIP_TLS_PORT"), None);
+pub(crate) const SIP_TLS_CERT_FILE: Key = key("sip.tls.cert_file", Some("SIP_TLS_CERT_FILE"), None);
+pub(crate) const SIP_TLS_KEY_FILE: Key = key("sip.tls.key_file", Some("SIP_TLS_KEY_FILE"), None);
+pub(crate) const SIP_TLS_CA_FILE: Key = key("sip.tls.ca_file", Some("SIP_TLS_CA_FILE"), None);
 pub(crate) const SIP_PUBLIC_ADDRESS: Key =
     key("sip.public_address", Some("SIP_PUBLIC_ADDRESS"), None);
 pub(crate) const SIP_SOCKET_BUFFER: Key = key("sip.socket_buffer", Some("SIP_SOCKET_BUFFER"), None);
@@ -80,6 +83,9 @@ pub(crate) const ALL: &[Key] = &[
     SIP_LISTEN_ADDRESS,
     SIP_PORT,
     SIP_TLS_PORT,
+    SIP_TLS_CERT_FILE,
+    SIP_TLS_KEY_FILE,
+    SIP_TLS_CA_FILE,
     SIP_PUBLIC_ADDRESS,
     SIP_SOCKET_BUFFER,
     REGISTER_RATE,

@@ -74,6 +74,18 @@ pub struct BackendSettings {
     pub request_timeout: Duration,
 }
 
+/// The PEM files of TLS (`SIP_TLS_*`, `[sip.tls]`): the listener's certificate chain
+/// and key (the listener is on only with both), and extra CA certificates for peers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `SIP_TLS_CERT_FILE`, `sip.tls.cert_file`.
+    pub cert_file: Option<PathBuf>,
+    /// `SIP_TLS_KEY_FILE`, `sip.tls.key_file` (its contents are never logged).
+    pub key_file: Option<PathBuf>,
+    /// `SIP_TLS_CA_FILE`, `sip.tls.ca_file`.
+    pub ca_file: Option<PathBuf>,
+}
+
 /// SIP transport settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipSettings {
@@ -83,6 +95,8 @@ pub struct SipSettings {
     pub port: u16,
     /// TLS port (`SIP_TLS_PORT`, `sip.tls_port`).
     pub tls_port: u16,
+    /// TLS files (CONTRACT.md §7).
+    pub tls: TlsFiles,
     /// Host written in Contact and Via (`SIP_PUBLIC_ADDRESS`, `sip.public_address`);
     /// `None`: learned.
     pub public_address: Option<String>,
@@ -257,6 +271,7 @@ impl Default for SipSettings {
             listen_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 5060,
             tls_port: 5061,
+            tls: TlsFiles::default(),
             public_address: None,
             socket_buffer_bytes: DEFAULT_SOCKET_BUFFER,
             register_rate: DEFAULT_REGISTER_RATE,
@@ -391,6 +406,11 @@ fn resolve(
         tls_port: r
             .parse(keys::SIP_TLS_PORT, parse::port)?
             .unwrap_or(defaults.tls_port),
+        tls: TlsFiles {
+            cert_file: r.parse(keys::SIP_TLS_CERT_FILE, parse::path)?,
+            key_file: r.parse(keys::SIP_TLS_KEY_FILE, parse::path)?,
+            ca_file: r.parse(keys::SIP_TLS_CA_FILE, parse::path)?,
+        },
         public_address: r.parse(keys::SIP_PUBLIC_ADDRESS, parse::host)?,
         socket_buffer_bytes: r
             .parse(keys::SIP_SOCKET_BUFFER, |t| {

@@ -43,6 +43,12 @@ struct Sip<'a> {
     port: u16,
     tls_port: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_ca_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     public_address: Option<&'a str>,
     socket_buffer: u64,
     register_rate: u32,
@@ -157,6 +163,15 @@ pub(super) fn redacted_toml(s: &Settings) -> String {
             listen_address: s.sip.listen_address.to_string(),
             port: s.sip.port,
             tls_port: s.sip.tls_port,
+            tls_cert_file: s
+                .sip
+                .tls
+                .cert_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            // The path is no secret; the key it holds never appears anywhere.
+            tls_key_file: s.sip.tls.key_file.as_ref().map(|p| p.display().to_string()),
+            tls_ca_file: s.sip.tls.ca_file.as_ref().map(|p| p.display().to_string()),
             public_address: s.sip.public_address.as_deref(),
             socket_buffer: u64::try_from(s.sip.socket_buffer_bytes).unwrap_or(u64::MAX),
             register_rate: s.sip.register_rate,

@@ -337,12 +337,13 @@ pub async fn run() -> Result<(), DemoError> {
         shutdown_grace: Duration::from_secs(3),
         learn_local_ip: None,
         store: store.clone(),
+        tls: None,
     };
     let (admin_tx, admin_rx) = mpsc::channel(8);
     let trunkline = tokio::spawn(driver::run(
         core,
         sip,
-        None,
+        driver::Listeners::default(),
         Backend::Http(http),
         dcfg,
         EventLog::default(),

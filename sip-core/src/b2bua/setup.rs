@@ -52,14 +52,6 @@ impl Call {
             return;
         };
         self.destination = Some(route.uri.clone());
-        if hp.transport == Transport::Tls {
-            let reason = format!(
-                "destination {} needs TLS (sips: or ;transport=tls), not supported yet",
-                route.uri
-            );
-            self.reject(now, ctx, 503, "Service Unavailable", "failed", reason);
-            return;
-        }
         self.callee = CalleeLeg::Resolving;
         match ctx.dns.lookup(&hp.host, now) {
             Lookup::Ready(res) => self.on_resolved(now, ctx, Ok(res)),
@@ -106,7 +98,7 @@ impl Call {
             }
         };
         let addr = SocketAddr::new(ip, port);
-        let port = ctx.cfg.local_port;
+        let port = ctx.cfg.listen_port(hp.transport);
         let local = match (&ctx.cfg.contact_host, local_ip) {
             (Some(h), _) => host_with_port(h, port),
             (None, Some(ip)) => join_host_port(ip, port),
@@ -121,7 +113,9 @@ impl Call {
             self.caller_local = Some(local.clone());
         }
         // A connection of ours on TCP (one to that address reused), a datagram on UDP.
-        let Some(link) = ctx.link_to(now, hp.transport, addr, None) else {
+        // TLS checks the destination's certificate against the host its URI names.
+        let name = (hp.transport == Transport::Tls).then_some(hp.host.as_str());
+        let Some(link) = ctx.link_to(now, hp.transport, addr, name) else {
             let reason = "too many connections open".to_owned();
             self.reject(now, ctx, 503, "Service Unavailable", "failed", reason);
             return;
