@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use trunkline_tests::calls::{start_uas, Call};
 use trunkline_tests::tls::TestCa;
 use trunkline_tests::{Backend, Kamailio, KamailioOptions, Provider, RecordedRequest, Trunkline};
 
@@ -194,6 +195,61 @@ async fn a_registrar_certificate_from_an_unknown_ca_fails_naming_the_problem() {
         "the error names the certificate problem: {error}"
     );
     assert_eq!(kamailio.binding_count().await, 0);
+    let exited = trunkline.terminate().await;
+    assert_eq!(exited.code(), Some(0), "{}", exited.output());
+}
+
+/// RFC 5626/5923: a provider reaches a trunk registered over TLS on the connection the
+/// REGISTER opened (our Via's `;alias`), here with no TLS listener of ours at all.
+/// Kamailio is the provider's registrar and proxy: a SIPp caller sends it the INVITE
+/// for the account, it relays it over that connection; trunkline bridges it to a SIPp
+/// destination over UDP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_comes_in_on_the_tls_connection_our_register_opened() {
+    const DID: &str = "+5511999990077";
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "trunkline-test");
+    let server = ca.issue(
+        "registrar",
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        "registrar.test",
+    );
+    let options = KamailioOptions {
+        tls: Some((server.cert_file, server.key_file)),
+        proxy: true,
+        ..KamailioOptions::default()
+    };
+    let (kamailio, backend, api_key) =
+        registrar_and_backend(options, &[(ALICE, "alice")], Provider::tls).await;
+    let uas = start_uas("call-uas.xml", 1, &[]).await;
+    backend.set_destination(DID, &format!("sip:{DID}@{}", uas.addr()));
+    let ca_file = ("SIP_TLS_CA_FILE", ca.cert_file.display().to_string());
+    let mut trunkline = trunkline_for(&backend, &api_key, &[ca_file]).await;
+    trunkline
+        .run_until(backend.wait_for_status(ALICE, "registered"))
+        .await;
+
+    let caller = trunkline
+        .run_until(
+            Call::new("call-uac.xml", DID)
+                .to_contact("alice", "")
+                .run(kamailio.addr()),
+        )
+        .await;
+    caller.assert_succeeded(1);
+    let uas = trunkline.run_until(uas.wait()).await;
+    uas.assert_succeeded(1);
+    let seen = uas.log.call(1);
+    assert_eq!(seen.field("x_provider_id"), ALICE, "{seen:?}");
+    assert_eq!(seen.field("ruri_user"), DID, "{seen:?}");
+    // Kamailio relayed it to the TLS binding (trunkline has no TLS listener: only the
+    // connection it opened could carry it).
+    let log = kamailio.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("INVITE") && l.contains(";transport=tls")),
+        "Kamailio's log: {log}"
+    );
     let exited = trunkline.terminate().await;
     assert_eq!(exited.code(), Some(0), "{}", exited.output());
 }

@@ -53,9 +53,16 @@ impl Transport {
     /// `branch`. `rport` (RFC 3581) on every transport: on UDP it brings the responses
     /// back through a NAT binding, on a stream it costs nothing and tells the registrar
     /// to report the source it saw (`received`/`rport`), which is how we learn our
-    /// public address.
+    /// public address. On a stream, `alias` too (RFC 5923): the peer may send its own
+    /// requests to our sent-by on the connection this one came on, instead of opening
+    /// one to our listener (which a NAT would not let through) — how a registrar
+    /// reaches a trunk registered over TCP or TLS.
     pub fn via(self, sent_by: &str, branch: &str) -> String {
-        format!("SIP/2.0/{} {sent_by};branch={branch};rport", self.as_str())
+        let alias = if self.is_reliable() { ";alias" } else { "" };
+        format!(
+            "SIP/2.0/{} {sent_by};branch={branch};rport{alias}",
+            self.as_str()
+        )
     }
 }
 
@@ -149,7 +156,7 @@ mod tests {
         );
         assert_eq!(
             Transport::Tls.via("[2001:db8::1]:5061", "z9hG4bKb"),
-            "SIP/2.0/TLS [2001:db8::1]:5061;branch=z9hG4bKb;rport"
+            "SIP/2.0/TLS [2001:db8::1]:5061;branch=z9hG4bKb;rport;alias"
         );
     }
 
