@@ -253,3 +253,65 @@ async fn a_call_comes_in_on_the_tls_connection_our_register_opened() {
     let exited = trunkline.terminate().await;
     assert_eq!(exited.code(), Some(0), "{}", exited.output());
 }
+
+/// The value of `name` (with `labels`, as written) on trunkline's /metrics page.
+fn metric(page: &str, sample: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// RFC 5626 §4.4.1 against Kamailio: our TCP connection is pinged every
+/// SIP_KEEPALIVE_INTERVAL, Kamailio answers each ping, and the connection stays (no
+/// flow failure, no second connection) past several 10 s pong deadlines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_pings_on_a_tcp_flow_are_answered_and_it_stays_up() {
+    let options = KamailioOptions {
+        tcp: true,
+        ..KamailioOptions::default()
+    };
+    let (_kamailio, backend, api_key) =
+        registrar_and_backend(options, &[(ALICE, "alice")], Provider::tcp).await;
+    let admin_port = trunkline_tests::net::free_tcp_port();
+    let extra = [
+        ("SIP_KEEPALIVE_INTERVAL", "1s".to_owned()),
+        ("ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+    ];
+    let mut trunkline = trunkline_for(&backend, &api_key, &extra).await;
+    trunkline
+        .run_until(backend.wait_for_status(ALICE, "registered"))
+        .await;
+    let url = format!("http://127.0.0.1:{admin_port}/metrics");
+    let http = reqwest::Client::new();
+    // Polled (bounded): no event tells the test that a ping went out.
+    let deadline = tokio::time::Instant::now() + trunkline_tests::WAIT_LIMIT;
+    let page = loop {
+        let page = trunkline
+            .run_until(async { http.get(&url).send().await.unwrap().text().await.unwrap() })
+            .await;
+        // 15 pings at 1 s: past the pong deadline (10 s) of the first ones.
+        if metric(&page, "trunkline_sip_keepalives_sent_total") >= 15 {
+            break page;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    let event = |e: &str| {
+        metric(
+            &page,
+            &format!("trunkline_sip_connections_total{{event=\"{e}\"}}"),
+        )
+    };
+    assert_eq!(
+        event("closed_no_pong"),
+        0,
+        "Kamailio answered every ping: {page}"
+    );
+    assert_eq!(event("opened"), 1, "one connection all along: {page}");
+    assert!(
+        metric(&page, "trunkline_sip_keepalives_total") >= 14,
+        "the pongs: {page}"
+    );
+    let exited = trunkline.terminate().await;
+    assert_eq!(exited.code(), Some(0), "{}", exited.output());
+}

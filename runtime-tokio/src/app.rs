@@ -56,6 +56,10 @@ pub fn core_config(s: &Settings, local_port: u16) -> Config {
         routes_from_backend: s.backend.is_some(),
         route_lookup_timeout: s.routing.lookup_timeout,
         calls: s.calls.clone(),
+        streams: sip_core::connections::StreamLimits {
+            keepalive: s.sip.keepalive_interval,
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

@@ -211,6 +211,14 @@ impl EventLog {
                 provider_id = %provider_id, advertised = %advertised, seen = %seen,
                 "the registrar sees us at another address (NAT): Contact and Via use it from now on"
             ),
+            Event::KeepaliveUnanswered { registrar } => tracing::warn!(
+                registrar = %registrar,
+                "the registrar does not answer our OPTIONS keep-alive: it or the path to it may be down (registrations there are refreshed as usual)"
+            ),
+            Event::KeepaliveAnswered { registrar } => tracing::info!(
+                registrar = %registrar,
+                "the registrar answers our OPTIONS keep-alive again"
+            ),
             Event::DestinationFallback { did, reason } => tracing::warn!(
                 did = %did, reason = %reason,
                 "destination lookup failed: using the default destination"

@@ -41,6 +41,15 @@ pub struct StreamLimits {
     /// connection must deliver its first frame within it, and a connection we open
     /// must be up within it (default 32 s, 64·T1: what a client waits for an answer).
     pub message_timeout: Duration,
+    /// How often a connection of ours is pinged (`CRLFCRLF`, RFC 5626 §4.4.1), and a
+    /// UDP registrar sent an OPTIONS ([`crate::keepalive`]), to keep NATs' bindings
+    /// and tell a dead peer early (`SIP_KEEPALIVE_INTERVAL`: 30 s in `trunkline run`);
+    /// `None` (the core's default, so a bare core sends nothing it was not asked to):
+    /// never.
+    pub keepalive: Option<Duration>,
+    /// How long a ping waits for its pong, or any byte, before the connection counts
+    /// as failed (10 s, RFC 5626 §4.4.1).
+    pub pong_timeout: Duration,
     /// Messages held for a connection still opening (default 1,024: a start's burst of
     /// paced REGISTERs to one registrar fits while its connection comes up); more are
     /// dropped (their transactions end by Timer F).
@@ -54,6 +63,8 @@ impl Default for StreamLimits {
             max_per_source: 64,
             idle_timeout: Duration::from_secs(600),
             message_timeout: Duration::from_secs(32),
+            keepalive: None,
+            pong_timeout: Duration::from_secs(10),
             max_queued: 1024,
         }
     }
@@ -74,6 +85,9 @@ pub enum ConnError {
     /// Nothing arrived for the idle timeout.
     #[error("idle for {0:?}")]
     Idle(Duration),
+    /// A keep-alive ping got no answer in time.
+    #[error("no answer to a keep-alive ping within {0:?}")]
+    NoPong(Duration),
     /// The stream could not be framed.
     #[error(transparent)]
     Frame(#[from] FrameError),
@@ -87,10 +101,28 @@ impl ConnError {
             Self::TooManyFromSource(_) => "refused_source_limit",
             Self::Slow(_) => "closed_slow",
             Self::Idle(_) => "closed_idle",
+            Self::NoPong(_) => "closed_no_pong",
             Self::Frame(_) => "closed_framing",
         }
     }
 }
+
+/// Every label of [`Stats::connections`](crate::stats::Stats::connections), for a
+/// metrics page that shows each (zeros included).
+pub const EVENT_LABELS: [&str; 12] = [
+    "accepted",
+    "opened",
+    "failed",
+    "closed_by_peer",
+    "refused_total_limit",
+    "refused_source_limit",
+    "closed_slow",
+    "closed_idle",
+    "closed_framing",
+    "closed_no_pong",
+    "connection_gone",
+    "connection_queue_full",
+];
 
 /// Who opened a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +148,17 @@ struct Conn {
     last_arrival: Instant,
     /// Whether a frame has arrived yet (an accepted connection's first deadline).
     heard: bool,
+}
+
+/// What a connection's timer asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Due {
+    /// Nothing (re-armed, or for a connection gone).
+    Nothing,
+    /// Write a keep-alive ping (`CRLFCRLF`) on it.
+    Ping,
+    /// Close it: it broke this limit.
+    Close(ConnError),
 }
 
 /// What became of a message sent on a stream flow.
@@ -314,9 +357,10 @@ impl Connections {
     }
 
     /// Our connection `conn` is up, from our `local`: the messages held for it, to
-    /// write now in order.
+    /// write now in order. Its keep-alives start.
     pub fn on_connected(
         &mut self,
+        now: Instant,
         timers: &mut TimerTable,
         conn: ConnId,
         local: SocketAddr,
@@ -326,6 +370,9 @@ impl Connections {
         };
         c.local = Some(local);
         timers.cancel(TimerKey::Conn(conn, ConnTimer::Deadline));
+        if let Some(every) = self.limits.keepalive {
+            timers.set(TimerKey::Conn(conn, ConnTimer::Keepalive), now + every);
+        }
         c.queued.take().unwrap_or_default()
     }
 
@@ -342,6 +389,8 @@ impl Connections {
             return Arrived::default();
         };
         c.last_arrival = now;
+        // Anything at all answers a keep-alive ping: the peer is there.
+        timers.cancel(TimerKey::Conn(conn, ConnTimer::Pong));
         c.framer.push(bytes);
         let mut arrived = Arrived {
             local: c.local,
@@ -382,26 +431,40 @@ impl Connections {
         arrived
     }
 
-    /// A timer of `conn` fired: the limit it broke, when the connection is to be
-    /// closed now.
+    /// A timer of `conn` fired: what to do now.
     pub fn on_timer(
         &mut self,
         now: Instant,
         timers: &mut TimerTable,
         conn: ConnId,
         timer: ConnTimer,
-    ) -> Option<ConnError> {
-        let c = self.table.get(&conn)?;
+    ) -> Due {
+        let Some(c) = self.table.get(&conn) else {
+            return Due::Nothing;
+        };
         match timer {
-            ConnTimer::Deadline => Some(ConnError::Slow(self.limits.message_timeout)),
+            ConnTimer::Deadline => Due::Close(ConnError::Slow(self.limits.message_timeout)),
             ConnTimer::Idle => {
                 let due = c.last_arrival + self.limits.idle_timeout;
                 if due > now {
                     timers.set(TimerKey::Conn(conn, ConnTimer::Idle), due);
-                    return None;
+                    return Due::Nothing;
                 }
-                Some(ConnError::Idle(self.limits.idle_timeout))
+                Due::Close(ConnError::Idle(self.limits.idle_timeout))
             }
+            ConnTimer::Keepalive => {
+                let Some(every) = self.limits.keepalive else {
+                    return Due::Nothing;
+                };
+                timers.set(TimerKey::Conn(conn, ConnTimer::Keepalive), now + every);
+                // One pong wait at a time: a ping still unanswered keeps its deadline.
+                let pong = TimerKey::Conn(conn, ConnTimer::Pong);
+                if timers.get(pong).is_none() {
+                    timers.set(pong, now + self.limits.pong_timeout);
+                }
+                Due::Ping
+            }
+            ConnTimer::Pong => Due::Close(ConnError::NoPong(self.limits.pong_timeout)),
         }
     }
 
@@ -409,8 +472,9 @@ impl Connections {
     /// `None` when it was already gone.
     pub fn remove(&mut self, timers: &mut TimerTable, conn: ConnId) -> Option<Gone> {
         let c = self.table.remove(&conn)?;
-        timers.cancel(TimerKey::Conn(conn, ConnTimer::Deadline));
-        timers.cancel(TimerKey::Conn(conn, ConnTimer::Idle));
+        for timer in ConnTimer::ALL {
+            timers.cancel(TimerKey::Conn(conn, timer));
+        }
         let ours = match c.side {
             Side::Ours { server_name } => {
                 let key = (c.transport, c.remote, server_name);
@@ -521,7 +585,7 @@ mod tests {
         }
         assert_eq!(
             c.on_timer(deadline, &mut t, id, ConnTimer::Deadline),
-            Some(ConnError::Slow(Duration::from_secs(32)))
+            Due::Close(ConnError::Slow(Duration::from_secs(32)))
         );
     }
 
@@ -571,12 +635,15 @@ mod tests {
             .unwrap();
         let idle = Duration::from_secs(600);
         c.on_received(now + idle / 2, &mut t, id, b"\r\n\r\n");
-        assert_eq!(c.on_timer(now + idle, &mut t, id, ConnTimer::Idle), None);
+        assert_eq!(
+            c.on_timer(now + idle, &mut t, id, ConnTimer::Idle),
+            Due::Nothing
+        );
         let due = t.get(TimerKey::Conn(id, ConnTimer::Idle)).unwrap();
         assert_eq!(due, now + idle / 2 + idle);
         assert_eq!(
             c.on_timer(due, &mut t, id, ConnTimer::Idle),
-            Some(ConnError::Idle(idle))
+            Due::Close(ConnError::Idle(idle))
         );
         c.remove(&mut t, id);
         assert!(t.is_empty(), "no timer left behind");
@@ -642,7 +709,7 @@ mod tests {
             c.send(id, b"three".to_vec()),
             Sent::Dropped("connection_queue_full")
         );
-        let held = c.on_connected(&mut t, id, addr("127.0.0.1:40000"));
+        let held = c.on_connected(now, &mut t, id, addr("127.0.0.1:40000"));
         assert_eq!(held, [b"one".to_vec(), b"two".to_vec()]);
         assert_eq!(
             t.get(TimerKey::Conn(id, ConnTimer::Deadline)),
@@ -676,7 +743,75 @@ mod tests {
         let due = t.get(TimerKey::Conn(id, ConnTimer::Deadline)).unwrap();
         assert_eq!(
             c.on_timer(due, &mut t, id, ConnTimer::Deadline),
-            Some(ConnError::Slow(Duration::from_secs(32)))
+            Due::Close(ConnError::Slow(Duration::from_secs(32)))
         );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods, clippy::unwrap_used)]
+mod keepalive_tests {
+    use super::*;
+
+    #[test]
+    fn ours_are_pinged_every_interval_and_closed_without_an_answer() {
+        let now = Instant::now();
+        let mut t = TimerTable::default();
+        let mut c = Connections::new(StreamLimits {
+            keepalive: Some(Duration::from_secs(30)),
+            ..StreamLimits::default()
+        });
+        let remote: SocketAddr = "127.0.0.9:5060".parse().unwrap();
+        let id = c
+            .connect(now, &mut t, Transport::Tcp, remote, None)
+            .unwrap()
+            .conn();
+        c.on_connected(now, &mut t, id, "127.0.0.1:40000".parse().unwrap());
+        let ping_at = t.get(TimerKey::Conn(id, ConnTimer::Keepalive)).unwrap();
+        assert_eq!(ping_at, now + Duration::from_secs(30));
+        assert_eq!(
+            c.on_timer(ping_at, &mut t, id, ConnTimer::Keepalive),
+            Due::Ping
+        );
+        // Its pong: the wait ends, the next ping is due 30 s on.
+        c.on_received(ping_at, &mut t, id, b"\r\n");
+        assert_eq!(t.get(TimerKey::Conn(id, ConnTimer::Pong)), None);
+        let next = t.get(TimerKey::Conn(id, ConnTimer::Keepalive)).unwrap();
+        assert_eq!(next, ping_at + Duration::from_secs(30));
+        // Unanswered: closed 10 s after the ping.
+        assert_eq!(
+            c.on_timer(next, &mut t, id, ConnTimer::Keepalive),
+            Due::Ping
+        );
+        let deadline = t.get(TimerKey::Conn(id, ConnTimer::Pong)).unwrap();
+        assert_eq!(deadline, next + Duration::from_secs(10));
+        assert_eq!(
+            c.on_timer(deadline, &mut t, id, ConnTimer::Pong),
+            Due::Close(ConnError::NoPong(Duration::from_secs(10)))
+        );
+        c.remove(&mut t, id);
+        assert!(t.is_empty(), "no timer of a removed connection left");
+    }
+
+    #[test]
+    fn without_an_interval_nothing_is_pinged() {
+        let now = Instant::now();
+        let mut t = TimerTable::default();
+        let mut c = Connections::new(StreamLimits {
+            keepalive: None,
+            ..StreamLimits::default()
+        });
+        let id = c
+            .connect(
+                now,
+                &mut t,
+                Transport::Tcp,
+                "127.0.0.9:5060".parse().unwrap(),
+                None,
+            )
+            .unwrap()
+            .conn();
+        c.on_connected(now, &mut t, id, "127.0.0.1:40000".parse().unwrap());
+        assert!(t.is_empty());
     }
 }

@@ -6,7 +6,7 @@
 use crate::b2bua::calls::Calls;
 use crate::backend::client::{AfterReport, PendingRequest};
 use crate::config::Config;
-use crate::connections::{ConnError, Gone};
+use crate::connections::{ConnError, Due, Gone};
 use crate::ctx::Ctx;
 use crate::dns::Waiter;
 use crate::inbound::{self, Dispatch};
@@ -14,6 +14,7 @@ use crate::io::{
     BackendReply, BindingIdentity, CallView, Command, Event, Input, Output, RegistrationView,
     RequestId,
 };
+use crate::keepalive::Keepalives;
 use crate::message::Framed;
 use crate::message::{self, Message};
 use crate::registry::Registry;
@@ -34,6 +35,7 @@ pub struct Controller {
     sync: ProviderSync,
     routing: RouteLookups,
     calls: Calls,
+    keepalives: Keepalives,
 }
 
 impl Controller {
@@ -46,9 +48,12 @@ impl Controller {
             sync: ProviderSync::new(&ctx),
             routing: RouteLookups::new(&ctx),
             calls: Calls::default(),
+            keepalives: Keepalives::default(),
             ctx,
         };
         ctl.sync.start_fetch(now, &mut ctl.ctx);
+        let every = ctl.ctx.cfg.streams.keepalive;
+        Keepalives::start(now, &mut ctl.ctx, every);
         ctl
     }
 
@@ -96,7 +101,7 @@ impl Controller {
             Input::Received { conn, bytes } => self.on_received(now, conn, &bytes),
             Input::Connected { conn, local } => {
                 let ctx = &mut self.ctx;
-                let held = ctx.conns.on_connected(&mut ctx.timers, conn, local);
+                let held = ctx.conns.on_connected(now, &mut ctx.timers, conn, local);
                 if let Some(link) = ctx.conns.link(conn) {
                     ctx.count_conn("opened");
                     for payload in held {
@@ -174,8 +179,15 @@ impl Controller {
             TimerKey::Call(id, timer) => self.calls.on_timer(now, ctx, id, timer),
             TimerKey::CallDrain => self.calls.on_drain_expired(now, ctx),
             TimerKey::Conn(conn, timer) => {
-                if let Some(why) = ctx.conns.on_timer(now, &mut ctx.timers, conn, timer) {
-                    self.close_conn(now, conn, why);
+                match ctx.conns.on_timer(now, &mut ctx.timers, conn, timer) {
+                    Due::Nothing => {}
+                    Due::Ping => {
+                        if let Some(link) = ctx.conns.link(conn) {
+                            ctx.stats.keepalives_sent += 1;
+                            ctx.write(link, b"\r\n\r\n".to_vec());
+                        }
+                    }
+                    Due::Close(why) => self.close_conn(now, conn, why),
                 }
             }
             TimerKey::BackendDeadline(id) => {
@@ -188,6 +200,23 @@ impl Controller {
                     .retry_due(now, idx, &mut ctx.timers, &mut ctx.out);
             }
             TimerKey::Sync => self.sync.start_fetch(now, ctx),
+            TimerKey::Keepalive => {
+                let Some(every) = ctx.cfg.streams.keepalive else {
+                    return;
+                };
+                // One per registrar address, from the first registration bound there.
+                let mut targets = std::collections::BTreeMap::new();
+                for slot in self.registry.running_slots() {
+                    if let Some((target, local)) = self
+                        .registry
+                        .get_mut(slot)
+                        .and_then(|r| r.keepalive_target(ctx))
+                    {
+                        targets.entry(target).or_insert(local);
+                    }
+                }
+                self.keepalives.round(now, ctx, every, targets);
+            }
             TimerKey::ConfigRetry => self.sync.start_config_fetch(now, ctx),
             TimerKey::RateLimit => {}
             TimerKey::ShutdownUnregisterDeadline => {
@@ -505,6 +534,12 @@ impl Controller {
             // The core's own answers outside calls, and requests nobody waits for,
             // need no notice.
             TxnAction::Notify {
+                owner: Owner::Keepalive,
+                id,
+                event,
+                ..
+            } => self.keepalives.on_txn(&mut self.ctx, id, &event),
+            TxnAction::Notify {
                 owner: Owner::Inbound | Owner::Detached,
                 ..
             } => {}
@@ -600,6 +635,7 @@ impl Controller {
         ctx.shutdown_deadline = Some(now + grace);
         ctx.timers.cancel(TimerKey::Sync);
         ctx.timers.cancel(TimerKey::ConfigRetry);
+        ctx.timers.cancel(TimerKey::Keepalive);
         self.routing.on_shutdown(now, ctx);
         // Calls in progress go on until CALL_DRAIN runs out; the end waits for them
         // (and for their BYEs, a few round trips) when that is later than the grace.

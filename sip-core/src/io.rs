@@ -304,6 +304,11 @@ pub enum Event {
         advertised: String,
         seen: SocketAddr,
     },
+    /// A UDP registrar did not answer our OPTIONS keep-alive (Timer F): it may be
+    /// down, or the path to it. Once per outage.
+    KeepaliveUnanswered { registrar: String },
+    /// A registrar announced by [`Event::KeepaliveUnanswered`] answers again.
+    KeepaliveAnswered { registrar: String },
     /// `GET /api/sip/config` failed; the default domain stays as it is.
     ConfigFetchFailed { error: String, retry_in: Duration },
     /// The default destination domain changed (`livekitDomain` from the backend).

@@ -50,6 +50,7 @@ pub mod ctx;
 pub mod dns;
 pub mod inbound;
 pub mod io;
+pub mod keepalive;
 pub mod keyed;
 pub mod message;
 pub mod provider;

@@ -806,6 +806,17 @@ impl Registration {
         }
     }
 
+    /// Where an OPTIONS keep-alive for this registration goes, and our `host:port` in
+    /// it: its registrar, when it is bound over UDP ([`crate::keepalive`]).
+    pub fn keepalive_target(&self, ctx: &Ctx) -> Option<(SocketAddr, String)> {
+        let bound = self.status == RegisterStatus::Registered && self.goal == Goal::Registered;
+        if !bound || self.provider.transport != Transport::Udp {
+            return None;
+        }
+        let target = self.target()?;
+        Some((target, self.advertised(ctx, target)))
+    }
+
     /// Whether this registration's requests go on `link` (its transport to its next
     /// hop): a connection closing there concerns it.
     pub fn uses(&self, link: Link) -> bool {

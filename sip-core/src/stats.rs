@@ -17,6 +17,8 @@ pub struct Stats {
     pub forks_hung_up: u64,
     /// CRLF keep-alives (RFC 5626 §3.5.1): received and ignored, not parse errors.
     pub keepalives: u64,
+    /// Keep-alive pings we sent on our connections (`CRLFCRLF`, RFC 5626 §4.4.1).
+    pub keepalives_sent: u64,
     /// Datagrams dropped without the full parse or without an answer, by reason label
     /// (see [`Dropped::label`](crate::triage::Dropped::label)).
     pub dropped: BTreeMap<&'static str, u64>,

@@ -28,6 +28,8 @@ pub enum TimerKey {
     OutboxRetry(u32),
     /// When the provider list is fetched again.
     Sync,
+    /// The next round of OPTIONS keep-alives to UDP registrars.
+    Keepalive,
     /// When a failed `GET /api/sip/config` is tried again.
     ConfigRetry,
     /// When the global REGISTER rate limiter releases the next send.
@@ -98,6 +100,22 @@ pub enum ConnTimer {
     /// Nothing arrived on an accepted connection for the idle timeout (checked
     /// lazily: the timer re-arms itself from the last arrival).
     Idle,
+    /// Time for a keep-alive ping (`CRLFCRLF`) on a connection of ours (RFC 5626
+    /// §4.4.1), every keep-alive interval.
+    Keepalive,
+    /// The pong (anything, in fact) for the last ping has not come within 10 s: the
+    /// flow has failed (RFC 5626 §4.4.1).
+    Pong,
+}
+
+impl ConnTimer {
+    /// Every one, for a connection's removal to cancel.
+    pub const ALL: [ConnTimer; 4] = [
+        ConnTimer::Deadline,
+        ConnTimer::Idle,
+        ConnTimer::Keepalive,
+        ConnTimer::Pong,
+    ];
 }
 
 /// The one deadline structure of the core: ordered by `(deadline, insertion sequence)`,

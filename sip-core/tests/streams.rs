@@ -270,10 +270,14 @@ fn tcp_provider(id: &str, user: &str) -> sip_core::ProviderSpec {
 }
 
 fn tcp_world(ids: &[(&str, &str)]) -> World {
+    tcp_world_with(config(), ids)
+}
+
+fn tcp_world_with(cfg: sip_core::Config, ids: &[(&str, &str)]) -> World {
     let accounts: Vec<(&str, &str)> = ids.iter().map(|(_, u)| (*u, "pw")).collect();
     let registrar = support::registrar::Registrar::new(&accounts, Default::default());
     let providers = ids.iter().map(|(id, u)| tcp_provider(id, u)).collect();
-    World::new(config(), registrar, providers)
+    World::new(cfg, registrar, providers)
 }
 
 fn status(w: &World, id: &str) -> Option<(sip_core::RegisterStatus, Option<String>)> {
@@ -523,4 +527,32 @@ fn a_tls_registration_names_the_registrar_for_its_certificate_and_our_tls_port()
         "{register}"
     );
     assert!(matches!(c.conn, conn if w.written.iter().all(|(_, f, _)| *f == Flow::Tls(conn))));
+}
+
+#[test]
+fn our_connection_is_pinged_and_one_that_stops_answering_is_replaced() {
+    let mut cfg = config();
+    cfg.streams.keepalive = Some(Duration::from_secs(30));
+    let mut w = tcp_world_with(cfg, &[("p1", "alice")]);
+    w.run_for(Duration::from_secs(95));
+    let first = w.connects[0].conn;
+    let pings = |w: &World| {
+        w.written
+            .iter()
+            .filter(|(_, f, m)| *f == Flow::Tcp(first) && m == "\r\n\r\n")
+            .count()
+    };
+    assert_eq!(pings(&w), 3, "every 30 s (RFC 5626 §4.4.1)");
+    assert_eq!(w.connects.len(), 1, "answered: the connection stays");
+    // The registrar's side goes silent: 10 s after the next ping the flow has failed,
+    // and the registration moves to a new connection.
+    w.answer_pings = false;
+    w.run_for(Duration::from_secs(40));
+    assert_eq!(w.core.stats().connections.get("closed_no_pong"), Some(&1));
+    assert!(w.closed.contains(&first));
+    assert_eq!(w.connects.len(), 2, "registered again on a new connection");
+    assert_eq!(
+        status(&w, "p1").map(|s| s.0),
+        Some(sip_core::RegisterStatus::Registered)
+    );
 }

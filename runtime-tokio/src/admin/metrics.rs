@@ -157,6 +157,25 @@ pub fn render(registrations: &[RegistrationView], active_calls: usize, stats: &S
     );
     page.sample("trunkline_sip_keepalives_total", &[], stats.keepalives);
     page.family(
+        "trunkline_sip_keepalives_sent_total",
+        "counter",
+        "Keep-alives sent: CRLF pings on our TCP/TLS connections and OPTIONS to UDP registrars.",
+    );
+    page.sample(
+        "trunkline_sip_keepalives_sent_total",
+        &[],
+        stats.keepalives_sent,
+    );
+    page.family(
+        "trunkline_sip_connections_total",
+        "counter",
+        "TCP/TLS connections by event: accepted, opened (ours up), failed, closed by the peer, and refused or closed by a limit (total, per source, slow message, idle, framing, no pong), and messages dropped for a connection gone or full.",
+    );
+    for event in sip_core::connections::EVENT_LABELS {
+        let n = stats.connections.get(event).copied().unwrap_or_default();
+        page.sample("trunkline_sip_connections_total", &[("event", event)], n);
+    }
+    page.family(
         "trunkline_sip_stateless_answers_total",
         "counter",
         "Requests answered without a server transaction because the most server transactions were held (a flood of distinct requests).",

@@ -32,6 +32,11 @@ pub(crate) const SIP_TLS_PORT: Key = key("sip.tls_port", Some("SIP_TLS_PORT"), N
 pub(crate) const SIP_TLS_CERT_FILE: Key = key("sip.tls.cert_file", Some("SIP_TLS_CERT_FILE"), None);
 pub(crate) const SIP_TLS_KEY_FILE: Key = key("sip.tls.key_file", Some("SIP_TLS_KEY_FILE"), None);
 pub(crate) const SIP_TLS_CA_FILE: Key = key("sip.tls.ca_file", Some("SIP_TLS_CA_FILE"), None);
+pub(crate) const SIP_KEEPALIVE_INTERVAL: Key = key(
+    "sip.keepalive_interval",
+    Some("SIP_KEEPALIVE_INTERVAL"),
+    None,
+);
 pub(crate) const SIP_PUBLIC_ADDRESS: Key =
     key("sip.public_address", Some("SIP_PUBLIC_ADDRESS"), None);
 pub(crate) const SIP_SOCKET_BUFFER: Key = key("sip.socket_buffer", Some("SIP_SOCKET_BUFFER"), None);
@@ -86,6 +91,7 @@ pub(crate) const ALL: &[Key] = &[
     SIP_TLS_CERT_FILE,
     SIP_TLS_KEY_FILE,
     SIP_TLS_CA_FILE,
+    SIP_KEEPALIVE_INTERVAL,
     SIP_PUBLIC_ADDRESS,
     SIP_SOCKET_BUFFER,
     REGISTER_RATE,

@@ -97,6 +97,9 @@ pub struct SipSettings {
     pub tls_port: u16,
     /// TLS files (CONTRACT.md §7).
     pub tls: TlsFiles,
+    /// Keep-alive interval (`SIP_KEEPALIVE_INTERVAL`, `sip.keepalive_interval`): CRLF
+    /// pings on our TCP/TLS connections, OPTIONS to UDP registrars; `None` (`0`): off.
+    pub keepalive_interval: Option<Duration>,
     /// Host written in Contact and Via (`SIP_PUBLIC_ADDRESS`, `sip.public_address`);
     /// `None`: learned.
     pub public_address: Option<String>,
@@ -224,6 +227,10 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default graceful-shutdown bound.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// CONTRACT.md §7's default keep-alive interval.
+const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// A keep-alive once an hour keeps no NAT binding open; longer is a mistake.
+const KEEPALIVE_INTERVAL_MAX: Duration = Duration::from_secs(3600);
 /// Default SIP socket buffer: room for a burst of thousands of REGISTER answers.
 const DEFAULT_SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// Default REGISTER pacing.
@@ -272,6 +279,7 @@ impl Default for SipSettings {
             port: 5060,
             tls_port: 5061,
             tls: TlsFiles::default(),
+            keepalive_interval: Some(DEFAULT_KEEPALIVE_INTERVAL),
             public_address: None,
             socket_buffer_bytes: DEFAULT_SOCKET_BUFFER,
             register_rate: DEFAULT_REGISTER_RATE,
@@ -406,6 +414,13 @@ fn resolve(
         tls_port: r
             .parse(keys::SIP_TLS_PORT, parse::port)?
             .unwrap_or(defaults.tls_port),
+        keepalive_interval: match r.parse(keys::SIP_KEEPALIVE_INTERVAL, |t| {
+            parse::duration(t, Duration::ZERO, KEEPALIVE_INTERVAL_MAX)
+        })? {
+            None => defaults.keepalive_interval,
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+        },
         tls: TlsFiles {
             cert_file: r.parse(keys::SIP_TLS_CERT_FILE, parse::path)?,
             key_file: r.parse(keys::SIP_TLS_KEY_FILE, parse::path)?,

@@ -42,6 +42,7 @@ struct Sip<'a> {
     listen_address: String,
     port: u16,
     tls_port: u16,
+    keepalive_interval: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_cert_file: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +164,9 @@ pub(super) fn redacted_toml(s: &Settings) -> String {
             listen_address: s.sip.listen_address.to_string(),
             port: s.sip.port,
             tls_port: s.sip.tls_port,
+            keepalive_interval: s.sip.keepalive_interval.map_or("0s".to_owned(), |d| {
+                humantime::format_duration(d).to_string()
+            }),
             tls_cert_file: s
                 .sip
                 .tls

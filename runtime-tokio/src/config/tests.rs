@@ -1342,3 +1342,41 @@ fn the_core_gets_the_call_settings() {
     assert_eq!(core.calls, s.calls);
     assert_eq!(core.calls.max_calls_per_provider, Some(10));
 }
+
+#[test]
+fn transport_settings_of_contract_section_7() {
+    // Defaults: keep-alives every 30 s, no TLS files.
+    let s = load_with(&[], &[], None).unwrap();
+    assert_eq!(s.sip.keepalive_interval, Some(Duration::from_secs(30)));
+    assert_eq!(s.sip.tls, TlsFiles::default());
+    // The [sip.tls] table, and 0 turning keep-alives off.
+    let file = "[sip]\nkeepalive_interval = \"0s\"\n\n[sip.tls]\ncert_file = \"/etc/t/cert.pem\"\n\
+                key_file = \"/etc/t/key.pem\"\nca_file = \"/etc/t/ca.pem\"\n";
+    let s = load_with(&[], &[], Some(file)).unwrap();
+    assert_eq!(s.sip.keepalive_interval, None);
+    assert_eq!(
+        s.sip.tls.cert_file.as_deref(),
+        Some(Path::new("/etc/t/cert.pem"))
+    );
+    assert_eq!(
+        s.sip.tls.key_file.as_deref(),
+        Some(Path::new("/etc/t/key.pem"))
+    );
+    assert_eq!(
+        s.sip.tls.ca_file.as_deref(),
+        Some(Path::new("/etc/t/ca.pem"))
+    );
+    // The environment wins, as everywhere.
+    let env = [
+        ("SIP_KEEPALIVE_INTERVAL", "45s"),
+        ("SIP_TLS_CA_FILE", "/env/ca.pem"),
+    ];
+    let s = load_with(&[], &env, Some(file)).unwrap();
+    assert_eq!(s.sip.keepalive_interval, Some(Duration::from_secs(45)));
+    assert_eq!(s.sip.tls.ca_file.as_deref(), Some(Path::new("/env/ca.pem")));
+    // Out of range, and an unknown key of [sip.tls], say which.
+    let e = err(&[], &[("SIP_KEEPALIVE_INTERVAL", "2h")], None);
+    assert_mentions(&e, &["SIP_KEEPALIVE_INTERVAL", "sip.keepalive_interval"]);
+    let e = err(&[], &[], Some("[sip.tls]\ncertificate = \"x\"\n"));
+    assert_mentions(&e, &["sip.tls.certificate", "cert_file"]);
+}

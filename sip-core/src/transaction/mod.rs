@@ -74,6 +74,8 @@ pub enum Owner {
     /// A request whose outcome nobody waits for: the BYE that hangs up a forked or
     /// late dialog the call does not use (`b2bua::fork`).
     Detached,
+    /// An OPTIONS keep-alive to a UDP registrar ([`crate::keepalive`]).
+    Keepalive,
 }
 
 /// What a transaction reports to its owner.

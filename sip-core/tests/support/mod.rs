@@ -72,6 +72,8 @@ pub struct World {
     /// Whether connections the core opens come up at once (else they are only
     /// recorded in `connects`, for the test to answer).
     pub auto_connect: bool,
+    /// Whether the peers of the core's connections answer its keep-alive pings.
+    pub answer_pings: bool,
     backend_queue: Vec<(Instant, sip_core::RequestId, BackendReply)>,
 }
 
@@ -151,6 +153,7 @@ impl World {
             inbound: Vec::new(),
             stream_inbound: Vec::new(),
             auto_connect: true,
+            answer_pings: true,
             backend_queue: Vec::new(),
         };
         setup(&mut w);
@@ -169,7 +172,11 @@ impl World {
                     let text = String::from_utf8_lossy(&t.payload).into_owned();
                     self.written.push((self.elapsed(), t.flow, text));
                     let conn = t.flow.conn().unwrap();
-                    if t.remote.ip() == REGISTRAR.parse::<IpAddr>().unwrap() {
+                    if t.payload == b"\r\n\r\n" && self.answer_pings {
+                        // RFC 5626 §4.4.1: a ping gets its pong.
+                        let at = self.now + self.registrar_delay;
+                        self.stream_inbound.push((at, conn, b"\r\n".to_vec()));
+                    } else if t.remote.ip() == REGISTRAR.parse::<IpAddr>().unwrap() {
                         for resp in self.registrar.handle(&t.payload, self.elapsed()) {
                             self.stream_inbound
                                 .push((self.now + self.registrar_delay, conn, resp));

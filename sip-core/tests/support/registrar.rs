@@ -40,6 +40,8 @@ pub struct Behaviour {
     /// Ignores a Contact's `expires=0` beside a new one (a registrar that keeps the
     /// binding being replaced): lists it first, with 20 s left, then the new one.
     pub keep_removed: bool,
+    /// Answers OPTIONS with 200 (else, like many registrars' scripts, not at all).
+    pub answer_options: bool,
 }
 
 impl Default for Behaviour {
@@ -57,6 +59,7 @@ impl Default for Behaviour {
             nat: None,
             nat_port_step: 0,
             keep_removed: false,
+            answer_options: false,
         }
     }
 }
@@ -71,6 +74,8 @@ pub struct Registrar {
     pub received: usize,
     /// Authorization header values seen.
     pub authorizations: Vec<String>,
+    /// OPTIONS requests received.
+    pub options: usize,
     /// With [`Behaviour::keep_removed`]: the binding it kept, and when it lapses.
     pub kept: Option<(String, Duration)>,
 }
@@ -191,6 +196,13 @@ impl Registrar {
 
     fn answer(&mut self, bytes: &[u8], now: Duration) -> Vec<Vec<u8>> {
         let req = String::from_utf8_lossy(bytes).into_owned();
+        if req.starts_with("OPTIONS ") && self.behaviour.answer_options {
+            self.options += 1;
+            return vec![Self::response(&req, 200, "OK", &[])];
+        }
+        if req.starts_with("OPTIONS ") {
+            self.options += 1;
+        }
         if !req.starts_with("REGISTER ") {
             return vec![];
         }
