@@ -468,4 +468,9 @@ pub struct RegistrationView {
     pub next_refresh_at: Option<String>,
     /// `host:port` of the registrar.
     pub registrar: String,
+    /// The provider's transport (CONTRACT.md §7).
+    pub transport: Transport,
+    /// The address in use after resolution (the registrar's, or its outbound
+    /// proxy's), once resolved.
+    pub target: Option<SocketAddr>,
 }

@@ -459,6 +459,8 @@ impl Registration {
                 _ => None,
             },
             registrar: self.registrar(),
+            transport: self.provider.transport,
+            target: self.target(),
         }
     }
 

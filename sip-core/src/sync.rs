@@ -303,6 +303,9 @@ fn set_inactive(
         expires_at: None,
         next_refresh_at: None,
         registrar: format!("{}:{}", spec.host, spec.port.unwrap_or(5060)),
+        // Not running: the entry's transport may be what is wrong with it.
+        transport: crate::transport::Transport::Udp,
+        target: None,
     };
     let report = StatusReport {
         register_status: status,

@@ -24,6 +24,15 @@ impl Transport {
         }
     }
 
+    /// The lower-case name, as in a provider entry and the admin API (`udp`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        }
+    }
+
     /// The port a peer listens on when its address names none (RFC 3261 §19.1.2,
     /// RFC 5630: 5061 for TLS).
     pub fn default_port(self) -> u16 {

@@ -274,6 +274,8 @@ mod tests {
             expires_at: None,
             next_refresh_at: None,
             registrar: "127.0.0.1:5060".into(),
+            transport: sip_core::Transport::Udp,
+            target: None,
         }
     }
 

@@ -37,6 +37,8 @@ fn fake_driver_in(
                             expires_at: Some("2026-01-02T04:04:05Z".into()),
                             next_refresh_at: Some("2026-01-02T03:52:05Z".into()),
                             registrar: "127.0.0.1:5090".into(),
+                            transport: sip_core::Transport::Udp,
+                            target: None,
                         }],
                         calls: vec![sip_core::CallView {
                             id: 7,

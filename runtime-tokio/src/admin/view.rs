@@ -29,6 +29,12 @@ pub struct RegistrationJson {
     /// `host:port` of the registrar.
     #[serde(default)]
     pub registrar: String,
+    /// `udp`, `tcp` or `tls` (CONTRACT.md §7).
+    #[serde(default)]
+    pub transport: String,
+    /// The address in use after resolution, `ip:port`, once resolved.
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 impl From<&RegistrationView> for RegistrationJson {
@@ -42,6 +48,8 @@ impl From<&RegistrationView> for RegistrationJson {
             expires_at: v.expires_at.clone(),
             next_refresh_at: v.next_refresh_at.clone(),
             registrar: v.registrar.clone(),
+            transport: v.transport.name().to_owned(),
+            target: v.target.map(|t| t.to_string()),
         }
     }
 }
@@ -99,6 +107,8 @@ mod tests {
             expires_at: None,
             next_refresh_at: None,
             registrar: "127.0.0.1:5090".into(),
+            transport: sip_core::Transport::Udp,
+            target: None,
         }
     }
 
@@ -117,8 +127,17 @@ mod tests {
                 "expiresAt": null,
                 "nextRefreshAt": null,
                 "registrar": "127.0.0.1:5090",
+                // CONTRACT.md §7.
+                "transport": "udp",
+                "target": null,
             })
         );
+        let mut tls = view(RegisterStatus::Registered);
+        tls.transport = sip_core::Transport::Tls;
+        tls.target = Some("192.0.2.7:5061".parse().unwrap());
+        let json = serde_json::to_value(RegistrationJson::from(&tls)).unwrap();
+        assert_eq!(json["transport"], "tls");
+        assert_eq!(json["target"], "192.0.2.7:5061");
     }
 
     #[test]

@@ -40,7 +40,11 @@ pub fn render(rows: &[RegistrationJson], now: OffsetDateTime, wide: bool) -> Str
                     .as_deref()
                     .map_or_else(|| "-".to_owned(), timestamp),
                 expires_in(r.expires_at.as_deref(), now),
-                clean(&r.registrar, usize::MAX),
+                // A stream transport is worth a glance; UDP is the default.
+                match r.transport.as_str() {
+                    "" | "udp" => clean(&r.registrar, usize::MAX),
+                    t => clean(&format!("{} ({t})", r.registrar), usize::MAX),
+                },
             ]
         })
         .collect();
@@ -159,6 +163,8 @@ mod tests {
             expires_at: None,
             next_refresh_at: None,
             registrar: "sip.example.net:5060".into(),
+            transport: "udp".into(),
+            target: None,
         }
     }
 
