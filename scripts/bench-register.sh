@@ -14,6 +14,10 @@
 #                                    # the 100k mode (TIMEOUT grows with N)
 #   N_LIST=100000 CONTENDERS=trunkline EXPIRES=300 STEADY=600 bash scripts/bench-register.sh
 #                                    # steady state: 300 s grants, then 600 s of refreshes
+#   TRANSPORTS="udp tls" N_LIST=10000 CONTENDERS=trunkline bash scripts/bench-register.sh
+#                                    # the same over UDP, then over TLS (a CA and the
+#                                    # registrar's certificate made with openssl), one
+#                                    # registrar per transport; kamailio-uac is UDP only
 #
 # Per N, one registrar (tests/kamailio/registrar.cfg, 4 children, 4 MiB receive
 # buffer) serves both contenders, one after the other, never at the same time:
@@ -55,6 +59,7 @@ TIMEOUT=${TIMEOUT:-}     # seconds a contender may take to register everyone (de
                          # 120, or N/500 when that is more)
 EXPIRES=${EXPIRES:-3600} # expiry every account asks for
 STEADY=${STEADY:-0}      # seconds of steady state measured after all registered
+TRANSPORTS=${TRANSPORTS:-udp} # udp, tcp, tls: each a run of its own, registrar and all
 
 die() { echo "bench-register: error: $*" >&2; exit 1; }
 
@@ -326,7 +331,7 @@ run_contender() {  # run_contender NAME N DIR REG_SOCK
   PIDS+=("$pid")
   if ! python3 "$ROOT/measure.py" "$name" "$n" "$pid" "$start" "$rsock" "$target_sock" \
       "$status" "${TIMEOUT:-$(( n / 500 > 120 ? n / 500 : 120 ))}" "$(getconf CLK_TCK)" "$c0" "$r0" "$a0" "$d0" \
-      "$name" "$KPORT" "$cport" "$STEADY"; then
+      "$name/$T" "$KPORT" "$cport" "$STEADY"; then
     echo "--- last lines of $log:" >&2
     tail -n 20 "$log" >&2
     die "$name did not register $n accounts"
@@ -350,29 +355,54 @@ run_contender() {  # run_contender NAME N DIR REG_SOCK
 read -r load1 _ </proc/loadavg
 echo "bench-register: $(nproc) CPUs, load average $load1 before the run; $(kamailio -v | head -n 1 | sed 's/^version: //')" >&2
 
+# The registrar's TLS identity: a CA and a certificate for 127.0.0.1 it signed.
+make_tls() {  # make_tls DIR
+  local d=$1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca \
+    -keyout "$d/ca-key.pem" -out "$d/ca.pem" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$d/key.pem" -out "$d/req.pem" >/dev/null 2>&1
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$d/ext.cnf"
+  openssl x509 -req -in "$d/req.pem" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial \
+    -days 2 -extfile "$d/ext.cnf" -out "$d/cert.pem" >/dev/null 2>&1
+  printf '[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\nprivate_key = %s\ncertificate = %s\n' \
+    "$d/key.pem" "$d/cert.pem" >"$d/tls.cfg"
+}
+
+for T in $TRANSPORTS; do
+case $T in udp | tcp | tls) ;; *) die "unknown transport $T (udp, tcp, tls)" ;; esac
 for N in $N_LIST; do
   work=$(mktemp -d -p "$ROOT" "n$N-XXXX")
   mkdir -p "$work/registrar" "$work/uac/db"
   rsock=$work/registrar/ctl.sock
+  listen=(-l "udp:127.0.0.1:$KPORT")
+  case $T in
+    tcp) listen+=(-A WITH_TCP -l "tcp:127.0.0.1:$KPORT") ;;
+    tls) make_tls "$work/registrar"
+         listen+=(-A WITH_TLS -A "TLS_CFG=\"$work/registrar/tls.cfg\"" -l "tls:127.0.0.1:$KPORT") ;;
+  esac
   kamailio -f tests/kamailio/registrar.cfg -DD -E --debug=1 -w "$work/registrar" -Y "$work/registrar" \
-    -P "$work/registrar/kamailio.pid" -l "udp:127.0.0.1:$KPORT" -b "$RCVBUF" \
+    -P "$work/registrar/kamailio.pid" "${listen[@]}" -b "$RCVBUF" \
     -A "CTL_SOCKET=\"unix:$rsock\"" -m 256 >"$work/registrar/kamailio.log" 2>&1 &
   kpid=$!
   PIDS+=("$kpid")
   wait_ctl "$rsock" "$kpid" "$work/registrar/kamailio.log" "the registrar"
 
-  python3 - "$N" "$KPORT" "$SPORT" "$RATE" "$work" "$EXPIRES" <<'PY'
+  python3 - "$N" "$KPORT" "$SPORT" "$RATE" "$work" "$EXPIRES" "$T" <<'PY'
 import hashlib, sys
-n, kport, sport, rate, work, expires = int(sys.argv[1]), *sys.argv[2:]
+n, kport, sport, rate, work, expires, transport = int(sys.argv[1]), *sys.argv[2:]
 pw = lambda u: hashlib.md5(f"trunkline-test:{u}".encode()).hexdigest()
 
 # trunkline: file mode, users tl000001…
 out = [f'[sip]\nlisten_address = "127.0.0.1"\nport = {sport}\npublic_address = "127.0.0.1"\n'
        f'register_rate = {rate}\n\n[status]\nfile = "{work}/status.json"\n\n[log]\nlevel = "warn"\n']
+if transport == "tls":
+    out.insert(1, f'[sip.tls]\nca_file = "{work}/registrar/ca.pem"\n')
 for i in range(1, n + 1):
     u = f"tl{i:06d}"
     out.append(f'[[providers]]\nid = "{u}"\nname = "{u}"\nhost = "127.0.0.1"\nport = {kport}\n'
-               f'username = "{u}"\npassword = "{pw(u)}"\nexpires = {expires}\n')
+               f'username = "{u}"\npassword = "{pw(u)}"\nexpires = {expires}\n'
+               f'transport = "{transport}"\n')
 open(f"{work}/trunkline.toml", "w").write("\n".join(out))
 
 # Kamailio uac: db_text tables, users ku000001…. Columns as in Kamailio 5.6's
@@ -394,10 +424,15 @@ PY
 
   for c in $CONTENDERS; do
     case $c in trunkline | kamailio-uac) ;; *) die "unknown contender $c (trunkline, kamailio-uac)" ;; esac
+    if [ "$c" = kamailio-uac ] && [ "$T" != udp ]; then
+      echo "bench-register: kamailio-uac registers over UDP only; skipped for $T" >&2
+      continue
+    fi
     run_contender "$c" "$N" "$work" "$rsock"
   done
 
   stop "$kpid" 10
   forget "$kpid"
   [ -n "${KEEP:-}" ] || rm -rf "$work"
+done
 done
