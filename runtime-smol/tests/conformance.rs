@@ -47,21 +47,36 @@ struct Outcome {
     bindings_after_shutdown: usize,
 }
 
+/// How the providers reach the registrar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    Udp,
+    Tcp,
+    /// With a certificate of a CA of the test's own, which both drivers trust.
+    Tls,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_and_smol_drivers_reach_the_same_outcome() {
-    same_outcome(false).await;
+    same_outcome(Over::Udp).await;
+}
+
+/// And over TLS: the engine's rustls, with `SIP_TLS_CA_FILE` / `TlsConfig::load`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_and_smol_drivers_reach_the_same_outcome_over_tls() {
+    same_outcome(Over::Tls).await;
 }
 
 /// The same over TCP: both drivers run driver-net's one connection engine, so a
 /// difference here is in how a driver feeds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_and_smol_drivers_reach_the_same_outcome_over_tcp() {
-    same_outcome(true).await;
+    same_outcome(Over::Tcp).await;
 }
 
-async fn same_outcome(tcp: bool) {
-    let tokio = scenario(Driver::Tokio, tcp).await;
-    let smol = scenario(Driver::Smol, tcp).await;
+async fn same_outcome(over: Over) {
+    let tokio = scenario(Driver::Tokio, over).await;
+    let smol = scenario(Driver::Smol, over).await;
 
     // Right on its own (an equal but wrong outcome would pass the comparison).
     let expected = Outcome {
@@ -85,26 +100,39 @@ async fn same_outcome(tcp: bool) {
     );
 }
 
-/// Runs the scenario on one driver with its own registrar and backend, over TCP when
-/// `tcp`.
-async fn scenario(driver: Driver, tcp: bool) -> Outcome {
+/// Runs the scenario on one driver with its own registrar and backend, `over` a
+/// transport.
+async fn scenario(driver: Driver, over: Over) -> Outcome {
+    let dir = tempfile::tempdir().expect("a temp dir for the TLS files");
+    let ca = trunkline_tests::tls::TestCa::new(dir.path(), "conformance");
+    let server = ca.issue(
+        "registrar",
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        "registrar.test",
+    );
     let kamailio = Kamailio::start_with(KamailioOptions {
-        tcp,
+        tcp: over == Over::Tcp,
+        tls: (over == Over::Tls).then_some((server.cert_file, server.key_file)),
         ..KamailioOptions::default()
     })
     .await;
+    let ca_file = (over == Over::Tls).then_some(ca.cert_file);
     let api_key = format!("api-key-{}", trunkline_tests::random_hex(16));
     let backend = Backend::start(&api_key).await;
     let registrar = kamailio.addr();
     let alice_pw = kamailio.password("alice");
     let bob_pw = format!("wrong-{}", trunkline_tests::random_hex(12));
-    let over = |p: Provider| if tcp { p.tcp() } else { p };
+    let on = |p: Provider| match over {
+        Over::Udp => p,
+        Over::Tcp => p.tcp(),
+        Over::Tls => p.tls(),
+    };
     backend.set_providers(&[
-        over(Provider::udp(ALICE, "alice", &alice_pw, registrar)),
-        over(Provider::udp(BOB, "bob", &bob_pw, registrar)),
+        on(Provider::udp(ALICE, "alice", &alice_pw, registrar)),
+        on(Provider::udp(BOB, "bob", &bob_pw, registrar)),
     ]);
     let sip_port = trunkline_tests::net::free_udp_port();
-    let mut running = Running::start(driver, &backend, &api_key, sip_port).await;
+    let mut running = Running::start(driver, &backend, &api_key, sip_port, ca_file).await;
 
     let alice = running
         .until(backend.wait_for_status(ALICE, "registered"))
@@ -113,9 +141,15 @@ async fn scenario(driver: Driver, tcp: bool) -> Outcome {
     let mut bindings_while_running = BTreeMap::new();
     for user in ["alice", "bob"] {
         let bindings = kamailio.bindings_of(user).await;
-        let transport_ok = bindings
-            .iter()
-            .all(|b| b.contact.contains(";transport=tcp") == tcp);
+        let wanted = match over {
+            Over::Udp => "",
+            Over::Tcp => ";transport=tcp",
+            Over::Tls => ";transport=tls",
+        };
+        let transport_ok = bindings.iter().all(|b| match over {
+            Over::Udp => !b.contact.contains(";transport="),
+            _ => b.contact.contains(wanted),
+        });
         assert!(
             transport_ok,
             "{driver:?}: {user}'s Contact transport: {bindings:?}"
@@ -184,23 +218,29 @@ enum Running {
 }
 
 impl Running {
-    async fn start(driver: Driver, backend: &Backend, api_key: &str, sip_port: u16) -> Self {
+    async fn start(
+        driver: Driver,
+        backend: &Backend,
+        api_key: &str,
+        sip_port: u16,
+        ca_file: Option<std::path::PathBuf>,
+    ) -> Self {
         match driver {
-            Driver::Tokio => Self::Tokio(Box::new(
-                Trunkline::start(
-                    &["run"],
-                    &[
-                        ("BACKEND_URL", backend.url()),
-                        ("API_KEY", api_key.to_owned()),
-                        ("SIP_LISTEN_ADDRESS", "127.0.0.1".to_owned()),
-                        ("SIP_PORT", sip_port.to_string()),
-                        ("SIP_PUBLIC_ADDRESS", "127.0.0.1".to_owned()),
-                        ("ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
-                        ("SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs())),
-                    ],
-                )
-                .await,
-            )),
+            Driver::Tokio => {
+                let mut env = vec![
+                    ("BACKEND_URL", backend.url()),
+                    ("API_KEY", api_key.to_owned()),
+                    ("SIP_LISTEN_ADDRESS", "127.0.0.1".to_owned()),
+                    ("SIP_PORT", sip_port.to_string()),
+                    ("SIP_PUBLIC_ADDRESS", "127.0.0.1".to_owned()),
+                    ("ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
+                    ("SHUTDOWN_GRACE", format!("{}s", GRACE.as_secs())),
+                ];
+                if let Some(ca) = &ca_file {
+                    env.push(("SIP_TLS_CA_FILE", ca.display().to_string()));
+                }
+                Self::Tokio(Box::new(Trunkline::start(&["run"], &env).await))
+            }
             Driver::Smol => {
                 // The same core settings `trunkline run` derives from that environment.
                 let sip = SocketAddr::from(([127, 0, 0, 1], sip_port));
@@ -218,6 +258,10 @@ impl Running {
                 let http =
                     HttpBackend::new(&backend.url(), Secret::new(api_key), Duration::from_secs(5))
                         .expect("the backend URL is plain http");
+                let tls = Some(
+                    driver_net::TlsConfig::load(ca_file.as_deref(), None, None)
+                        .expect("the test CA loads"),
+                );
                 let (stop, stopped) = smol::channel::bounded::<()>(1);
                 let (done_tx, done) = tokio::sync::oneshot::channel();
                 std::thread::spawn(move || {
@@ -232,7 +276,7 @@ impl Running {
                         DriverConfig {
                             shutdown_grace: GRACE,
                             learn_local_ip: None,
-                            tls: None,
+                            tls,
                         },
                         async move {
                             let _ = stopped.recv().await;
