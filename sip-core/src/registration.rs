@@ -607,9 +607,10 @@ impl Registration {
         let payload = self.build_request(ctx, &advertised, &branch, expires);
         // On TCP the connection to the registrar is shared by every registration to it
         // and opened by the first (RFC 5626's flow: INVITEs may come back on it).
-        // TLS checks the registrar's certificate against the provider's host name.
+        // TLS checks the certificate of the host we connect to: the outbound proxy's
+        // when there is one, else the registrar's.
         let transport = self.provider.transport;
-        let name = (transport == Transport::Tls).then_some(&*self.provider.host);
+        let name = (transport == Transport::Tls).then_some(self.next_hop().0);
         let Some(link) = ctx.link_to(now, transport, target, name) else {
             let error = format!(
                 "cannot open a connection to {}: too many connections",

@@ -556,3 +556,21 @@ fn our_connection_is_pinged_and_one_that_stops_answering_is_replaced() {
         Some(sip_core::RegisterStatus::Registered)
     );
 }
+
+#[test]
+fn over_an_outbound_proxy_tls_checks_the_proxys_certificate() {
+    let registrar = support::registrar::Registrar::new(&[("alice", "pw")], Default::default());
+    let provider = sip_core::ProviderSpec {
+        transport: Some("tls".into()),
+        outbound_proxy: Some("sip:edge.example:5061".into()),
+        ..support::provider("p1", "alice", "pw")
+    };
+    let mut w = World::new(config(), registrar, vec![provider]);
+    w.run_for(Duration::from_secs(2));
+    let c = &w.connects[0];
+    assert_eq!(
+        c.server_name.as_deref(),
+        Some("edge.example"),
+        "the host we connect to"
+    );
+}
