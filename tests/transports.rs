@@ -138,9 +138,9 @@ async fn registers_over_tcp_and_again_on_a_new_connection_after_the_registrar_re
     );
 }
 
-/// Kamailio listening on TLS with a certificate for 127.0.0.1 signed by a CA of the
-/// test's own, and a backend with `alice` over TLS.
-async fn tls_registrar(dir: &std::path::Path) -> (Kamailio, TestCa, Backend, String) {
+/// A CA of the test's own (files in `dir`), and Kamailio options listening on TLS
+/// with a certificate for 127.0.0.1 it signed.
+fn tls_options(dir: &std::path::Path) -> (TestCa, KamailioOptions) {
     let ca = TestCa::new(dir, "trunkline-test");
     let server = ca.issue(
         "registrar",
@@ -151,6 +151,12 @@ async fn tls_registrar(dir: &std::path::Path) -> (Kamailio, TestCa, Backend, Str
         tls: Some((server.cert_file, server.key_file)),
         ..KamailioOptions::default()
     };
+    (ca, options)
+}
+
+/// Kamailio listening on TLS ([`tls_options`]), and a backend with `alice` over TLS.
+async fn tls_registrar(dir: &std::path::Path) -> (Kamailio, TestCa, Backend, String) {
+    let (ca, options) = tls_options(dir);
     let (kamailio, backend, api_key) =
         registrar_and_backend(options, &[(ALICE, "alice")], Provider::tls).await;
     (kamailio, ca, backend, api_key)
@@ -208,17 +214,8 @@ async fn a_registrar_certificate_from_an_unknown_ca_fails_naming_the_problem() {
 async fn a_call_comes_in_on_the_tls_connection_our_register_opened() {
     const DID: &str = "+5511999990077";
     let dir = tempfile::tempdir().unwrap();
-    let ca = TestCa::new(dir.path(), "trunkline-test");
-    let server = ca.issue(
-        "registrar",
-        std::net::Ipv4Addr::LOCALHOST.into(),
-        "registrar.test",
-    );
-    let options = KamailioOptions {
-        tls: Some((server.cert_file, server.key_file)),
-        proxy: true,
-        ..KamailioOptions::default()
-    };
+    let (ca, tls) = tls_options(dir.path());
+    let options = KamailioOptions { proxy: true, ..tls };
     let (kamailio, backend, api_key) =
         registrar_and_backend(options, &[(ALICE, "alice")], Provider::tls).await;
     let uas = start_uas("call-uas.xml", 1, &[]).await;

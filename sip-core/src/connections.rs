@@ -524,6 +524,23 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Default limits, one connection accepted from 127.0.0.2 at `now`.
+    fn one_accepted() -> (Instant, TimerTable, Connections, ConnId) {
+        let now = Instant::now();
+        let mut t = TimerTable::default();
+        let mut c = Connections::new(StreamLimits::default());
+        let id = c
+            .accept(
+                now,
+                &mut t,
+                Transport::Tcp,
+                addr("127.0.0.1:5060"),
+                addr("127.0.0.2:1"),
+            )
+            .unwrap();
+        (now, t, c, id)
+    }
+
     fn limits() -> StreamLimits {
         StreamLimits {
             max_connections: 3,
@@ -559,18 +576,7 @@ mod tests {
 
     #[test]
     fn a_message_that_trickles_in_is_cut_off_at_its_deadline() {
-        let now = Instant::now();
-        let mut t = TimerTable::default();
-        let mut c = Connections::new(StreamLimits::default());
-        let id = c
-            .accept(
-                now,
-                &mut t,
-                Transport::Tcp,
-                addr("127.0.0.1:5060"),
-                addr("127.0.0.2:1"),
-            )
-            .unwrap();
+        let (now, mut t, mut c, id) = one_accepted();
         let deadline = t.get(TimerKey::Conn(id, ConnTimer::Deadline)).unwrap();
         assert_eq!(deadline, now + Duration::from_secs(32), "the first frame's");
         // A byte a second: the deadline does not move.
@@ -591,18 +597,7 @@ mod tests {
 
     #[test]
     fn whole_messages_clear_the_deadline_and_the_next_one_arms_its_own() {
-        let now = Instant::now();
-        let mut t = TimerTable::default();
-        let mut c = Connections::new(StreamLimits::default());
-        let id = c
-            .accept(
-                now,
-                &mut t,
-                Transport::Tcp,
-                addr("127.0.0.1:5060"),
-                addr("127.0.0.2:1"),
-            )
-            .unwrap();
+        let (now, mut t, mut c, id) = one_accepted();
         let mut two = OPTIONS.to_vec();
         two.extend_from_slice(OPTIONS);
         two.extend_from_slice(&OPTIONS[..10]);
@@ -621,18 +616,7 @@ mod tests {
 
     #[test]
     fn idle_is_measured_from_the_last_arrival() {
-        let now = Instant::now();
-        let mut t = TimerTable::default();
-        let mut c = Connections::new(StreamLimits::default());
-        let id = c
-            .accept(
-                now,
-                &mut t,
-                Transport::Tcp,
-                addr("127.0.0.1:5060"),
-                addr("127.0.0.2:1"),
-            )
-            .unwrap();
+        let (now, mut t, mut c, id) = one_accepted();
         let idle = Duration::from_secs(600);
         c.on_received(now + idle / 2, &mut t, id, b"\r\n\r\n");
         assert_eq!(
@@ -651,18 +635,7 @@ mod tests {
 
     #[test]
     fn a_framing_error_is_reported_with_the_frames_before_it() {
-        let now = Instant::now();
-        let mut t = TimerTable::default();
-        let mut c = Connections::new(StreamLimits::default());
-        let id = c
-            .accept(
-                now,
-                &mut t,
-                Transport::Tcp,
-                addr("127.0.0.1:5060"),
-                addr("127.0.0.2:1"),
-            )
-            .unwrap();
+        let (now, mut t, mut c, id) = one_accepted();
         let mut bytes = OPTIONS.to_vec();
         bytes.extend_from_slice(b"OPTIONS sip:a@h SIP/2.0\r\nCall-ID: x\r\n\r\n");
         let got = c.on_received(now, &mut t, id, &bytes);

@@ -204,17 +204,7 @@ impl Controller {
                 let Some(every) = ctx.cfg.streams.keepalive else {
                     return;
                 };
-                // One per registrar address, from the first registration bound there.
-                let mut targets = std::collections::BTreeMap::new();
-                for slot in self.registry.running_slots() {
-                    if let Some((target, local)) = self
-                        .registry
-                        .get_mut(slot)
-                        .and_then(|r| r.keepalive_target(ctx))
-                    {
-                        targets.entry(target).or_insert(local);
-                    }
-                }
+                let targets = self.registry.keepalive_targets(ctx);
                 self.keepalives.round(now, ctx, every, targets);
             }
             TimerKey::ConfigRetry => self.sync.start_config_fetch(now, ctx),

@@ -809,15 +809,19 @@ impl Registration {
         }
     }
 
-    /// Where an OPTIONS keep-alive for this registration goes, and our `host:port` in
-    /// it: its registrar, when it is bound over UDP ([`crate::keepalive`]).
-    pub fn keepalive_target(&self, ctx: &Ctx) -> Option<(SocketAddr, String)> {
+    /// Where an OPTIONS keep-alive for this registration goes: its registrar, when it
+    /// is bound over UDP ([`crate::keepalive`]).
+    pub fn keepalive_target(&self) -> Option<SocketAddr> {
         let bound = self.status == RegisterStatus::Registered && self.goal == Goal::Registered;
         if !bound || self.provider.transport != Transport::Udp {
             return None;
         }
-        let target = self.target()?;
-        Some((target, self.advertised(ctx, target)))
+        self.target()
+    }
+
+    /// Our `host:port` in what we send to `target` (Via, Contact).
+    pub fn advertised_to(&self, ctx: &Ctx, target: SocketAddr) -> String {
+        self.advertised(ctx, target)
     }
 
     /// Whether this registration's requests go on `link` (its transport to its next

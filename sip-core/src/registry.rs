@@ -8,6 +8,7 @@ use crate::provider::ProviderSpec;
 use crate::registration::Registration;
 use crate::time::TimerKey;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 /// A provider that is known but not running: invalid, or disabled.
 #[derive(Debug, Clone)]
@@ -74,6 +75,22 @@ impl Registry {
     }
 
     /// The slots of every running registration, by provider id.
+    /// The UDP registrars holding a binding of ours, each with our `host:port`
+    /// towards it, for the OPTIONS keep-alives ([`crate::keepalive`]): one per
+    /// registrar address, from the first registration bound there (our address built
+    /// once per registrar, not per account).
+    pub fn keepalive_targets(&self, ctx: &Ctx) -> BTreeMap<SocketAddr, String> {
+        let mut targets = BTreeMap::new();
+        for reg in self.regs.iter().flatten() {
+            if let Some(target) = reg.keepalive_target() {
+                if let std::collections::btree_map::Entry::Vacant(e) = targets.entry(target) {
+                    e.insert(reg.advertised_to(ctx, target));
+                }
+            }
+        }
+        targets
+    }
+
     pub fn running_slots(&self) -> Vec<u32> {
         self.by_id.values().copied().collect()
     }

@@ -876,19 +876,7 @@ fn the_answers_that_form_the_dialog_carry_the_callers_record_route() {
         header(&out, "Record-Route").is_none(),
         "the caller's route is not the callee's"
     );
-    feed(
-        &mut w,
-        livekit(),
-        &response(&out, "180 Ringing", Some("lk"), "", ""),
-    );
-    let ok = response(
-        &out,
-        "200 OK",
-        Some("lk"),
-        &format!("Contact: <sip:lk@{LIVEKIT}>\r\nContent-Type: application/sdp\r\n"),
-        SDP,
-    );
-    feed(&mut w, livekit(), &ok);
+    answer_in(&mut w, &out);
     let to_caller = sent_to(&w, caller(), before);
     assert_eq!(
         lines(&to_caller),
