@@ -164,6 +164,10 @@ struct Rare {
     /// `host:port` of a binding we made before a NAT's public address was learnt, to
     /// remove with the next REGISTER (see [`Registration::learn_address`]).
     stale_contact: Option<Box<str>>,
+    /// The run of failures the last success ended, when that success was on a
+    /// connection: it is only over once the binding outlives 64·T1, so a connection
+    /// lost before that continues it (see [`Registration::on_flow_lost`]).
+    unconfirmed: Option<RetryCounts>,
 }
 
 /// Our address as the registrar should reach us, in Contact and Via (unless
@@ -848,6 +852,10 @@ impl Registration {
             .registered_at
             .is_some_and(|t| now.saturating_duration_since(t) < ctx.cfg.timers.t1 * 64);
         if just_made {
+            // The success did not hold: the run of failures it ended goes on.
+            if let Some(run) = self.rare.as_mut().and_then(|r| r.unconfirmed.take()) {
+                self.retries = run;
+            }
             self.fail(now, ctx, FailureClass::Temporary, error, None);
             return;
         }
@@ -1066,7 +1074,15 @@ impl Registration {
             );
             return;
         }
-        self.retries.reset();
+        let ended = std::mem::take(&mut self.retries);
+        if self.provider.transport.is_reliable() && ended != RetryCounts::default() {
+            // Kept: a connection that closes right after each success must not start
+            // the backoff from its first step every time (a registrar dropping every
+            // connection would be re-registered every few seconds forever).
+            self.rare_mut().unconfirmed = Some(ended);
+        } else if let Some(rare) = self.rare.as_mut() {
+            rare.unconfirmed = None;
+        }
         if let Some(rare) = self.rare.as_mut() {
             rare.failures = None;
         }
@@ -1325,6 +1341,7 @@ impl Registration {
                 && r.failures.is_none()
                 && r.successor.is_none()
                 && r.stale_contact.is_none()
+                && r.unconfirmed.is_none()
         }) {
             self.rare = None;
         }

@@ -574,3 +574,40 @@ fn over_an_outbound_proxy_tls_checks_the_proxys_certificate() {
         "the host we connect to"
     );
 }
+
+/// Found by the simulator's seed sweep (seed 12, `connection-churn-bounded`; replay:
+/// `SIM_SEED=12 cargo test -p simulator --test sim -- seed_sweep --exact`): a
+/// registrar that closes the connection after every answer made us open a new one and
+/// REGISTER every 2.5–5 s forever, the status flapping registered/failed (two PATCHes a
+/// cycle), because each success reset the backoff that the close within 64·T1 then
+/// started again from its first step. The run of failures must go on growing.
+#[test]
+fn a_connection_closed_after_every_registration_backs_off_further_each_time() {
+    let mut w = tcp_world(&[("p1", "alice")]);
+    let mut closed = 0;
+    let mut at = Vec::new();
+    for _ in 0..1200 {
+        w.run_for(Duration::from_millis(500));
+        let registered =
+            status(&w, "p1").map(|s| s.0) == Some(sip_core::RegisterStatus::Registered);
+        let open = w.connects.len();
+        if registered && open > closed {
+            let conn = w.connects[open - 1].conn;
+            w.input(Input::Closed { conn, error: None });
+            closed = open;
+            at.push(w.elapsed().as_secs_f64());
+        }
+    }
+    // 5 s doubling to 5 min with equal jitter: about eight tries in ten minutes, not
+    // one every few seconds.
+    assert!(
+        (3..=10).contains(&w.connects.len()),
+        "{} connections in 10 minutes, closed at {at:?}",
+        w.connects.len()
+    );
+    let gaps: Vec<f64> = at.windows(2).map(|p| p[1] - p[0]).collect();
+    assert!(
+        gaps.last().is_some_and(|g| *g > 60.0),
+        "the backoff grows: gaps {gaps:?}"
+    );
+}
