@@ -11,7 +11,7 @@ use crate::net::{Cut, LinkConfig};
 use crate::rng::{SimRng, Streams};
 use crate::scenario::{
     CallDef, CallSource, Defect, Fault, LiveKitDef, ProviderChange, ProviderDef, Scenario,
-    Scheduled, SimCommand, Target,
+    Scheduled, SimCommand, SipTransport, StreamMode, Target,
 };
 use std::time::Duration;
 
@@ -239,8 +239,79 @@ pub fn generate(seed: u64) -> Scenario {
     if calls.chance(CALL_WORLDS) {
         add_calls(&mut calls, &mut s);
     }
+    // TCP from a stream of its own too: a world keeps its UDP part as it was.
+    let mut streams = Streams::split(seed ^ STREAMS_STREAM).workload;
+    add_streams(&mut streams, &mut s);
     s.faults.sort_by_key(|f| f.at);
     s
+}
+
+/// Mixed into the seed for the TCP providers' and stream faults' stream.
+const STREAMS_STREAM: u64 = 0x7C90_5EED_0000_0010;
+
+/// The share of generated providers that register over TCP.
+pub const TCP_SHARE: f64 = 0.25;
+
+/// Makes about [`TCP_SHARE`] of the providers TCP ones and, when there are any,
+/// schedules up to six stream faults within the fault phase: connections dropped or
+/// reset, a listener that refuses for a while, one that closes after every answer.
+fn add_streams(rng: &mut SimRng, s: &mut Scenario) {
+    for p in &mut s.providers {
+        // Drawn for every provider, so one provider's defect does not shift the others.
+        let tcp = rng.chance(TCP_SHARE);
+        if tcp && p.defect != Some(Defect::Tls) {
+            p.transport = SipTransport::Tcp;
+        }
+    }
+    let targets: Vec<usize> = s.tcp_targets().into_iter().collect();
+    if targets.is_empty() {
+        return;
+    }
+    for _ in 0..rng.below(7) {
+        let at = rng.duration(Duration::ZERO, s.heal_at);
+        // Mostly the registrars TCP providers use; now and then another one.
+        let registrar = if rng.chance(0.9) {
+            pick(rng, &targets).unwrap_or(0)
+        } else {
+            rng.index(s.registrars.len())
+        };
+        let (fault, end) = match rng.below(6) {
+            0..=2 => (
+                Fault::DropConnections {
+                    registrar,
+                    reset: rng.chance(0.5),
+                },
+                None,
+            ),
+            3..=4 => (
+                Fault::Streams {
+                    registrar,
+                    mode: StreamMode::Refuse,
+                },
+                Some(rng.duration(secs(1), secs(600))),
+            ),
+            _ => (
+                Fault::Streams {
+                    registrar,
+                    mode: StreamMode::CloseAfterAnswer,
+                },
+                Some(rng.duration(secs(1), secs(600))),
+            ),
+        };
+        s.faults.push(Scheduled { at, fault });
+        if let Some(after) = end {
+            // Most end before the heal; the rest are ended by it.
+            if rng.chance(0.8) {
+                s.faults.push(Scheduled {
+                    at: at + after,
+                    fault: Fault::Streams {
+                        registrar,
+                        mode: StreamMode::Accept,
+                    },
+                });
+            }
+        }
+    }
 }
 
 /// Mixed into the seed for the calls' stream.

@@ -32,6 +32,19 @@ pub struct RunStats {
     pub tolerated: u64,
     /// The core's own counters.
     pub core: Stats,
+    /// Connections the core asked for.
+    pub stream_connects: u64,
+    /// Chunks the core read from connections.
+    pub stream_reads: u64,
+    /// Of those, chunks that left a message unfinished (cut inside it).
+    pub stream_reads_partial: u64,
+    /// Of those, chunks that completed more than one message.
+    pub stream_reads_several: u64,
+    /// Connections that ended under the core (it read `Closed`).
+    pub stream_ends: u64,
+    /// Re-registrations after a connection drop that were owed and checked (not made
+    /// void by a later fault).
+    pub reregistrations_checked: u64,
 }
 
 /// One registrar's share of a run.

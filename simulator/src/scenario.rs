@@ -194,11 +194,38 @@ pub struct RegistrarDef {
 pub enum Defect {
     /// Port out of range.
     BadPort,
-    /// A transport the core does not support yet (TLS; TCP is supported, but the
-    /// simulator has no stream links yet, issue 10).
+    /// A transport the core does not support yet (TLS; TCP is supported and
+    /// modelled, see [`SipTransport`]).
     Tls,
     /// A CR/LF in the user name (header injection attempt).
     ControlCharacter,
+}
+
+/// The transport a provider entry names (TLS is a [`Defect`] until the core has it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SipTransport {
+    /// `SIP_TRANSPORT_UDP`: REGISTERs as datagrams.
+    #[default]
+    Udp,
+    /// `SIP_TRANSPORT_TCP`: REGISTERs on a connection the core opens to the registrar
+    /// (shared by every TCP account at that registrar address).
+    Tcp,
+}
+
+/// How a registrar's TCP listener treats connections (changed by a fault schedule;
+/// healed back to [`StreamMode::Accept`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamMode {
+    /// Accepts connections and keeps them open.
+    #[default]
+    Accept,
+    /// Refuses new connections (RST to the SYN: the core's `Connect` fails with
+    /// "connection refused"); connections already open stay open.
+    Refuse,
+    /// Accepts, but closes each connection (FIN) right after it sends an answer on
+    /// it: a registration is made and its flow lost at once, every time (the core's
+    /// "closed within 64·T1 of registering" backoff rule).
+    CloseAfterAnswer,
 }
 
 /// One provider account.
@@ -222,6 +249,10 @@ pub struct ProviderDef {
     pub defect: Option<Defect>,
     /// In the provider list from the start.
     pub listed: bool,
+    /// The transport it registers over (for its whole life: the schedule never
+    /// changes it).
+    #[serde(default)]
+    pub transport: SipTransport,
 }
 
 /// A fault at a time.
@@ -321,6 +352,23 @@ pub enum Fault {
     },
     /// An operator command.
     Command(SimCommand),
+    /// Change how a registrar's TCP listener treats connections.
+    Streams {
+        /// Registrar index.
+        registrar: usize,
+        /// New behaviour.
+        mode: StreamMode,
+    },
+    /// Every open connection to a registrar ends at once: the registrar closes it
+    /// (`reset: false`, a FIN after what is in flight; the core reads `Closed` without
+    /// an error) or it is reset (`reset: true`, an RST: what is in flight is lost and
+    /// the core reads `Closed` with "connection reset by peer").
+    DropConnections {
+        /// Registrar index.
+        registrar: usize,
+        /// An RST rather than a FIN.
+        reset: bool,
+    },
 }
 
 /// The core settings a scenario controls (a serializable mirror of `sip_core::Config`).
@@ -435,6 +483,7 @@ impl ProviderDef {
             enabled: true,
             defect: None,
             listed: true,
+            transport: SipTransport::Udp,
         }
     }
 
@@ -460,7 +509,13 @@ impl ProviderDef {
             name: format!("Provider {}", self.id),
             host,
             port: Some(5060),
-            transport: Some("SIP_TRANSPORT_UDP".to_owned()),
+            transport: Some(
+                match self.transport {
+                    SipTransport::Udp => "SIP_TRANSPORT_UDP",
+                    SipTransport::Tcp => "SIP_TRANSPORT_TCP",
+                }
+                .to_owned(),
+            ),
             username: self.username.clone(),
             password: self.served_password().into(),
             expires: self.expires,
@@ -546,6 +601,17 @@ impl Scenario {
             }
         }
         out
+    }
+
+    /// The registrars (by index) some TCP provider is served by at some point of the
+    /// run: the connections the core may hold open at once are bounded by their number.
+    pub fn tcp_targets(&self) -> BTreeSet<usize> {
+        self.providers
+            .iter()
+            .zip(self.registrars_by_provider())
+            .filter(|(p, _)| p.transport == SipTransport::Tcp)
+            .flat_map(|(_, regs)| regs)
+            .collect()
     }
 
     /// The longest binding any registrar of this scenario can grant.

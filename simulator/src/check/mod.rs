@@ -9,6 +9,9 @@
 //! * [`calls`] — INVITEs answered, 2xx ACKed on both legs, no orphan leg, strangers
 //!   never forwarded, fresh outbound Call-IDs, CSeq order in dialogs, nothing left.
 //! * [`secrets`] — passwords never leave except as a digest.
+//! * [`streams`] — connections to registrars: one per target, bounded, written only
+//!   when up, framed; REGISTERs on their provider's transport; re-registered after a
+//!   drop.
 //! * [`liveness`] — after healing: registered where possible, backend up to date.
 //! * [`wire`] — the checker's own SIP reader.
 
@@ -17,6 +20,7 @@ pub mod calls;
 pub mod liveness;
 pub mod register;
 pub mod secrets;
+pub mod streams;
 pub mod wire;
 
 use std::fmt;
@@ -111,6 +115,22 @@ pub enum Invariant {
     CallCseqNotIncreasing,
     /// More calls in the core than were placed, or call transactions left with no call.
     CallsUnbounded,
+    /// Two connections of the core open or opening to one (transport, registrar
+    /// address), or more in all than there are TCP registrar targets.
+    StreamConnections,
+    /// The core wrote on a connection that was not up, or already gone for it.
+    StreamWrite,
+    /// What the core wrote on a connection cannot be framed (RFC 3261 §18.3).
+    StreamFraming,
+    /// A REGISTER did not take its provider's transport (a TCP account's as a datagram,
+    /// or a Via or Contact naming another transport).
+    RegisterTransport,
+    /// A registration whose connection dropped was not registered again in time,
+    /// although its registrar accepted connections throughout.
+    TcpReregistered,
+    /// More connections to one registrar within a window than backed-off retries
+    /// allow: failures on connections are retried at a constant pace (a loop).
+    ConnectionChurn,
 }
 
 impl Invariant {
@@ -158,6 +178,12 @@ impl Invariant {
             Self::OutboundCallIdReused => "fresh-outbound-call-id",
             Self::CallCseqNotIncreasing => "dialog-cseq-increasing",
             Self::CallsUnbounded => "calls-bounded",
+            Self::StreamConnections => "one-connection-per-target",
+            Self::StreamWrite => "write-only-when-connected",
+            Self::StreamFraming => "stream-framed",
+            Self::RegisterTransport => "register-on-its-transport",
+            Self::TcpReregistered => "reregistered-after-drop",
+            Self::ConnectionChurn => "connection-churn-bounded",
         }
     }
 }

@@ -11,15 +11,29 @@ use crate::trace::Fnv;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+/// How long after it was sent a REGISTER's answer may still reach the core: a
+/// datagram's delay is bounded well within 64·T1, but a partition holds a
+/// connection's bytes for up to its give-up time (120 s) before they move on.
+const LATE_ANSWERS: Duration = Duration::from_secs(180);
+
 #[derive(Debug, Clone)]
 struct Txn {
     call_id: String,
     cseq: u32,
+    /// The earliest it may have begun in the core (its expiry for the overlap check).
     sent_at: Instant,
+    /// When it was written (the latest it may have begun: answers are taken as
+    /// reaching it until 64·T1 after this).
+    written_at: Instant,
     final_delivered: bool,
     fingerprint: u64,
     /// The request carried credentials.
     authorized: bool,
+    /// Past 64·T1: the core gave it up (a late answer is only recognised).
+    expired: bool,
+    /// The stream connection it went on (`None`: a datagram): when that connection
+    /// goes, the transaction ends at once (RFC 3261 §17.1.4, a transport error).
+    conn: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +80,8 @@ pub struct RegisterChecks {
     accounts: BTreeMap<(usize, String), String>,
     txns: BTreeMap<String, Txn>,
     txn_order: VecDeque<(Instant, String)>,
+    /// Transactions the core gave up, until no late answer can come.
+    expired_order: VecDeque<(Instant, String)>,
     calls: BTreeMap<String, Call>,
     providers: BTreeMap<String, ProviderState>,
     open: usize,
@@ -96,6 +112,7 @@ impl RegisterChecks {
             accounts,
             txns: BTreeMap::new(),
             txn_order: VecDeque::new(),
+            expired_order: VecDeque::new(),
             calls: BTreeMap::new(),
             providers: BTreeMap::new(),
             open: 0,
@@ -140,28 +157,51 @@ impl RegisterChecks {
             .active = active;
     }
 
-    /// Forgets transactions past 64·T1: they timed out at the core.
+    /// Closes transactions past 64·T1 (they timed out at the core), and forgets them
+    /// once no late answer can still come ([`LATE_ANSWERS`]).
     fn prune(&mut self, now: Instant) {
         while let Some((at, _)) = self.txn_order.front() {
             if now.saturating_duration_since(*at) < self.span + Duration::from_secs(1) {
                 break;
             }
-            let Some((_, branch)) = self.txn_order.pop_front() else {
+            let Some((at, branch)) = self.txn_order.pop_front() else {
                 break;
             };
-            if let Some(t) = self.txns.remove(&branch) {
-                if !t.final_delivered {
+            if let Some(t) = self.txns.get_mut(&branch) {
+                if !t.final_delivered && !t.expired {
                     self.open = self.open.saturating_sub(1);
                 }
+                t.expired = true;
                 if let Some(c) = self.calls.get_mut(&t.call_id) {
                     c.open.retain(|b| *b != branch);
                 }
             }
+            self.expired_order.push_back((at, branch));
+        }
+        while let Some((at, _)) = self.expired_order.front() {
+            if now.saturating_duration_since(*at) < LATE_ANSWERS {
+                break;
+            }
+            if let Some((_, branch)) = self.expired_order.pop_front() {
+                self.txns.remove(&branch);
+            }
         }
     }
 
-    /// A datagram trunkline sent to registrar `registrar`.
-    pub fn on_transmit(&mut self, f: &mut Findings, now: Instant, registrar: usize, bytes: &[u8]) {
+    /// A message trunkline sent to registrar `registrar`, as a datagram (`conn`:
+    /// `None`) or on stream connection `conn`. `began` is when its transaction may
+    /// have begun in the core: `now`, except for a message the core held for a
+    /// connection that was still opening (its Timer F runs from before the write).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_transmit(
+        &mut self,
+        f: &mut Findings,
+        now: Instant,
+        began: Instant,
+        registrar: usize,
+        bytes: &[u8],
+        conn: Option<u64>,
+    ) {
         self.prune(now);
         let Some(m) = wire::scan(bytes) else {
             f.push(
@@ -213,7 +253,43 @@ impl RegisterChecks {
             }
             return;
         }
-        self.new_transaction(f, now, &m, &provider, branch, call_id, cseq, fp);
+        self.new_transaction(
+            f, now, began, &m, &provider, branch, call_id, cseq, fp, conn,
+        );
+    }
+
+    /// Stream connection `conn` is gone for the core (it read `Closed`, or closed it
+    /// itself): every transaction on it has ended with a transport error, so a new
+    /// REGISTER of the same registration does not overlap them.
+    pub fn on_conn_gone(&mut self, conn: u64) {
+        let ended: Vec<String> = self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.conn == Some(conn) && !t.final_delivered && !t.expired)
+            .map(|(b, _)| b.clone())
+            .collect();
+        for branch in ended {
+            let Some(t) = self.txns.get_mut(&branch) else {
+                continue;
+            };
+            t.final_delivered = true;
+            self.open = self.open.saturating_sub(1);
+            if let Some(c) = self.calls.get_mut(&t.call_id) {
+                c.open.retain(|b| *b != branch);
+            }
+        }
+    }
+
+    /// Whether a REGISTER of `provider`'s current registration awaits its answer.
+    pub fn in_flight(&self, provider: &str, now: Instant) -> bool {
+        let Some(call) = self.current_call(provider).and_then(|c| self.calls.get(c)) else {
+            return false;
+        };
+        call.open.iter().any(|b| {
+            self.txns
+                .get(b)
+                .is_some_and(|t| !t.final_delivered && now < t.written_at + self.span)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -221,12 +297,14 @@ impl RegisterChecks {
         &mut self,
         f: &mut Findings,
         now: Instant,
+        began: Instant,
         m: &Scanned<'_>,
         provider: &str,
         branch: &str,
         call_id: &str,
         cseq: u32,
         fp: u64,
+        conn: Option<u64>,
     ) {
         let span = self.span;
         let call = self
@@ -339,9 +417,15 @@ impl RegisterChecks {
             Txn {
                 call_id: call_id.to_owned(),
                 cseq,
-                sent_at: now,
+                // Its own deadline counts from when it may have begun (the earliest,
+                // so that its expiry is never later than the core's); the overlap check
+                // above uses `now`, when it surely existed.
+                sent_at: began,
+                written_at: now,
                 final_delivered: false,
                 fingerprint: fp,
+                expired: false,
+                conn,
                 authorized: m.headers("Authorization").next().is_some()
                     || m.headers("Proxy-Authorization").next().is_some(),
             },
@@ -367,8 +451,10 @@ impl RegisterChecks {
         // one it took).
         let mut late = false;
         if let Some(t) = m.branch().and_then(|b| self.txns.get_mut(b)) {
-            accepted = !t.final_delivered && now < t.sent_at + span;
-            late = !t.final_delivered && !accepted;
+            // A transaction whose start is uncertain (held for a connection) counts as
+            // live as long as it may be, and as given up as soon as it may be.
+            accepted = !t.final_delivered && now < t.written_at + span;
+            late = !t.final_delivered && now >= t.sent_at + span;
             if status >= 200 && accepted {
                 let refused =
                     matches!(status, 403 | 404) || (t.authorized && matches!(status, 401 | 407));

@@ -193,6 +193,88 @@ pub fn contact_uri(contact: &str) -> &str {
     }
 }
 
+/// What [`StreamReader::pop`] found at the head of a byte stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// A whole message (head, blank line and `Content-Length` bytes of body).
+    Message(Vec<u8>),
+    /// A CRLF keep-alive (RFC 5626 §3.5.1: `CRLFCRLF` ping or `CRLF` pong).
+    KeepAlive,
+}
+
+/// The largest head the reader waits for before calling the stream broken (the
+/// core's own limit is 64 KiB for a whole message).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// An RFC 3261 §18.3 framer of its own for the simulator's stream links: it splits
+/// what the core writes into the messages the registrar model reads, and what the
+/// core reads into the messages the checks see. Like [`scan`] it does not use
+/// `sip_core::message`, so a framing bug in the core cannot hide the violation it
+/// causes: a stream the core writes that this reader cannot frame is a finding.
+#[derive(Debug, Clone, Default)]
+pub struct StreamReader {
+    buf: Vec<u8>,
+}
+
+impl StreamReader {
+    /// Appends bytes as they were written or read.
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Whether bytes of an unfinished message are held.
+    pub fn has_partial(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// The next whole piece, `None` when more bytes are needed, or why the stream
+    /// cannot be framed (a head without `Content-Length`, an unreadable one, a head
+    /// that never ends).
+    pub fn pop(&mut self) -> Result<Option<Piece>, String> {
+        if self.buf.starts_with(b"\r\n") {
+            let n = if self.buf.starts_with(b"\r\n\r\n") {
+                4
+            } else {
+                2
+            };
+            self.buf.drain(..n);
+            return Ok(Some(Piece::KeepAlive));
+        }
+        let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            if self.buf.len() > MAX_HEAD {
+                return Err(format!("no end of head in {} bytes", self.buf.len()));
+            }
+            return Ok(None);
+        };
+        let head = std::str::from_utf8(self.buf.get(..end).unwrap_or_default())
+            .map_err(|_| "a head that is not UTF-8".to_owned())?;
+        let mut length = None;
+        for line in head.split("\r\n").skip(1) {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
+                let n: usize = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("Content-Length {:?}", value.trim()))?;
+                length = Some(n);
+            }
+        }
+        let first = head.lines().next().unwrap_or_default().to_owned();
+        let Some(length) = length else {
+            return Err(format!("no Content-Length in {first:?}"));
+        };
+        let total = end + 4 + length;
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        let message: Vec<u8> = self.buf.drain(..total).collect();
+        Ok(Some(Piece::Message(message)))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
@@ -212,5 +294,37 @@ mod tests {
         assert_eq!(s.contacts().len(), 2);
         assert_eq!(s.requested_expires(), Some(60));
         assert_eq!(contact_uri(s.contacts()[0]), "sip:u1@a:5060;line=q");
+    }
+
+    #[test]
+    fn frames_a_stream_in_any_pieces() {
+        let one = "OPTIONS sip:h SIP/2.0\r\nCall-ID: a\r\nContent-Length: 3\r\n\r\nxyz";
+        let two = "SIP/2.0 200 OK\r\nl: 0\r\n\r\n";
+        let all = format!("\r\n\r\n{one}{two}");
+        for cut in 0..all.len() {
+            let mut r = StreamReader::default();
+            let mut got = Vec::new();
+            for part in [&all[..cut], &all[cut..]] {
+                r.push(part.as_bytes());
+                while let Some(p) = r.pop().unwrap() {
+                    got.push(p);
+                }
+            }
+            // A ping cut in two reads as two pongs: either way no message.
+            assert_eq!(got.first(), Some(&Piece::KeepAlive));
+            got.retain(|p| *p != Piece::KeepAlive);
+            assert_eq!(
+                got,
+                [
+                    Piece::Message(one.as_bytes().to_vec()),
+                    Piece::Message(two.as_bytes().to_vec())
+                ],
+                "cut at {cut}"
+            );
+            assert!(!r.has_partial());
+        }
+        let mut r = StreamReader::default();
+        r.push(b"REGISTER sip:h SIP/2.0\r\nCall-ID: a\r\n\r\n");
+        assert!(r.pop().is_err(), "no Content-Length on a stream");
     }
 }

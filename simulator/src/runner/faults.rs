@@ -5,7 +5,7 @@ use super::Sim;
 use crate::models::backend::BackendMode;
 use crate::models::registrar::Mode;
 use crate::net::{Cut, Link, LinkConfig};
-use crate::scenario::{registrar_name, Fault, ProviderChange, SimCommand, Target};
+use crate::scenario::{registrar_name, Fault, ProviderChange, SimCommand, StreamMode, Target};
 use crate::trace::TraceEvent;
 use sip_core::Command;
 
@@ -89,6 +89,19 @@ pub fn describe(fault: &Fault, provider_id: impl Fn(usize) -> String) -> String 
                 }
             }
         }
+        Fault::Streams { registrar, mode } => {
+            let m = match mode {
+                StreamMode::Accept => "accepts connections",
+                StreamMode::Refuse => "refuses connections",
+                StreamMode::CloseAfterAnswer => "closes each connection after answering",
+            };
+            format!("{} {m}", registrar_name(*registrar))
+        }
+        Fault::DropConnections { registrar, reset } => format!(
+            "{} {} its connections",
+            registrar_name(*registrar),
+            if *reset { "resets" } else { "closes" }
+        ),
         Fault::Command(SimCommand::Resync) => "command: resync".to_owned(),
         Fault::Command(SimCommand::Reregister { provider }) => {
             format!("command: re-register {}", provider_id(*provider))
@@ -149,6 +162,11 @@ impl Sim {
         let text = describe(&s.fault, |i| self.provider_id(i));
         self.traced_fault(&text);
         let n_reg = self.registrars.len().max(1);
+        if matches!(s.fault, Fault::Provider { .. } | Fault::Command(_)) {
+            let now = self.clock.now();
+            self.last_workload_change = Some(now);
+            self.stream_checks.on_workload(now);
+        }
         match s.fault {
             Fault::Partition { target, cut } => {
                 for l in self.links_of(target) {
@@ -195,6 +213,10 @@ impl Sim {
                 }
                 self.publish_providers();
             }
+            Fault::Streams { registrar, mode } => self.set_stream_mode(registrar % n_reg, mode),
+            Fault::DropConnections { registrar, reset } => {
+                self.drop_connections(registrar % n_reg, reset);
+            }
             Fault::Command(SimCommand::Resync) => self.command(Command::Resync),
             Fault::Command(SimCommand::Reregister { provider }) => {
                 let id = self.provider_id(provider);
@@ -203,6 +225,8 @@ impl Sim {
                 self.command(Command::Reregister { id });
             }
         }
+        // A repaired (or reconfigured) link lets what partitions held move on.
+        self.streams_unstall();
     }
 
     fn traced_fault(&mut self, text: &str) {
@@ -233,6 +257,7 @@ impl Sim {
             r.set_mode(Mode::Normal);
         }
         self.backend.set_mode(BackendMode::Up);
+        self.heal_streams();
         self.refresh_all_health();
     }
 }

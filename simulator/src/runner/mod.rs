@@ -11,10 +11,12 @@
 mod faults;
 mod peers;
 mod route;
+mod streams;
 
 use crate::check::backend::BackendChecks;
 use crate::check::register::RegisterChecks;
 use crate::check::secrets::SecretScan;
+use crate::check::streams::StreamChecks;
 use crate::check::{liveness, Findings, Invariant, KnownIssues};
 use crate::clock::VirtualClock;
 use crate::journal::Journal;
@@ -88,12 +90,40 @@ enum Pending {
     PlaceCall(usize),
     Fault(usize),
     Heal,
+    /// Reaches the registrar end of a connection.
+    StreamToRegistrar {
+        conn: u64,
+        item: streams::ToPeer,
+    },
+    /// Reaches the core's end of a connection.
+    StreamToCore {
+        conn: u64,
+        item: streams::ToCore,
+    },
+    /// The core reads what arrived on a connection.
+    StreamRead {
+        conn: u64,
+    },
+    /// A partition may have held a connection's bytes for too long.
+    StreamGiveUp {
+        conn: u64,
+    },
+    /// A re-registration after a connection drop is due.
+    CheckReregister(usize),
 }
 
 impl Pending {
-    /// Traffic (as opposed to schedule entries): the run is quiet when none is left.
+    /// Traffic (as opposed to schedule entries and checks): the run is quiet when none
+    /// is left.
     fn is_traffic(&self) -> bool {
-        !matches!(self, Self::Fault(_) | Self::Heal | Self::PlaceCall(_))
+        !matches!(
+            self,
+            Self::Fault(_)
+                | Self::Heal
+                | Self::PlaceCall(_)
+                | Self::StreamGiveUp { .. }
+                | Self::CheckReregister(_)
+        )
     }
 }
 
@@ -143,6 +173,13 @@ pub struct Sim {
     same_instant_steps: u64,
     last_instant: Option<Instant>,
     peers: peers::Peers,
+    streams: streams::Streams,
+    stream_checks: StreamChecks,
+    /// The last provider-list change or operator command (obligations made before it
+    /// are void: the workload moved under them).
+    last_workload_change: Option<Instant>,
+    /// 64·T1: how long a REGISTER transaction may last.
+    register_span: Duration,
 }
 
 impl Sim {
@@ -164,6 +201,7 @@ impl Sim {
             dns.insert(registrar_host(i), registrar_addr(i).ip());
         }
         let mut accounts = BTreeMap::new();
+        let mut transports = BTreeMap::new();
         let served_by = scenario.registrars_by_provider();
         for (p, regs) in scenario.providers.iter().zip(served_by) {
             for reg in regs {
@@ -171,8 +209,10 @@ impl Sim {
                     r.add_account(&p.username, &p.password);
                 }
                 accounts.insert((reg, p.username.clone()), p.id.clone());
+                transports.insert((reg, p.username.clone()), p.transport);
             }
         }
+        let stream_checks = StreamChecks::new(transports, scenario.tcp_targets().len());
         let providers: Vec<(ProviderDef, bool)> = scenario
             .providers
             .iter()
@@ -184,6 +224,7 @@ impl Sim {
         (cfg.fixed_routes, cfg.default_domain) = scenario.route_config();
         let peers = peers::Peers::new(&scenario, &mut streams.models, &mut dns);
         let journal = (options.trace == TraceMode::Full).then(|| Journal::new(accounts.clone()));
+        let cfg_t1 = cfg.timers.t1;
         let register = RegisterChecks::new(cfg.timers.t1, accounts, options.known);
         let backend_checks = BackendChecks::new(cfg.backend_timeout, cfg.max_reports_in_flight);
         let secrets = SecretScan::new(
@@ -229,6 +270,10 @@ impl Sim {
             same_instant_steps: 0,
             last_instant: None,
             peers,
+            streams: streams::Streams::new(scenario.registrars.len(), scenario.seed, now),
+            stream_checks,
+            last_workload_change: None,
+            register_span: cfg_t1 * 64,
             scenario,
         };
         sim.publish_providers();
@@ -469,6 +514,11 @@ impl Sim {
             }
             Pending::Fault(i) => self.apply_fault(i),
             Pending::Heal => self.heal(),
+            Pending::StreamToRegistrar { conn, item } => self.stream_at_registrar(conn, item),
+            Pending::StreamToCore { conn, item } => self.stream_at_core(conn, item),
+            Pending::StreamRead { conn } => self.stream_read(conn),
+            Pending::StreamGiveUp { conn } => self.stream_give_up(conn),
+            Pending::CheckReregister(i) => self.check_reregister(i),
         }
     }
 

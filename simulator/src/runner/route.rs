@@ -51,19 +51,14 @@ impl Sim {
                     .push(Invariant::OutputAfterShutdown, format!("{out:?}"));
             }
             match out {
-                Output::Transmit(t) => self.core_transmit(t),
+                Output::Transmit(t) => match t.flow.conn() {
+                    Some(conn) => self.core_stream_transmit(t, conn.0),
+                    None => self.core_transmit(t),
+                },
                 Output::Backend(req) => self.core_backend(req),
                 Output::Resolve(q) => self.core_resolve(q),
-                // No stream links in the simulator yet (issue 10): every connection
-                // fails to open, as to a peer that refuses it.
-                Output::Connect(c) => self.core.handle_input(
-                    self.clock.now(),
-                    Input::Closed {
-                        conn: c.conn,
-                        error: Some("connection refused".to_owned()),
-                    },
-                ),
-                Output::Close { .. } => {}
+                Output::Connect(c) => self.core_connect(c),
+                Output::Close { conn } => self.core_close(conn.0),
                 Output::Event(e) => self.core_event(&e),
                 Output::Timeout(at) => {
                     self.core_deadline = at;
@@ -109,7 +104,11 @@ impl Sim {
         };
         let now = self.clock.now();
         self.register
-            .on_transmit(&mut self.findings, now, index, &t.payload);
+            .on_transmit(&mut self.findings, now, now, index, &t.payload, None);
+        if let Some(m) = crate::check::wire::scan(&t.payload) {
+            self.stream_checks
+                .on_message(&mut self.findings, index, &m, false);
+        }
         if let Some(j) = self.journal.as_mut() {
             j.transmit(self.clock.offset_of(now), index, &t.payload);
         }
@@ -154,6 +153,10 @@ impl Sim {
     /// Sends a registrar's datagrams, records its lapses, tracks its deadline.
     pub(super) fn after_registrar(&mut self, index: usize, out: Vec<(SocketAddr, Vec<u8>)>) {
         for (to, bytes) in out {
+            if let Some(conn) = self.stream_of(to) {
+                self.stream_from_registrar(index, conn, bytes);
+                continue;
+            }
             let fate = if to == CORE_ADDR {
                 match self.links.get(index) {
                     Some(link) => link.send(Direction::FromPeer, &mut self.net_rng),
@@ -178,7 +181,12 @@ impl Sim {
                     call_id: &lapse.binding.call_id,
                 });
             }
-            let healthy = self.healthy_since.get(index).copied().flatten();
+            let mut healthy = self.healthy_since.get(index).copied().flatten();
+            if lapse.binding.contact.contains(";transport=tcp") {
+                // Reached over a connection: its listener must have been healthy too.
+                let listener = self.streams.ok_since.get(index).copied().flatten();
+                healthy = healthy.zip(listener).map(|(a, b)| a.max(b));
+            }
             self.register.on_lapse(
                 &mut self.findings,
                 index,

@@ -66,6 +66,56 @@ pub enum TraceEvent<'a> {
     },
     /// A phase of the run began, or a check ran.
     Phase(&'a str),
+    /// Something happened on a stream connection (by the core's number for it).
+    Stream {
+        /// The core's connection number.
+        conn: u64,
+        /// What.
+        line: StreamLine<'a>,
+    },
+}
+
+/// What happened on a stream connection, for [`TraceEvent::Stream`].
+#[derive(Debug, Clone, Copy)]
+pub enum StreamLine<'a> {
+    /// The core asked to open it towards `peer`.
+    Connect {
+        /// The registrar.
+        peer: &'a str,
+    },
+    /// The handshake was partitioned: no answer will reach the core.
+    Unanswered,
+    /// The peer refused it (the core reads `Closed` with the error).
+    Refused,
+    /// It is up: `Connected` delivered to the core.
+    Connected,
+    /// A whole message was written on it.
+    Message {
+        /// Writer.
+        from: &'a str,
+        /// Reader.
+        to: &'a str,
+        /// The message.
+        bytes: &'a [u8],
+        /// What the network did (empty: delivered in order).
+        note: &'a str,
+    },
+    /// The core read a chunk of it.
+    Read {
+        /// The chunk's length.
+        bytes: usize,
+        /// Messages the chunk completed.
+        messages: usize,
+        /// Whether an unfinished message remains after it.
+        partial: bool,
+    },
+    /// It ended.
+    Closed {
+        /// Who ended it (`trunkline`, a registrar, `network` for a timeout).
+        by: &'a str,
+        /// The error the core reads (`None`: a clean close).
+        error: Option<&'a str>,
+    },
 }
 
 /// FNV-1a, 64-bit: a stable hash that needs no dependency and is the same everywhere.
@@ -168,6 +218,7 @@ impl Trace {
                 self.names.name("call", call_id)
             ),
             TraceEvent::Phase(p) => format!("phase  {p}"),
+            TraceEvent::Stream { conn, line } => render::stream(&mut self.names, conn, line),
         };
         let line = format!("+{:>6}.{:03}s  {body}", at.as_secs(), at.subsec_millis());
         self.hash.write(line.as_bytes());

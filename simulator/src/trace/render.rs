@@ -135,6 +135,35 @@ fn summary_fields(names: &mut Names, m: &Scanned<'_>, out: &mut String) {
     }
 }
 
+/// One stream connection line: `tcp#N` first, so a connection's story greps as one.
+pub fn stream(names: &mut Names, conn: u64, line: super::StreamLine<'_>) -> String {
+    use super::StreamLine as L;
+    match line {
+        L::Connect { peer } => format!("tcp#{conn} trunkline -> {peer}  connect"),
+        L::Unanswered => format!("tcp#{conn}  handshake partitioned (no answer)"),
+        L::Refused => format!("tcp#{conn}  refused"),
+        L::Connected => format!("tcp#{conn}  connected"),
+        L::Message {
+            from,
+            to,
+            bytes,
+            note,
+        } => format!("tcp#{conn} {from} => {to}  {}{note}", sip(names, bytes)),
+        L::Read {
+            bytes,
+            messages,
+            partial,
+        } => format!(
+            "tcp#{conn} trunkline  read {bytes} bytes: {messages} message(s){}",
+            if partial { " + partial" } else { "" }
+        ),
+        L::Closed { by, error } => match error {
+            Some(e) => format!("tcp#{conn}  closed by {by} ({e})"),
+            None => format!("tcp#{conn}  closed by {by}"),
+        },
+    }
+}
+
 /// Summarizes a backend request.
 pub fn backend_op(op: &BackendOp) -> String {
     match op {
