@@ -250,22 +250,35 @@ pub fn generate(seed: u64) -> Scenario {
 const STREAMS_STREAM: u64 = 0x7C90_5EED_0000_0010;
 
 /// The share of generated providers that register over TCP.
-pub const TCP_SHARE: f64 = 0.25;
+pub const TCP_SHARE: f64 = 0.22;
 
-/// Makes about [`TCP_SHARE`] of the providers TCP ones and, when there are any,
-/// schedules up to six stream faults within the fault phase: connections dropped or
-/// reset, a listener that refuses for a while, one that closes after every answer.
+/// The share of generated providers that register over TLS (besides the
+/// [`Defect::Tls`] entries, which are TLS too).
+pub const TLS_SHARE: f64 = 0.05;
+
+/// Makes about [`TCP_SHARE`] of the providers TCP ones and [`TLS_SHARE`] TLS ones
+/// and, when there are any, pings their connections in half the worlds and schedules
+/// up to six stream faults within the fault phase: connections dropped or reset, a
+/// listener that refuses for a while, one that closes after every answer.
 fn add_streams(rng: &mut SimRng, s: &mut Scenario) {
     for p in &mut s.providers {
         // Drawn for every provider, so one provider's defect does not shift the others.
-        let tcp = rng.chance(TCP_SHARE);
-        if tcp && p.defect != Some(Defect::Tls) {
-            p.transport = SipTransport::Tcp;
+        let u = rng.unit();
+        if p.defect != Some(Defect::Tls) {
+            if u < TCP_SHARE {
+                p.transport = SipTransport::Tcp;
+            } else if u < TCP_SHARE + TLS_SHARE {
+                p.transport = SipTransport::Tls;
+            }
         }
     }
-    let targets: Vec<usize> = s.tcp_targets().into_iter().collect();
+    let targets: Vec<usize> = s.stream_targets().into_iter().map(|(_, r)| r).collect();
     if targets.is_empty() {
         return;
+    }
+    if rng.chance(0.5) {
+        // What the binary runs with (SIP_KEEPALIVE_INTERVAL's default).
+        s.core.keepalive = Some(secs(30));
     }
     for _ in 0..rng.below(7) {
         let at = rng.duration(Duration::ZERO, s.heal_at);

@@ -194,14 +194,15 @@ pub struct RegistrarDef {
 pub enum Defect {
     /// Port out of range.
     BadPort,
-    /// A transport the core does not support yet (TLS; TCP is supported and
-    /// modelled, see [`SipTransport`]).
+    /// Served with `SIP_TRANSPORT_TLS`. Once a transport the core did not support;
+    /// kept so that saved scenarios read as before, it now means the same as
+    /// [`SipTransport::Tls`] (see [`ProviderDef::sip_transport`]).
     Tls,
     /// A CR/LF in the user name (header injection attempt).
     ControlCharacter,
 }
 
-/// The transport a provider entry names (TLS is a [`Defect`] until the core has it).
+/// The transport a provider entry names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SipTransport {
     /// `SIP_TRANSPORT_UDP`: REGISTERs as datagrams.
@@ -210,6 +211,26 @@ pub enum SipTransport {
     /// `SIP_TRANSPORT_TCP`: REGISTERs on a connection the core opens to the registrar
     /// (shared by every TCP account at that registrar address).
     Tcp,
+    /// `SIP_TRANSPORT_TLS`: the same over TLS. The handshake and the certificate check
+    /// are the driver's, so to the core — and in the simulator — a TLS connection is a
+    /// stream like TCP's that says `SIP/2.0/TLS` and `;transport=tls`.
+    Tls,
+}
+
+impl SipTransport {
+    /// The core's transport.
+    pub fn core(self) -> sip_core::Transport {
+        match self {
+            Self::Udp => sip_core::Transport::Udp,
+            Self::Tcp => sip_core::Transport::Tcp,
+            Self::Tls => sip_core::Transport::Tls,
+        }
+    }
+
+    /// Whether it runs on a connection.
+    pub fn is_stream(self) -> bool {
+        self != Self::Udp
+    }
 }
 
 /// How a registrar's TCP listener treats connections (changed by a fault schedule;
@@ -396,6 +417,10 @@ pub struct CoreKnobs {
     pub max_reports_in_flight: usize,
     /// `Config::max_retry_after`.
     pub max_retry_after: Duration,
+    /// `Config::streams.keepalive`: CRLFCRLF pings on the core's connections (RFC 5626
+    /// §4.4.1; the registrar models answer them).
+    #[serde(default)]
+    pub keepalive: Option<Duration>,
     /// The call settings.
     #[serde(default)]
     pub calls: CallKnobs,
@@ -416,6 +441,7 @@ impl Default for CoreKnobs {
             backend_retry_cap: c.backend_retry_cap,
             max_reports_in_flight: c.max_reports_in_flight,
             max_retry_after: c.max_retry_after,
+            keepalive: c.streams.keepalive,
             calls: CallKnobs::default(),
         }
     }
@@ -448,6 +474,10 @@ impl CoreKnobs {
             backend_retry_cap: self.backend_retry_cap,
             max_reports_in_flight: self.max_reports_in_flight,
             max_retry_after: self.max_retry_after,
+            streams: sip_core::connections::StreamLimits {
+                keepalive: self.keepalive,
+                ..Config::default().streams
+            },
             ..Config::default()
         }
     }
@@ -487,6 +517,14 @@ impl ProviderDef {
         }
     }
 
+    /// The transport it registers over ([`Defect::Tls`] is TLS too).
+    pub fn sip_transport(&self) -> SipTransport {
+        match self.defect {
+            Some(Defect::Tls) => SipTransport::Tls,
+            _ => self.transport,
+        }
+    }
+
     /// The password the backend serves now.
     pub fn served_password(&self) -> String {
         if self.wrong_password {
@@ -510,9 +548,10 @@ impl ProviderDef {
             host,
             port: Some(5060),
             transport: Some(
-                match self.transport {
+                match self.sip_transport() {
                     SipTransport::Udp => "SIP_TRANSPORT_UDP",
                     SipTransport::Tcp => "SIP_TRANSPORT_TCP",
+                    SipTransport::Tls => "SIP_TRANSPORT_TLS",
                 }
                 .to_owned(),
             ),
@@ -525,7 +564,7 @@ impl ProviderDef {
         match self.defect {
             None => {}
             Some(Defect::BadPort) => spec.port = Some(70000),
-            Some(Defect::Tls) => spec.transport = Some("SIP_TRANSPORT_TLS".to_owned()),
+            Some(Defect::Tls) => {}
             Some(Defect::ControlCharacter) => {
                 spec.username = format!("{}\r\nX-Injected: 1", self.username);
             }
@@ -603,14 +642,15 @@ impl Scenario {
         out
     }
 
-    /// The registrars (by index) some TCP provider is served by at some point of the
-    /// run: the connections the core may hold open at once are bounded by their number.
-    pub fn tcp_targets(&self) -> BTreeSet<usize> {
+    /// The (transport, registrar index) pairs some TCP or TLS provider is served by at
+    /// some point of the run: the connections the core may hold open at once are
+    /// bounded by their number.
+    pub fn stream_targets(&self) -> BTreeSet<(SipTransport, usize)> {
         self.providers
             .iter()
             .zip(self.registrars_by_provider())
-            .filter(|(p, _)| p.transport == SipTransport::Tcp)
-            .flat_map(|(_, regs)| regs)
+            .filter(|(p, _)| p.sip_transport().is_stream())
+            .flat_map(|(p, regs)| regs.into_iter().map(|r| (p.sip_transport(), r)))
             .collect()
     }
 

@@ -69,7 +69,7 @@ fn tcp_accounts_share_one_connection_and_udp_ones_stay_datagrams() {
         r.stats.stream_connects, 1,
         "one connection for three accounts"
     );
-    let on_stream = lines(&r, "tcp#1 trunkline => reg-0  REGISTER");
+    let on_stream = lines(&r, "conn#1 trunkline => reg-0  REGISTER");
     let datagrams = lines(&r, "trunkline -> reg-0  REGISTER");
     assert!(
         on_stream.len() >= 6,
@@ -84,7 +84,7 @@ fn tcp_accounts_share_one_connection_and_udp_ones_stay_datagrams() {
         .any(|l| ["u1", "u2", "u3"].iter().any(|u| authorized_as(l, u))));
     assert!(!on_stream.iter().any(|l| authorized_as(l, "u4")));
     assert!(r.stats.stream_reads > 0);
-    let connected = lines(&r, "tcp#1  connected");
+    let connected = lines(&r, "conn#1  connected");
     assert_eq!(connected.len(), 1);
 }
 
@@ -106,16 +106,16 @@ fn a_reset_and_a_close_each_bring_a_new_connection_and_a_new_registration() {
         },
     );
     let r = run_full(s);
-    assert_eq!(r.stats.stream_connects, 3, "{:#?}", lines(&r, "tcp#"));
+    assert_eq!(r.stats.stream_connects, 3, "{:#?}", lines(&r, "conn#"));
     assert_eq!(
         r.stats.reregistrations_checked, 4,
         "both accounts owed a new registration after each drop"
     );
-    let reset = lines(&r, "tcp#1  closed by reg-0 (connection reset by peer)");
-    let closed = lines(&r, "tcp#2  closed by reg-0");
+    let reset = lines(&r, "conn#1  closed by reg-0 (connection reset by peer)");
+    let closed = lines(&r, "conn#2  closed by reg-0");
     assert_eq!((reset.len(), closed.len()), (1, 1));
     // Registered again on the new connection within a second of each drop.
-    for (conn, dropped) in [("tcp#2", 300.0), ("tcp#3", 600.0)] {
+    for (conn, dropped) in [("conn#2", 300.0), ("conn#3", 600.0)] {
         let again = lines(&r, &format!("{conn} reg-0 => trunkline  200 OK"));
         assert!(
             again.first().is_some_and(|l| at(l) < dropped + 1.0),
@@ -170,7 +170,7 @@ fn a_listener_that_closes_after_each_answer_is_backed_off_not_looped() {
         },
     );
     let r = run_full(s);
-    let connects: Vec<f64> = lines(&r, "trunkline -> reg-0  connect")
+    let connects: Vec<f64> = lines(&r, "trunkline -> reg-0  connect tcp")
         .iter()
         .map(|l| at(l))
         .collect();
@@ -231,7 +231,7 @@ fn generated_worlds_cover_stream_links() {
         (0, 0, 0, 0, 0, 0);
     for seed in 0..48 {
         let s = generate(seed);
-        if s.providers.iter().any(|p| p.transport == SipTransport::Tcp) {
+        if s.providers.iter().any(|p| p.sip_transport().is_stream()) {
             worlds += 1;
         }
         let r = run(s, RunOptions::default());
@@ -242,7 +242,10 @@ fn generated_worlds_cover_stream_links() {
         ends += r.stats.stream_ends;
         owed += r.stats.reregistrations_checked;
     }
-    assert!(worlds >= 20, "{worlds} of 48 worlds have TCP providers");
+    assert!(
+        worlds >= 20,
+        "{worlds} of 48 worlds have TCP or TLS providers"
+    );
     assert!(
         connects > 100 && ends > 20,
         "{connects} connects, {ends} ends"
@@ -250,4 +253,30 @@ fn generated_worlds_cover_stream_links() {
     assert!(partial > 100, "{partial} reads cut a message");
     assert!(several > 10, "{several} reads held several messages");
     assert!(owed > 5, "{owed} re-registrations after a drop checked");
+}
+
+#[test]
+fn pinged_connections_are_answered_and_stay_open() {
+    let mut s = world("keepalive", 1, 0);
+    s.core.keepalive = Some(secs(30));
+    let r = run_full(s);
+    assert_eq!(r.stats.stream_connects, 1, "{:#?}", lines(&r, "conn#"));
+    // Every 30 s a CRLFCRLF ping; each CRLF pong is a read of two bytes.
+    let pongs = lines(&r, "read 2 bytes: 0 message(s)");
+    assert!(pongs.len() > 250, "{} pongs", pongs.len());
+    assert!(lines(&r, "closed by trunkline").is_empty());
+}
+
+#[test]
+fn a_tls_account_registers_on_a_stream_of_its_own() {
+    let mut s = world("tls", 1, 0);
+    let p = s.add_provider(0);
+    s.providers[p].transport = SipTransport::Tls;
+    let r = run_full(s);
+    assert_eq!(
+        r.stats.stream_connects, 2,
+        "one per transport to one registrar"
+    );
+    // register-on-its-transport checked SIP/2.0/TLS and ;transport=tls on each.
+    assert!(lines(&r, "conn#2 trunkline => reg-0  REGISTER").len() >= 2);
 }

@@ -116,13 +116,13 @@ pub enum Invariant {
     /// More calls in the core than were placed, or call transactions left with no call.
     CallsUnbounded,
     /// Two connections of the core open or opening to one (transport, registrar
-    /// address), or more in all than there are TCP registrar targets.
+    /// address), or more in all than there are stream targets (transport, registrar).
     StreamConnections,
     /// The core wrote on a connection that was not up, or already gone for it.
     StreamWrite,
     /// What the core wrote on a connection cannot be framed (RFC 3261 §18.3).
     StreamFraming,
-    /// A REGISTER did not take its provider's transport (a TCP account's as a datagram,
+    /// A REGISTER did not take its provider's transport (a TCP or TLS account's as a datagram,
     /// or a Via or Contact naming another transport).
     RegisterTransport,
     /// A registration whose connection dropped was not registered again in time,

@@ -1,11 +1,12 @@
-//! Stream-link invariants (issue 10's TCP): the core opens at most one connection per
-//! (transport, registrar address) and no more in all than there are TCP registrar
-//! targets; it writes only on connections that are up and never on one that is gone
-//! for it; what it writes frames cleanly (RFC 3261 §18.3); every REGISTER goes the way
-//! its provider's transport says — on a stream with `SIP/2.0/TCP` and
-//! `;transport=tcp`, or as a datagram with `SIP/2.0/UDP` and neither; and a
-//! registration whose connection dropped is registered again within
-//! [`REREGISTER_BOUND`] when its registrar accepts connections throughout.
+//! Stream-link invariants (issue 10's TCP and TLS): the core opens at most one
+//! connection per (transport, registrar address) and no more in all than there are
+//! stream targets; it writes only on connections that are up and never on one that is
+//! gone for it; what it writes frames cleanly (RFC 3261 §18.3); every REGISTER goes
+//! the way its provider's transport says — on a stream with `SIP/2.0/TCP` (`TLS`) and
+//! `;transport=tcp` (`tls`), or as a datagram with `SIP/2.0/UDP` and no `;transport=`;
+//! a registration whose connection dropped is registered again within
+//! [`REREGISTER_BOUND`] when its registrar accepts connections throughout; and
+//! connections to a registrar are not opened at a constant pace ([`CHURN_WINDOW`]).
 
 use super::wire::{self, Scanned};
 use super::{Findings, Invariant};
@@ -24,7 +25,7 @@ pub const REREGISTER_BOUND: Duration = Duration::from_secs(10);
 /// The window over which connection churn is bounded.
 pub const CHURN_WINDOW: Duration = Duration::from_secs(600);
 
-/// Connections one TCP account may cause its registrar's target in a
+/// Connections one stream (TCP or TLS) account may cause its registrar's target in a
 /// [`CHURN_WINDOW`]: its failures back off from 5 s doubling (a fresh run of failures
 /// has 8 attempts in 10 minutes, at most one connection each), so a core that retried
 /// at a constant pace would exceed it many times over.
@@ -72,7 +73,7 @@ pub struct StreamChecks {
     open: usize,
     /// Obligations by index (checked when due).
     obligations: Vec<Reregister>,
-    /// Registrar index → TCP accounts it serves at some point of the run.
+    /// Registrar index → stream accounts it serves at some point of the run.
     accounts_at: BTreeMap<usize, usize>,
     /// Registrar index → when the core asked for connections to it (in the window).
     connects: BTreeMap<usize, VecDeque<Instant>>,
@@ -100,7 +101,7 @@ impl StreamChecks {
     pub fn new(transports: BTreeMap<(usize, String), SipTransport>, bound: usize) -> Self {
         let mut accounts_at = BTreeMap::new();
         for ((registrar, _), t) in &transports {
-            if *t == SipTransport::Tcp {
+            if t.is_stream() {
                 *accounts_at.entry(*registrar).or_default() += 1;
             }
         }
@@ -123,7 +124,7 @@ impl StreamChecks {
     }
 
     /// Connection churn towards registrar `registrar`: within any [`CHURN_WINDOW`] at
-    /// most [`CHURN_PER_ACCOUNT`] connections per TCP account there, plus two per drop
+    /// most [`CHURN_PER_ACCOUNT`] connections per stream account there, plus two per drop
     /// and per workload change in the window, plus a few.
     fn check_churn(&mut self, f: &mut Findings, registrar: usize, now: Instant) {
         let q = self.connects.entry(registrar).or_default();
@@ -139,7 +140,7 @@ impl StreamChecks {
             f.push(
                 Invariant::ConnectionChurn,
                 format!(
-                    "{asked} connections to registrar {registrar} within {}s, allowed {allowed} ({accounts} TCP account(s), {} drop(s), {} workload change(s))",
+                    "{asked} connections to registrar {registrar} within {}s, allowed {allowed} ({accounts} stream account(s), {} drop(s), {} workload change(s))",
                     CHURN_WINDOW.as_secs(),
                     d.len(),
                     self.workload.len()
@@ -203,7 +204,7 @@ impl StreamChecks {
             f.push(
                 Invariant::StreamConnections,
                 format!(
-                    "{} connections open or opening, bound {} (TCP registrar targets)",
+                    "{} connections open or opening, bound {} (stream targets)",
                     self.open, self.bound
                 ),
             );
@@ -239,15 +240,15 @@ impl StreamChecks {
             Some(CoreView::Up) => {}
             Some(CoreView::Opening) => f.push(
                 Invariant::StreamWrite,
-                format!("a write on tcp#{conn} before Connected"),
+                format!("a write on conn#{conn} before Connected"),
             ),
             Some(CoreView::Gone) => f.push(
                 Invariant::StreamWrite,
-                format!("a write on tcp#{conn}, which is closed for the core"),
+                format!("a write on conn#{conn}, which is closed for the core"),
             ),
             None => f.push(
                 Invariant::StreamWrite,
-                format!("a write on tcp#{conn}, which the core never asked for"),
+                format!("a write on conn#{conn}, which the core never asked for"),
             ),
         }
     }
@@ -256,7 +257,7 @@ impl StreamChecks {
     pub fn on_unframed(&mut self, f: &mut Findings, conn: u64, why: &str) {
         f.push(
             Invariant::StreamFraming,
-            format!("the core's bytes on tcp#{conn} cannot be framed: {why}"),
+            format!("the core's bytes on conn#{conn} cannot be framed: {why}"),
         );
     }
 
@@ -278,9 +279,9 @@ impl StreamChecks {
         let Some(transport) = self.transports.get(&(registrar, user.to_owned())).copied() else {
             return;
         };
-        let tcp = transport == SipTransport::Tcp;
+        let token = transport.core().as_str();
         let mut wrong = Vec::new();
-        if on_stream != tcp {
+        if on_stream != transport.is_stream() {
             wrong.push(if on_stream {
                 "sent on a connection"
             } else {
@@ -288,8 +289,7 @@ impl StreamChecks {
             });
         }
         let via = m.header("Via").unwrap_or_default();
-        let via_tcp = via.starts_with("SIP/2.0/TCP ");
-        if via_tcp != tcp || !(via_tcp || via.starts_with("SIP/2.0/UDP ")) {
+        if !via.starts_with(&format!("SIP/2.0/{token} ")) {
             wrong.push("its Via names another transport");
         }
         // Every binding of ours it names (the NAT replacement names two).
@@ -298,9 +298,9 @@ impl StreamChecks {
             if wire::param(uri, "line").is_none() {
                 continue;
             }
-            let says_tcp =
-                wire::param(uri, "transport").is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
-            if says_tcp != tcp {
+            // UDP is the default: said by no `;transport=` at all.
+            let said = wire::param(uri, "transport").unwrap_or("udp");
+            if !said.eq_ignore_ascii_case(token) {
                 wrong.push("its Contact names another transport");
                 break;
             }
@@ -310,8 +310,7 @@ impl StreamChecks {
             f.push(
                 Invariant::RegisterTransport,
                 format!(
-                    "REGISTER CSeq {cseq} of {user} (a {} account at registrar {registrar}): {}",
-                    if tcp { "TCP" } else { "UDP" },
+                    "REGISTER CSeq {cseq} of {user} (a {token} account at registrar {registrar}): {}",
                     wrong.join(", ")
                 ),
             );

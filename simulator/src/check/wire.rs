@@ -198,8 +198,11 @@ pub fn contact_uri(contact: &str) -> &str {
 pub enum Piece {
     /// A whole message (head, blank line and `Content-Length` bytes of body).
     Message(Vec<u8>),
-    /// A CRLF keep-alive (RFC 5626 §3.5.1: `CRLFCRLF` ping or `CRLF` pong).
-    KeepAlive,
+    /// A CRLF keep-alive (RFC 5626 §3.5.1): a `CRLFCRLF` ping, or a `CRLF` pong.
+    KeepAlive {
+        /// A ping (four bytes), not a pong.
+        ping: bool,
+    },
 }
 
 /// The largest head the reader waits for before calling the stream broken (the
@@ -232,13 +235,9 @@ impl StreamReader {
     /// that never ends).
     pub fn pop(&mut self) -> Result<Option<Piece>, String> {
         if self.buf.starts_with(b"\r\n") {
-            let n = if self.buf.starts_with(b"\r\n\r\n") {
-                4
-            } else {
-                2
-            };
-            self.buf.drain(..n);
-            return Ok(Some(Piece::KeepAlive));
+            let ping = self.buf.starts_with(b"\r\n\r\n");
+            self.buf.drain(..if ping { 4 } else { 2 });
+            return Ok(Some(Piece::KeepAlive { ping }));
         }
         let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") else {
             if self.buf.len() > MAX_HEAD {
@@ -311,8 +310,8 @@ mod tests {
                 }
             }
             // A ping cut in two reads as two pongs: either way no message.
-            assert_eq!(got.first(), Some(&Piece::KeepAlive));
-            got.retain(|p| *p != Piece::KeepAlive);
+            assert!(matches!(got.first(), Some(Piece::KeepAlive { .. })));
+            got.retain(|p| !matches!(p, Piece::KeepAlive { .. }));
             assert_eq!(
                 got,
                 [

@@ -209,10 +209,10 @@ impl Sim {
                     r.add_account(&p.username, &p.password);
                 }
                 accounts.insert((reg, p.username.clone()), p.id.clone());
-                transports.insert((reg, p.username.clone()), p.transport);
+                transports.insert((reg, p.username.clone()), p.sip_transport());
             }
         }
-        let stream_checks = StreamChecks::new(transports, scenario.tcp_targets().len());
+        let stream_checks = StreamChecks::new(transports, scenario.stream_targets().len());
         let providers: Vec<(ProviderDef, bool)> = scenario
             .providers
             .iter()

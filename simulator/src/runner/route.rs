@@ -182,7 +182,8 @@ impl Sim {
                 });
             }
             let mut healthy = self.healthy_since.get(index).copied().flatten();
-            if lapse.binding.contact.contains(";transport=tcp") {
+            let contact = lapse.binding.contact.as_str();
+            if contact.contains(";transport=tcp") || contact.contains(";transport=tls") {
                 // Reached over a connection: its listener must have been healthy too.
                 let listener = self.streams.ok_since.get(index).copied().flatten();
                 healthy = healthy.zip(listener).map(|(a, b)| a.max(b));

@@ -18,7 +18,7 @@ use crate::check::streams::{check_reregister, CoreView, Reregister, REREGISTER_B
 use crate::check::wire::{self, Piece, StreamReader};
 use crate::net::{Direction, Fate};
 use crate::rng::SimRng;
-use crate::scenario::{registrar_name, SipTransport, StreamMode, CORE_ADDR};
+use crate::scenario::{registrar_name, StreamMode, CORE_ADDR};
 use crate::trace::{StreamLine, TraceEvent};
 use sip_core::{Connect, Input, RegisterStatus, Transmit, Transport};
 use std::collections::BTreeMap;
@@ -47,6 +47,8 @@ pub(super) enum ToPeer {
     Syn,
     /// One whole message the core wrote.
     Message(Vec<u8>),
+    /// A CRLFCRLF keep-alive ping (RFC 5626 §4.4.1): the registrar answers CRLF.
+    Ping,
 }
 
 /// What crosses towards the core on a connection, in order.
@@ -153,10 +155,11 @@ impl Sim {
         let now = self.clock.now();
         let conn = c.conn.0;
         self.stats.stream_connects += 1;
-        // The simulator's registrars listen on TCP only (TLS providers are invalid).
+        // The registrar models listen for TCP and TLS on their SIP address (the TLS
+        // handshake is the driver's: to the core it is a stream like TCP's).
         let registrar = match c.transport {
-            Transport::Tcp => self.by_addr.get(&c.remote).copied(),
-            Transport::Udp | Transport::Tls => None,
+            Transport::Tcp | Transport::Tls => self.by_addr.get(&c.remote).copied(),
+            Transport::Udp => None,
         };
         self.stream_checks.on_connect(
             &mut self.findings,
@@ -192,7 +195,14 @@ impl Sim {
         );
         if self.trace.is_on() {
             let peer = registrar.map_or_else(|| c.remote.to_string(), registrar_name);
-            self.stream_trace(conn, StreamLine::Connect { peer: &peer });
+            let transport = c.transport.as_str().to_ascii_lowercase();
+            self.stream_trace(
+                conn,
+                StreamLine::Connect {
+                    peer: &peer,
+                    transport: &transport,
+                },
+            );
         }
         match registrar {
             Some(_) => {
@@ -346,6 +356,9 @@ impl Sim {
                     StreamMode::Accept | StreamMode::CloseAfterAnswer => ToCore::Connected,
                 };
                 self.stream_to_core(conn, answer);
+            }
+            ToPeer::Ping => {
+                self.stream_to_core(conn, ToCore::Bytes(b"\r\n".to_vec()));
             }
             ToPeer::Message(bytes) => {
                 let out = match self.registrars.get_mut(i) {
@@ -611,11 +624,13 @@ impl Sim {
         };
         c.writes.push(&t.payload);
         let mut messages = Vec::new();
+        let mut pings = 0;
         let mut broken = None;
         loop {
             match c.writes.pop() {
                 Ok(Some(Piece::Message(m))) => messages.push(m),
-                Ok(Some(Piece::KeepAlive)) => {}
+                Ok(Some(Piece::KeepAlive { ping: true })) => pings += 1,
+                Ok(Some(Piece::KeepAlive { ping: false })) => {}
                 Ok(None) => break,
                 Err(e) => {
                     broken = Some(e);
@@ -629,6 +644,14 @@ impl Sim {
                 .on_unframed(&mut self.findings, conn, &why);
         }
         let peer_open = c.peer_open;
+        if peer_open {
+            for _ in 0..pings {
+                self.stream_to_peer(conn, ToPeer::Ping);
+            }
+        }
+        let Some(c) = self.streams.conns.get(&conn) else {
+            return;
+        };
         // What the core writes as the connection comes up it held since it asked for
         // the connection at the earliest: its transactions may be that old.
         let began = if c.connected_at == Some(now) {
@@ -689,6 +712,11 @@ impl Sim {
         }
         self.stream_checks.on_gone(conn);
         self.register.on_conn_gone(conn);
+        if let Some(i) = self.streams.conns.get(&conn).and_then(|c| c.registrar) {
+            // A limit (a setup deadline, a ping unanswered) costs a new connection.
+            let now = self.clock.now();
+            self.stream_checks.on_disturbed(i, now);
+        }
         self.stream_trace(
             conn,
             StreamLine::Closed {
@@ -834,7 +862,7 @@ impl Sim {
         let views = self.core.registrations();
         let mut owed = Vec::new();
         for (def, listed) in &self.providers {
-            if !listed || def.transport != SipTransport::Tcp || def.registrar != i {
+            if !listed || !def.sip_transport().is_stream() || def.registrar != i {
                 continue;
             }
             let registered = views

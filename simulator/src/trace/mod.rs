@@ -82,6 +82,8 @@ pub enum StreamLine<'a> {
     Connect {
         /// The registrar.
         peer: &'a str,
+        /// `tcp` or `tls`.
+        transport: &'a str,
     },
     /// The handshake was partitioned: no answer will reach the core.
     Unanswered,

@@ -135,31 +135,33 @@ fn summary_fields(names: &mut Names, m: &Scanned<'_>, out: &mut String) {
     }
 }
 
-/// One stream connection line: `tcp#N` first, so a connection's story greps as one.
+/// One stream connection line: `conn#N` (the core's name for it) first, so a connection's story greps as one.
 pub fn stream(names: &mut Names, conn: u64, line: super::StreamLine<'_>) -> String {
     use super::StreamLine as L;
     match line {
-        L::Connect { peer } => format!("tcp#{conn} trunkline -> {peer}  connect"),
-        L::Unanswered => format!("tcp#{conn}  handshake partitioned (no answer)"),
-        L::Refused => format!("tcp#{conn}  refused"),
-        L::Connected => format!("tcp#{conn}  connected"),
+        L::Connect { peer, transport } => {
+            format!("conn#{conn} trunkline -> {peer}  connect {transport}")
+        }
+        L::Unanswered => format!("conn#{conn}  handshake partitioned (no answer)"),
+        L::Refused => format!("conn#{conn}  refused"),
+        L::Connected => format!("conn#{conn}  connected"),
         L::Message {
             from,
             to,
             bytes,
             note,
-        } => format!("tcp#{conn} {from} => {to}  {}{note}", sip(names, bytes)),
+        } => format!("conn#{conn} {from} => {to}  {}{note}", sip(names, bytes)),
         L::Read {
             bytes,
             messages,
             partial,
         } => format!(
-            "tcp#{conn} trunkline  read {bytes} bytes: {messages} message(s){}",
+            "conn#{conn} trunkline  read {bytes} bytes: {messages} message(s){}",
             if partial { " + partial" } else { "" }
         ),
         L::Closed { by, error } => match error {
-            Some(e) => format!("tcp#{conn}  closed by {by} ({e})"),
-            None => format!("tcp#{conn}  closed by {by}"),
+            Some(e) => format!("conn#{conn}  closed by {by} ({e})"),
+            None => format!("conn#{conn}  closed by {by}"),
         },
     }
 }
