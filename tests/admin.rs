@@ -153,9 +153,14 @@ async fn admin_api_and_status_command_against_a_running_trunkline() {
             "name",
             "nextRefreshAt",
             "registrar",
-            "status"
+            "status",
+            // CONTRACT.md §7.
+            "target",
+            "transport"
         ]
     );
+    assert_eq!(alice["transport"], "udp", "{alice}");
+    assert_eq!(alice["target"], kamailio.addr().to_string(), "{alice}");
 
     // Metrics, read by a Prometheus text parser.
     let response = http.get(format!("{admin}/metrics")).send().await.unwrap();
