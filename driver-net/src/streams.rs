@@ -10,12 +10,13 @@ use crate::tls::TlsConfig;
 use futures_lite::future;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_rustls::rustls::pki_types::ServerName;
-use sip_core::{ConnId, Connect, Input, Transmit, Transport};
+use sip_core::{ConnId, Connect, Controller, Input, Transmit, Transport};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Messages queued for one connection's writer. A peer that reads nothing while more
 /// pile up is dead to us: its connection is closed rather than buffered without bound.
@@ -118,6 +119,24 @@ impl<R: StreamRuntime> Streams<R> {
                 }
             }
         });
+    }
+
+    /// A connection a listener accepted from `remote`: the core names it, or refuses
+    /// it (a limit: it is dropped here, so closed), and the engine takes it over.
+    /// `fallback` stands for our end when the socket cannot say it.
+    pub fn accepted(
+        &mut self,
+        core: &mut Controller,
+        now: Instant,
+        tcp: R::Tcp,
+        remote: SocketAddr,
+        transport: Transport,
+        fallback: SocketAddr,
+    ) {
+        let local = R::local_addr(&tcp).unwrap_or(fallback);
+        if let Some(conn) = core.accept(now, transport, local, remote) {
+            self.adopt(conn, tcp, transport);
+        }
     }
 
     /// Takes over a connection a listener accepted and the core named `conn`

@@ -232,11 +232,9 @@ pub async fn run<B: Backend>(
             }
             Wake::Accepted(Ok((stream, remote)), transport) => {
                 let _ = stream.set_nodelay(true);
-                let local = stream.local_addr().unwrap_or(local);
-                // The core names it, or refuses it (a limit): dropped, so closed.
-                if let Some(conn) = core.accept(now, transport, local, remote) {
-                    outlet.streams.adopt(conn, stream, transport);
-                }
+                outlet
+                    .streams
+                    .accepted(&mut core, now, stream, remote, transport, local);
             }
             Wake::Accepted(Err(e), _) => {
                 tracing::debug!(error = %e, "accepting a SIP connection failed");

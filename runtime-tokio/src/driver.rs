@@ -478,10 +478,10 @@ fn adopt(
     match accepted {
         Ok((stream, remote)) => {
             let _ = stream.set_nodelay(true);
-            let local = stream.local_addr().unwrap_or(local);
-            if let Some(conn) = core.accept(Instant::now(), transport, local, remote) {
-                outlet.streams.adopt(conn, stream.compat(), transport);
-            }
+            let now = Instant::now();
+            outlet
+                .streams
+                .accepted(core, now, stream.compat(), remote, transport, local);
         }
         Err(e) => tracing::debug!(error = %e, "accepting a SIP connection failed"),
     }

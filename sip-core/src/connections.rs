@@ -150,6 +150,23 @@ struct Conn {
     heard: bool,
 }
 
+impl Conn {
+    /// A connection to or from `remote` at `now`: nothing known of our end, nothing
+    /// held, nothing heard yet.
+    fn new(now: Instant, transport: Transport, remote: SocketAddr, side: Side) -> Self {
+        Self {
+            transport,
+            remote,
+            local: None,
+            side,
+            queued: None,
+            framer: Framer::new(),
+            last_arrival: now,
+            heard: false,
+        }
+    }
+}
+
 /// What a connection's timer asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Due {
@@ -275,17 +292,12 @@ impl Connections {
         }
         self.per_source.insert(remote.ip(), from + 1);
         let id = self.new_id();
+        let conn = Conn::new(now, transport, remote, Side::Accepted);
         self.table.insert(
             id,
             Conn {
-                transport,
-                remote,
                 local: Some(local),
-                side: Side::Accepted,
-                queued: None,
-                framer: Framer::new(),
-                last_arrival: now,
-                heard: false,
+                ..conn
             },
         );
         timers.set(
@@ -318,19 +330,15 @@ impl Connections {
             return None;
         }
         let id = self.new_id();
+        let side = Side::Ours {
+            server_name: key.2.clone(),
+        };
+        let conn = Conn::new(now, transport, remote, side);
         self.table.insert(
             id,
             Conn {
-                transport,
-                remote,
-                local: None,
-                side: Side::Ours {
-                    server_name: key.2.clone(),
-                },
                 queued: Some(Vec::new()),
-                framer: Framer::new(),
-                last_arrival: now,
-                heard: false,
+                ..conn
             },
         );
         self.ours.insert(key, id);
