@@ -708,6 +708,50 @@ fn a_late_offer_call_hung_up_before_the_callers_ack_still_acks_the_callee() {
     );
 }
 
+/// The same late offer, hung up by the callee itself before the caller's ACK: its
+/// 2xx gets its ACK (without a body) along with the 200 to its BYE, or it would resend
+/// the 2xx for 32 s. Found by the controller fuzzer
+/// (fuzz/regressions/controller/late-offer-2xx-then-callee-bye-never-acked).
+#[test]
+fn a_late_offer_callee_that_hangs_up_before_the_callers_ack_is_acked() {
+    let mut w = registered(call_config());
+    feed(&mut w, caller(), &invite("c-lb", ""));
+    let out = last_request(&w, livekit(), "INVITE");
+    let ok = response(
+        &out,
+        "200 OK",
+        Some("lk"),
+        &format!("Contact: <sip:lk@{LIVEKIT}>\r\nContent-Type: application/sdp\r\n"),
+        SDP,
+    );
+    feed(&mut w, livekit(), &ok);
+    let before = w.sent.len();
+    let to = header(&ok, "To").unwrap();
+    let from = header(&ok, "From").unwrap();
+    let call_id = header(&ok, "Call-ID").unwrap();
+    let bye = in_dialog(
+        "BYE",
+        "sip:trunkline@198.51.100.1:5070",
+        LIVEKIT,
+        to,
+        from,
+        call_id,
+        1,
+        "",
+    );
+    feed(&mut w, livekit(), &bye);
+    let to_lk = sent_to(&w, livekit(), before);
+    assert_eq!(
+        lines(&to_lk),
+        [
+            "SIP/2.0 200 OK",
+            format!("ACK sip:lk@{LIVEKIT} SIP/2.0").as_str()
+        ],
+        "{to_lk:?}"
+    );
+    assert_eq!(header(&to_lk[1], "Content-Length"), Some("0"));
+}
+
 #[test]
 fn a_call_out_of_hops_is_refused_before_any_routing() {
     let mut w = registered(call_config());

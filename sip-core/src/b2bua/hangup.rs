@@ -206,6 +206,13 @@ impl Call {
             );
             return;
         }
+        // A 2xx of the leg hanging up may still wait for its ACK (a late offer: the
+        // ACK carries the other side's answer, which will not come now). It gets one,
+        // without a body, or it would resend its 2xx until its Timer H.
+        if let Some(p) = self.pending_ack.filter(|p| p.to == from) {
+            self.pending_ack = None;
+            self.send_ack(ctx, p.to, p.cseq, Vec::new());
+        }
         self.leg_done(from);
         let other = match from {
             Leg::Caller => Leg::Callee,
