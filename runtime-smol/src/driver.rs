@@ -342,6 +342,7 @@ impl<B: Backend, F: FnMut(&Event)> Outlet<'_, B, F> {
                     let need_local = self.learn_local_ip;
                     smol::spawn(async move {
                         let result = crate::resolve::resolve(q.host, need_local).await;
+                        let result = result.map(sip_core::Answer::from);
                         let _ = tx.send(Input::Resolved { id: q.id, result }).await;
                     })
                     .detach();

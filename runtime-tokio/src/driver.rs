@@ -348,6 +348,7 @@ impl Outlet<'_> {
                     let need_local = self.learn_local_ip;
                     tokio::spawn(async move {
                         let result = crate::resolve::resolve(q.host, need_local).await;
+                        let result = result.map(sip_core::Answer::from);
                         let _ = tx.send(Input::Resolved { id: q.id, result });
                     });
                 }

@@ -123,6 +123,10 @@ impl Controller {
             }
             Input::Backend { id, reply } => self.on_backend(now, id, reply),
             Input::Resolved { id, result } => {
+                let result = result.and_then(|a| match a.records {
+                    crate::io::Records::Addresses(r) => Ok(r),
+                    _ => Err("not an address answer".to_owned()),
+                });
                 for (waiter, res) in self.ctx.dns.answer(id, result, now) {
                     match waiter {
                         Waiter::Registration(slot) => {

@@ -44,10 +44,12 @@ pub enum Input {
     Closed { conn: ConnId, error: Option<String> },
     /// The reply to an [`Output::Backend`] request.
     Backend { id: RequestId, reply: BackendReply },
-    /// The answer to an [`Output::Resolve`] query.
+    /// The answer to an [`Output::Resolve`] query: the records found (none when the
+    /// name or the record type does not exist), or why the lookup failed (a timeout, a
+    /// server failure: worth asking again soon).
     Resolved {
         id: QueryId,
-        result: Result<Resolution, String>,
+        result: Result<Answer, String>,
     },
     /// An operator or the process asks for something.
     Command(Command),
@@ -61,6 +63,66 @@ pub struct Resolution {
     /// Our source address towards the first of `addrs`, used in Contact/Via when no
     /// public address is configured.
     pub local_ip: Option<IpAddr>,
+}
+
+/// The records a lookup found, and how long they may be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Records of the kind the query asked for.
+    pub records: Records,
+    /// The smallest TTL among them (for an empty answer: the zone's negative-caching
+    /// time), or `None` when the resolver cannot tell (IP literals, `/etc/hosts`): the
+    /// core then uses its own default.
+    pub ttl: Option<Duration>,
+}
+
+impl Answer {
+    /// Addresses without a TTL.
+    pub fn addresses(addrs: Vec<IpAddr>, local_ip: Option<IpAddr>) -> Answer {
+        Answer::from(Resolution { addrs, local_ip })
+    }
+}
+
+impl From<Resolution> for Answer {
+    fn from(res: Resolution) -> Answer {
+        Answer {
+            records: Records::Addresses(res),
+            ttl: None,
+        }
+    }
+}
+
+/// The records of an [`Answer`], by the [`QueryKind`] asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Records {
+    /// A/AAAA.
+    Addresses(Resolution),
+    /// SRV (RFC 2782), in the order the server gave them.
+    Services(Vec<SrvRecord>),
+    /// NAPTR (RFC 3403), in the order the server gave them.
+    Naptr(Vec<NaptrRecord>),
+}
+
+/// One SRV record: `target:port`, tried by `priority` (lowest first), spread by `weight`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrvRecord {
+    pub priority: u16,
+    pub weight: u16,
+    pub port: u16,
+    /// A host name (without the trailing dot); `.` alone means "no service here".
+    pub target: String,
+}
+
+/// One NAPTR record as RFC 3263 §4.1 uses it: `services` such as `SIP+D2U`, `flags`
+/// `s` (the replacement is an SRV name), `replacement` the SRV name to look up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NaptrRecord {
+    pub order: u16,
+    pub preference: u16,
+    pub flags: String,
+    pub services: String,
+    /// A domain name without the trailing dot.
+    pub replacement: String,
 }
 
 /// Operator and process commands.
@@ -150,7 +212,7 @@ pub struct Connect {
     pub server_name: Option<String>,
 }
 
-/// A DNS lookup (A/AAAA now; SRV/NAPTR will be further [`QueryKind`]s).
+/// A DNS lookup: `host` is the name to ask for (for SRV e.g. `_sip._udp.example.com`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveQuery {
     pub id: QueryId,
@@ -159,10 +221,15 @@ pub struct ResolveQuery {
 }
 
 /// What to look up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum QueryKind {
-    /// A and AAAA records.
+    /// A and AAAA records (an IP literal is answered as itself); the answer also says
+    /// our local address towards the first (see [`Resolution::local_ip`]).
     Address,
+    /// SRV records.
+    Srv,
+    /// NAPTR records.
+    Naptr,
 }
 
 /// A backend request, as meaning; [`crate::backend::http`] maps it onto HTTP.

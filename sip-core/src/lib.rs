@@ -73,10 +73,10 @@ pub use backend::destination::{NoRoute, Route, RouteSource};
 pub use config::{CallSettings, Config, DigestCredentials, RejectUnknown, SipTimers};
 pub use controller::Controller;
 pub use io::{
-    BackendOp, BackendReply, BackendRequest, BindingIdentity, CallRecord, CallView, Command,
-    Connect, Event, FailureNotice, Input, LeftBehind, Output, QueryId, RegisterOutcome,
-    RegisterStatus, RegistrationView, RequestId, Resolution, ResolveQuery, SentRegister,
-    StatusReport, Transmit,
+    Answer, BackendOp, BackendReply, BackendRequest, BindingIdentity, CallRecord, CallView,
+    Command, Connect, Event, FailureNotice, Input, LeftBehind, NaptrRecord, Output, QueryId,
+    QueryKind, Records, RegisterOutcome, RegisterStatus, RegistrationView, RequestId, Resolution,
+    ResolveQuery, SentRegister, SrvRecord, StatusReport, Transmit,
 };
 pub use provider::{Provider, ProviderSpec};
 pub use registrars::Registrars;

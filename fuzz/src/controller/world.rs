@@ -336,7 +336,7 @@ impl World {
                 };
                 self.input(Input::Resolved {
                     id: q.id,
-                    result: pools::resolution(*answer),
+                    result: pools::resolution(*answer).map(sip_core::Answer::from),
                 });
             }
             Op::Command(c) => {

@@ -509,6 +509,7 @@ impl Sim {
             Pending::BackendReply { id, reply } => self.backend_reply(id, reply),
             Pending::DnsAnswer { id, result } => {
                 let now = self.clock.now();
+                let result = result.map(sip_core::Answer::from);
                 self.core.handle_input(now, Input::Resolved { id, result });
                 self.drain();
             }

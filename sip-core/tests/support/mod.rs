@@ -12,8 +12,7 @@ pub mod registrar;
 
 use registrar::Registrar;
 use sip_core::{
-    BackendOp, BackendReply, Config, Controller, Event, Input, Output, ProviderSpec, Resolution,
-    StatusReport,
+    BackendOp, BackendReply, Config, Controller, Event, Input, Output, ProviderSpec, StatusReport,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -260,10 +259,7 @@ impl World {
                         self.now,
                         Input::Resolved {
                             id: q.id,
-                            result: Ok(Resolution {
-                                addrs: vec![ip],
-                                local_ip: None,
-                            }),
+                            result: Ok(sip_core::Answer::addresses(vec![ip], None)),
                         },
                     );
                 }
