@@ -211,6 +211,35 @@ impl EventLog {
                 provider_id = %provider_id, advertised = %advertised, seen = %seen,
                 "the registrar sees us at another address (NAT): Contact and Via use it from now on"
             ),
+            Event::TargetChanged {
+                provider_id,
+                from,
+                to,
+                reason,
+            } => tracing::warn!(
+                provider_id = %provider_id, provider_name = %self.name(provider_id),
+                from = %from, to = %to, reason = %reason,
+                "registering at the registrar's next address (RFC 3263 failover)"
+            ),
+            Event::AbandonedBindingCleared {
+                provider_id,
+                target,
+                removed,
+                why,
+            } => {
+                if *removed {
+                    tracing::info!(
+                        provider_id = %provider_id, provider_name = %self.name(provider_id),
+                        target = %target, "removed our binding at the registrar address we left"
+                    );
+                } else {
+                    tracing::warn!(
+                        provider_id = %provider_id, provider_name = %self.name(provider_id),
+                        target = %target, why = %why,
+                        "could not remove our binding at the registrar address we left (it lapses there by itself)"
+                    );
+                }
+            }
             Event::KeepaliveUnanswered { registrar } => tracing::warn!(
                 registrar = %registrar,
                 "the registrar does not answer our OPTIONS keep-alive: it or the path to it may be down (registrations there are refreshed as usual)"

@@ -123,20 +123,14 @@ impl Controller {
             }
             Input::Backend { id, reply } => self.on_backend(now, id, reply),
             Input::Resolved { id, result } => {
-                let result = result.and_then(|a| match a.records {
-                    crate::io::Records::Addresses(r) => Ok(r),
-                    _ => Err("not an address answer".to_owned()),
-                });
-                for (waiter, res) in self.ctx.dns.answer(id, result, now) {
+                for waiter in self.ctx.dns.answer(id, result, now) {
                     match waiter {
                         Waiter::Registration(slot) => {
                             if let Some(reg) = self.registry.get_mut(slot) {
-                                reg.on_resolved(now, &mut self.ctx, res);
+                                reg.on_resolved(now, &mut self.ctx);
                             }
                         }
-                        Waiter::Call(call) => {
-                            self.calls.on_resolved(now, &mut self.ctx, call, res);
-                        }
+                        Waiter::Call(call) => self.calls.on_resolved(now, &mut self.ctx, call),
                     }
                 }
             }
@@ -170,6 +164,11 @@ impl Controller {
             TimerKey::Registration(slot) => {
                 if let Some(reg) = self.registry.get_mut(slot) {
                     reg.on_timer(now, ctx);
+                }
+            }
+            TimerKey::Cleanup(slot) => {
+                if let Some(reg) = self.registry.get_mut(slot) {
+                    reg.run_cleanups(now, ctx);
                 }
             }
             TimerKey::Transaction(id, timer) => {
@@ -517,6 +516,16 @@ impl Controller {
                 }
                 if let Some(reg) = self.registry.get_mut(slot) {
                     reg.on_transaction(now, &mut self.ctx, id, event);
+                }
+            }
+            TxnAction::Notify {
+                owner: Owner::Cleanup(slot),
+                id,
+                event,
+                ..
+            } => {
+                if let Some(reg) = self.registry.get_mut(slot) {
+                    reg.on_cleanup_transaction(now, &mut self.ctx, id, event);
                 }
             }
             TxnAction::Notify {

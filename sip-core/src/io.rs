@@ -371,6 +371,23 @@ pub enum Event {
         advertised: String,
         seen: SocketAddr,
     },
+    /// A registration moved from one RFC 3263 target of its registrar to the next
+    /// (`reason`: what failed at `from`).
+    TargetChanged {
+        provider_id: String,
+        from: SocketAddr,
+        to: SocketAddr,
+        reason: String,
+    },
+    /// A binding left at an abandoned target was removed there (`removed`), or given
+    /// up on (`removed: false`, `why`: the target never answered before the binding
+    /// lapsed, or refused the un-REGISTER).
+    AbandonedBindingCleared {
+        provider_id: String,
+        target: SocketAddr,
+        removed: bool,
+        why: String,
+    },
     /// A UDP registrar did not answer our OPTIONS keep-alive (Timer F): it may be
     /// down, or the path to it. Once per outage.
     KeepaliveUnanswered { registrar: String },

@@ -3,6 +3,7 @@
 
 use crate::message::is_safe_header_value;
 use crate::secret::Secret;
+use std::num::NonZeroU16;
 use thiserror::Error;
 
 pub use crate::transport::Transport;
@@ -42,7 +43,10 @@ pub struct Provider {
     pub id: String,
     pub name: Box<str>,
     pub host: Box<str>,
-    pub port: u16,
+    /// The port the entry gave: without one, a host name is located by SRV records
+    /// (RFC 3263 §4.2). See [`Provider::port`]. (2 bytes: a `bool` beside a `u16`
+    /// would cost 8 with padding.)
+    pub given_port: Option<NonZeroU16>,
     pub transport: Transport,
     pub username: Box<str>,
     pub password: Secret,
@@ -50,12 +54,19 @@ pub struct Provider {
     auth_username: Option<Box<str>>,
     pub realm: Option<Box<str>>,
     pub expires: u32,
-    /// Where requests are sent instead of `host:port`, as `(host, port)`.
-    pub outbound_proxy: Option<Box<(Box<str>, u16)>>,
+    /// Where requests are sent instead of `host:port`, as `(host, port)`; without a
+    /// port, a name is located by SRV records like the host.
+    pub outbound_proxy: Option<Box<(Box<str>, Option<u16>)>>,
     pub enabled: bool,
 }
 
 impl Provider {
+    /// The port given, else the transport's default (RFC 3261 §19.1.2).
+    pub fn port(&self) -> u16 {
+        self.given_port
+            .map_or(self.transport.default_port(), NonZeroU16::get)
+    }
+
     /// The user name the digest answer carries: `auth_username`, else the user name.
     pub fn auth_username(&self) -> &str {
         self.auth_username.as_deref().unwrap_or(&self.username)
@@ -161,7 +172,7 @@ fn parse_transport(raw: Option<&str>) -> Result<Transport, InvalidProvider> {
     }
 }
 
-fn parse_proxy(raw: &str) -> Result<(String, u16), InvalidProvider> {
+fn parse_proxy(raw: &str) -> Result<(String, Option<u16>), InvalidProvider> {
     let bad = || InvalidProvider::OutboundProxy(raw.to_owned());
     check_text("outbound_proxy", raw)?;
     let rest = raw
@@ -174,18 +185,18 @@ fn parse_proxy(raw: &str) -> Result<(String, u16), InvalidProvider> {
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let (h, after) = v6.split_once(']').ok_or_else(bad)?;
         let port = match after.strip_prefix(':') {
-            Some(p) => p.parse::<u16>().map_err(|_| bad())?,
-            None if after.is_empty() => 5060,
+            Some(p) => Some(p.parse::<u16>().map_err(|_| bad())?),
+            None if after.is_empty() => None,
             None => return Err(bad()),
         };
         (format!("[{h}]"), port)
     } else {
         match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse::<u16>().map_err(|_| bad())?),
-            None => (hostport.to_owned(), 5060),
+            Some((h, p)) => (h.to_owned(), Some(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (hostport.to_owned(), None),
         }
     };
-    if port == 0 || !valid_host(&host) {
+    if port == Some(0) || !valid_host(&host) {
         return Err(bad());
     }
     Ok((host, port))
@@ -241,12 +252,14 @@ impl ProviderSpec {
         let transport = parse_transport(self.transport.as_deref())?;
         // Absent (or JSON null) takes the default; 0 is out of range like any other
         // number outside 1-65535, not a second way to say "default".
-        let port = match self.port {
-            None => transport.default_port(),
-            Some(p) => u16::try_from(p)
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or(InvalidProvider::Port(p))?,
+        let given_port = match self.port {
+            None => None,
+            Some(p) => Some(
+                u16::try_from(p)
+                    .ok()
+                    .and_then(NonZeroU16::new)
+                    .ok_or(InvalidProvider::Port(p))?,
+            ),
         };
         // 0 would ask for an un-REGISTER: out of range, like a negative value.
         let expires = match self.expires {
@@ -267,7 +280,7 @@ impl ProviderSpec {
             id: self.id.clone(),
             name: self.name.as_str().into(),
             host: host.into(),
-            port,
+            given_port,
             transport,
             username: self.username.as_str().into(),
             password: self.password.clone(),
@@ -301,7 +314,7 @@ mod tests {
     #[test]
     fn empty_forms_have_one_meaning_each() {
         let p = spec().validate().unwrap();
-        assert_eq!((p.port, p.expires), (5060, DEFAULT_EXPIRES));
+        assert_eq!((p.port(), p.expires), (5060, DEFAULT_EXPIRES));
         let zero_port = ProviderSpec {
             port: Some(0),
             ..spec()

@@ -209,6 +209,7 @@ impl Registry {
                 self.index.remove(slot, reg.line());
             }
             ctx.timers.cancel(TimerKey::Registration(slot));
+            ctx.timers.cancel(TimerKey::Cleanup(slot));
             // Only stopped registrations are freed: none has a send in the pacer.
             self.free.push(slot);
         }

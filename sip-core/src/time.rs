@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 pub enum TimerKey {
     /// The registration's next action: refresh, retry after a failure, or a queued send.
     Registration(u32),
+    /// The next un-REGISTER of a binding the registration left at a target it moved
+    /// away from (`registration::cleanup`).
+    Cleanup(u32),
     /// One named RFC 3261 §17 timer of transaction `id` (a transaction arms at most two
     /// at a time: a retransmission timer and a timeout).
     Transaction(u64, TxnTimer),

@@ -21,7 +21,7 @@ use super::fork;
 use super::outbound::{self, NotForwarded};
 use crate::backend::destination::{NoRoute, Route};
 use crate::ctx::Ctx;
-use crate::io::{CallView, Event, Resolution};
+use crate::io::{CallView, Event};
 use crate::message::{response_to, Request};
 use crate::routing::RouteLookups;
 use crate::time::{CallTimer, TimerKey};
@@ -207,14 +207,9 @@ impl Calls {
     }
 
     /// The destination address for call `id`.
-    pub fn on_resolved(
-        &mut self,
-        now: Instant,
-        ctx: &mut Ctx,
-        id: u64,
-        result: Result<Resolution, String>,
-    ) {
-        self.with(now, ctx, id, |call, ctx| call.on_resolved(now, ctx, result));
+    /// An answer call `id` waited for arrived: it looks again.
+    pub fn on_resolved(&mut self, now: Instant, ctx: &mut Ctx, id: u64) {
+        self.with(now, ctx, id, |call, ctx| call.on_resolved(now, ctx));
     }
 
     /// What a transaction of call `id` towards (or from) `leg` reports.

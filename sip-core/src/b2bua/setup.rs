@@ -10,12 +10,11 @@ use super::uri::{host_port, host_with_port, join_host_port, our_contact};
 use crate::auth::{self, DigestInput};
 use crate::backend::destination::{NoRoute, Route};
 use crate::ctx::Ctx;
-use crate::dns::{Lookup, Waiter};
-use crate::io::Resolution;
+use crate::dns::locate::{locate, Asker, Located, Place};
+use crate::dns::Waiter;
 use crate::message::{self, Request, Response};
 use crate::transaction::{Leg, Owner, TxnEvent};
 use crate::transport::Transport;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 impl Call {
@@ -39,7 +38,7 @@ impl Call {
                 return;
             }
         };
-        let Some(hp) = host_port(&route.uri) else {
+        if host_port(&route.uri).is_none() {
             let reason = format!("destination {} is not a sip: URI", route.uri);
             self.reject(
                 now,
@@ -50,30 +49,17 @@ impl Call {
                 reason,
             );
             return;
-        };
+        }
         self.destination = Some(route.uri.clone());
         self.callee = CalleeLeg::Resolving;
-        match ctx.dns.lookup(&hp.host, now) {
-            Lookup::Ready(res) => self.on_resolved(now, ctx, Ok(res)),
-            Lookup::Failed(e) => self.on_resolved(now, ctx, Err(e)),
-            Lookup::Pending => {
-                ctx.dns.wait(
-                    &hp.host,
-                    Waiter::Call(self.id),
-                    &mut ctx.out,
-                    &mut ctx.next_query,
-                );
-            }
-        }
+        self.on_resolved(now, ctx);
     }
 
-    /// The destination host's address (or why there is none).
-    pub(super) fn on_resolved(
-        &mut self,
-        now: Instant,
-        ctx: &mut Ctx,
-        result: Result<Resolution, String>,
-    ) {
+    /// Locates the destination (RFC 3263: NAPTR, SRV, A/AAAA as its URI calls for);
+    /// called again by every answer it waited for. The call goes to the first target;
+    /// it does not fail over to the next (a caller waiting 32 s for Timer F has hung
+    /// up long before a second attempt would ring).
+    pub(super) fn on_resolved(&mut self, now: Instant, ctx: &mut Ctx) {
         if self.callee != CalleeLeg::Resolving || self.caller != CallerLeg::Inviting {
             return;
         }
@@ -83,22 +69,31 @@ impl Call {
         let Some(hp) = host_port(&destination) else {
             return;
         };
-        let port = hp.port_or_default();
-        let (ip, local_ip) = match result {
-            Ok(res) => match res.addrs.first() {
-                Some(&ip) => (ip, res.local_ip),
-                None => {
-                    self.unresolved(now, ctx, &destination, "no address");
-                    return;
-                }
-            },
-            Err(e) => {
+        let place = Place {
+            host: &hp.host,
+            port: hp.port,
+            transport: hp.transport_given.then_some(hp.transport),
+        };
+        let mut asker = Asker {
+            dns: &mut ctx.dns,
+            waiter: Waiter::Call(self.id),
+            out: &mut ctx.out,
+            next_query: &mut ctx.next_query,
+        };
+        let targets = match locate(place, now, self.id, &mut asker) {
+            Located::Ready(t) => t,
+            Located::Failed(e) => {
                 self.unresolved(now, ctx, &destination, &e);
                 return;
             }
+            Located::Pending => return,
         };
-        let addr = SocketAddr::new(ip, port);
-        let port = ctx.cfg.listen_port(hp.transport);
+        let Some(&addr) = targets.addrs.first() else {
+            self.unresolved(now, ctx, &destination, "no address");
+            return;
+        };
+        let (ip, local_ip, transport) = (addr.ip(), targets.local_ip, targets.transport);
+        let port = ctx.cfg.listen_port(transport);
         let local = match (&ctx.cfg.contact_host, local_ip) {
             (Some(h), _) => host_with_port(h, port),
             (None, Some(ip)) => join_host_port(ip, port),
@@ -114,8 +109,8 @@ impl Call {
         }
         // A connection of ours on TCP (one to that address reused), a datagram on UDP.
         // TLS checks the destination's certificate against the host its URI names.
-        let name = (hp.transport == Transport::Tls).then_some(hp.host.as_str());
-        let Some(link) = ctx.link_to(now, hp.transport, addr, name) else {
+        let name = (transport == Transport::Tls).then_some(hp.host.as_str());
+        let Some(link) = ctx.link_to(now, transport, addr, name) else {
             let reason = "too many connections open".to_owned();
             self.reject(now, ctx, 503, "Service Unavailable", "failed", reason);
             return;

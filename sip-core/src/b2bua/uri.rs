@@ -16,6 +16,9 @@ pub struct HostPort {
     /// The transport to reach it over: `sips:` is TLS, else the `;transport=`
     /// parameter's (`udp`, `tcp`, `tls`), else UDP.
     pub transport: Transport,
+    /// Whether `sips:` or `;transport=` said it (else RFC 3263 may pick another by
+    /// NAPTR: see [`crate::dns::locate`]).
+    pub transport_given: bool,
 }
 
 impl HostPort {
@@ -73,17 +76,19 @@ pub fn host_port(uri: &str) -> Option<HostPort> {
                 .filter(|(n, _)| n.trim().eq_ignore_ascii_case("transport"))
         })
         .map(|(_, v)| v.trim());
-    let transport = match param {
-        _ if secure => Transport::Tls,
-        Some(v) if v.eq_ignore_ascii_case("tcp") => Transport::Tcp,
-        Some(v) if v.eq_ignore_ascii_case("tls") => Transport::Tls,
-        _ => Transport::Udp,
+    let (transport, transport_given) = match param {
+        _ if secure => (Transport::Tls, true),
+        Some(v) if v.eq_ignore_ascii_case("tcp") => (Transport::Tcp, true),
+        Some(v) if v.eq_ignore_ascii_case("tls") => (Transport::Tls, true),
+        Some(v) if v.eq_ignore_ascii_case("udp") => (Transport::Udp, true),
+        _ => (Transport::Udp, false),
     };
     Some(HostPort {
         host: host.to_owned(),
         port,
         secure,
         transport,
+        transport_given,
     })
 }
 

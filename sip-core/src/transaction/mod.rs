@@ -61,6 +61,8 @@ pub enum Leg {
 pub enum Owner {
     /// The registration in this slot.
     Registration(u32),
+    /// An un-REGISTER of the registration in this slot, at a target it left.
+    Cleanup(u32),
     /// One leg of a call (the B2BUA's).
     Leg {
         /// The call's id.

@@ -8,9 +8,11 @@
 //! class is retried with exponential backoff and jitter, a temporary failure is never given
 //! up for good, and the error text names the class and the cause.
 
+mod cleanup;
+mod targets;
+
 use crate::auth::{self, Challenge, DigestInput};
 use crate::ctx::Ctx;
-use crate::dns::Waiter;
 use crate::io::{
     BindingIdentity, Event, FailureNotice, LeftBehind, Output, RegisterOutcome, RegisterStatus,
     RegistrationView, StatusReport,
@@ -92,6 +94,18 @@ struct FailureRun {
     announced_at: Instant,
 }
 
+/// What varies between the REGISTERs of one binding (see [`Registration::compose`]).
+struct Parts<'a> {
+    /// Our `host:port` in Via and Contact.
+    local: &'a str,
+    branch: &'a str,
+    expires: u32,
+    /// `host:port` of an older Contact of ours to remove in the same request.
+    stale: Option<&'a str>,
+    /// The challenge to answer, if any.
+    auth: Option<&'a mut AuthCache>,
+}
+
 #[derive(Debug, Clone)]
 struct AuthCache {
     challenge: Challenge,
@@ -119,9 +133,11 @@ pub struct Registration {
     cseq: u32,
     /// CSeq values below this are reserved in persisted state (see [`CSEQ_BLOCK`]).
     cseq_reserved: u32,
-    /// The registrar's (or outbound proxy's) address; its port is the next hop's, so
-    /// only the IP is kept (17 bytes, not 32).
+    /// The registrar's (or outbound proxy's) address in use: one of its RFC 3263
+    /// targets, kept while it answers (see [`targets`]).
     target_ip: Option<IpAddr>,
+    /// Its port (an IP and a port beside it: 20 bytes, an `Option<SocketAddr>` 32).
+    target_port: u16,
     /// Our address in Contact and Via, unless `SIP_PUBLIC_ADDRESS` is set.
     address: OurAddress,
     requested_expires: u32,
@@ -164,6 +180,11 @@ struct Rare {
     /// `host:port` of a binding we made before a NAT's public address was learnt, to
     /// remove with the next REGISTER (see [`Registration::learn_address`]).
     stale_contact: Option<Box<str>>,
+    /// Targets moved to after failures in the current round (see [`targets`]).
+    failovers: u8,
+    /// Targets left that may still hold our binding, until they answer an
+    /// un-REGISTER or the binding lapses there (see [`cleanup`]).
+    cleanups: Vec<cleanup::Cleanup>,
     /// The run of failures the last success ended, when that success was on a
     /// connection: it is only over once the binding outlives 64·T1, so a connection
     /// lost before that continues it (see [`Registration::on_flow_lost`]).
@@ -231,7 +252,7 @@ fn nonce_hash(nonce: &str) -> NonZeroU64 {
 
 /// `user@host:port` of a provider account.
 pub fn account_key(p: &Provider) -> String {
-    format!("{}@{}:{}", p.username, uri_host(&p.host), p.port)
+    format!("{}@{}:{}", p.username, uri_host(&p.host), p.port())
 }
 
 fn uri_host(host: &str) -> String {
@@ -271,6 +292,7 @@ impl Registration {
             cseq,
             cseq_reserved,
             target_ip: None,
+            target_port: 0,
             address: OurAddress::Unknown,
             requested_expires,
             sent_expires: 0,
@@ -296,7 +318,7 @@ impl Registration {
         new.enabled
             && p.username == new.username
             && p.host == new.host
-            && p.port == new.port
+            && p.given_port == new.given_port
             && p.transport == new.transport
             && p.outbound_proxy == new.outbound_proxy
     }
@@ -392,23 +414,48 @@ impl Registration {
         }
     }
 
-    /// `host:port` the REGISTER goes to (the outbound proxy when there is one).
-    pub fn next_hop(&self) -> (&str, u16) {
+    /// The host the REGISTER goes to (the outbound proxy's when there is one).
+    pub fn next_hop(&self) -> &str {
         match &self.provider.outbound_proxy {
-            Some(proxy) => (&proxy.0, proxy.1),
-            None => (&self.provider.host, self.provider.port),
+            Some(proxy) => &proxy.0,
+            None => &self.provider.host,
         }
     }
 
-    /// Where the REGISTER goes: the resolved next hop.
+    /// Where the REGISTER goes: the target of the next hop in use.
     fn target(&self) -> Option<SocketAddr> {
         self.target_ip
-            .map(|ip| SocketAddr::new(ip, self.next_hop().1))
+            .map(|ip| SocketAddr::new(ip, self.target_port))
     }
 
-    /// `host:port` of the registrar, for messages and the admin view.
+    fn set_target(&mut self, target: SocketAddr) {
+        self.target_ip = Some(target.ip());
+        self.target_port = target.port();
+    }
+
+    /// `host:port` of the registrar, for messages and the admin view (`host` alone
+    /// when the entry gave no port: its SRV records say where).
     pub fn registrar(&self) -> String {
-        format!("{}:{}", uri_host(&self.provider.host), self.provider.port)
+        if self.provider.given_port.is_some() || self.provider.host.parse::<IpAddr>().is_ok() {
+            format!("{}:{}", uri_host(&self.provider.host), self.provider.port())
+        } else {
+            uri_host(&self.provider.host)
+        }
+    }
+
+    /// The registrar, and the address in use when it is not what the name says
+    /// (`sip.example.com (192.0.2.7:5070)`): which of its targets failed.
+    fn registrar_at(&self) -> String {
+        let registrar = self.registrar();
+        match self.target() {
+            Some(t)
+                if t.to_string() != registrar
+                    && format!("[{}]:{}", t.ip(), t.port()) != registrar =>
+            {
+                format!("{registrar} ({t})")
+            }
+            _ => registrar,
+        }
     }
 
     /// Wall time of the last successful registration, RFC 3339.
@@ -501,89 +548,7 @@ impl Registration {
             ctx.txns.abandon(txn, &mut ctx.timers);
         }
         self.leave_pacer(ctx);
-        let host = self.next_hop().0.to_owned();
-        match ctx.dns.lookup(&host, now) {
-            crate::dns::Lookup::Ready(res) => {
-                self.set_target(ctx, &res.addrs, res.local_ip);
-                if self.target_ip.is_some() {
-                    self.phase = Phase::Queued;
-                    ctx.pacer.push_back(self.slot, self.target());
-                } else {
-                    self.fail(
-                        now,
-                        ctx,
-                        FailureClass::Temporary,
-                        format!("temporary failure: {host} resolved to no address"),
-                        None,
-                    );
-                }
-            }
-            crate::dns::Lookup::Failed(err) => {
-                self.fail(
-                    now,
-                    ctx,
-                    FailureClass::Temporary,
-                    format!("temporary failure: cannot resolve {host}: {err}"),
-                    None,
-                );
-            }
-            crate::dns::Lookup::Pending => {
-                self.phase = Phase::Resolving;
-                ctx.dns.wait(
-                    &host,
-                    Waiter::Registration(self.slot),
-                    &mut ctx.out,
-                    &mut ctx.next_query,
-                );
-            }
-        }
-    }
-
-    fn set_target(&mut self, ctx: &mut Ctx, addrs: &[IpAddr], local_ip: Option<IpAddr>) {
-        let target_ip = addrs.first().copied();
-        if target_ip != self.target_ip {
-            // Calls from this provider are admitted by these addresses.
-            ctx.provider_addresses(self.slot, addrs);
-        }
-        self.target_ip = target_ip;
-        // What the registrar saw beats what our routing table says.
-        if let (Some(ip), false) = (local_ip, matches!(self.address, OurAddress::Learned(..))) {
-            self.address = OurAddress::Local(ip);
-        }
-    }
-
-    /// The registrar's address is known (or not).
-    pub fn on_resolved(
-        &mut self,
-        now: Instant,
-        ctx: &mut Ctx,
-        result: Result<crate::io::Resolution, String>,
-    ) {
-        if self.phase != Phase::Resolving {
-            return;
-        }
-        let host = self.next_hop().0.to_owned();
-        match result {
-            Ok(res) if !res.addrs.is_empty() => {
-                self.set_target(ctx, &res.addrs, res.local_ip);
-                self.phase = Phase::Queued;
-                ctx.pacer.push_back(self.slot, self.target());
-            }
-            Ok(_) => self.fail(
-                now,
-                ctx,
-                FailureClass::Temporary,
-                format!("temporary failure: {host} resolved to no address"),
-                None,
-            ),
-            Err(e) => self.fail(
-                now,
-                ctx,
-                FailureClass::Temporary,
-                format!("temporary failure: cannot resolve {host}: {e}"),
-                None,
-            ),
-        }
+        self.locate_and_queue(now, ctx);
     }
 
     /// The pacer released our REGISTER: build it and start its transaction.
@@ -601,11 +566,7 @@ impl Registration {
             Goal::Unregistered { .. } => 0,
         };
         self.sent_expires = expires;
-        self.cseq = self.cseq.wrapping_add(1).max(1);
-        if self.cseq >= self.cseq_reserved {
-            self.cseq_reserved = self.cseq.saturating_add(CSEQ_BLOCK);
-            ctx.persist(self.identity());
-        }
+        self.bump_cseq(ctx);
         let branch = ctx.ids.branch();
         self.attempt_started = Some(now);
         let payload = self.build_request(ctx, &advertised, &branch, expires);
@@ -614,7 +575,7 @@ impl Registration {
         // TLS checks the certificate of the host we connect to: the outbound proxy's
         // when there is one, else the registrar's.
         let transport = self.provider.transport;
-        let name = (transport == Transport::Tls).then_some(self.next_hop().0);
+        let name = (transport == Transport::Tls).then_some(self.next_hop());
         let Some(link) = ctx.link_to(now, transport, target, name) else {
             let error = format!(
                 "cannot open a connection to {}: too many connections",
@@ -639,10 +600,10 @@ impl Registration {
 
     fn request_uri(&self) -> String {
         let p = &self.provider;
-        if p.port == 5060 {
+        if p.port() == 5060 {
             format!("sip:{}", uri_host(&p.host))
         } else {
-            format!("sip:{}:{}", uri_host(&p.host), p.port)
+            format!("sip:{}:{}", uri_host(&p.host), p.port())
         }
     }
 
@@ -661,46 +622,79 @@ impl Registration {
         }
     }
 
+    /// The next CSeq of our Call-ID (every REGISTER of this binding, to any target,
+    /// counts up: RFC 3261 §10.2.4), reserving a block in persisted state.
+    fn bump_cseq(&mut self, ctx: &mut Ctx) {
+        self.cseq = self.cseq.wrapping_add(1).max(1);
+        if self.cseq >= self.cseq_reserved {
+            self.cseq_reserved = self.cseq.saturating_add(CSEQ_BLOCK);
+            ctx.persist(self.identity());
+        }
+    }
+
+    /// The REGISTER to our target, with the cached challenge answered.
     fn build_request(&mut self, ctx: &mut Ctx, local: &str, branch: &str, expires: u32) -> Vec<u8> {
+        let mut auth = self.auth.take();
+        let stale = self
+            .rare
+            .as_deref()
+            .and_then(|r| r.stale_contact.as_deref())
+            .filter(|stale| *stale != local);
+        let (payload, answered) = self.compose(
+            ctx,
+            Parts {
+                local,
+                branch,
+                expires,
+                stale,
+                auth: auth.as_mut(),
+            },
+        );
+        self.auth = auth;
+        self.answered_nonce = answered;
+        payload
+    }
+
+    /// A REGISTER of this binding from `parts`; returns it and the hash of the nonce
+    /// it answers, if it carries credentials.
+    fn compose(&self, ctx: &mut Ctx, parts: Parts<'_>) -> (Vec<u8>, Option<NonZeroU64>) {
         let p = &self.provider;
         let ruri = self.request_uri();
         let aor = format!("sip:{}@{}", p.username, uri_host(&p.host));
         let line = self.ids.line();
+        let local = parts.local;
         // RFC 3261 §19.1.1: the transport the registrar is to reach us over.
         let transport = p.transport.uri_param();
         let mut contact = format!("<sip:{}@{local}{transport};line={line}>", p.username);
-        if expires == 0 {
+        if parts.expires == 0 {
             contact.push_str(";expires=0");
         }
         // The binding of the address we advertised before a NAT's was learnt: removed
         // in the same REGISTER, so the registrar never holds two for us.
-        if let Some(stale) = self
-            .rare
-            .as_deref()
-            .and_then(|r| r.stale_contact.as_deref())
-        {
-            if stale != local {
-                contact.push_str(&format!(
-                    ", <sip:{}@{stale}{transport};line={line}>;expires=0",
-                    p.username
-                ));
-            }
+        if let Some(stale) = parts.stale {
+            contact.push_str(&format!(
+                ", <sip:{}@{stale}{transport};line={line}>;expires=0",
+                p.username
+            ));
         }
         let mut msg = MessageBuilder::request("REGISTER", &ruri)
-            .header("Via", p.transport.via(local, branch))
+            .header("Via", p.transport.via(local, parts.branch))
             .header("Max-Forwards", "70")
             .header("From", format!("<{aor}>;tag={}", self.ids.tag()))
             .header("To", format!("<{aor}>"))
             .header("Call-ID", self.ids.call_id())
             .header("CSeq", format!("{} REGISTER", self.cseq))
             .header("Contact", contact)
-            .header("Expires", expires.to_string());
+            .header("Expires", parts.expires.to_string());
         if let Some(proxy) = &p.outbound_proxy {
-            let (h, port) = &**proxy;
-            msg = msg.header("Route", format!("<sip:{}:{port};lr>", uri_host(h)));
+            let route = match &**proxy {
+                (h, Some(port)) => format!("<sip:{}:{port};lr>", uri_host(h)),
+                (h, None) => format!("<sip:{};lr>", uri_host(h)),
+            };
+            msg = msg.header("Route", route);
         }
-        self.answered_nonce = None;
-        if let Some(cache) = self.auth.as_mut() {
+        let mut answered = None;
+        if let Some(cache) = parts.auth {
             cache.nc = cache.nc.wrapping_add(1);
             let cnonce = ctx.ids.cnonce();
             let value = auth::authorization_value(
@@ -721,11 +715,13 @@ impl Registration {
                 "Authorization"
             };
             msg = msg.header(name, value);
-            self.answered_nonce = Some(nonce_hash(&cache.challenge.nonce));
+            answered = Some(nonce_hash(&cache.challenge.nonce));
         }
-        msg.header("User-Agent", ctx.cfg.user_agent.clone())
+        let payload = msg
+            .header("User-Agent", ctx.cfg.user_agent.clone())
             .header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
-            .to_bytes()
+            .to_bytes();
+        (payload, answered)
     }
 
     /// The registration timer fired: refresh or retry; or, while an attempt runs, the
@@ -787,25 +783,19 @@ impl Registration {
         match event {
             TxnEvent::Timeout => {
                 self.outcome(ctx, RegisterOutcome::Timeout);
-                let registrar = self.registrar();
-                self.fail(
-                    now,
-                    ctx,
-                    FailureClass::Temporary,
-                    format!("no response from {registrar}"),
-                    None,
-                );
+                let error = format!("no response from {}", self.registrar_at());
+                // It may have made the binding and lost only the answer.
+                let may_be_bound = self.sent_expires > 0;
+                if !self.fail_over(now, ctx, &error, may_be_bound) {
+                    self.fail(now, ctx, FailureClass::Temporary, error, None);
+                }
             }
             TxnEvent::TransportError(error) => {
                 self.outcome(ctx, RegisterOutcome::Failed);
-                let registrar = self.registrar();
-                self.fail(
-                    now,
-                    ctx,
-                    FailureClass::Temporary,
-                    format!("the connection to {registrar} failed: {error}"),
-                    None,
-                );
+                let error = format!("the connection to {} failed: {error}", self.registrar_at());
+                if !self.fail_over(now, ctx, &error, false) {
+                    self.fail(now, ctx, FailureClass::Temporary, error, None);
+                }
             }
             TxnEvent::Final(resp) => self.on_final(now, ctx, &resp),
             // A registrar's 100 Trying changes nothing; NoAck is a server's event.
@@ -929,13 +919,11 @@ impl Registration {
                 } else {
                     "request refused"
                 };
-                self.fail(
-                    now,
-                    ctx,
-                    FailureClass::Temporary,
-                    format!("{class_text}: {registrar} answered {status_line}"),
-                    retry_after,
-                );
+                let error = format!("{class_text}: {registrar} answered {status_line}");
+                // RFC 3263 §4.3: a 503 sends the request to the next target.
+                if resp.status != 503 || !self.fail_over(now, ctx, &error, false) {
+                    self.fail(now, ctx, FailureClass::Temporary, error, retry_after);
+                }
             }
         }
     }
@@ -1020,6 +1008,7 @@ impl Registration {
     fn on_success(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
         self.outcome(ctx, RegisterOutcome::Success);
         self.challenge_rounds = 0;
+        self.targets_confirmed();
         if let Goal::Unregistered { report } = self.goal {
             if self.sent_expires > 0 {
                 // A REGISTER that was in flight when we were told to un-register has
