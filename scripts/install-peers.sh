@@ -6,11 +6,14 @@
 #   sipp                        package sip-tester
 #   ip, nft                     packages iproute2, nftables (tests/nat.rs: network
 #                               namespaces and a masquerading NAT between them)
+#   dnsmasq                     package dnsmasq-base (the binary alone, no system
+#                               service): the DNS server of the RFC 3263 tests
+#                               (tests/support/dns.rs)
 # Used by scripts/test.sh and scripts/run-local.sh. Needs root or sudo to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# kamailio and kamcmd live in /usr/sbin, which a non-root PATH may lack.
+# kamailio, kamcmd and dnsmasq live in /usr/sbin, which a non-root PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -32,6 +35,11 @@ fi
 if ! have nft; then
   packages+=(nftables)
 fi
+# Not the package `dnsmasq`: that one also installs and starts a system DNS service,
+# which would take port 53; the tests run their own instance on a free port.
+if ! have dnsmasq; then
+  packages+=(dnsmasq-base)
+fi
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "Installing test peers: ${packages[*]}"
@@ -48,7 +56,7 @@ if [ ${#packages[@]} -gt 0 ]; then
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"
 fi
 
-for bin in kamailio kamcmd sipp ip nft; do
+for bin in kamailio kamcmd sipp ip nft dnsmasq; do
   if ! have "$bin"; then
     echo "error: $bin is still missing after installing its package." >&2
     exit 1
@@ -75,4 +83,4 @@ if ! ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1; then
   echo "error: Kamailio's tls module is missing after installing kamailio-tls-modules." >&2
   exit 1
 fi
-echo "Test peers ready: $(kamailio -v | head -n 1 | sed 's/^version: //'), $(sipp -v 2>&1 | grep -o 'SIPp v[0-9.]*' | head -n 1)"
+echo "Test peers ready: $(kamailio -v | head -n 1 | sed 's/^version: //'), $(sipp -v 2>&1 | grep -o 'SIPp v[0-9.]*' | head -n 1), $(dnsmasq --version | head -n 1 | grep -o 'Dnsmasq version [0-9.]*')"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command, run by CI (.ci/run) and by developers:
-# installs the real peers the end-to-end tests need (Kamailio, SIPp) when missing,
+# installs the real peers the end-to-end tests need (Kamailio, SIPp, dnsmasq) when missing,
 # then checks formatting, lints, and runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."

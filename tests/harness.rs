@@ -3,16 +3,25 @@
 //! (checked with SIPp, a third-party UA), the backend implements CONTRACT.md §3
 //! with working fault injection, and each call scenario of `tests/sipp/` works
 //! against its SIPp counterpart directly (provider UAC to destination UAS, no
-//! trunkline; where trunkline has a part to play, a SIPp UAC plays it).
+//! trunkline; where trunkline has a part to play, a SIPp UAC plays it). The DNS
+//! server of the RFC 3263 tests answers the records it is given, and a paused
+//! Kamailio answers nothing until resumed, with its bindings intact.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, Record, RecordType};
 use serde_json::json;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
 use trunkline_tests::calls::{
     start_uas, trunkline_headers, Call, DigestHeader, SippRun, DEFAULT_CALLER, REINVITE_FIELDS,
 };
+use trunkline_tests::dns::{Transport, DEFAULT_TTL};
 use trunkline_tests::sipp::run_scenario;
-use trunkline_tests::{Backend, Endpoint, Fault, Kamailio, KamailioOptions, Provider};
+use trunkline_tests::{
+    Backend, DnsServer, Endpoint, Fault, Kamailio, KamailioOptions, Provider, WAIT_LIMIT,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_registrar_behaves_as_documented() {
@@ -156,6 +165,104 @@ async fn kamailio_answers_an_expired_nonce_with_stale_true() {
     .await
     .unwrap_or_else(|e| panic!("register-stale.xml: {e}"));
     assert!(log.contains("stale=true"), "{log}");
+}
+
+/// A REGISTER without credentials (answered 401 by the registrar) for `user`, from
+/// `from`, identified by `call_id`.
+fn raw_register(kamailio: &Kamailio, from: SocketAddr, user: &str, call_id: &str) -> Vec<u8> {
+    let to = kamailio.addr();
+    let realm = kamailio.realm();
+    format!(
+        "REGISTER sip:{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-{call_id};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{user}@{realm}>;tag={call_id}\r\n\
+         To: <sip:{user}@{realm}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 REGISTER\r\n\
+         Contact: <sip:{user}@{from}>\r\n\
+         Expires: 300\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// The next datagram on `socket`, as text; fails after [`WAIT_LIMIT`].
+async fn next_reply(socket: &tokio::net::UdpSocket, waiting_for: &str) -> String {
+    let mut buf = vec![0u8; 65535];
+    let n = tokio::time::timeout(WAIT_LIMIT, socket.recv(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {waiting_for} within {WAIT_LIMIT:?}"))
+        .expect("receiving from the registrar");
+    String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_paused_answers_nothing_until_resumed_and_keeps_its_bindings() {
+    let mut kamailio = Kamailio::start().await;
+    run_scenario(
+        kamailio.addr(),
+        "register.xml",
+        "alice",
+        &kamailio.password("alice"),
+        &["-key", "expires", "300", "-set", "granted_expected", "300"],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("registering alice: {e}"));
+    assert_eq!(kamailio.bindings_of("alice").await.len(), 1);
+
+    let socket = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    socket.connect(kamailio.addr()).await.unwrap();
+    let from = socket.local_addr().unwrap();
+    socket
+        .send(&raw_register(&kamailio, from, "pauser", "before-pause"))
+        .await
+        .unwrap();
+    let reply = next_reply(&socket, "the REGISTER before the pause").await;
+    assert!(reply.starts_with("SIP/2.0 401 "), "{reply}");
+
+    kamailio.pause().await;
+    assert!(kamailio.is_paused());
+    assert_eq!(kamailio.udp_rx_queue(), 0, "nothing waits before we send");
+    socket
+        .send(&raw_register(&kamailio, from, "pauser", "while-paused"))
+        .await
+        .unwrap();
+    // The REGISTER arriving in the stopped registrar's socket is the event; the
+    // kernel shows it in nothing a test can await, so poll (bounded).
+    let deadline = Instant::now() + WAIT_LIMIT;
+    while kamailio.udp_rx_queue() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the REGISTER never reached the paused registrar's socket"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // It waits there unread, and every Kamailio process is stopped (pause()
+    // returned), so nothing can have answered it.
+    let mut buf = [0u8; 2048];
+    let early = socket.try_recv(&mut buf);
+    assert!(
+        matches!(&early, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "a paused registrar answered: {early:?}"
+    );
+
+    kamailio.resume().await;
+    assert!(!kamailio.is_paused());
+    // The queued REGISTER is processed on resume and answered.
+    let reply = next_reply(&socket, "the REGISTER sent while paused").await;
+    assert!(reply.starts_with("SIP/2.0 401 "), "{reply}");
+    assert!(reply.contains("Call-ID: while-paused\r\n"), "{reply}");
+    assert_eq!(kamailio.register_count("pauser").await, 2);
+    // Its memory survived: alice is still bound.
+    let bindings = kamailio.bindings_of("alice").await;
+    assert_eq!(bindings.len(), 1, "{bindings:?}");
+
+    // Dropping a paused Kamailio still stops it (SIGTERM, then SIGCONT).
+    kamailio.pause().await;
+    drop(kamailio);
 }
 
 #[tokio::test]
@@ -506,4 +613,229 @@ async fn call_scenarios_refer_from_the_destination() {
     assert_eq!(caller.field("referred_by"), callee.field("referred_by"));
     assert!(caller.has("accepted") && callee.has("accepted"));
     assert!(caller.has("bye") && callee.has("bye_ok"));
+}
+
+// ---- The DNS server of the RFC 3263 tests (dnsmasq) ----
+
+/// (priority, weight, port, target, TTL) of each SRV answer, sorted: dnsmasq rotates
+/// the order of SRV records from one answer to the next.
+fn srv_answers(message: &Message) -> Vec<(u16, u16, u16, String, u32)> {
+    let mut srv: Vec<_> = message
+        .answers
+        .iter()
+        .map(|record| match &record.data {
+            RData::SRV(srv) => (
+                srv.priority,
+                srv.weight,
+                srv.port,
+                srv.target.to_ascii(),
+                record.ttl,
+            ),
+            other => panic!("not an SRV answer: {other:?} in {message:?}"),
+        })
+        .collect();
+    srv.sort();
+    srv
+}
+
+/// (name, address, TTL) of each A or AAAA record of `records`, in order.
+fn addresses(records: &[Record]) -> Vec<(String, IpAddr, u32)> {
+    records
+        .iter()
+        .filter_map(|record| {
+            let ip = match &record.data {
+                RData::A(a) => IpAddr::V4(a.0),
+                RData::AAAA(aaaa) => IpAddr::V6(aaaa.0),
+                _ => return None,
+            };
+            Some((record.name.to_ascii(), ip, record.ttl))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn dns_server_answers_the_records_it_was_given() {
+    let sip1 = Ipv4Addr::new(127, 0, 0, 2);
+    let sip2 = Ipv4Addr::new(127, 0, 0, 3);
+    let dns = DnsServer::builder()
+        .a("sip1.example.test", sip1)
+        .aaaa("sip1.example.test", Ipv6Addr::LOCALHOST)
+        .a("sip2.example.test", sip2)
+        .srv("_sip._udp.example.test", "sip1.example.test", 5071, 10, 60)
+        .srv("_sip._udp.example.test", "sip2.example.test", 5072, 20, 40)
+        .naptr(
+            "example.test",
+            10,
+            50,
+            "s",
+            "SIP+D2U",
+            "_sip._udp.example.test",
+        )
+        .naptr(
+            "example.test",
+            20,
+            50,
+            "s",
+            "SIP+D2T",
+            "_sip._tcp.example.test",
+        )
+        .ttl(120)
+        .start()
+        .await;
+    assert_eq!(dns.ttl(), 120);
+    assert!(dns.addr().ip().is_loopback());
+
+    // SRV, over both transports: priority, weight, port and target as given (the
+    // man page's order target,port,priority,weight holds), with the TTL.
+    let expected_srv = vec![
+        (10, 60, 5071, "sip1.example.test.".to_owned(), 120),
+        (20, 40, 5072, "sip2.example.test.".to_owned(), 120),
+    ];
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let answer = dns
+            .query_over(transport, "_sip._udp.example.test", RecordType::SRV)
+            .await;
+        assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(srv_answers(&answer), expected_srv, "{transport:?}");
+        // The targets' addresses come along in the additional section.
+        let mut extra = addresses(&answer.additionals);
+        extra.sort();
+        assert_eq!(
+            extra,
+            [
+                ("sip1.example.test.".to_owned(), sip1.into(), 120),
+                (
+                    "sip1.example.test.".to_owned(),
+                    Ipv6Addr::LOCALHOST.into(),
+                    120
+                ),
+                ("sip2.example.test.".to_owned(), sip2.into(), 120),
+            ],
+            "{transport:?}"
+        );
+    }
+    // The order of SRV answers means nothing: dnsmasq moves the first to the end
+    // each time, so a client that does not sort by priority picks wrong half the time.
+    let first_target = |message: Message| match message.answers.first().map(|r| &r.data) {
+        Some(RData::SRV(srv)) => srv.target.to_ascii(),
+        other => panic!("no SRV answer: {other:?}"),
+    };
+    let one = first_target(dns.query("_sip._udp.example.test", RecordType::SRV).await);
+    let two = first_target(dns.query("_sip._udp.example.test", RecordType::SRV).await);
+    assert_ne!(
+        one, two,
+        "consecutive SRV answers start with the same record"
+    );
+
+    // A and AAAA, with the TTL.
+    let a = dns.query("sip1.example.test", RecordType::A).await;
+    assert!(a.metadata.authoritative, "{a:?}");
+    assert_eq!(
+        addresses(&a.answers),
+        [("sip1.example.test.".to_owned(), sip1.into(), 120)]
+    );
+    let aaaa = dns.query("sip1.example.test", RecordType::AAAA).await;
+    assert_eq!(
+        addresses(&aaaa.answers),
+        [(
+            "sip1.example.test.".to_owned(),
+            Ipv6Addr::LOCALHOST.into(),
+            120
+        )]
+    );
+
+    // NAPTR: order, preference, flags, service, an empty regexp, the replacement.
+    let naptr = dns.query("example.test", RecordType::NAPTR).await;
+    let mut rules: Vec<_> = naptr
+        .answers
+        .iter()
+        .map(|record| match &record.data {
+            RData::NAPTR(n) => (
+                n.order,
+                n.preference,
+                String::from_utf8_lossy(&n.flags).into_owned(),
+                String::from_utf8_lossy(&n.services).into_owned(),
+                String::from_utf8_lossy(&n.regexp).into_owned(),
+                n.replacement.to_ascii(),
+                record.ttl,
+            ),
+            other => panic!("not a NAPTR answer: {other:?}"),
+        })
+        .collect();
+    rules.sort();
+    let rule = |order, service: &str, replacement: &str| {
+        (
+            order,
+            50,
+            "s".to_owned(),
+            service.to_owned(),
+            String::new(),
+            replacement.to_owned(),
+            120,
+        )
+    };
+    assert_eq!(
+        rules,
+        [
+            rule(10, "SIP+D2U", "_sip._udp.example.test."),
+            rule(20, "SIP+D2T", "_sip._tcp.example.test."),
+        ]
+    );
+
+    // Nothing else: a type the name lacks is NODATA, a name nobody gave NXDOMAIN,
+    // both without an SOA (so, by RFC 2308, not for a client to cache); a name
+    // outside .test is refused, never forwarded.
+    let nodata = dns.query("sip2.example.test", RecordType::AAAA).await;
+    assert_eq!(nodata.metadata.response_code, ResponseCode::NoError);
+    assert!(nodata.answers.is_empty(), "{nodata:?}");
+    assert!(nodata.authorities.is_empty(), "{nodata:?}");
+    for name in ["sip3.example.test", "_sip._tcp.example.test"] {
+        let missing = dns.query(name, RecordType::SRV).await;
+        assert_eq!(
+            missing.metadata.response_code,
+            ResponseCode::NXDomain,
+            "{name}"
+        );
+        assert!(missing.authorities.is_empty(), "{missing:?}");
+    }
+    let outside = dns.query("example.com", RecordType::A).await;
+    assert_eq!(outside.metadata.response_code, ResponseCode::Refused);
+
+    // The questions, in order, without the harness's readiness probes.
+    let queries = dns.queries();
+    assert_eq!(
+        queries.first().map(String::as_str),
+        Some("query[SRV] _sip._udp.example.test from 127.0.0.1"),
+        "{queries:?}"
+    );
+    assert_eq!(queries.len(), 11, "{queries:?}");
+    assert_eq!(dns.query_count("SRV", "_sip._udp.example.test"), 4);
+    assert_eq!(dns.query_count("NAPTR", "example.test"), 1);
+    assert_eq!(dns.query_count("A", "sip2.example.test"), 0);
+}
+
+#[tokio::test]
+async fn dns_server_ttl_defaults_and_zero() {
+    let ip = Ipv4Addr::new(127, 0, 0, 9);
+    let default = DnsServer::builder().a("sip.example.test", ip).start().await;
+    let zero = DnsServer::builder()
+        .a("sip.example.test", ip)
+        .srv("_sip._udp.example.test", "sip.example.test", 5060, 0, 0)
+        .ttl(0)
+        .start()
+        .await;
+    assert_ne!(default.addr(), zero.addr());
+    let ttls = |message: Message| message.answers.iter().map(|r| r.ttl).collect::<Vec<_>>();
+    assert_eq!(
+        ttls(default.query("sip.example.test", RecordType::A).await),
+        [DEFAULT_TTL]
+    );
+    assert_eq!(
+        ttls(zero.query("sip.example.test", RecordType::A).await),
+        [0]
+    );
+    assert_eq!(
+        ttls(zero.query("_sip._udp.example.test", RecordType::SRV).await),
+        [0]
+    );
 }

@@ -17,11 +17,16 @@ use std::time::{Duration, Instant};
 
 /// How to get the peers when they are missing; part of every "not installed" panic.
 pub const INSTALL_HINT: &str = "run scripts/test.sh, which installs the test peers, or \
-     `apt-get update && apt-get install -y kamailio kamailio-extra-modules sip-tester`";
+     `apt-get update && apt-get install -y kamailio kamailio-extra-modules sip-tester \
+     dnsmasq-base`";
 
 /// How long Kamailio may take to answer on its control socket after start. Polled,
 /// because Kamailio signals readiness in no way a child process can await.
 const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// How long Kamailio's processes may take to stop after SIGSTOP, or go on after
+/// SIGCONT: the kernel acts at once; this only turns a hang into a failure.
+const SIGNAL_LIMIT: Duration = Duration::from_secs(10);
 
 /// Ports tried before giving up: a free port can be taken between picking and binding.
 const START_ATTEMPTS: usize = 3;
@@ -37,6 +42,9 @@ pub struct Kamailio {
     kamcmd: PathBuf,
     kamailio: PathBuf,
     options: Options,
+    /// Between [`Kamailio::pause`] and [`Kamailio::resume`]: its control socket
+    /// cannot answer, so kamcmd calls fail at once instead of hanging.
+    paused: bool,
     // Declared last so it is removed after the process is gone.
     dir: tempfile::TempDir,
 }
@@ -136,6 +144,7 @@ impl Kamailio {
             kamcmd: kamcmd.to_path_buf(),
             kamailio: kamailio.to_path_buf(),
             options: options.clone(),
+            paused: false,
             dir,
         };
         started.wait_ready().await?;
@@ -172,8 +181,10 @@ impl Kamailio {
 
     /// Stops Kamailio (its bindings, kept in memory, are lost, and every TCP connection
     /// to it closes) and starts it again on the same port, as a registrar's restart.
+    /// A paused Kamailio is stopped all the same.
     pub async fn restart(&mut self) {
         stop_group(&mut self.child, "Kamailio");
+        self.paused = false;
         self.child = spawn(
             &self.kamailio,
             &self.options,
@@ -186,6 +197,92 @@ impl Kamailio {
         if let Err(e) = self.wait_ready().await {
             panic!("Kamailio did not come back after a restart: {e}");
         }
+    }
+
+    /// Makes the registrar stop answering while keeping its memory: SIGSTOP to every
+    /// process of its group, returning once all of them are stopped (polled in
+    /// `/proc`, bounded), so nothing sent after this returns is answered before
+    /// [`Kamailio::resume`]. Unlike [`Kamailio::restart`], its bindings, nonces and
+    /// transactions survive, and its sockets stay open: the kernel still accepts
+    /// datagrams (they queue in the socket, see [`Kamailio::udp_rx_queue`]) and TCP
+    /// connections, so a client sees silence, not an ICMP error or a reset.
+    ///
+    /// While paused, kamcmd-based calls ([`Kamailio::ul_dump`], …) panic at once
+    /// rather than wait for a control socket that cannot answer.
+    pub async fn pause(&mut self) {
+        use nix::sys::signal::Signal;
+        self.signal_group(Signal::SIGSTOP);
+        self.paused = true;
+        self.wait_group(|state| state == 'T', "stopped after SIGSTOP")
+            .await;
+    }
+
+    /// Lets a [`Kamailio::pause`]d registrar go on (SIGCONT to its group), returning
+    /// once none of its processes is stopped. What was queued meanwhile is processed
+    /// then, as if it had just arrived: UDP datagrams that fit the socket's receive
+    /// buffer (Kamailio raises it to 512 KB of kernel memory: a few hundred
+    /// REGISTERs; the kernel drops the rest), and what TCP peers sent. Kamailio's timers run on the
+    /// wall clock, so whatever fell due during the pause happens at once: bindings
+    /// that expired meanwhile are removed, transaction timers fire.
+    pub async fn resume(&mut self) {
+        use nix::sys::signal::Signal;
+        self.signal_group(Signal::SIGCONT);
+        self.paused = false;
+        self.wait_group(|state| state != 'T', "running after SIGCONT")
+            .await;
+    }
+
+    /// Whether Kamailio is between [`Kamailio::pause`] and [`Kamailio::resume`].
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Sends `signal` to Kamailio's process group (the main process and its workers).
+    fn signal_group(&self, signal: nix::sys::signal::Signal) {
+        let group = self.group();
+        nix::sys::signal::killpg(group, signal)
+            .unwrap_or_else(|e| panic!("sending {signal} to Kamailio's group {group}: {e}"));
+    }
+
+    fn group(&self) -> nix::unistd::Pid {
+        let raw = i32::try_from(self.child.id()).expect("Kamailio's pid fits an i32");
+        // process_group(0) at spawn: the group id is the main process's pid.
+        nix::unistd::Pid::from_raw(raw)
+    }
+
+    /// Waits (bounded poll: a signal's effect on other processes cannot be awaited)
+    /// until every process of Kamailio's group is in a `/proc/<pid>/stat` state
+    /// satisfying `ok`.
+    async fn wait_group(&self, ok: impl Fn(char) -> bool, what: &str) {
+        let group = self.group().as_raw();
+        let deadline = Instant::now() + SIGNAL_LIMIT;
+        loop {
+            let states = group_states(group);
+            if !states.is_empty() && states.iter().all(|&(_, state)| ok(state)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Kamailio's processes were not all {what} within {SIGNAL_LIMIT:?}: \
+                 (pid, state) {states:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Kernel memory held by datagrams waiting unread in Kamailio's UDP socket (the
+    /// `rx_queue` of `/proc/<pid>/net/udp`, which counts buffer sizes, not payload
+    /// bytes): 0 when nothing waits. While Kamailio is paused it grows with each
+    /// datagram sent to it, which shows that a request reached the registrar and was
+    /// not answered (rather than never sent). Panics when no socket is bound to
+    /// [`Kamailio::addr`].
+    pub fn udp_rx_queue(&self) -> u64 {
+        // The process's own view, which is its network namespace's.
+        let table = if self.addr.is_ipv4() { "udp" } else { "udp6" };
+        let path = format!("/proc/{}/net/{table}", self.child.id());
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        udp_rx_queue(&text, self.addr)
+            .unwrap_or_else(|| panic!("no UDP socket bound to {} in {path}:\n{text}", self.addr))
     }
 
     /// The UDP port Kamailio listens on (on 127.0.0.1 unless [`Options::listen`]).
@@ -240,6 +337,13 @@ impl Kamailio {
     }
 
     async fn try_kamcmd(&self, args: &[&str]) -> Result<String, String> {
+        if self.paused {
+            return Err(format!(
+                "Kamailio is paused, its control socket cannot answer `kamcmd {}`: \
+                 resume() it first",
+                args.join(" ")
+            ));
+        }
         let run = tokio::process::Command::new(&self.kamcmd)
             .arg("-s")
             .arg(format!("unix:{}", self.ctl.display()))
@@ -272,6 +376,7 @@ impl Kamailio {
     pub async fn ul_dump(&self) -> Vec<Binding> {
         match self.try_kamcmd(&["ul.dump"]).await {
             Ok(text) => parse_ul_dump(&text),
+            Err(e) if self.paused => panic!("kamcmd ul.dump: {e}"),
             Err(e) => panic!(
                 "kamcmd ul.dump: {e}\n(above about 200 bindings kamcmd cannot read the dump: \
                  use binding_count() and bindings_of() instead)"
@@ -411,8 +516,10 @@ fn spawn(
 }
 
 /// Sends SIGTERM to the child's process group, waits a bounded time for the child to
-/// exit, then SIGKILLs the group. Used from Drop, where nothing can be awaited.
-fn stop_group(child: &mut Child, what: &str) {
+/// exit, then SIGKILLs the group. Used from Drop, where nothing can be awaited. A
+/// stopped (paused) group is continued right after the SIGTERM, so that it acts on
+/// it at once instead of first handling what queued while it was stopped.
+pub(crate) fn stop_group(child: &mut Child, what: &str) {
     use nix::sys::signal::{killpg, Signal};
     use nix::unistd::Pid;
     if matches!(child.try_wait(), Ok(Some(_))) {
@@ -424,6 +531,8 @@ fn stop_group(child: &mut Child, what: &str) {
     };
     let group = Pid::from_raw(raw);
     let _ = killpg(group, Signal::SIGTERM);
+    // A stopped process keeps a SIGTERM pending until continued; harmless otherwise.
+    let _ = killpg(group, Signal::SIGCONT);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if matches!(child.try_wait(), Ok(Some(_))) {
@@ -436,6 +545,61 @@ fn stop_group(child: &mut Child, what: &str) {
     eprintln!("{what} did not exit within 10 s of SIGTERM; killing it");
     let _ = killpg(group, Signal::SIGKILL);
     let _ = child.wait();
+}
+
+/// (pid, state) of every process whose process group is `group`, from
+/// `/proc/<pid>/stat`; a process that exits while being read is left out.
+fn group_states(group: i32) -> Vec<(i32, char)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (state, pgrp) = parse_stat(&stat)?;
+            (pgrp == group).then_some((pid, state))
+        })
+        .collect()
+}
+
+/// State and process group of a `/proc/<pid>/stat` line: `pid (comm) state ppid
+/// pgrp …`, where comm may hold spaces and parentheses, so fields count from the last
+/// `)`.
+fn parse_stat(stat: &str) -> Option<(char, i32)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// The `rx_queue` of the socket bound to `addr` in `text` (`/proc/net/udp` or
+/// `udp6` format), or `None` when none is.
+fn udp_rx_queue(text: &str, addr: SocketAddr) -> Option<u64> {
+    // The kernel prints each 32-bit word of the address as the hex of its in-memory
+    // (network order) value, then the port.
+    let octets = match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.octets().to_vec(),
+        std::net::IpAddr::V6(ip) => ip.octets().to_vec(),
+    };
+    let mut wanted = String::new();
+    for word in octets.chunks_exact(4) {
+        let word: [u8; 4] = word.try_into().ok()?;
+        wanted.push_str(&format!("{:08X}", u32::from_le_bytes(word)));
+    }
+    wanted.push_str(&format!(":{:04X}", addr.port()));
+    text.lines().skip(1).find_map(|line| {
+        let mut fields = line.split_whitespace();
+        if fields.nth(1) != Some(wanted.as_str()) {
+            return None;
+        }
+        // rem_address, st, then tx_queue:rx_queue.
+        let queues = fields.nth(2)?;
+        let (_, rx) = queues.split_once(':')?;
+        u64::from_str_radix(rx, 16).ok()
+    })
 }
 
 /// The last `lines` lines of `text`.
@@ -572,6 +736,26 @@ mod tests {
         let text = "{\n\tDomains: {\n\t\tDomain: {\n\t\t\tDomain: location\n\t\t\tSize: 1024\n\
             \t\t\tAoRs: {\n\t\t\t}\n\t\t\tStats: {\n\t\t\t\tRecords: 0\n\t\t\t}\n\t\t}\n\t}\n}\n";
         assert!(parse_ul_dump(text).is_empty());
+    }
+
+    #[test]
+    fn parses_proc_stat_with_an_awkward_comm() {
+        let stat = "4242 (kamailio (a) x) T 4240 4241 4241 0 -1 4194560 100 0 0 0";
+        assert_eq!(parse_stat(stat), Some(('T', 4241)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn reads_the_rx_queue_of_a_udp_socket() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+            12: 0100007F:13C4 00000000:0000 07 00000000:00000A00 00:00000000 00000000     0        0 1 2 0000000000000000 0\n";
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(udp_rx_queue(text, at(5060)), Some(0xA00));
+        assert_eq!(udp_rx_queue(text, at(5061)), None);
+        let socket = std::net::UdpSocket::bind(at(0)).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let table = std::fs::read_to_string("/proc/net/udp").unwrap();
+        assert_eq!(udp_rx_queue(&table, addr), Some(0));
     }
 
     #[test]

@@ -2,15 +2,16 @@
 //!
 //! Every test here runs real processes on loopback only: Kamailio as the registrar
 //! ([`Kamailio`]), an HTTP server implementing the backend API of CONTRACT.md §3
-//! ([`Backend`]), SIPp at both ends of a call ([`calls`]) and the `trunkline` binary
-//! itself ([`Trunkline`]). A peer that is not installed fails the test with a message
+//! ([`Backend`]), SIPp at both ends of a call ([`calls`]), dnsmasq as the DNS server
+//! of the RFC 3263 tests ([`DnsServer`]) and the `trunkline` binary itself
+//! ([`Trunkline`]). A peer that is not installed fails the test with a message
 //! saying how to install it; nothing skips.
 //!
 //! Waiting follows one rule: await an event where there is one (a recorded backend
 //! request, a process exit) and poll with a bounded deadline only where the peer
-//! offers nothing to await (Kamailio's control socket coming up). Every deadline is a
-//! generous safety net that fails with the history collected so far, never a timed
-//! assertion.
+//! offers nothing to await (Kamailio's control socket coming up, dnsmasq's first
+//! answer, a paused Kamailio's processes stopping). Every deadline is a generous
+//! safety net that fails with the history collected so far, never a timed assertion.
 
 // Test support: a failed step must stop the test at once, with a message saying what
 // failed, which is what `expect` with a good message does.
@@ -18,6 +19,7 @@
 
 pub mod backend;
 pub mod calls;
+pub mod dns;
 pub mod flood;
 pub mod kamailio;
 pub mod net;
@@ -27,6 +29,7 @@ pub mod tls;
 pub mod trunkline;
 
 pub use backend::{Backend, Endpoint, Fault, Provider, RecordedRequest};
+pub use dns::DnsServer;
 pub use kamailio::{Binding, Kamailio, Options as KamailioOptions};
 pub use trunkline::{Exited, Trunkline};
 
