@@ -325,7 +325,11 @@ fn first_srv(host: &str, now: Instant, asker: &mut Asker<'_>) -> SrvPick {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::disallowed_methods)] // tests anchor virtual time once
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::disallowed_methods
+)] // tests anchor virtual time once
 mod tests {
     use super::*;
     use crate::io::{Answer, NaptrRecord, Resolution};

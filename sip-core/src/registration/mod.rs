@@ -1331,6 +1331,8 @@ impl Registration {
                 && r.successor.is_none()
                 && r.stale_contact.is_none()
                 && r.unconfirmed.is_none()
+                && r.failovers == 0
+                && r.cleanups.is_empty()
         }) {
             self.rare = None;
         }

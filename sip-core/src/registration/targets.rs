@@ -101,6 +101,11 @@ impl Registration {
             }
             ctx.provider_addresses(self.slot, &ips);
             self.cancel_cleanup(ctx, target);
+            // A challenge belongs to the registrar that sent it: answering another
+            // one's nonce to a new target would read as wrong credentials.
+            self.auth = None;
+            self.answered_nonce = None;
+            self.challenge_rounds = 0;
         }
         self.set_target(target);
         // The driver's local address is ours towards the first target; one host
@@ -165,10 +170,6 @@ impl Registration {
             to: next,
             reason: error.to_owned(),
         });
-        self.answered_nonce = None;
-        self.challenge_rounds = 0;
-        // The challenge of the old target means nothing to the new one.
-        self.auth = None;
         self.requeue_now(ctx);
         true
     }

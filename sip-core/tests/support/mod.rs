@@ -18,6 +18,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 pub const REGISTRAR: &str = "192.0.2.10";
+/// A second registrar of the same provider (RFC 3263 failover tests), with its own
+/// bindings: [`World::second`].
+pub const REGISTRAR2: &str = "192.0.2.11";
 pub const LOCAL: &str = "198.51.100.1:5070";
 
 /// What the backend model does with requests.
@@ -39,6 +42,16 @@ pub struct World {
     pub t0: Instant,
     pub now: Instant,
     pub registrar: Registrar,
+    /// The registrar at [`REGISTRAR2`], when the test has one.
+    pub second: Option<Registrar>,
+    /// Registrar addresses that take datagrams and answer nothing (a paused process).
+    pub silent: std::collections::BTreeSet<IpAddr>,
+    /// DNS records by (kind, name); a query for anything else is answered with the
+    /// name parsed as an IP, else [`REGISTRAR`].
+    pub dns:
+        std::collections::BTreeMap<(sip_core::QueryKind, String), Result<sip_core::Answer, String>>,
+    /// Every DNS query the core asked, in order.
+    pub queries: Vec<(sip_core::QueryKind, String)>,
     pub providers: Vec<ProviderSpec>,
     /// Every datagram the core sent, with its time.
     pub sent: Vec<(Duration, SocketAddr, String)>,
@@ -133,6 +146,10 @@ impl World {
             t0,
             now: t0,
             registrar,
+            second: None,
+            silent: std::collections::BTreeSet::new(),
+            dns: std::collections::BTreeMap::new(),
+            queries: Vec::new(),
             providers,
             sent: Vec::new(),
             written: Vec::new(),
@@ -195,8 +212,18 @@ impl World {
                 Output::Transmit(t) => {
                     let text = String::from_utf8_lossy(&t.payload).into_owned();
                     self.sent.push((self.elapsed(), t.remote, text));
-                    if t.remote.ip() == REGISTRAR.parse::<IpAddr>().unwrap() {
-                        for resp in self.registrar.handle(&t.payload, self.elapsed()) {
+                    let elapsed = self.elapsed();
+                    let registrar = if self.silent.contains(&t.remote.ip()) {
+                        None
+                    } else if t.remote.ip() == REGISTRAR.parse::<IpAddr>().unwrap() {
+                        Some(&mut self.registrar)
+                    } else if t.remote.ip() == REGISTRAR2.parse::<IpAddr>().unwrap() {
+                        self.second.as_mut()
+                    } else {
+                        None
+                    };
+                    if let Some(registrar) = registrar {
+                        for resp in registrar.handle(&t.payload, elapsed) {
                             self.inbound
                                 .push((self.now + self.registrar_delay, t.remote, resp));
                         }
@@ -254,14 +281,16 @@ impl World {
                         .push((self.now + self.backend_delay, req.id, reply));
                 }
                 Output::Resolve(q) => {
-                    let ip: IpAddr = q.host.parse().unwrap_or(REGISTRAR.parse().unwrap());
-                    self.core.handle_input(
-                        self.now,
-                        Input::Resolved {
-                            id: q.id,
-                            result: Ok(sip_core::Answer::addresses(vec![ip], None)),
-                        },
-                    );
+                    self.queries.push((q.kind, q.host.clone()));
+                    let result = match self.dns.get(&(q.kind, q.host.clone())) {
+                        Some(r) => r.clone(),
+                        None => {
+                            let ip: IpAddr = q.host.parse().unwrap_or(REGISTRAR.parse().unwrap());
+                            Ok(sip_core::Answer::addresses(vec![ip], None))
+                        }
+                    };
+                    self.core
+                        .handle_input(self.now, Input::Resolved { id: q.id, result });
                 }
                 Output::Event(e) => self.events.push((self.elapsed(), e)),
                 Output::Timeout(_) => break,

@@ -1,0 +1,333 @@
+//! RFC 3263 failover (issue 10): a provider without a port is located by SRV; its
+//! registration keeps the target that answers, moves to the next on a timeout, a 503
+//! or a failed connection, and removes the binding it left at the old target once
+//! that one answers again — so the provider never holds two bindings for one account.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+// Virtual time is anchored once with `Instant::now()`; everything after adds durations.
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use sip_core::{Answer, Event, QueryKind, Records, RegisterStatus, Resolution, SrvRecord};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use support::registrar::{Behaviour, Registrar};
+use support::{config, provider, World, REGISTRAR, REGISTRAR2};
+
+const HOST: &str = "sip.example.test";
+const SRV_NAME: &str = "_sip._udp.sip.example.test";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn srv(list: &[(u16, u16, &str)], ttl: u64) -> Result<Answer, String> {
+    Ok(Answer {
+        records: Records::Services(
+            list.iter()
+                .map(|&(priority, weight, target)| SrvRecord {
+                    priority,
+                    weight,
+                    port: 5060,
+                    target: target.into(),
+                })
+                .collect(),
+        ),
+        ttl: Some(Duration::from_secs(ttl)),
+    })
+}
+
+fn a(addr: &str) -> Result<Answer, String> {
+    Ok(Answer {
+        records: Records::Addresses(Resolution {
+            addrs: vec![ip(addr)],
+            local_ip: None,
+        }),
+        ttl: Some(Duration::from_secs(3600)),
+    })
+}
+
+/// `alice` at a provider named `sip.example.test` without a port, whose SRV records
+/// list `a.example.test` (REGISTRAR, priority 10) and `b.example.test` (REGISTRAR2,
+/// priority 20); both registrars know alice. Grants 300 s (refresh after ~270 s).
+fn world(behaviour: Behaviour) -> World {
+    let registrar = Registrar::new(&[("alice", "pw")], behaviour.clone());
+    let mut p = provider("p1", "alice", "pw");
+    p.host = HOST.into();
+    p.port = None;
+    p.expires = Some(300);
+    let second = Registrar::new(&[("alice", "pw")], Behaviour::default());
+    with_dns(
+        World::new(config(), registrar, vec![p]),
+        second,
+        &[(20, 0, "b.example.test"), (10, 0, "a.example.test")],
+    )
+}
+
+/// `w` with `second` at REGISTRAR2, SRV `records` for the provider's domain and the
+/// addresses of `a.example.test` (REGISTRAR) and `b.example.test` (REGISTRAR2).
+fn with_dns(mut w: World, second: Registrar, records: &[(u16, u16, &str)]) -> World {
+    w.second = Some(second);
+    w.dns
+        .insert((QueryKind::Srv, SRV_NAME.into()), srv(records, 3600));
+    w.dns
+        .insert((QueryKind::Address, "a.example.test".into()), a(REGISTRAR));
+    w.dns
+        .insert((QueryKind::Address, "b.example.test".into()), a(REGISTRAR2));
+    w
+}
+
+fn registers_to(w: &World, to: &str) -> usize {
+    w.registers()
+        .iter()
+        .filter(|(_, r, _)| r.ip() == ip(to))
+        .count()
+}
+
+fn target_changes(w: &World) -> Vec<(SocketAddr, SocketAddr)> {
+    w.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::TargetChanged { from, to, .. } => Some((*from, *to)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn second_bound(w: &World) -> bool {
+    w.second.as_ref().unwrap().bindings.contains_key("alice")
+}
+
+#[test]
+fn registers_at_the_srv_target_of_the_lowest_priority() {
+    let mut w = world(Behaviour::default());
+    w.run_for(Duration::from_secs(5));
+    assert_eq!(
+        w.last_report("p1").map(|r| r.register_status),
+        Some(RegisterStatus::Registered)
+    );
+    assert!(w.registrar.bindings.contains_key("alice"));
+    assert!(!second_bound(&w));
+    assert_eq!(registers_to(&w, REGISTRAR2), 0);
+    // SRV first, then both targets' addresses at once.
+    assert_eq!(
+        w.queries.first(),
+        Some(&(QueryKind::Srv, SRV_NAME.to_owned()))
+    );
+    // The Request-URI names the domain, not a port the entry did not give.
+    let (_, _, first) = w.registers()[0];
+    assert!(
+        first.starts_with("REGISTER sip:sip.example.test SIP/2.0"),
+        "{first}"
+    );
+}
+
+#[test]
+fn a_silent_target_is_left_for_the_next_and_its_binding_removed_when_it_answers_again() {
+    let mut w = world(Behaviour::default());
+    w.run_for(Duration::from_secs(5));
+    assert!(w.registrar.bindings.contains_key("alice"));
+    // The first registrar stops answering (a paused process: it keeps its bindings).
+    w.silent.insert(ip(REGISTRAR));
+    // The refresh at ~270 s times out after 32 s (Timer F), then goes to b at once.
+    w.run_for(Duration::from_secs(300));
+    assert_eq!(
+        target_changes(&w),
+        vec![(
+            SocketAddr::new(ip(REGISTRAR), 5060),
+            SocketAddr::new(ip(REGISTRAR2), 5060)
+        )]
+    );
+    assert!(second_bound(&w), "registered at the second target");
+    let reports = w.reports_for("p1");
+    let registered: Vec<_> = reports
+        .iter()
+        .skip_while(|r| r.register_status == RegisterStatus::Pending)
+        .collect();
+    assert!(registered.len() >= 2, "{reports:?}");
+    assert!(
+        registered.iter().all(|r| r.register_status == RegisterStatus::Registered),
+        "the failover happened within the binding's lifetime: never reported failed: {registered:?}"
+    );
+    // The binding at the silent one is still there: it cannot be removed yet.
+    assert!(w.registrar.bindings.contains_key("alice"));
+    let cleanups_sent = w
+        .registers()
+        .iter()
+        .filter(|(_, r, m)| r.ip() == ip(REGISTRAR) && m.contains("Expires: 0"))
+        .count();
+    assert!(
+        cleanups_sent > 0,
+        "un-REGISTERs are tried at the silent target"
+    );
+
+    // It answers again: the next un-REGISTER removes the binding there.
+    w.silent.clear();
+    w.run_for(Duration::from_secs(600));
+    assert!(
+        !w.registrar.bindings.contains_key("alice"),
+        "the binding at the abandoned target is removed"
+    );
+    assert!(second_bound(&w), "and the one in use stays");
+    assert!(w
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::AbandonedBindingCleared { removed: true, .. })));
+    // Sticky: the refreshes stay at the second target though the first is back.
+    let first_to_a_after = w
+        .registers()
+        .iter()
+        .filter(|(t, r, m)| {
+            *t > Duration::from_secs(400) && r.ip() == ip(REGISTRAR) && !m.contains("Expires: 0")
+        })
+        .count();
+    assert_eq!(
+        first_to_a_after, 0,
+        "no REGISTER with a binding back to the first target"
+    );
+    assert!(registers_to(&w, REGISTRAR2) >= 3, "refreshes at the second");
+}
+
+#[test]
+fn a_503_moves_to_the_next_target_at_once() {
+    let behaviour = Behaviour {
+        fixed: Some((503, "Service Unavailable", vec![])),
+        ..Behaviour::default()
+    };
+    let mut w = world(behaviour);
+    w.run_for(Duration::from_secs(2));
+    assert!(
+        second_bound(&w),
+        "no backoff between the targets of one round"
+    );
+    assert_eq!(target_changes(&w).len(), 1);
+    assert_eq!(
+        w.last_report("p1").map(|r| r.register_status),
+        Some(RegisterStatus::Registered)
+    );
+    // A 503 made no binding: nothing to clean up at the first.
+    assert!(!w
+        .events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::AbandonedBindingCleared { .. })));
+    assert_eq!(
+        w.registers()
+            .iter()
+            .filter(|(_, r, m)| r.ip() == ip(REGISTRAR) && m.contains("Expires: 0"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn when_every_target_fails_the_round_ends_in_backoff_and_the_next_starts_where_it_left() {
+    let mut w = world(Behaviour::default());
+    w.silent.insert(ip(REGISTRAR));
+    w.silent.insert(ip(REGISTRAR2));
+    w.run_for(Duration::from_secs(70));
+    let last = w.last_report("p1").unwrap();
+    assert_eq!(last.register_status, RegisterStatus::Failed);
+    assert!(
+        last.register_error
+            .as_deref()
+            .unwrap()
+            .contains("no response from sip.example.test (192.0.2.11:5060)"),
+        "the error names the target that failed last: {last:?}"
+    );
+    assert_eq!(
+        target_changes(&w).len(),
+        1,
+        "one move per round of two targets"
+    );
+    // The second registrar comes back: the next round starts at it and succeeds.
+    w.silent.remove(&ip(REGISTRAR2));
+    w.run_for(Duration::from_secs(120));
+    assert!(second_bound(&w));
+    assert_eq!(
+        w.last_report("p1").map(|r| r.register_status),
+        Some(RegisterStatus::Registered)
+    );
+}
+
+#[test]
+fn a_failing_srv_lookup_is_reported_with_the_name() {
+    let mut w = world(Behaviour::default());
+    w.dns.insert(
+        (QueryKind::Srv, SRV_NAME.into()),
+        Err("DNS server 127.0.0.1:53 did not answer".into()),
+    );
+    w.run_for(Duration::from_secs(2));
+    let last = w.last_report("p1").unwrap();
+    assert_eq!(last.register_status, RegisterStatus::Failed);
+    let e = last.register_error.as_deref().unwrap();
+    assert!(e.contains(SRV_NAME) && e.contains("did not answer"), "{e}");
+}
+
+#[test]
+fn no_srv_records_means_the_host_at_the_default_port() {
+    let mut w = world(Behaviour::default());
+    w.dns
+        .insert((QueryKind::Srv, SRV_NAME.into()), srv(&[], 60));
+    w.dns
+        .insert((QueryKind::Address, HOST.into()), a(REGISTRAR2));
+    w.run_for(Duration::from_secs(2));
+    assert!(second_bound(&w));
+    assert_eq!(registers_to(&w, REGISTRAR), 0);
+}
+
+#[test]
+fn a_target_dropped_from_dns_is_left_at_the_next_resolution_and_its_binding_removed() {
+    let mut w = world(Behaviour::default());
+    w.dns.insert(
+        (QueryKind::Srv, SRV_NAME.into()),
+        srv(&[(10, 0, "a.example.test"), (20, 0, "b.example.test")], 60),
+    );
+    w.run_for(Duration::from_secs(5));
+    assert!(w.registrar.bindings.contains_key("alice"));
+    // The provider moves the service: only b is listed now. The refresh (after the
+    // TTL ran out) resolves again and goes there; a still answers and loses our binding.
+    w.dns.insert(
+        (QueryKind::Srv, SRV_NAME.into()),
+        srv(&[(10, 0, "b.example.test")], 60),
+    );
+    w.run_for(Duration::from_secs(300));
+    assert!(second_bound(&w));
+    assert!(
+        !w.registrar.bindings.contains_key("alice"),
+        "no binding left behind"
+    );
+    assert_eq!(
+        w.queries
+            .iter()
+            .filter(|(k, n)| *k == QueryKind::Srv && n == SRV_NAME)
+            .count(),
+        2,
+        "looked up again once, after the TTL"
+    );
+}
+
+#[test]
+fn equal_priority_targets_share_the_registrations_by_weight() {
+    let (mut registrar, mut providers) = support::numbered(200, "u", "p", Behaviour::default());
+    let mut second = Registrar::new(&[], Behaviour::default());
+    for p in &mut providers {
+        p.host = HOST.into();
+        p.port = None;
+        second.accounts.insert(p.username.clone(), "pw".into());
+    }
+    registrar.behaviour.max_expires = 3600;
+    let mut w = with_dns(
+        World::new(config(), registrar, providers),
+        second,
+        &[(10, 75, "a.example.test"), (10, 25, "b.example.test")],
+    );
+    w.run_for(Duration::from_secs(30));
+    let at_a = w.registrar.bindings.len();
+    let at_b = w.second.as_ref().unwrap().bindings.len();
+    assert_eq!(at_a + at_b, 200, "every account registered once");
+    // 75/25 of 200: about 150/50 (binomial, σ ≈ 6).
+    assert!(
+        (120..=180).contains(&at_a),
+        "{at_a} at the weight-75 target, {at_b} at the other"
+    );
+}
