@@ -1,13 +1,16 @@
-//! The network plumbing the tokio and smol drivers share, with std and socket2 only, so
-//! that each driver keeps just the part its runtime changes (registering the socket with
-//! its reactor, running the system resolver on its blocking pool). No SIP decision here:
-//! the [`Inbox`] of a read batch acts on the core's triage.
+//! The network plumbing the tokio and smol drivers share, runtime-neutral, so that each
+//! driver keeps just the part its runtime changes (registering the socket with its
+//! reactor, the runtime provider its DNS lookups run on). No SIP decision here: the
+//! [`Inbox`] of a read batch acts on the core's triage, and [`Dns`] answers the core's
+//! queries with what the name servers said.
 
+pub mod dns;
 mod inbox;
 mod registrar_sockets;
 mod streams;
 mod tls;
 
+pub use dns::{Dns, DnsError};
 pub use inbox::{Inbox, MAX_BATCH, PER_SOURCE_BUDGET, UNKNOWN_BUDGET};
 pub use registrar_sockets::{
     connected_socket, RegistrarSocket, RegistrarSockets, MAX_REGISTRAR_SOCKETS,

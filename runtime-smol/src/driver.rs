@@ -2,6 +2,7 @@
 //! makes no SIP decision; every `if` about SIP lives in `sip-core`.
 
 use crate::backend::Backend;
+use crate::dns_runtime::SmolRuntime;
 use sip_core::Transport;
 use sip_core::{Command, Controller, Event, Input, Output};
 use smol::channel::Receiver;
@@ -24,6 +25,9 @@ pub struct DriverConfig {
     /// TLS for connections (ours, and the TLS listener's); `None`: TLS connections
     /// fail to open, saying why.
     pub tls: Option<driver_net::TlsConfig>,
+    /// The DNS server to ask (`ip:port`); `None`: the system's (`/etc/resolv.conf`,
+    /// `/etc/hosts`).
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// The stream listeners besides the UDP socket: TCP on the SIP port, TLS on the TLS
@@ -40,6 +44,7 @@ impl Default for DriverConfig {
             shutdown_grace: Duration::from_secs(5),
             learn_local_ip: None,
             tls: None,
+            dns_server: None,
         }
     }
 }
@@ -69,6 +74,10 @@ pub enum DriverError {
     /// The socket handed to [`run`] has no local address (it is not bound).
     #[error("the SIP socket has no local address: {0}")]
     LocalAddr(std::io::Error),
+    /// The DNS resolver could not be set up (e.g. no usable `/etc/resolv.conf`: set
+    /// [`DriverConfig::dns_server`]).
+    #[error(transparent)]
+    Dns(#[from] driver_net::DnsError),
 }
 
 /// Binds the SIP socket. `buffer` (bytes, 0 for the OS default) sizes the socket
@@ -111,6 +120,7 @@ pub async fn run<B: Backend>(
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
+    let dns = driver_net::Dns::new(cfg.dns_server, SmolRuntime)?;
     // Registrar answers on sockets of their own, so a flood cannot crowd them out of
     // the kernel's buffer (see driver_net::RegistrarSockets).
     let mut registrars = driver_net::RegistrarSockets::<RegistrarUdp>::beside(&socket)
@@ -132,6 +142,7 @@ pub async fn run<B: Backend>(
         streams: driver_net::Streams::new(SmolStreams { tx: tx.clone() }, cfg.tls.clone()),
         backend,
         tx,
+        dns,
         learn_local_ip: cfg.learn_local_ip,
         on_event,
         complete: false,
@@ -306,6 +317,7 @@ struct Outlet<'s, B, F> {
     streams: driver_net::Streams<SmolStreams>,
     backend: B,
     tx: smol::channel::Sender<Input>,
+    dns: driver_net::Dns<SmolRuntime>,
     learn_local_ip: Option<IpAddr>,
     on_event: F,
     /// The core reported [`Event::ShutdownComplete`]: the driver returns.
@@ -339,10 +351,10 @@ impl<B: Backend, F: FnMut(&Event)> Outlet<'_, B, F> {
                 }
                 Output::Resolve(q) => {
                     let tx = self.tx.clone();
+                    let dns = self.dns.clone();
                     let need_local = self.learn_local_ip;
                     smol::spawn(async move {
-                        let result = crate::resolve::resolve(q.host, need_local).await;
-                        let result = result.map(sip_core::Answer::from);
+                        let result = dns.answer(&q, need_local).await;
                         let _ = tx.send(Input::Resolved { id: q.id, result }).await;
                     })
                     .detach();

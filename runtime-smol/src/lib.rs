@@ -7,7 +7,7 @@
 //! datagrams, backend replies, DNS answers and time between the world and the core.
 //!
 //! ```no_run
-//! use runtime_smol::{bind_udp, run, DriverConfig, HttpBackend};
+//! use runtime_smol::{bind_udp, run, DriverConfig, HttpBackend, Listeners};
 //! use sip_core::{Config, Controller, Secret};
 //! use std::time::{Duration, Instant, SystemTime};
 //!
@@ -25,7 +25,9 @@
 //!     let exit = run(
 //!         core,
 //!         socket,
+//!         Listeners::default(),
 //!         backend,
+//!         // The system's DNS; `dns_server: Some(addr)` asks that server only.
 //!         DriverConfig::default(),
 //!         async move { let _ = stopped.recv().await; },
 //!         |event| eprintln!("{event:?}"),
@@ -45,12 +47,14 @@
 //!   API over HTTP with hyper's runtime-agnostic client on smol's sockets (reqwest needs
 //!   a tokio reactor), using the shared mapping [`sip_core::backend::http`];
 //!   [`StaticBackend`] serves a fixed provider list and keeps the reported statuses.
-//! * DNS runs the system resolver on smol's blocking pool.
+//! * DNS (A/AAAA, SRV, NAPTR with their TTLs) is driver-net's [`driver_net::Dns`],
+//!   the same as the tokio driver's, on hickory's runtime traits implemented for smol
+//!   in [`dns_runtime`]; [`DriverConfig::dns_server`] picks the server.
 
 mod backend;
+pub mod dns_runtime;
 mod driver;
 mod http;
-mod resolve;
 
 pub use backend::{Backend, StaticBackend};
 pub use driver::{bind_udp, run, DriverConfig, DriverError, Exit, Listeners};

@@ -277,6 +277,7 @@ impl Running {
                             shutdown_grace: GRACE,
                             learn_local_ip: None,
                             tls,
+                            dns_server: None,
                         },
                         async move {
                             let _ = stopped.recv().await;

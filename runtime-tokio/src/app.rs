@@ -147,6 +147,7 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             admin = %admin_listener.local_addr().unwrap_or(admin_addr),
             tls = %tls_port.map_or("off (no SIP_TLS_CERT_FILE)".to_owned(), |p| p.to_string()),
             tls_roots = tls.roots(),
+            dns = %settings.dns.server.map_or("system (/etc/resolv.conf)".to_owned(), |a| a.to_string()),
             mode = if settings.backend.is_some() { "backend" } else { "file" },
             "trunkline started"
         );
@@ -156,6 +157,7 @@ pub fn run(mut settings: Settings) -> Result<(), RunError> {
             learn_local_ip,
             store,
             tls: Some(tls),
+            dns_server: settings.dns.server,
         };
         // The admin API sends its calls here; the driver answers between two mutations.
         let (admin_tx, admin_rx) = tokio::sync::mpsc::channel(64);

@@ -4,6 +4,7 @@
 use crate::backend_http::HttpBackend;
 use crate::events::EventLog;
 use crate::store::{spawn_writer, StoreWrite};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use sip_core::stats::Stats;
 use sip_core::Transport;
 use sip_core::{
@@ -42,6 +43,9 @@ pub struct DriverConfig {
     /// TLS for connections (ours, and the TLS listener's); `None`: TLS connections
     /// fail to open, saying why.
     pub tls: Option<driver_net::TlsConfig>,
+    /// The DNS server (`DNS_SERVER`, `dns.server`); `None`: the system's
+    /// (`/etc/resolv.conf`, `/etc/hosts`).
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// The stream listeners besides the UDP socket: TCP on SIP_PORT, TLS on SIP_TLS_PORT
@@ -107,6 +111,8 @@ pub enum DriverError {
     },
     #[error("cannot install the signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("{0} (or name a DNS server with DNS_SERVER or dns.server)")]
+    Dns(#[from] driver_net::DnsError),
 }
 
 /// Binds the SIP socket with the configured buffer sizes: a burst of registrar answers
@@ -154,6 +160,7 @@ pub async fn run(
     mut admin: mpsc::Receiver<AdminCall>,
 ) -> Result<Exit, DriverError> {
     use tokio::signal::unix::{signal, SignalKind};
+    let dns = driver_net::Dns::new(cfg.dns_server, TokioRuntimeProvider::default())?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(DriverError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(DriverError::Signal)?;
     let local = socket.local_addr().unwrap_or(cfg.bind);
@@ -188,6 +195,7 @@ pub async fn run(
         tx,
         store,
         log,
+        dns,
         route_checks: BTreeMap::new(),
         learn_local_ip: cfg.learn_local_ip,
         finished: false,
@@ -320,6 +328,7 @@ struct Outlet<'s> {
     tx: mpsc::UnboundedSender<Input>,
     store: mpsc::UnboundedSender<StoreWrite>,
     log: EventLog,
+    dns: driver_net::Dns<TokioRuntimeProvider>,
     /// Routing checks waiting for the core's answer, by ticket.
     route_checks: BTreeMap<u64, oneshot::Sender<Result<Route, NoRoute>>>,
     learn_local_ip: Option<IpAddr>,
@@ -345,10 +354,10 @@ impl Outlet<'_> {
                 Output::Backend(req) => self.backend(req),
                 Output::Resolve(q) => {
                     let tx = self.tx.clone();
+                    let dns = self.dns.clone();
                     let need_local = self.learn_local_ip;
                     tokio::spawn(async move {
-                        let result = crate::resolve::resolve(q.host, need_local).await;
-                        let result = result.map(sip_core::Answer::from);
+                        let result = dns.answer(&q, need_local).await;
                         let _ = tx.send(Input::Resolved { id: q.id, result });
                     });
                 }

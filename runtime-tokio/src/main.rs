@@ -10,7 +10,6 @@ mod dense;
 mod driver;
 mod events;
 mod logging;
-mod resolve;
 mod status_cmd;
 mod store;
 

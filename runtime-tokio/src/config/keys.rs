@@ -37,6 +37,7 @@ pub(crate) const SIP_KEEPALIVE_INTERVAL: Key = key(
     Some("SIP_KEEPALIVE_INTERVAL"),
     None,
 );
+pub(crate) const DNS_SERVER: Key = key("dns.server", Some("DNS_SERVER"), None);
 pub(crate) const SIP_PUBLIC_ADDRESS: Key =
     key("sip.public_address", Some("SIP_PUBLIC_ADDRESS"), None);
 pub(crate) const SIP_SOCKET_BUFFER: Key = key("sip.socket_buffer", Some("SIP_SOCKET_BUFFER"), None);
@@ -92,6 +93,7 @@ pub(crate) const ALL: &[Key] = &[
     SIP_TLS_KEY_FILE,
     SIP_TLS_CA_FILE,
     SIP_KEEPALIVE_INTERVAL,
+    DNS_SERVER,
     SIP_PUBLIC_ADDRESS,
     SIP_SOCKET_BUFFER,
     REGISTER_RATE,
@@ -119,7 +121,7 @@ pub(crate) const ALL: &[Key] = &[
 
 /// The `[section]` tables of the config file.
 pub(crate) const SECTIONS: &[&str] = &[
-    "backend", "sip", "routing", "media", "admin", "log", "status", "calls",
+    "backend", "sip", "dns", "routing", "media", "admin", "log", "status", "calls",
 ];
 
 /// The keys of one `[[providers]]` entry (CONTRACT.md §2).

@@ -37,6 +37,8 @@ pub struct Settings {
     pub backend: Option<BackendSettings>,
     /// SIP transport settings.
     pub sip: SipSettings,
+    /// Name resolution (CONTRACT.md §7).
+    pub dns: DnsSettings,
     /// Where inbound calls go.
     pub routing: RoutingSettings,
     /// Media anchoring.
@@ -109,6 +111,14 @@ pub struct SipSettings {
     pub register_rate: u32,
     /// The `User-Agent` header (`SIP_USER_AGENT`, `sip.user_agent`).
     pub user_agent: String,
+}
+
+/// Name resolution for RFC 3263 look-ups (CONTRACT.md §7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// The one DNS server to ask (`DNS_SERVER`, `dns.server`; `ip` means port 53);
+    /// `None`: the system's resolver configuration (`/etc/resolv.conf`, `/etc/hosts`).
+    pub server: Option<SocketAddr>,
 }
 
 /// Where inbound calls go.
@@ -259,6 +269,7 @@ impl Default for Settings {
         Self {
             backend: None,
             sip: SipSettings::default(),
+            dns: DnsSettings::default(),
             routing: RoutingSettings::default(),
             media: MediaSettings::default(),
             admin: AdminSettings::default(),
@@ -443,6 +454,9 @@ fn resolve(
             .unwrap_or(defaults.user_agent),
     };
 
+    let dns = DnsSettings {
+        server: r.parse(keys::DNS_SERVER, parse::dns_server)?,
+    };
     let (min, max) = LOOKUP_TIMEOUT_RANGE;
     let routing = RoutingSettings {
         default_domain: r.parse(keys::DEFAULT_DOMAIN, parse::domain)?,
@@ -481,6 +495,7 @@ fn resolve(
     Ok(Settings {
         backend,
         sip,
+        dns,
         routing,
         media,
         admin,

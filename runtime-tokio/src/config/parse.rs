@@ -86,6 +86,33 @@ pub(crate) fn host_port(text: &str) -> Result<String, Expected> {
     }
 }
 
+/// A DNS server: `ip:port`, `[v6]:port`, or an address alone (`10.0.0.2`, `::1`,
+/// `[::1]`) meaning port 53. Not a host name: it would need a DNS server to find.
+pub(crate) fn dns_server(text: &str) -> Result<SocketAddr, Expected> {
+    let t = text.trim();
+    let expected = || {
+        "the IP address of a DNS server, optionally with a port: 10.0.0.2, 10.0.0.2:5353, \
+         2001:db8::53 or [2001:db8::53]:5353 (not a host name)"
+            .to_owned()
+    };
+    let addr = match t.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            let bare = t.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+            let ip = match bare {
+                // Brackets hold IPv6 only, as in a URI.
+                Some(inner) => inner.parse::<Ipv6Addr>().map(IpAddr::V6),
+                None => t.parse::<IpAddr>(),
+            };
+            SocketAddr::new(ip.map_err(|_| expected())?, 53)
+        }
+    };
+    if addr.port() == 0 {
+        return Err(expected());
+    }
+    Ok(addr)
+}
+
 /// An `address:port` to listen on; `localhost:PORT` means `127.0.0.1:PORT`.
 pub(crate) fn socket_addr(text: &str) -> Result<SocketAddr, Expected> {
     let t = text.trim();

@@ -18,6 +18,8 @@ struct Effective<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     backend: Option<Backend<'a>>,
     sip: Sip<'a>,
+    #[serde(skip_serializing_if = "Dns::is_empty")]
+    dns: Dns,
     routing: Routing<'a>,
     #[serde(skip_serializing_if = "Media::is_empty")]
     media: Media<'a>,
@@ -56,6 +58,18 @@ struct Sip<'a> {
     user_agent: &'a str,
     allowed_sources: Vec<String>,
     reject_unknown: &'static str,
+}
+
+#[derive(Serialize)]
+struct Dns {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<String>,
+}
+
+impl Dns {
+    fn is_empty(&self) -> bool {
+        self.server.is_none()
+    }
 }
 
 #[derive(Serialize)]
@@ -186,6 +200,9 @@ pub(super) fn redacted_toml(s: &Settings) -> String {
                 RejectUnknown::Drop => "drop",
             },
         },
+        dns: Dns {
+            server: s.dns.server.map(|a| a.to_string()),
+        },
         routing: Routing {
             default_domain: s.routing.default_domain.as_deref(),
             dids: &s.routing.dids,
@@ -257,6 +274,11 @@ pub(super) fn redacted_toml(s: &Settings) -> String {
     let _ = writeln!(out, "# admin API: {}", s.admin.local_url());
     if s.sip.public_address.is_none() {
         out.push_str("# sip.public_address: not set, learned from the route to each registrar\n");
+    }
+    if s.dns.server.is_none() {
+        out.push_str(
+            "# dns.server: not set, the system's resolver (/etc/resolv.conf, /etc/hosts)\n",
+        );
     }
     if s.media.rtpengine.is_none() {
         out.push_str("# media.rtpengine: not set, no media anchoring\n");

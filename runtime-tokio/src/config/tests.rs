@@ -1380,3 +1380,70 @@ fn transport_settings_of_contract_section_7() {
     let e = err(&[], &[], Some("[sip.tls]\ncertificate = \"x\"\n"));
     assert_mentions(&e, &["sip.tls.certificate", "cert_file"]);
 }
+
+#[test]
+fn dns_server_of_contract_section_7() {
+    // Default: the system's resolver configuration.
+    let s = load_with(&[], &[], None).unwrap();
+    assert_eq!(s.dns.server, None);
+    assert!(s.redacted_toml().contains("# dns.server: not set"));
+    // ip:port, an address alone meaning port 53, IPv6 with or without brackets.
+    for (text, want) in [
+        ("127.0.0.1:5353", "127.0.0.1:5353"),
+        ("10.0.0.2", "10.0.0.2:53"),
+        (" 10.0.0.2 ", "10.0.0.2:53"),
+        ("[::1]:5353", "[::1]:5353"),
+        ("::1", "[::1]:53"),
+        ("[2001:db8::53]", "[2001:db8::53]:53"),
+    ] {
+        let s = load_with(&[], &[("DNS_SERVER", text)], None).unwrap();
+        assert_eq!(s.dns.server, Some(want.parse().unwrap()), "{text}");
+    }
+    // The [dns] table; the environment wins over it; empty counts as unset.
+    let file = "[dns]\nserver = \"127.0.0.1:5300\"\n";
+    let s = load_with(&[], &[], Some(file)).unwrap();
+    assert_eq!(s.dns.server, Some("127.0.0.1:5300".parse().unwrap()));
+    let s = load_with(&[], &[("DNS_SERVER", "127.0.0.2")], Some(file)).unwrap();
+    assert_eq!(s.dns.server, Some("127.0.0.2:53".parse().unwrap()));
+    let s = load_with(&[], &[("DNS_SERVER", " ")], None).unwrap();
+    assert_eq!(s.dns.server, None);
+    // Bad values name the setting and say what is expected.
+    for bad in [
+        "dns.example.com",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "[127.0.0.1]",
+        "[::1",
+        "1.2.3",
+        "udp://10.0.0.2",
+        "10.0.0.2:53,10.0.0.3:53",
+    ] {
+        let e = err(&[], &[("DNS_SERVER", bad)], None);
+        assert_mentions(
+            &e,
+            &[
+                "DNS_SERVER (dns.server)",
+                "in the environment",
+                "the IP address of a DNS server",
+                "[2001:db8::53]:5353",
+            ],
+        );
+    }
+    let e = err(&[], &[], Some("[dns]\nserver = \"resolver.lan\"\n"));
+    assert_mentions(
+        &e,
+        &[
+            "dns.server (DNS_SERVER)",
+            "test.toml",
+            "resolver.lan",
+            "not a host name",
+        ],
+    );
+    let e = err(&[], &[], Some("[dns]\nservr = \"10.0.0.2\"\n"));
+    assert_mentions(&e, &["dns.servr", "did you mean `server`"]);
+    // check-config shows it, and what it shows loads back.
+    let s = load_with(&[], &[("DNS_SERVER", "[::1]:5353")], None).unwrap();
+    let out = s.redacted_toml();
+    assert!(out.contains("[dns]\nserver = \"[::1]:5353\"\n"), "{out}");
+    assert_eq!(load_with(&[], &[], Some(&out)).unwrap().dns, s.dns);
+}

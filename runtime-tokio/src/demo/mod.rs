@@ -338,6 +338,9 @@ pub async fn run() -> Result<(), DemoError> {
         learn_local_ip: None,
         store: store.clone(),
         tls: None,
+        // Every peer of the demo is an IP literal: nothing is ever looked up. A fixed
+        // server keeps the demo from depending on the machine's /etc/resolv.conf.
+        dns_server: Some(SocketAddr::from(([127, 0, 0, 1], 53))),
     };
     let (admin_tx, admin_rx) = mpsc::channel(8);
     let trunkline = tokio::spawn(driver::run(
