@@ -70,6 +70,10 @@ pub struct Options {
     /// Also proxy INVITEs to registered users (the cfg's `WITH_PROXY`): the provider
     /// that calls a registered trunk.
     pub proxy: bool,
+    /// The key its passwords are derived from (see [`Kamailio::password`]): another
+    /// instance's [`Kamailio::password_key`] makes this one accept the same accounts,
+    /// as the second registrar of one provider does. `None`: a key of its own.
+    pub password_key: Option<String>,
 }
 
 /// One contact binding as `kamcmd ul.dump` shows it.
@@ -133,7 +137,10 @@ impl Kamailio {
         let log = dir.path().join("kamailio.log");
         // Unique per run, so a password found in trunkline's output can only have
         // come from this run's configuration.
-        let pw_key = format!("trunkline-test-{}", crate::random_hex(8));
+        let pw_key = options
+            .password_key
+            .clone()
+            .unwrap_or_else(|| format!("trunkline-test-{}", crate::random_hex(8)));
         let child = spawn(kamailio, options, dir.path(), addr, &ctl, &log, &pw_key);
         let mut started = Kamailio {
             child,
@@ -304,6 +311,11 @@ impl Kamailio {
     /// key unique to this run (see route[AUTH] in the cfg).
     pub fn password(&self, user: &str) -> String {
         crate::hex(&Md5::digest(format!("{}:{user}", self.pw_key)))
+    }
+
+    /// The key of [`Kamailio::password`], for [`Options::password_key`].
+    pub fn password_key(&self) -> &str {
+        &self.pw_key
     }
 
     /// Changes the password Kamailio accepts for `user` from now on (a rotation at the
