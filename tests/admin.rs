@@ -9,14 +9,6 @@ use trunkline_tests::{net, Backend, Endpoint, Fault, Kamailio, Provider, Trunkli
 
 const ALICE: &str = "p-alice";
 
-/// A client for the admin API; its timeout only turns a hang into a failure.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("building the HTTP client")
-}
-
 /// The number of answered provider-list GETs in the backend's history.
 fn provider_list_gets(backend: &Backend) -> usize {
     backend
@@ -55,7 +47,7 @@ async fn admin_api_and_status_command_against_a_running_trunkline() {
         ],
     )
     .await;
-    let http = client();
+    let http = trunkline_tests::admin_client();
 
     // Not ready: the admin API is bound before the first fetch, which has failed.
     trunkline
@@ -492,7 +484,7 @@ async fn slow_clients_cannot_take_the_admin_api_or_the_descriptors() {
     }
     let healthz = trunkline
         .run_until(
-            client()
+            trunkline_tests::admin_client()
                 .get(format!("http://127.0.0.1:{admin_port}/healthz"))
                 .send(),
         )

@@ -8,19 +8,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use trunkline_tests::{Backend, DnsServer, Kamailio, KamailioOptions, Provider, Trunkline};
 
 const ALICE: &str = "p-alice";
 const DOMAIN: &str = "sip.example.test";
-
-/// A client for the admin API; its timeout only turns a hang into a failure.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("building the HTTP client")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_registrar_is_left_for_the_next_srv_target_and_its_binding_removed_when_it_answers_again(
@@ -38,8 +30,20 @@ async fn a_silent_registrar_is_left_for_the_next_srv_target_and_its_binding_remo
     })
     .await;
     let dns = DnsServer::builder()
-        .srv(&format!("_sip._udp.{DOMAIN}"), "a.example.test", first.port(), 10, 0)
-        .srv(&format!("_sip._udp.{DOMAIN}"), "b.example.test", second.port(), 20, 0)
+        .srv(
+            &format!("_sip._udp.{DOMAIN}"),
+            "a.example.test",
+            first.port(),
+            10,
+            0,
+        )
+        .srv(
+            &format!("_sip._udp.{DOMAIN}"),
+            "b.example.test",
+            second.port(),
+            20,
+            0,
+        )
         .a("a.example.test", Ipv4Addr::LOCALHOST)
         .a("b.example.test", Ipv4Addr::new(127, 0, 0, 2))
         .start()
@@ -69,7 +73,11 @@ async fn a_silent_registrar_is_left_for_the_next_srv_target_and_its_binding_remo
     trunkline
         .run_until(backend.wait_for_status(ALICE, "registered"))
         .await;
-    assert_eq!(first.bindings_of("alice").await.len(), 1, "bound at the priority-10 target");
+    assert_eq!(
+        first.bindings_of("alice").await.len(),
+        1,
+        "bound at the priority-10 target"
+    );
     assert!(second.bindings_of("alice").await.is_empty());
     assert!(
         dns.query_count("SRV", &format!("_sip._udp.{DOMAIN}")) >= 1,
@@ -82,7 +90,7 @@ async fn a_silent_registrar_is_left_for_the_next_srv_target_and_its_binding_remo
     first.pause().await;
     let before = backend.history().len();
     let paused_at = Instant::now();
-    let http = client();
+    let http = trunkline_tests::admin_client();
     let accepted = http
         .post(format!("{admin}/api/registrations/{ALICE}/register"))
         .bearer_auth(&admin_token)
@@ -91,16 +99,24 @@ async fn a_silent_registrar_is_left_for_the_next_srv_target_and_its_binding_remo
         .unwrap();
     assert!(accepted.status().is_success(), "{}", accepted.status());
     trunkline
-        .run_until(backend.wait_for("a registered PATCH after the failover", |h| {
-            h.iter()
-                .skip(before)
-                .find(|r| r.is_accepted_patch_for(ALICE) && r.register_status() == Some("registered"))
-                .cloned()
-        }))
+        .run_until(
+            backend.wait_for("a registered PATCH after the failover", |h| {
+                h.iter()
+                    .skip(before)
+                    .find(|r| {
+                        r.is_accepted_patch_for(ALICE) && r.register_status() == Some("registered")
+                    })
+                    .cloned()
+            }),
+        )
         .await;
     // Timer F (32 s) of the unanswered REGISTER, then the next target at once.
     eprintln!("failover took {:?}", paused_at.elapsed());
-    assert_eq!(second.bindings_of("alice").await.len(), 1, "bound at the second target");
+    assert_eq!(
+        second.bindings_of("alice").await.len(),
+        1,
+        "bound at the second target"
+    );
     let view: serde_json::Value = http
         .get(format!("{admin}/api/registrations"))
         .send()

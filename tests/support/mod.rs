@@ -39,6 +39,14 @@ use std::time::Duration;
 /// only turns a hang into a failure with diagnostics, it measures nothing.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(120);
 
+/// An HTTP client for the admin API; its timeout only turns a hang into a failure.
+pub fn admin_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("building the HTTP client")
+}
+
 /// A random lowercase hex string of `bytes` random bytes, for secrets and keys that
 /// must be unique to one run (so finding one in a log cannot be a coincidence).
 pub fn random_hex(bytes: usize) -> String {
