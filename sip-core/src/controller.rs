@@ -517,6 +517,13 @@ impl Controller {
                 if let Some(reg) = self.registry.get_mut(slot) {
                     reg.on_transaction(now, &mut self.ctx, id, event);
                 }
+                for target in self.ctx.silent.take_fresh() {
+                    for slot in self.ctx.txns.registrations_waiting_on(target) {
+                        if let Some(reg) = self.registry.get_mut(slot) {
+                            reg.on_target_silent(now, &mut self.ctx, target);
+                        }
+                    }
+                }
             }
             TxnAction::Notify {
                 owner: Owner::Cleanup(slot),

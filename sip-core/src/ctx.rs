@@ -40,6 +40,9 @@ pub struct Ctx {
     pub dns: Dns,
     /// TCP/TLS connections open or opening.
     pub conns: Connections,
+    /// Registrar addresses that stopped answering (RFC 3263 failover of one
+    /// registration tells the others).
+    pub silent: crate::silent_targets::SilentTargets,
     /// Wall time from the anchor given at construction.
     pub clock: WallClock,
     /// Outputs not yet polled by the driver.
@@ -81,6 +84,7 @@ impl Ctx {
             timers: TimerTable::default(),
             txns: Transactions::with_server_cap(server_cap),
             dns: Dns::default(),
+            silent: Default::default(),
             conns,
             clock: WallClock::new(now, wall_now),
             out: VecDeque::new(),

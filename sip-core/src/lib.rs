@@ -61,6 +61,7 @@ pub mod registry;
 pub mod rng;
 pub mod routing;
 pub mod secret;
+pub mod silent_targets;
 pub mod stats;
 pub mod sync;
 pub mod time;

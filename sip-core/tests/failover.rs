@@ -84,6 +84,14 @@ fn registers_to(w: &World, to: &str) -> usize {
         .count()
 }
 
+/// REGISTERs asking for a binding (not un-REGISTERs) sent to `to` after `after`.
+fn binding_registers_to(w: &World, to: &str, after: Duration) -> usize {
+    w.registers()
+        .iter()
+        .filter(|(t, r, m)| *t > after && r.ip() == ip(to) && !m.contains("Expires: 0"))
+        .count()
+}
+
 fn target_changes(w: &World) -> Vec<(SocketAddr, SocketAddr)> {
     w.events
         .iter()
@@ -174,13 +182,7 @@ fn a_silent_target_is_left_for_the_next_and_its_binding_removed_when_it_answers_
         .iter()
         .any(|(_, e)| matches!(e, Event::AbandonedBindingCleared { removed: true, .. })));
     // Sticky: the refreshes stay at the second target though the first is back.
-    let first_to_a_after = w
-        .registers()
-        .iter()
-        .filter(|(t, r, m)| {
-            *t > Duration::from_secs(400) && r.ip() == ip(REGISTRAR) && !m.contains("Expires: 0")
-        })
-        .count();
+    let first_to_a_after = binding_registers_to(&w, REGISTRAR, Duration::from_secs(400));
     assert_eq!(
         first_to_a_after, 0,
         "no REGISTER with a binding back to the first target"
@@ -220,7 +222,7 @@ fn a_503_moves_to_the_next_target_at_once() {
 }
 
 #[test]
-fn when_every_target_fails_the_round_ends_in_backoff_and_the_next_starts_where_it_left() {
+fn when_every_target_fails_the_round_ends_in_backoff_and_a_later_round_finds_the_one_back() {
     let mut w = world(Behaviour::default());
     w.silent.insert(ip(REGISTRAR));
     w.silent.insert(ip(REGISTRAR2));
@@ -235,11 +237,10 @@ fn when_every_target_fails_the_round_ends_in_backoff_and_the_next_starts_where_i
         "the error names the target that failed last: {last:?}"
     );
     assert_eq!(
-        target_changes(&w).len(),
-        1,
-        "one move per round of two targets"
+        target_changes(&w).first().map(|c| c.1),
+        Some(SocketAddr::new(ip(REGISTRAR2), 5060))
     );
-    // The second registrar comes back: the next round starts at it and succeeds.
+    // The second registrar comes back: a later round reaches it and succeeds.
     w.silent.remove(&ip(REGISTRAR2));
     w.run_for(Duration::from_secs(120));
     assert!(second_bound(&w));
@@ -329,5 +330,63 @@ fn equal_priority_targets_share_the_registrations_by_weight() {
     assert!(
         (120..=180).contains(&at_a),
         "{at_a} at the weight-75 target, {at_b} at the other"
+    );
+}
+
+#[test]
+fn the_answers_running_out_while_a_request_times_out_does_not_stop_the_failover() {
+    let mut w = world(Behaviour::default());
+    let short = |r: Result<Answer, String>| {
+        r.map(|mut a| {
+            a.ttl = Some(Duration::from_secs(60));
+            a
+        })
+    };
+    for v in w.dns.values_mut() {
+        *v = short(v.clone());
+    }
+    w.run_for(Duration::from_secs(45));
+    w.silent.insert(ip(REGISTRAR));
+    w.input(sip_core::Input::Command(sip_core::Command::Reregister {
+        id: "p1".into(),
+    }));
+    // The REGISTER times out at ~77 s, after every answer (60 s) ran out.
+    w.run_for(Duration::from_secs(40));
+    assert_eq!(target_changes(&w).len(), 1, "moved on at the first timeout");
+    assert!(second_bound(&w));
+}
+
+#[test]
+fn one_registrations_timeout_moves_the_others_on_without_waiting_their_own() {
+    let (registrar, mut providers) = support::numbered(50, "u", "p", Behaviour::default());
+    let mut second = Registrar::new(&[], Behaviour::default());
+    for p in &mut providers {
+        p.host = HOST.into();
+        p.port = None;
+        second.accounts.insert(p.username.clone(), "pw".into());
+    }
+    let records = [(10, 0, "a.example.test"), (20, 0, "b.example.test")];
+    let mut w = with_dns(World::new(config(), registrar, providers), second, &records);
+    w.run_for(Duration::from_secs(10));
+    assert_eq!(w.registrar.bindings.len(), 50);
+    w.silent.insert(ip(REGISTRAR));
+    // The first re-registers now and times out 32 s later; the others re-register
+    // after that: theirs go straight to b, without 32 s of their own.
+    w.input(sip_core::Input::Command(sip_core::Command::Reregister {
+        id: "p0".into(),
+    }));
+    w.run_for(Duration::from_secs(35));
+    for i in 1..50 {
+        w.input(sip_core::Input::Command(sip_core::Command::Reregister {
+            id: format!("p{i}"),
+        }));
+    }
+    w.run_for(Duration::from_secs(5));
+    let at_b = w.second.as_ref().unwrap().bindings.len();
+    assert_eq!(at_b, 50, "all at the second target 5 s after they asked");
+    let to_a_after = binding_registers_to(&w, REGISTRAR, Duration::from_secs(44));
+    assert_eq!(
+        to_a_after, 0,
+        "no REGISTER to the silent one once it is known silent"
     );
 }

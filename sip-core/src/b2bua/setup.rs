@@ -74,12 +74,8 @@ impl Call {
             port: hp.port,
             transport: hp.transport_given.then_some(hp.transport),
         };
-        let mut asker = Asker {
-            dns: &mut ctx.dns,
-            waiter: Waiter::Call(self.id),
-            out: &mut ctx.out,
-            next_query: &mut ctx.next_query,
-        };
+        let waiter = Waiter::Call(self.id);
+        let mut asker = Asker::new(&mut ctx.dns, waiter, &mut ctx.out, &mut ctx.next_query);
         let targets = match locate(place, now, self.id, &mut asker) {
             Located::Ready(t) => t,
             Located::Failed(e) => {

@@ -68,9 +68,32 @@ pub struct Asker<'a> {
     pub waiter: Waiter,
     pub out: &'a mut VecDeque<Output>,
     pub next_query: &'a mut u64,
+    /// Use answers whose TTL ran out when there is no fresh one (asking again
+    /// meanwhile): to decide where a failing request goes next, not where a new one
+    /// starts. See [`Dns::get_stale`].
+    pub stale_ok: bool,
+    /// Names served stale in this call, asked again at its end.
+    pub refresh: Vec<(QueryKind, String)>,
 }
 
-impl Asker<'_> {
+impl<'a> Asker<'a> {
+    /// An asker for `waiter` over `dns`, fresh answers only.
+    pub fn new(
+        dns: &'a mut Dns,
+        waiter: Waiter,
+        out: &'a mut VecDeque<Output>,
+        next_query: &'a mut u64,
+    ) -> Asker<'a> {
+        Asker {
+            dns,
+            waiter,
+            out,
+            next_query,
+            stale_ok: false,
+            refresh: Vec::new(),
+        }
+    }
+
     fn ask(&mut self, kind: QueryKind, name: &str) {
         self.dns
             .wait(kind, name, self.waiter, self.out, self.next_query);
@@ -84,17 +107,38 @@ enum Step<'a> {
     Missing,
 }
 
-fn step<'a>(dns: &'a Dns, kind: QueryKind, name: &str, now: Instant) -> Step<'a> {
+fn step<'a>(
+    dns: &'a Dns,
+    stale_ok: bool,
+    refresh: &mut Vec<(QueryKind, String)>,
+    kind: QueryKind,
+    name: &str,
+    now: Instant,
+) -> Step<'a> {
     match dns.get(kind, name, now) {
         Cached::Ready(answer, until) => Step::Done(&answer.records, until),
         Cached::Failed(e, _) => Step::Failed(format!("cannot resolve {name}: {e}")),
-        Cached::Missing => Step::Missing,
+        Cached::Missing => match dns.get_stale(kind, name).filter(|_| stale_ok) {
+            Some((answer, until)) => {
+                refresh.push((kind, name.to_owned()));
+                Step::Done(&answer.records, until)
+            }
+            None => Step::Missing,
+        },
     }
 }
 
 /// Locates `place` at `now`; `seed` draws the order among SRV records of one priority
 /// (see [`srv_order`]: per registration or call, so that load spreads by weight).
 pub fn locate(place: Place<'_>, now: Instant, seed: u64, asker: &mut Asker<'_>) -> Located {
+    let located = locate_now(place, now, seed, asker);
+    for (kind, name) in std::mem::take(&mut asker.refresh) {
+        asker.ask(kind, &name);
+    }
+    located
+}
+
+fn locate_now(place: Place<'_>, now: Instant, seed: u64, asker: &mut Asker<'_>) -> Located {
     let host = place
         .host
         .strip_prefix('[')
@@ -150,7 +194,14 @@ fn addresses(
     now: Instant,
     asker: &mut Asker<'_>,
 ) -> Located {
-    match step(asker.dns, QueryKind::Address, host, now) {
+    match step(
+        asker.dns,
+        asker.stale_ok,
+        &mut asker.refresh,
+        QueryKind::Address,
+        host,
+        now,
+    ) {
         Step::Done(Records::Addresses(res), until) => {
             if res.addrs.is_empty() {
                 return Located::Failed(format!("{host} has no address (A/AAAA) records"));
@@ -187,7 +238,14 @@ fn services(
     seed: u64,
     asker: &mut Asker<'_>,
 ) -> Located {
-    let (records, srv_until) = match step(asker.dns, QueryKind::Srv, name, now) {
+    let (records, srv_until) = match step(
+        asker.dns,
+        asker.stale_ok,
+        &mut asker.refresh,
+        QueryKind::Srv,
+        name,
+        now,
+    ) {
         Step::Done(Records::Services(r), until) => (r.clone(), until),
         Step::Done(..) => {
             return Located::Failed(format!("{name}: the resolver answered another record type"))
@@ -212,7 +270,14 @@ fn services(
     let mut missing = false;
     let mut first_error = None;
     for record in &ordered {
-        match step(asker.dns, QueryKind::Address, &record.target, now) {
+        match step(
+            asker.dns,
+            asker.stale_ok,
+            &mut asker.refresh,
+            QueryKind::Address,
+            &record.target,
+            now,
+        ) {
             Step::Done(Records::Addresses(res), t) => {
                 until = until.min(t);
                 if addrs.is_empty() {
@@ -256,7 +321,14 @@ enum NaptrPick {
 
 /// The NAPTR records of `host`: the most preferred one for a transport we speak.
 fn naptr(host: &str, now: Instant, asker: &mut Asker<'_>) -> NaptrPick {
-    match step(asker.dns, QueryKind::Naptr, host, now) {
+    match step(
+        asker.dns,
+        asker.stale_ok,
+        &mut asker.refresh,
+        QueryKind::Naptr,
+        host,
+        now,
+    ) {
         Step::Done(Records::Naptr(records), _) => {
             let mut usable: Vec<_> = records
                 .iter()
@@ -302,7 +374,14 @@ fn first_srv(host: &str, now: Instant, asker: &mut Asker<'_>) -> SrvPick {
     let mut found = None;
     for t in [Transport::Udp, Transport::Tcp, Transport::Tls] {
         let name = srv_name(t, host);
-        match step(asker.dns, QueryKind::Srv, &name, now) {
+        match step(
+            asker.dns,
+            asker.stale_ok,
+            &mut asker.refresh,
+            QueryKind::Srv,
+            &name,
+            now,
+        ) {
             Step::Done(Records::Services(r), _) if !r.is_empty() => {
                 found.get_or_insert(t);
             }
@@ -354,12 +433,8 @@ mod tests {
         }
 
         fn locate(&mut self, place: Place<'_>) -> Located {
-            let mut asker = Asker {
-                dns: &mut self.dns,
-                waiter: Waiter::Registration(1),
-                out: &mut self.out,
-                next_query: &mut self.next,
-            };
+            let waiter = Waiter::Registration(1);
+            let mut asker = Asker::new(&mut self.dns, waiter, &mut self.out, &mut self.next);
             locate(place, self.now, 7, &mut asker)
         }
 

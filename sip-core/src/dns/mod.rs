@@ -49,6 +49,8 @@ enum Entry {
     Resolving {
         id: QueryId,
         waiting: Vec<Waiter>,
+        /// The answer this query replaces, expired: see [`Dns::get_stale`].
+        stale: Option<(Answer, Instant)>,
     },
     Done {
         result: Result<Answer, String>,
@@ -76,6 +78,23 @@ impl Dns {
         }
     }
 
+    /// The last answer for `name`'s records of `kind`, even when its TTL has run out
+    /// (RFC 8767's "serve stale"): good enough to decide where a failing request goes
+    /// next while the fresh answer is asked for, not to start with.
+    pub fn get_stale(&self, kind: QueryKind, name: &str) -> Option<(&Answer, Instant)> {
+        match self.names.get(&(kind, name.to_owned()))? {
+            Entry::Done {
+                result: Ok(a),
+                until,
+            } => Some((a, *until)),
+            Entry::Resolving {
+                stale: Some((a, until)),
+                ..
+            } => Some((a, *until)),
+            _ => None,
+        }
+    }
+
     /// Registers `waiter` as waiting for `name`'s records of `kind`, starting a query
     /// unless one is running. The waiter is told by [`Dns::answer`].
     pub fn wait(
@@ -95,11 +114,19 @@ impl Dns {
         }
         *next_query += 1;
         let id = QueryId(*next_query);
+        let stale = match self.names.remove(&key) {
+            Some(Entry::Done {
+                result: Ok(a),
+                until,
+            }) => Some((a, until)),
+            _ => None,
+        };
         self.names.insert(
             key.clone(),
             Entry::Resolving {
                 id,
                 waiting: vec![waiter],
+                stale,
             },
         );
         self.queries.insert(id, key);
@@ -121,7 +148,9 @@ impl Dns {
             return Vec::new();
         };
         let waiting = match self.names.get_mut(&key) {
-            Some(Entry::Resolving { id: qid, waiting }) if *qid == id => std::mem::take(waiting),
+            Some(Entry::Resolving {
+                id: qid, waiting, ..
+            }) if *qid == id => std::mem::take(waiting),
             _ => return Vec::new(),
         };
         let until = now
@@ -212,6 +241,31 @@ mod tests {
         ));
         // An answer nobody asked for (a stale id) changes nothing.
         assert!(dns.answer(QueryId(99), Ok(srv_answer(60)), t0).is_empty());
+    }
+
+    #[test]
+    fn an_expired_answer_is_served_stale_while_it_is_asked_again() {
+        let t0 = Instant::now();
+        let mut dns = Dns::default();
+        let mut out = VecDeque::new();
+        let mut next = 0;
+        dns.wait(QueryKind::Srv, "s", Waiter::Call(1), &mut out, &mut next);
+        assert!(dns.get_stale(QueryKind::Srv, "s").is_none(), "nothing yet");
+        dns.answer(QueryId(1), Ok(srv_answer(60)), t0);
+        let later = t0 + Duration::from_secs(61);
+        assert!(matches!(
+            dns.get(QueryKind::Srv, "s", later),
+            Cached::Missing
+        ));
+        assert!(dns.get_stale(QueryKind::Srv, "s").is_some());
+        // Asked again: the old answer stays at hand until the new one arrives.
+        dns.wait(QueryKind::Srv, "s", Waiter::Call(1), &mut out, &mut next);
+        assert!(dns.get_stale(QueryKind::Srv, "s").is_some());
+        dns.answer(QueryId(2), Err("timed out".into()), later);
+        assert!(
+            dns.get_stale(QueryKind::Srv, "s").is_none(),
+            "a failure replaces it"
+        );
     }
 
     #[test]

@@ -162,6 +162,9 @@ impl Registration {
         if let Some(at) = cleanups.iter().position(|c| c.txn == Some(txn)) {
             if let Some(c) = cleanups.get_mut(at) {
                 c.txn = None;
+                if matches!(event, TxnEvent::Final(_)) {
+                    ctx.silent.answered(c.target);
+                }
                 match event {
                     TxnEvent::Final(resp) => match resp.status {
                         200..=299 => {

@@ -182,6 +182,8 @@ struct Rare {
     stale_contact: Option<Box<str>>,
     /// Targets moved to after failures in the current round (see [`targets`]).
     failovers: u8,
+    /// A failover waiting for DNS answers (see [`targets`]).
+    failing_over: Option<Box<targets::FailingOver>>,
     /// Targets left that may still hold our binding, until they answer an
     /// un-REGISTER or the binding lapses there (see [`cleanup`]).
     cleanups: Vec<cleanup::Cleanup>,
@@ -560,6 +562,9 @@ impl Registration {
             self.start(now, ctx);
             return;
         };
+        if ctx.silent.is_silent(target, now) && self.skip_silent(now, ctx, target) {
+            return;
+        }
         let advertised = self.advertised(ctx, target);
         let expires = match self.goal {
             Goal::Registered => self.requested_expires,
@@ -783,6 +788,9 @@ impl Registration {
         match event {
             TxnEvent::Timeout => {
                 self.outcome(ctx, RegisterOutcome::Timeout);
+                if let Some(target) = self.target() {
+                    ctx.silent.failed(target, now);
+                }
                 let error = format!("no response from {}", self.registrar_at());
                 // It may have made the binding and lost only the answer.
                 let may_be_bound = self.sent_expires > 0;
@@ -792,12 +800,20 @@ impl Registration {
             }
             TxnEvent::TransportError(error) => {
                 self.outcome(ctx, RegisterOutcome::Failed);
+                if let Some(target) = self.target() {
+                    ctx.silent.failed(target, now);
+                }
                 let error = format!("the connection to {} failed: {error}", self.registrar_at());
                 if !self.fail_over(now, ctx, &error, false) {
                     self.fail(now, ctx, FailureClass::Temporary, error, None);
                 }
             }
-            TxnEvent::Final(resp) => self.on_final(now, ctx, &resp),
+            TxnEvent::Final(resp) => {
+                if let Some(target) = self.target() {
+                    ctx.silent.answered(target);
+                }
+                self.on_final(now, ctx, &resp);
+            }
             // A registrar's 100 Trying changes nothing; NoAck is a server's event.
             TxnEvent::Provisional(_) | TxnEvent::NoAck => {}
         }
@@ -1332,6 +1348,7 @@ impl Registration {
                 && r.stale_contact.is_none()
                 && r.unconfirmed.is_none()
                 && r.failovers == 0
+                && r.failing_over.is_none()
                 && r.cleanups.is_empty()
         }) {
             self.rare = None;

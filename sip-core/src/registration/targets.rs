@@ -19,6 +19,17 @@ use crate::dns::Waiter;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+/// A failover waiting for the next hop's answers (see [`Registration::fail_over`]).
+#[derive(Debug)]
+pub(super) struct FailingOver {
+    /// The target that failed.
+    from: SocketAddr,
+    /// What failed there.
+    error: String,
+    /// Whether the failed request may have made a binding there.
+    may_be_bound: bool,
+}
+
 impl Registration {
     /// What RFC 3263 locates for this registration: the next hop, with the port the
     /// entry gave (none: SRV) and the entry's transport.
@@ -37,12 +48,20 @@ impl Registration {
 
     /// Locates the next hop (starting queries when the cache lacks answers).
     fn located(&self, now: Instant, ctx: &mut Ctx) -> Located {
-        let mut asker = Asker {
-            dns: &mut ctx.dns,
-            waiter: Waiter::Registration(self.slot),
-            out: &mut ctx.out,
-            next_query: &mut ctx.next_query,
-        };
+        self.locate_with(now, ctx, false)
+    }
+
+    /// [`Registration::located`], using answers whose TTL ran out when there are no
+    /// fresh ones: for where a failing request goes next (a TTL shorter than Timer F
+    /// must not make 1,000 registrations wait for a lookup to leave a dead target).
+    fn located_for_failover(&self, now: Instant, ctx: &mut Ctx) -> Located {
+        self.locate_with(now, ctx, true)
+    }
+
+    fn locate_with(&self, now: Instant, ctx: &mut Ctx, stale_ok: bool) -> Located {
+        let waiter = Waiter::Registration(self.slot);
+        let mut asker = Asker::new(&mut ctx.dns, waiter, &mut ctx.out, &mut ctx.next_query);
+        asker.stale_ok = stale_ok;
         // The slot draws this registration's order among equal-priority SRV records:
         // the same order every time it looks, a different one per registration.
         let seed = u64::from(self.slot).wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -53,11 +72,21 @@ impl Registration {
     pub(super) fn locate_and_queue(&mut self, now: Instant, ctx: &mut Ctx) {
         match self.located(now, ctx) {
             Located::Ready(targets) => {
+                if let Some(f) = self.rare.as_mut().and_then(|r| r.failing_over.take()) {
+                    // A failover that waited for the answers.
+                    if !self.move_on(now, ctx, f.from, &targets, &f.error, f.may_be_bound) {
+                        self.fail(now, ctx, FailureClass::Temporary, f.error, None);
+                    }
+                    return;
+                }
                 self.use_targets(now, ctx, &targets);
                 self.phase = Phase::Queued;
                 ctx.pacer.push_back(self.slot, self.target());
             }
             Located::Failed(error) => {
+                if let Some(r) = self.rare.as_mut() {
+                    r.failing_over = None;
+                }
                 let error = format!("temporary failure: {error}");
                 self.fail(now, ctx, FailureClass::Temporary, error, None);
             }
@@ -138,10 +167,35 @@ impl Registration {
         let Some(current) = self.target() else {
             return false;
         };
-        let Located::Ready(targets) = self.located(now, ctx) else {
-            // The answers ran out: the next attempt resolves again anyway.
-            return false;
-        };
+        match self.located_for_failover(now, ctx) {
+            Located::Ready(targets) => {
+                self.move_on(now, ctx, current, &targets, error, may_be_bound)
+            }
+            Located::Pending => {
+                // The answers ran out while the request waited (Timer F is 32 s, a
+                // TTL may be shorter): move on once they are back.
+                self.rare_mut().failing_over = Some(Box::new(FailingOver {
+                    from: current,
+                    error: error.to_owned(),
+                    may_be_bound,
+                }));
+                self.phase = Phase::Resolving;
+                true
+            }
+            Located::Failed(_) => false,
+        }
+    }
+
+    /// [`Registration::fail_over`] with the located `targets`.
+    fn move_on(
+        &mut self,
+        now: Instant,
+        ctx: &mut Ctx,
+        current: SocketAddr,
+        targets: &Targets,
+        error: &str,
+        may_be_bound: bool,
+    ) -> bool {
         let count = targets.addrs.len();
         let tried = self.rare.as_deref().map_or(0, |r| r.failovers);
         if count < 2 || usize::from(tried) + 1 >= count {
@@ -163,7 +217,7 @@ impl Registration {
         if let Some(until) = bound.max(made) {
             self.abandon(now, ctx, current, until);
         }
-        self.move_to(ctx, next, &targets);
+        self.move_to(ctx, next, targets);
         ctx.emit(crate::io::Event::TargetChanged {
             provider_id: self.provider.id.clone(),
             from: current,
@@ -174,10 +228,66 @@ impl Registration {
         true
     }
 
+    /// The REGISTER about to go to `target` would go to an address another
+    /// registration found silent ([`crate::silent_targets`]): moves to the next target
+    /// instead, when there is one (returns whether it did).
+    pub(super) fn skip_silent(&mut self, now: Instant, ctx: &mut Ctx, target: SocketAddr) -> bool {
+        if self.goal != Goal::Registered {
+            return false;
+        }
+        let Located::Ready(targets) = self.located_for_failover(now, ctx) else {
+            return false;
+        };
+        // When every other target is silent too, the marks tell nothing: send.
+        if !elsewhere(&targets, target, ctx, now) {
+            return false;
+        }
+        let error =
+            format!("{target} does not answer (another registration's request there failed)");
+        self.move_on(now, ctx, target, &targets, &error, false)
+    }
+
+    /// Another registration found `target` silent while our REGISTER waits for it:
+    /// stop waiting and move to the next target now, when there is one that is not
+    /// silent too. The abandoned request may still make a binding there (a paused
+    /// registrar processes it later): the cleanup removes it.
+    pub fn on_target_silent(&mut self, now: Instant, ctx: &mut Ctx, target: SocketAddr) {
+        let Phase::InFlight(txn) = self.phase else {
+            return;
+        };
+        if self.goal != Goal::Registered || self.target() != Some(target) {
+            return;
+        }
+        let Located::Ready(targets) = self.located_for_failover(now, ctx) else {
+            return;
+        };
+        if !elsewhere(&targets, target, ctx, now) {
+            return;
+        }
+        ctx.txns.abandon(txn, &mut ctx.timers);
+        self.phase = Phase::Waiting;
+        let error = format!(
+            "no response from {} (another registration's request there timed out)",
+            self.registrar_at()
+        );
+        let may_be_bound = self.sent_expires > 0;
+        if !self.move_on(now, ctx, target, &targets, &error, may_be_bound) {
+            self.fail(now, ctx, FailureClass::Temporary, error, None);
+        }
+    }
+
     /// A REGISTER succeeded: the round of failovers is over.
     pub(super) fn targets_confirmed(&mut self) {
         if let Some(r) = self.rare.as_mut() {
             r.failovers = 0;
         }
     }
+}
+
+/// Whether `targets` has another address than `target` that is not marked silent.
+fn elsewhere(targets: &Targets, target: SocketAddr, ctx: &mut Ctx, now: Instant) -> bool {
+    targets
+        .addrs
+        .iter()
+        .any(|a| *a != target && !ctx.silent.is_silent(*a, now))
 }

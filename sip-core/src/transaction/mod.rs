@@ -685,6 +685,21 @@ impl Transactions {
         actions
     }
 
+    /// The slots of the registrations with a REGISTER in flight to `remote` (a walk
+    /// over every transaction: once per registrar found silent, not per message).
+    pub fn registrations_waiting_on(&self, remote: SocketAddr) -> Vec<u32> {
+        self.by_id
+            .values()
+            .filter_map(|e| match &e.machine {
+                Machine::NonInviteClient(m) if m.to.remote == remote => match m.owner() {
+                    Owner::Registration(slot) => Some(slot),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Where client transaction `id` sends (its answers come from there), while it
     /// lives.
     pub fn link_of(&self, id: u64) -> Option<Link> {
