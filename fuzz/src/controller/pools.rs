@@ -6,7 +6,10 @@
 
 use super::ops::{BackendPick, ConfigPick, Pick, ProviderPick, SipReply};
 use sip_core::message::{response_to, MessageBuilder, Request};
-use sip_core::{BackendOp, BackendReply, ProviderSpec, Resolution, Secret};
+use sip_core::{
+    Answer, BackendOp, BackendReply, NaptrRecord, ProviderSpec, QueryKind, Records, Resolution,
+    Secret, SrvRecord,
+};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -202,6 +205,55 @@ pub fn resolution(answer: u8) -> Result<Resolution, String> {
         5 => ok(vec![v4b, v4], None),
         _ => ok(vec![v4], Some(v6)),
     }
+}
+
+/// The answer to a query of `kind`: addresses as [`resolution`]; SRV and NAPTR
+/// records naming only hosts that resolve to loopback (an SRV target is looked up as
+/// an address next, and every name resolves to the pool's addresses), empty answers,
+/// `.` ("no service"), TTLs of 0 and a day, and failures.
+pub fn answer(kind: QueryKind, answer: u8) -> Result<Answer, String> {
+    let ttl = match answer / 8 % 3 {
+        0 => None,
+        1 => Some(Duration::ZERO),
+        _ => Some(Duration::from_secs(86_400)),
+    };
+    let records = match kind {
+        QueryKind::Address => Records::Addresses(resolution(answer)?),
+        QueryKind::Srv => {
+            let srv = |priority, weight, port, target: &str| SrvRecord {
+                priority,
+                weight,
+                port,
+                target: target.to_owned(),
+            };
+            Records::Services(match answer % 6 {
+                0 => Vec::new(),
+                1 => vec![srv(10, 0, 5060, "a.srv.example")],
+                2 => vec![
+                    srv(20, 0, 5070, "b.srv.example"),
+                    srv(10, 5, 5060, "a.srv.example"),
+                ],
+                3 => vec![
+                    srv(10, 50, 5060, "a.srv.example"),
+                    srv(10, 50, 5061, "b.srv.example"),
+                ],
+                4 => vec![srv(0, 0, 0, ".")],
+                _ => return Err("DNS server 127.0.0.1:53 did not answer".to_owned()),
+            })
+        }
+        QueryKind::Naptr => Records::Naptr(match answer % 3 {
+            0 => Vec::new(),
+            1 => vec![NaptrRecord {
+                order: 10,
+                preference: 10,
+                flags: "s".to_owned(),
+                services: "SIP+D2T".to_owned(),
+                replacement: "_sip._tcp.srv.example".to_owned(),
+            }],
+            _ => return Err("SERVFAIL".to_owned()),
+        }),
+    };
+    Ok(Answer { records, ttl })
 }
 
 /// Whether `ip` is one the core may legitimately send to.

@@ -336,7 +336,7 @@ impl World {
                 };
                 self.input(Input::Resolved {
                     id: q.id,
-                    result: pools::resolution(*answer).map(sip_core::Answer::from),
+                    result: pools::answer(q.kind, *answer),
                 });
             }
             Op::Command(c) => {
