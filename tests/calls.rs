@@ -251,6 +251,56 @@ async fn answered_call_over_tcp_on_both_legs() {
     rig.finish().await;
 }
 
+/// A destination named by a domain alone (`sip:<did>@livekit.example.test`, as the
+/// default `sip:{did}@{livekitDomain}` is) is located by RFC 3263 through a real DNS
+/// server: its NAPTR record says TCP (`SIP+D2T`) and the SRV name, the SRV record the
+/// host and port, the A record the address; the call goes there over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_located_by_naptr_srv_and_a_records() {
+    let uas = start_uas("call-uas.xml", 1, &["-t", "t1"]).await;
+    let domain = "livekit.example.test";
+    let srv = format!("_sip._tcp.{domain}");
+    let dns = trunkline_tests::DnsServer::builder()
+        .naptr(domain, 10, 10, "s", "SIP+D2T", &srv)
+        .naptr(
+            domain,
+            20,
+            10,
+            "s",
+            "SIP+D2U",
+            &format!("_sip._udp.{domain}"),
+        )
+        .srv(&srv, "lk.example.test", uas.addr().port(), 10, 0)
+        .a("lk.example.test", Ipv4Addr::LOCALHOST)
+        .start()
+        .await;
+    let route = format!("sip:{DID}@{domain}");
+    let env = [("DNS_SERVER", dns.addr().to_string())];
+    let mut rig = Rig::file_mode_uris(&[(DID, route)], &env).await;
+    let uac = rig.call(Call::new("call-uac.xml", DID)).await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    assert_bridged(&uac, 1, &uas, 1, PROVIDER_NAME);
+    let seen = uas.log.call(1);
+    assert!(
+        seen.field("via").starts_with("SIP/2.0/TCP "),
+        "the NAPTR record's transport: {seen:?}"
+    );
+    let asked = dns.queries();
+    for (kind, name) in [
+        ("NAPTR", domain),
+        ("SRV", srv.as_str()),
+        ("A", "lk.example.test"),
+    ] {
+        assert!(
+            dns.query_count(kind, name) >= 1,
+            "{kind} {name} asked: {asked:?}"
+        );
+    }
+    rig.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_call_the_callee_hangs_up() {
     let (rig, uac, uas) = one_call(
