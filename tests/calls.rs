@@ -301,6 +301,34 @@ async fn a_destination_located_by_naptr_srv_and_a_records() {
     rig.finish().await;
 }
 
+/// RFC 3263 §4.3 for a call: the destination's first SRV target refuses the TCP
+/// connection (nothing listens there), so the INVITE goes to the second at once and
+/// the call is answered there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_moves_to_the_next_srv_target_when_the_first_refuses_the_connection() {
+    let uas = start_uas("call-uas.xml", 1, &["-t", "t1"]).await;
+    let domain = "lk2.example.test";
+    let srv = format!("_sip._tcp.{domain}");
+    // A port nothing listens on: connecting to it is refused at once.
+    let closed = net::free_tcp_port();
+    let dns = trunkline_tests::DnsServer::builder()
+        .srv(&srv, "down.example.test", closed, 10, 0)
+        .srv(&srv, "lk.example.test", uas.addr().port(), 20, 0)
+        .a("down.example.test", Ipv4Addr::LOCALHOST)
+        .a("lk.example.test", Ipv4Addr::LOCALHOST)
+        .start()
+        .await;
+    let route = format!("sip:{DID}@{domain};transport=tcp");
+    let env = [("DNS_SERVER", dns.addr().to_string())];
+    let mut rig = Rig::file_mode_uris(&[(DID, route)], &env).await;
+    let uac = rig.call(Call::new("call-uac.xml", DID)).await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    assert_bridged(&uac, 1, &uas, 1, PROVIDER_NAME);
+    rig.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answered_call_the_callee_hangs_up() {
     let (rig, uac, uas) = one_call(

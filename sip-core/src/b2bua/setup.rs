@@ -194,6 +194,10 @@ impl Call {
 
     /// What the callee's INVITE transaction reports.
     pub(super) fn on_invite_event(&mut self, now: Instant, ctx: &mut Ctx, event: TxnEvent) {
+        let failed = matches!(event, TxnEvent::TransportError(_));
+        if failed && self.untouched() && self.try_next_target(now, ctx) {
+            return;
+        }
         match event {
             TxnEvent::Provisional(resp) => self.on_provisional(now, ctx, &resp),
             TxnEvent::Final(resp) if (200..300).contains(&resp.status) => {
@@ -296,6 +300,9 @@ impl Call {
     }
 
     fn on_refusal(&mut self, now: Instant, ctx: &mut Ctx, resp: &Response) {
+        if resp.status == 503 && self.untouched() && self.try_next_target(now, ctx) {
+            return;
+        }
         let CalleeLeg::Inviting { cancel, .. } = self.callee else {
             return;
         };
@@ -374,6 +381,66 @@ impl Call {
         out.authenticated = true;
         out.cseq = out.cseq.wrapping_add(1);
         self.transmit_invite(now, ctx, Some((answer_header, value)));
+        true
+    }
+
+    /// Whether our INVITE has had no provisional answer and no CANCEL, while the caller
+    /// still waits: the only time it may go to another target unnoticed.
+    fn untouched(&self) -> bool {
+        self.caller == CallerLeg::Inviting
+            && matches!(
+                self.callee,
+                CalleeLeg::Inviting {
+                    provisional: false,
+                    cancel: Cancel::No,
+                    ..
+                }
+            )
+    }
+
+    /// RFC 3263 §4.3: our INVITE's connection failed or the destination answered `503`:
+    /// the INVITE goes to the destination's next target, each tried once in order
+    /// (a timeout is not retried: the caller's own 32 s have run out by then). Returns
+    /// whether it went.
+    fn try_next_target(&mut self, now: Instant, ctx: &mut Ctx) -> bool {
+        let (Some(destination), Some(out)) = (self.destination.as_deref(), self.out.as_ref())
+        else {
+            return false;
+        };
+        let Some(hp) = host_port(destination) else {
+            return false;
+        };
+        let current = out.addr.remote;
+        let place = Place {
+            host: &hp.host,
+            port: hp.port,
+            transport: hp.transport_given.then_some(hp.transport),
+        };
+        let waiter = Waiter::Call(self.id);
+        let mut asker = Asker::new(&mut ctx.dns, waiter, &mut ctx.out, &mut ctx.next_query);
+        asker.stale_ok = true;
+        let Located::Ready(targets) = locate(place, now, self.id, &mut asker) else {
+            return false;
+        };
+        let next = targets
+            .addrs
+            .iter()
+            .position(|a| *a == current)
+            .and_then(|i| targets.addrs.get(i + 1).copied());
+        let Some(next) = next else {
+            return false;
+        };
+        let name = (targets.transport == Transport::Tls).then_some(hp.host.as_str());
+        let Some(link) = ctx.link_to(now, targets.transport, next, name) else {
+            return false;
+        };
+        let Some(out) = self.out.as_mut() else {
+            return false;
+        };
+        out.addr = link;
+        out.cseq = out.cseq.wrapping_add(1);
+        out.authenticated = false;
+        self.transmit_invite(now, ctx, None);
         true
     }
 }
