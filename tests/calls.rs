@@ -251,6 +251,22 @@ async fn answered_call_over_tcp_on_both_legs() {
     rig.finish().await;
 }
 
+/// One call to `route` resolved through `dns`, answered by `uas` and bridged.
+async fn answered_through(
+    dns: &trunkline_tests::DnsServer,
+    route: String,
+    uas: trunkline_tests::calls::Sipp,
+) -> (Rig, SippRun) {
+    let env = [("DNS_SERVER", dns.addr().to_string())];
+    let mut rig = Rig::file_mode_uris(&[(DID, route)], &env).await;
+    let uac = rig.call(Call::new("call-uac.xml", DID)).await;
+    uac.assert_succeeded(1);
+    let uas = rig.finished(uas).await;
+    uas.assert_succeeded(1);
+    assert_bridged(&uac, 1, &uas, 1, PROVIDER_NAME);
+    (rig, uas)
+}
+
 /// A destination named by a domain alone (`sip:<did>@livekit.example.test`, as the
 /// default `sip:{did}@{livekitDomain}` is) is located by RFC 3263 through a real DNS
 /// server: its NAPTR record says TCP (`SIP+D2T`) and the SRV name, the SRV record the
@@ -275,13 +291,7 @@ async fn a_destination_located_by_naptr_srv_and_a_records() {
         .start()
         .await;
     let route = format!("sip:{DID}@{domain}");
-    let env = [("DNS_SERVER", dns.addr().to_string())];
-    let mut rig = Rig::file_mode_uris(&[(DID, route)], &env).await;
-    let uac = rig.call(Call::new("call-uac.xml", DID)).await;
-    uac.assert_succeeded(1);
-    let uas = rig.finished(uas).await;
-    uas.assert_succeeded(1);
-    assert_bridged(&uac, 1, &uas, 1, PROVIDER_NAME);
+    let (rig, uas) = answered_through(&dns, route, uas).await;
     let seen = uas.log.call(1);
     assert!(
         seen.field("via").starts_with("SIP/2.0/TCP "),
@@ -319,13 +329,7 @@ async fn a_call_moves_to_the_next_srv_target_when_the_first_refuses_the_connecti
         .start()
         .await;
     let route = format!("sip:{DID}@{domain};transport=tcp");
-    let env = [("DNS_SERVER", dns.addr().to_string())];
-    let mut rig = Rig::file_mode_uris(&[(DID, route)], &env).await;
-    let uac = rig.call(Call::new("call-uac.xml", DID)).await;
-    uac.assert_succeeded(1);
-    let uas = rig.finished(uas).await;
-    uas.assert_succeeded(1);
-    assert_bridged(&uac, 1, &uas, 1, PROVIDER_NAME);
+    let (rig, _) = answered_through(&dns, route, uas).await;
     rig.finish().await;
 }
 

@@ -57,8 +57,7 @@ impl Call {
 
     /// Locates the destination (RFC 3263: NAPTR, SRV, A/AAAA as its URI calls for);
     /// called again by every answer it waited for. The call goes to the first target;
-    /// it does not fail over to the next (a caller waiting 32 s for Timer F has hung
-    /// up long before a second attempt would ring).
+    /// see [`Call::try_next_target`] for when it moves to the next.
     pub(super) fn on_resolved(&mut self, now: Instant, ctx: &mut Ctx) {
         if self.callee != CalleeLeg::Resolving || self.caller != CallerLeg::Inviting {
             return;
@@ -69,14 +68,7 @@ impl Call {
         let Some(hp) = host_port(&destination) else {
             return;
         };
-        let place = Place {
-            host: &hp.host,
-            port: hp.port,
-            transport: hp.transport_given.then_some(hp.transport),
-        };
-        let waiter = Waiter::Call(self.id);
-        let mut asker = Asker::new(&mut ctx.dns, waiter, &mut ctx.out, &mut ctx.next_query);
-        let targets = match locate(place, now, self.id, &mut asker) {
+        let targets = match self.locate_destination(now, ctx, &hp, false) {
             Located::Ready(t) => t,
             Located::Failed(e) => {
                 self.unresolved(now, ctx, &destination, &e);
@@ -384,6 +376,26 @@ impl Call {
         true
     }
 
+    /// RFC 3263 for the destination `hp` (see [`crate::dns::locate`]); `stale_ok`:
+    /// expired answers do, to choose where a failed INVITE goes next.
+    fn locate_destination(
+        &self,
+        now: Instant,
+        ctx: &mut Ctx,
+        hp: &super::uri::HostPort,
+        stale_ok: bool,
+    ) -> Located {
+        let place = Place {
+            host: &hp.host,
+            port: hp.port,
+            transport: hp.transport_given.then_some(hp.transport),
+        };
+        let waiter = Waiter::Call(self.id);
+        let mut asker = Asker::new(&mut ctx.dns, waiter, &mut ctx.out, &mut ctx.next_query);
+        asker.stale_ok = stale_ok;
+        locate(place, now, self.id, &mut asker)
+    }
+
     /// Whether our INVITE has had no provisional answer and no CANCEL, while the caller
     /// still waits: the only time it may go to another target unnoticed.
     fn untouched(&self) -> bool {
@@ -411,15 +423,7 @@ impl Call {
             return false;
         };
         let current = out.addr.remote;
-        let place = Place {
-            host: &hp.host,
-            port: hp.port,
-            transport: hp.transport_given.then_some(hp.transport),
-        };
-        let waiter = Waiter::Call(self.id);
-        let mut asker = Asker::new(&mut ctx.dns, waiter, &mut ctx.out, &mut ctx.next_query);
-        asker.stale_ok = true;
-        let Located::Ready(targets) = locate(place, now, self.id, &mut asker) else {
+        let Located::Ready(targets) = self.locate_destination(now, ctx, &hp, true) else {
             return false;
         };
         let next = targets
