@@ -390,3 +390,71 @@ fn one_registrations_timeout_moves_the_others_on_without_waiting_their_own() {
         "no REGISTER to the silent one once it is known silent"
     );
 }
+
+#[test]
+fn a_calls_invite_answered_503_goes_to_the_destinations_next_srv_target() {
+    use support::calls::{call_config, feed, livekit, place, response, sent_to};
+    let mut cfg = call_config();
+    cfg.default_domain = Some("lk.example.test".into());
+    let mut w = support::registered(cfg);
+    let second: SocketAddr = "198.51.100.51:5080".parse().unwrap();
+    let services = |list: Vec<SrvRecord>| {
+        Ok(Answer {
+            records: Records::Services(list),
+            ttl: None,
+        })
+    };
+    let target = |priority, name: &str| SrvRecord {
+        priority,
+        weight: 0,
+        port: 5080,
+        target: name.into(),
+    };
+    w.dns.insert(
+        (QueryKind::Naptr, "lk.example.test".into()),
+        Ok(Answer {
+            records: Records::Naptr(vec![]),
+            ttl: None,
+        }),
+    );
+    w.dns.insert(
+        (QueryKind::Srv, "_sip._udp.lk.example.test".into()),
+        services(vec![
+            target(20, "lk2.example.test"),
+            target(10, "lk1.example.test"),
+        ]),
+    );
+    for name in ["_sip._tcp.lk.example.test", "_sips._tcp.lk.example.test"] {
+        w.dns
+            .insert((QueryKind::Srv, name.into()), services(vec![]));
+    }
+    w.dns.insert(
+        (QueryKind::Address, "lk1.example.test".into()),
+        a(&livekit().ip().to_string()),
+    );
+    w.dns.insert(
+        (QueryKind::Address, "lk2.example.test".into()),
+        a(&second.ip().to_string()),
+    );
+    // The first INVITE goes to the priority-10 target, which is overloaded.
+    let out = place(&mut w, "c503");
+    let before = w.sent.len();
+    feed(
+        &mut w,
+        livekit(),
+        &response(&out, "503 Service Unavailable", Some("lk"), "", ""),
+    );
+    let to_second = sent_to(&w, second, before);
+    assert!(
+        to_second
+            .iter()
+            .any(|m| m.starts_with("INVITE sip:+4930123456@lk.example.test ")),
+        "the INVITE went to the next target: {to_second:?}"
+    );
+    assert!(
+        sent_to(&w, support::calls::caller(), before)
+            .iter()
+            .all(|m| !m.starts_with("SIP/2.0 503")),
+        "the caller does not hear the first target's 503"
+    );
+}
