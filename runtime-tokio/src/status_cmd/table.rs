@@ -23,6 +23,22 @@ const HEADERS: [&str; 7] = [
     "REGISTRAR",
 ];
 
+/// The registrar, the RFC 3263 target in use when the registrar's name does not say
+/// it (`sip.example.net → 192.0.2.7:5070`: after a failover, which one), and a stream
+/// transport (worth a glance; UDP is the default).
+fn registrar_cell(r: &RegistrationJson) -> String {
+    let mut cell = r.registrar.clone();
+    if let Some(target) = r.target.as_deref().filter(|t| *t != r.registrar) {
+        cell.push_str(" → ");
+        cell.push_str(target);
+    }
+    match r.transport.as_str() {
+        "" | "udp" => {}
+        t => cell.push_str(&format!(" ({t})")),
+    }
+    clean(&cell, usize::MAX)
+}
+
 /// The table for `rows` as seen at `now`; `wide` keeps long names and errors whole.
 pub fn render(rows: &[RegistrationJson], now: OffsetDateTime, wide: bool) -> String {
     let limit = |max: usize| if wide { usize::MAX } else { max };
@@ -40,11 +56,7 @@ pub fn render(rows: &[RegistrationJson], now: OffsetDateTime, wide: bool) -> Str
                     .as_deref()
                     .map_or_else(|| "-".to_owned(), timestamp),
                 expires_in(r.expires_at.as_deref(), now),
-                // A stream transport is worth a glance; UDP is the default.
-                match r.transport.as_str() {
-                    "" | "udp" => clean(&r.registrar, usize::MAX),
-                    t => clean(&format!("{} ({t})", r.registrar), usize::MAX),
-                },
+                registrar_cell(r),
             ]
         })
         .collect();
@@ -245,6 +257,20 @@ mod tests {
         assert_eq!(at("2026-03-01T11:59:59Z"), "-");
         assert_eq!(at("garbage"), "-");
         assert_eq!(expires_in(None, NOW), "-");
+    }
+
+    #[test]
+    fn the_registrar_cell_names_the_target_in_use_when_the_name_does_not() {
+        let mut r = row("p", "registered");
+        r.registrar = "127.0.0.1:5060".into();
+        r.target = Some("127.0.0.1:5060".into());
+        assert_eq!(registrar_cell(&r), "127.0.0.1:5060");
+        r.registrar = "sip.example.net".into();
+        r.target = Some("192.0.2.7:5070".into());
+        r.transport = "tls".into();
+        assert_eq!(registrar_cell(&r), "sip.example.net → 192.0.2.7:5070 (tls)");
+        r.target = None;
+        assert_eq!(registrar_cell(&r), "sip.example.net (tls)");
     }
 
     #[test]
