@@ -385,7 +385,7 @@ impl Sipp {
 
     /// Its directory's file `name`, empty when absent.
     fn file(&self, name: &str) -> String {
-        read(&self.dir.path().join(name))
+        crate::read_lossy(&self.dir.path().join(name))
     }
 
     /// What its scenario logged so far.
@@ -476,7 +476,7 @@ impl Sipp {
     }
 
     fn outcome(&self, status: ExitStatus) -> SippRun {
-        let stats = read(&self.dir.path().join("stats.csv"));
+        let stats = crate::read_lossy(&self.dir.path().join("stats.csv"));
         SippRun {
             scenario: self.scenario.clone(),
             addr: self.addr,
@@ -745,7 +745,7 @@ fn udp_bound(table: &Path, addr: SocketAddr) -> bool {
         u32::from_le_bytes(v4.ip().octets()),
         v4.port()
     );
-    read(table)
+    crate::read_lossy(table)
         .lines()
         .skip(1)
         .any(|line| line.split_whitespace().nth(1) == Some(wanted.as_str()))
@@ -766,12 +766,6 @@ fn stat(csv: &str, name: &str) -> u64 {
         .and_then(|row| row.split(';').nth(column))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -420,7 +420,7 @@ impl DnsServer {
     /// dnsmasq's log messages without their timestamp and `dnsmasq[pid]: ` prefix:
     /// each question, each answer (`config NAME is …`), start and exit.
     pub fn log_messages(&self) -> Vec<String> {
-        read(&self.log)
+        crate::read_lossy(&self.log)
             .lines()
             .map(|line| match line.split_once("]: ") {
                 Some((_, message)) => message.to_owned(),
@@ -432,8 +432,8 @@ impl DnsServer {
     /// Everything dnsmasq wrote: its log, then whatever went to stderr (a failed
     /// start reports there).
     pub fn log_text(&self) -> String {
-        let mut text = read(&self.log);
-        let stderr = read(&self.stderr);
+        let mut text = crate::read_lossy(&self.log);
+        let stderr = crate::read_lossy(&self.stderr);
         if !stderr.is_empty() {
             let _ = write!(text, "(stderr)\n{stderr}");
         }
@@ -572,12 +572,6 @@ pub async fn query(
         ));
     }
     Ok(answer)
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

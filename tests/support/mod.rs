@@ -39,6 +39,14 @@ use std::time::Duration;
 /// only turns a hang into a failure with diagnostics, it measures nothing.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(120);
 
+/// The text of a file a peer writes (a log, SIPp's stats), empty when it is not there
+/// yet; bytes that are not UTF-8 are replaced, not an error.
+pub fn read_lossy(path: &std::path::Path) -> String {
+    std::fs::read(path)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
+}
+
 /// An HTTP client for the admin API; its timeout only turns a hang into a failure.
 pub fn admin_client() -> reqwest::Client {
     reqwest::Client::builder()
