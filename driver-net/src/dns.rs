@@ -189,57 +189,60 @@ impl<P: RuntimeProvider> Dns<P> {
     }
 
     async fn services(&self, host: &str) -> Result<Answer, String> {
-        let found = self.lookup(parse_name(host)?, RecordType::SRV).await;
-        Ok(match found.map_err(|e| self.failure(&e))? {
-            Found::Records(lookup) => Answer {
-                records: Records::Services(
-                    lookup
-                        .answers()
-                        .iter()
-                        .filter_map(|r| match &r.data {
-                            RData::SRV(srv) => Some(SrvRecord {
-                                priority: srv.priority,
-                                weight: srv.weight,
-                                port: srv.port,
-                                target: plain(&srv.target),
-                            }),
-                            _ => None,
-                        })
-                        .collect(),
-                ),
-                ttl: min_ttl(&lookup),
+        self.records(
+            host,
+            RecordType::SRV,
+            Records::Services,
+            |data| match data {
+                RData::SRV(srv) => Some(SrvRecord {
+                    priority: srv.priority,
+                    weight: srv.weight,
+                    port: srv.port,
+                    target: plain(&srv.target),
+                }),
+                _ => None,
             },
-            Found::Nothing(ttl) => Answer {
-                records: Records::Services(Vec::new()),
-                ttl,
-            },
-        })
+        )
+        .await
     }
 
     async fn naptr(&self, host: &str) -> Result<Answer, String> {
-        let found = self.lookup(parse_name(host)?, RecordType::NAPTR).await;
+        self.records(host, RecordType::NAPTR, Records::Naptr, |data| match data {
+            RData::NAPTR(n) => Some(NaptrRecord {
+                order: n.order,
+                preference: n.preference,
+                flags: String::from_utf8_lossy(&n.flags).into_owned(),
+                services: String::from_utf8_lossy(&n.services).into_owned(),
+                replacement: plain(&n.replacement),
+            }),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The records of `kind` for `host`, each read by `read` (others skipped) and put
+    /// in the answer by `wrap`; "does not exist" is an empty answer.
+    async fn records<T>(
+        &self,
+        host: &str,
+        kind: RecordType,
+        wrap: fn(Vec<T>) -> Records,
+        read: fn(&RData) -> Option<T>,
+    ) -> Result<Answer, String> {
+        let found = self.lookup(parse_name(host)?, kind).await;
         Ok(match found.map_err(|e| self.failure(&e))? {
             Found::Records(lookup) => Answer {
-                records: Records::Naptr(
+                records: wrap(
                     lookup
                         .answers()
                         .iter()
-                        .filter_map(|r| match &r.data {
-                            RData::NAPTR(n) => Some(NaptrRecord {
-                                order: n.order,
-                                preference: n.preference,
-                                flags: String::from_utf8_lossy(&n.flags).into_owned(),
-                                services: String::from_utf8_lossy(&n.services).into_owned(),
-                                replacement: plain(&n.replacement),
-                            }),
-                            _ => None,
-                        })
+                        .filter_map(|r| read(&r.data))
                         .collect(),
                 ),
                 ttl: min_ttl(&lookup),
             },
             Found::Nothing(ttl) => Answer {
-                records: Records::Naptr(Vec::new()),
+                records: wrap(Vec::new()),
                 ttl,
             },
         })
